@@ -1,0 +1,126 @@
+"""CloudEvents 1.0 Kafka protocol binding, binary mode: attributes in `ce_*` headers, JSON body."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from schemas.base import CanonicalMessage, now_utc
+from schemas.registry import MESSAGE_TYPES
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+_NAMESPACE = uuid.UUID("6b1c3f0e-2d7a-4c59-9a43-0f3e0c1d9b21")
+
+
+class EnvelopeError(ValueError):
+    """A record that is not a valid canonical message; `reason` names what is wrong."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def message_id(*parts: str) -> str:
+    """A deterministic message id from platform identities (a duplicate maps to the same id)."""
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+
+
+def content_id(*parts: str | bytes) -> str:
+    """A short stable digest, for ids derived from content rather than names."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else p.encode())
+        h.update(b"\x1f")
+    return h.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A canonical message with its CloudEvents attributes."""
+
+    id: str
+    source: str
+    data: CanonicalMessage
+    time: datetime = field(default_factory=now_utc)
+    correlation_id: str | None = None
+
+    @property
+    def type(self) -> str:
+        return self.data.ce_type
+
+    @property
+    def topic(self) -> str:
+        return self.data.topic
+
+    @property
+    def key(self) -> str:
+        return self.data.kafka_key()
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        h = [
+            ("ce_specversion", SPECVERSION.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_time", self.time.isoformat().encode()),
+            ("content-type", CONTENT_TYPE.encode()),
+        ]
+        if self.correlation_id:
+            h.append(("ce_correlationid", self.correlation_id.encode()))
+        return h
+
+    def body(self) -> bytes:
+        return self.data.model_dump_json().encode()
+
+
+def decode(
+    headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], body: bytes | None
+) -> Envelope:
+    """Parse a Kafka record into an Envelope, or raise EnvelopeError with the reason."""
+    h: dict[str, str] = {}
+    for k, v in headers or ():
+        try:
+            h[k] = v.decode() if v is not None else ""
+        except UnicodeDecodeError:
+            raise EnvelopeError(f"header {k!r} is not UTF-8") from None
+    for required in ("ce_specversion", "ce_id", "ce_type", "ce_source"):
+        if not h.get(required):
+            raise EnvelopeError(f"missing CloudEvents header {required}")
+    if h["ce_specversion"] != SPECVERSION:
+        raise EnvelopeError(f"unsupported ce_specversion {h['ce_specversion']!r}")
+    model = MESSAGE_TYPES.get(h["ce_type"])
+    if model is None:
+        raise EnvelopeError(f"unknown message type or schema version {h['ce_type']!r}")
+    if body is None:
+        raise EnvelopeError("empty body")
+    try:
+        data = model.model_validate_json(body)
+    except ValidationError as exc:
+        raise EnvelopeError(f"invalid {h['ce_type']} body: {_summarise(exc)}") from None
+    try:
+        time = datetime.fromisoformat(h["ce_time"]) if h.get("ce_time") else now_utc()
+    except ValueError:
+        raise EnvelopeError(f"ce_time {h['ce_time']!r} is not ISO 8601") from None
+    if time.tzinfo is None:
+        raise EnvelopeError("ce_time has no timezone")
+    return Envelope(
+        id=h["ce_id"],
+        source=h["ce_source"],
+        data=data,
+        time=time,
+        correlation_id=h.get("ce_correlationid"),
+    )
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - 3
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

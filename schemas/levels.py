@@ -1,0 +1,32 @@
+"""Available-to-sell per SKU and channel on `hub.stock-levels.v1`, keyed by SKU."""
+
+from __future__ import annotations
+
+from pydantic import Field, NonNegativeInt, PositiveInt
+
+from schemas import topics
+from schemas.base import CanonicalMessage, Sku, UtcDatetime
+from schemas.orders import Channel
+
+
+class StockLevelChanged(CanonicalMessage):
+    """What a channel may now sell of a SKU. Only the newest version per (SKU, channel) matters."""
+
+    topic = topics.STOCK_LEVELS
+    ce_type = "hub.stock-level.changed.v1"
+
+    sku: Sku
+    channel: Channel
+    available: NonNegativeInt = Field(description="Units the channel may sell now", examples=[38])
+    on_hand: int = Field(description="Units on hand over the channel's locations", examples=[50])
+    reserved: NonNegativeInt = Field(
+        description="Units reserved over those locations", examples=[12]
+    )
+    version: PositiveInt = Field(
+        description="Increases with every change of this (SKU, channel); older versions are stale",
+        examples=[7],
+    )
+    changed_at: UtcDatetime
+
+    def kafka_key(self) -> str:
+        return self.sku

@@ -1,0 +1,138 @@
+"""Order lifecycle messages, published by shop connectors on `hub.orders.v1`, keyed by order key."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, PositiveInt
+
+from schemas import topics
+from schemas.base import Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
+
+OrderKey = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=200,
+        pattern=r"^[^:\s]+:\S+$",
+        description="`{account}:{platform order id}`, unique across every connected shop",
+        examples=["acme:450789469"],
+    ),
+]
+Account = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="Configured account (connected shop) the message came from",
+        examples=["acme"],
+    ),
+]
+Channel = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="Sales channel the order belongs to (its allocation rule decides what it sees)",
+        examples=["online"],
+    ),
+]
+
+
+class _OrderMessage(CanonicalMessage):
+    topic = topics.ORDERS
+
+    order_key: OrderKey
+    account: Account
+    channel: Channel
+
+    def kafka_key(self) -> str:
+        return self.order_key
+
+
+class OrderLine(CanonicalMessage):
+    """One line of an order: what was bought, from where, at what price."""
+
+    sku: Sku
+    quantity: PositiveInt = Field(description="Units ordered", examples=[2])
+    location: Location = "main"
+    unit_price: Amount = Field(
+        default=Decimal(0), description="Price per unit before tax and discount"
+    )
+    discount: Amount = Field(default=Decimal(0), ge=0, description="Discount on the whole line")
+    tax: Amount = Field(default=Decimal(0), ge=0, description="Tax charged on the whole line")
+    line_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Platform line item id",
+        examples=["866550311766439020"],
+    )
+
+
+class OrderPlaced(_OrderMessage):
+    """A shop took an order: the hub reserves every line or none."""
+
+    ce_type = "hub.order.placed.v1"
+
+    platform_order_id: str = Field(
+        max_length=64, description="Order id on the platform", examples=["450789469"]
+    )
+    placed_at: UtcDatetime = Field(description="When the shop took the order (UTC)")
+    currency: Currency
+    lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=500, description="Order lines")
+    shipping: Amount = Field(default=Decimal(0), ge=0, description="Shipping charged")
+    total: Amount = Field(description="Amount the customer pays, tax included", examples=["59.70"])
+    taxes_included: bool = Field(default=False, description="Whether unit prices include tax")
+
+
+class OrderCancelled(_OrderMessage):
+    """The order was cancelled before shipping: its reservation is released."""
+
+    ce_type = "hub.order.cancelled.v1"
+
+    cancelled_at: UtcDatetime
+    reason: str = Field(default="customer", max_length=64, examples=["customer", "fraud"])
+
+
+class FulfilledLine(CanonicalMessage):
+    sku: Sku
+    quantity: PositiveInt = Field(description="Units shipped", examples=[1])
+    location: Location = "main"
+
+
+class OrderFulfilled(_OrderMessage):
+    """Lines left the warehouse: their reservation is committed and on-hand drops."""
+
+    ce_type = "hub.order.fulfilled.v1"
+
+    fulfilment_id: str = Field(
+        max_length=64, description="Platform fulfilment id", examples=["255858046"]
+    )
+    fulfilled_at: UtcDatetime
+    lines: tuple[FulfilledLine, ...] = Field(min_length=1, max_length=500)
+
+
+class ReturnedLine(CanonicalMessage):
+    sku: Sku
+    quantity: PositiveInt = Field(description="Units returned", examples=[1])
+    location: Location = "main"
+    restock: bool = Field(
+        description="Whether the units go back to sellable stock", examples=[True]
+    )
+
+
+class OrderReturned(_OrderMessage):
+    """Goods came back; restocked lines add to on-hand."""
+
+    ce_type = "hub.order.returned.v1"
+
+    return_id: str = Field(
+        max_length=64, description="Platform refund/return id", examples=["509562969"]
+    )
+    returned_at: UtcDatetime
+    lines: tuple[ReturnedLine, ...] = Field(min_length=1, max_length=500)
+    refund: Amount = Field(default=Decimal(0), ge=0, description="Amount refunded for these lines")
+    currency: Currency = "CNY"

@@ -1,0 +1,82 @@
+"""The core's decisions on `hub.reservations.v1`, keyed by order key."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, NonNegativeInt, PositiveInt
+
+from schemas import topics
+from schemas.base import CanonicalMessage, Location, Sku, UtcDatetime
+from schemas.orders import Account, Channel, OrderKey
+
+
+class _ReservationMessage(CanonicalMessage):
+    topic = topics.RESERVATIONS
+
+    order_key: OrderKey
+    account: Account
+    channel: Channel
+
+    def kafka_key(self) -> str:
+        return self.order_key
+
+
+class ReservedLine(CanonicalMessage):
+    sku: Sku
+    location: Location
+    quantity: PositiveInt = Field(examples=[2])
+
+
+class StockReserved(_ReservationMessage):
+    """Every line of the order is reserved."""
+
+    ce_type = "hub.reservation.reserved.v1"
+
+    lines: tuple[ReservedLine, ...]
+    reserved_at: UtcDatetime
+
+
+class RejectReason(StrEnum):
+    INSUFFICIENT_STOCK = "insufficient_stock"
+    UNKNOWN_SKU = "unknown_sku"
+    ORDER_CANCELLED = "order_cancelled"
+    OK = "ok"
+
+
+class RejectedLine(CanonicalMessage):
+    sku: Sku
+    location: Location
+    requested: PositiveInt = Field(examples=[3])
+    available: NonNegativeInt = Field(
+        description="Units that were available to reserve when the order was decided", examples=[1]
+    )
+    reason: RejectReason = Field(
+        description="Why this line failed, or `ok` if it alone could have been reserved",
+        examples=["insufficient_stock"],
+    )
+
+
+class ReservationRejected(_ReservationMessage):
+    """No line was reserved; each line says whether and why it was short."""
+
+    ce_type = "hub.reservation.rejected.v1"
+
+    lines: tuple[RejectedLine, ...]
+    rejected_at: UtcDatetime
+
+
+class ReleaseReason(StrEnum):
+    CANCELLED = "cancelled"
+    STOCK_LOST = "stock_lost"
+    EXPIRED = "expired"
+
+
+class ReservationReleased(_ReservationMessage):
+    """Reserved units went back to available stock."""
+
+    ce_type = "hub.reservation.released.v1"
+
+    lines: tuple[ReservedLine, ...]
+    reason: ReleaseReason = Field(examples=["cancelled"])
+    released_at: UtcDatetime

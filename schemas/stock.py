@@ -1,0 +1,93 @@
+"""Stock events on `hub.stock-events.v1`, keyed by SKU so each SKU's events stay in order."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+
+from schemas import topics
+from schemas.base import Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
+
+
+class _StockMessage(CanonicalMessage):
+    topic = topics.STOCK_EVENTS
+
+    sku: Sku
+
+    def kafka_key(self) -> str:
+        return self.sku
+
+
+class StockCounted(_StockMessage):
+    """A stocktake found this many units: on-hand becomes the count, the difference is journaled."""
+
+    ce_type = "hub.stock.counted.v1"
+
+    location: Location = "main"
+    quantity: NonNegativeInt = Field(description="Units counted", examples=[48])
+    count_id: str = Field(max_length=128, description="Stocktake id", examples=["count-2026-11-01"])
+    counted_at: UtcDatetime
+
+
+class AdjustmentReason(StrEnum):
+    DAMAGED = "damaged"
+    LOST = "lost"
+    FOUND = "found"
+    CORRECTION = "correction"
+    SAMPLE = "sample"
+    OTHER = "other"
+
+
+class StockAdjusted(_StockMessage):
+    """A signed change of on-hand with its reason (damage, loss, found, correction…)."""
+
+    ce_type = "hub.stock.adjusted.v1"
+
+    location: Location = "main"
+    delta: int = Field(description="Units added (positive) or removed (negative)", examples=[-2])
+    reason: AdjustmentReason = Field(examples=["damaged"])
+    note: str = Field(default="", max_length=500, examples=["water damage in aisle 4"])
+    adjustment_id: str = Field(max_length=128, examples=["adj-77"])
+    adjusted_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _nonzero(self) -> StockAdjusted:
+        if self.delta == 0:
+            raise ValueError("delta must not be zero")
+        return self
+
+
+class GoodsReceived(_StockMessage):
+    """Goods arrived at a location: on-hand grows, the moving-average cost takes the unit cost."""
+
+    ce_type = "hub.stock.received.v1"
+
+    location: Location = "main"
+    quantity: PositiveInt = Field(examples=[100])
+    unit_cost: Amount = Field(
+        default=Decimal(0), ge=0, description="Cost per unit", examples=["12.50"]
+    )
+    currency: Currency = "CNY"
+    receipt_id: str = Field(max_length=128, description="Receipt (GRN) id", examples=["GRN-1001"])
+    po_number: str | None = Field(default=None, max_length=64, examples=["PO-2026-0042"])
+    received_at: UtcDatetime
+
+
+class StockTransferred(_StockMessage):
+    """Units moved between two locations."""
+
+    ce_type = "hub.stock.transferred.v1"
+
+    from_location: Location
+    to_location: Location
+    quantity: PositiveInt = Field(examples=[10])
+    transfer_id: str = Field(max_length=128, examples=["TR-9"])
+    transferred_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _distinct(self) -> StockTransferred:
+        if self.from_location == self.to_location:
+            raise ValueError("from_location and to_location must differ")
+        return self
