@@ -1,0 +1,161 @@
+"""Settings from the environment (`HUB_*`) and the TOML config file (accounts, channels, chart)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says where."""
+
+
+def resolve_secret(value: str | None) -> str | None:
+    """Secrets are references (`env:NAME`) in the config file; literal values are accepted too."""
+    if value is None or not value.startswith("env:"):
+        return value
+    name = value.removeprefix("env:")
+    if name not in os.environ:
+        raise ConfigError(f"secret reference {value!r}: environment variable {name} is not set")
+    return os.environ[name]
+
+
+class ChannelRule(BaseModel):
+    """How much of available-to-sell a channel is offered."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    share: float = Field(default=1.0, ge=0, le=1, description="Fraction of available, rounded down")
+    buffer: int = Field(default=0, ge=0, description="Units held back from this channel")
+    cap: int = Field(default=0, ge=0, description="At most this many (0: no cap)")
+    locations: tuple[str, ...] = Field(default=("main",), description="Locations it sells from")
+
+
+class AccountConfig(BaseModel):
+    """One connected outside system. Connectors read their own extra keys from `extra`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    connector: str
+    channel: str = "online"
+    location: str = "main"
+    webhook_secret: str | None = None
+    previous_webhook_secret: str | None = None
+    previous_secret_valid_until: AwareDatetime | None = None
+    api_url: str | None = None
+    api_token: str | None = None
+    path: str | None = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def secret(self, name: str) -> str | None:
+        return resolve_secret(getattr(self, name, None) or self.extra.get(name))
+
+    def webhook_secrets(self, now: datetime) -> list[str]:
+        """The current secret, plus the previous one while its rotation window is open."""
+        secrets = [s for s in [self.secret("webhook_secret")] if s]
+        previous = self.secret("previous_webhook_secret")
+        if previous and (
+            self.previous_secret_valid_until is None or now < self.previous_secret_valid_until
+        ):
+            secrets.append(previous)
+        return secrets
+
+
+class HubConfig(BaseModel):
+    """The TOML config file."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    channels: dict[str, ChannelRule] = Field(default_factory=lambda: {"online": ChannelRule()})
+    accounts: dict[str, AccountConfig] = Field(default_factory=dict)
+
+    @field_validator("accounts")
+    @classmethod
+    def _names(cls, v: dict[str, AccountConfig]) -> dict[str, AccountConfig]:
+        for name in v:
+            if not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"account name {name!r}: use letters, digits, - and _")
+        return v
+
+    @classmethod
+    def load(cls, path: Path | None) -> HubConfig:
+        if path is None:
+            return cls()
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        try:
+            cfg = cls.model_validate(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        for name, acc in cfg.accounts.items():
+            if acc.channel not in cfg.channels and acc.connector in SHOP_CONNECTORS:
+                raise ConfigError(
+                    f"{path}: account {name!r} sells on unknown channel {acc.channel!r}"
+                )
+        return cfg
+
+
+SHOP_CONNECTORS = frozenset({"shopify", "woocommerce", "generic"})
+
+
+class Settings(BaseSettings):
+    """Process settings from `HUB_*` environment variables (see INTERFACE.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
+
+    config: Path | None = Field(default=None, description="TOML config file")
+    kafka_bootstrap: str | None = Field(default=None, description="unset: embedded broker")
+    database_url: str | None = Field(default=None, description="SQLAlchemy async URL")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_format: Literal["console", "json"] | None = None
+    log_level: str = "INFO"
+    var_dir: Path = Path("var")
+    admin_token: str | None = None
+    # Kafka topics and clients
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    # Core tuning
+    core_batch_size: int = Field(default=1000, ge=1)
+    core_batch_timeout_ms: int = Field(default=20, ge=1)
+    consumer_session_timeout_ms: int = Field(default=10000, ge=1000)
+    relay_batch_size: int = Field(default=2000, ge=1)
+    relay_interval_ms: int = Field(default=50, ge=1)
+    reconcile_interval_s: float = Field(default=300.0, ge=0, description="0 disables")
+
+    @cached_property
+    def hub(self) -> HubConfig:
+        path = self.config
+        if path is None and Path("hub.toml").exists():
+            path = Path("hub.toml")
+        return HubConfig.load(path)
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.var_dir / 'hub.db'}"
+
+    @property
+    def broker_file(self) -> Path:
+        """Where `hub serve` records the embedded broker's address for other `hub` commands."""
+        return self.var_dir / "broker.json"
