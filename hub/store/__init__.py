@@ -1,0 +1,1 @@
+"""The one truth: SQL tables, the engine, row locks and migrations."""
