@@ -63,7 +63,6 @@ LineNumber = Annotated[
 SupplierSku = Annotated[
     str | None,
     Field(
-        default=None,
         max_length=48,
         description="The supplier's own article number for the SKU, when it has one",
         examples=["VND-88-RED-M"],
@@ -86,7 +85,7 @@ class PurchaseOrderLine(CanonicalMessage):
 
     line_number: LineNumber
     sku: Sku
-    supplier_sku: SupplierSku
+    supplier_sku: SupplierSku = None
     quantity: PositiveInt = Field(description="Units ordered", examples=[120])
     unit_price: UnitPrice
     unit_of_measure: str = Field(
@@ -298,7 +297,7 @@ class SupplierStockReported(CanonicalMessage):
 
     supplier: SupplierId
     sku: Sku
-    supplier_sku: SupplierSku
+    supplier_sku: SupplierSku = None
     quantity: NonNegativeInt = Field(
         description="Units the supplier can ship now; the hub never sells more", examples=[340]
     )

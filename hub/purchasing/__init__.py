@@ -1,0 +1,1 @@
+"""Supplier linkage: replenishment policy and invoice matching (pure rules)."""
