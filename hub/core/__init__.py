@@ -1,0 +1,1 @@
+"""The core: consumes canonical messages, changes the store, writes the outbox."""

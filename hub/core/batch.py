@@ -1,0 +1,589 @@
+"""One batch of canonical messages → one SQL transaction: effect, inbox rows and outbox rows.
+
+The consumer hands a batch of Kafka records to `CoreProcessor.process`; when it returns, every
+record has been applied exactly once (or recognised as already applied, or dead-lettered) and
+committed, so the consumer may commit its offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.core.records import Record
+from hub.domain.allocation import Level, Rule, channel_available
+from hub.domain.stockbook import NeedsBumpData, OrderRow, ResLine, StockBook, StockRow
+from hub.store import locks
+from hub.store.models import (
+    ChannelLevel,
+    DeadLetter,
+    Movement,
+    Order,
+    OutboxRow,
+    ProcessedMessage,
+    Reservation,
+    Stock,
+)
+from schemas import topics
+from schemas.base import CanonicalMessage, now_utc
+from schemas.envelope import Envelope, EnvelopeError, decode, message_id
+from schemas.levels import StockLevelChanged
+from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
+from schemas.stock import GoodsReceived, StockAdjusted, StockCounted, StockTransferred
+
+log = structlog.get_logger("hub.core")
+
+SOURCE = "hub/core"
+HANDLED = (
+    OrderPlaced,
+    OrderCancelled,
+    OrderFulfilled,
+    OrderReturned,
+    StockCounted,
+    StockAdjusted,
+    GoodsReceived,
+    StockTransferred,
+)
+
+
+class UnhandledMessage(EnvelopeError):
+    """A valid canonical message that this consumer does not process."""
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    lines_refused: int = 0
+    released: int = 0
+    bumped: int = 0
+    levels_published: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: BatchResult) -> None:
+        for name in (
+            "applied",
+            "duplicates",
+            "dead_lettered",
+            "accepted",
+            "rejected",
+            "lines_refused",
+            "released",
+            "bumped",
+            "levels_published",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for k, v in other.by_type.items():
+            self.by_type[k] = self.by_type.get(k, 0) + v
+
+
+@dataclass(frozen=True)
+class DeadLetterInfo:
+    record: Record
+    error: str
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Database unreachable or restarting: retry the same batch later, never dead-letter it."""
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    text = str(exc).lower()
+    return any(
+        s in text
+        for s in ("connection", "terminat", "shutdown", "cannot connect", "database is locked")
+    )
+
+
+def _conflict(exc: BaseException) -> bool:
+    """Lost a race with another replica (duplicate inbox key, deadlock, serialization)."""
+    text = str(exc).lower()
+    return (isinstance(exc, IntegrityError) and "processed_messages" in text) or any(
+        s in text for s in ("deadlock", "could not serialize", "unique", "duplicate key")
+    )
+
+
+def outbox_row(env: Envelope) -> dict[str, Any]:
+    return {
+        "topic": env.topic,
+        "key": env.key,
+        "headers": [[k, v.decode()] for k, v in env.headers()],
+        "payload": env.body(),
+    }
+
+
+def dead_letter_outbox_row(info: DeadLetterInfo, consumer: str) -> dict[str, Any]:
+    r = info.record
+    headers = [[k, v.decode("utf-8", "replace")] for k, v in r.headers]
+    headers += [
+        ["dlq_error", info.error[:2000]],
+        ["dlq_topic", r.topic],
+        ["dlq_partition", str(r.partition)],
+        ["dlq_offset", str(r.offset)],
+        ["dlq_consumer", consumer],
+    ]
+    return {
+        "topic": topics.DLQ,
+        "key": r.key.decode("utf-8", "replace") if r.key else None,
+        "headers": headers,
+        "payload": r.value or b"",
+    }
+
+
+class CoreProcessor:
+    """Applies batches of records to the store. Safe to run in several replicas at once."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        rules: dict[str, Rule],
+        *,
+        consumer: str = "core",
+        on_committed: Callable[[BatchResult], None] | None = None,
+        max_attempts: int = 5,
+    ) -> None:
+        self.sessions = sessions
+        self.rules = rules
+        self.consumer = consumer
+        self.on_committed = on_committed
+        self.max_attempts = max_attempts
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    async def process(self, records: Sequence[Record]) -> BatchResult:
+        good: list[tuple[Record, Envelope]] = []
+        bad: list[DeadLetterInfo] = []
+        seen: set[str] = set()
+        dup_in_batch = 0
+        for r in records:
+            try:
+                env = decode(r.headers, r.value)
+                if not isinstance(env.data, HANDLED):
+                    raise UnhandledMessage(f"{env.type} is not processed by the core")
+            except EnvelopeError as exc:
+                bad.append(DeadLetterInfo(r, exc.reason))
+                continue
+            if env.id in seen:
+                dup_in_batch += 1
+                continue
+            seen.add(env.id)
+            good.append((r, env))
+        try:
+            result = await self._with_retries(good, bad)
+        except Exception as exc:
+            if is_transient(exc) or len(good) <= 1:
+                if is_transient(exc) or not good:
+                    raise
+                # One message that fails on its own, for a reason that is not the database's.
+                log.error("poison message", origin=good[0][0].origin, error=repr(exc))
+                result = await self._with_retries(
+                    [], [*bad, DeadLetterInfo(good[0][0], f"processing failed: {exc!r}"[:2000])]
+                )
+            else:
+                result = await self._isolate(good, bad)
+        result.duplicates += dup_in_batch
+        if self.on_committed:
+            self.on_committed(result)
+        return result
+
+    async def _isolate(
+        self, good: list[tuple[Record, Envelope]], bad: list[DeadLetterInfo]
+    ) -> BatchResult:
+        """A batch keeps failing: apply its messages one by one to find the poison."""
+        log.warning("batch failed; isolating messages", size=len(good))
+        total = await self._with_retries([], bad) if bad else BatchResult()
+        for item in good:
+            try:
+                total.add(await self._with_retries([item], []))
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.error("poison message", origin=item[0].origin, error=repr(exc))
+                total.add(
+                    await self._with_retries(
+                        [], [DeadLetterInfo(item[0], f"processing failed: {exc!r}"[:2000])]
+                    )
+                )
+        return total
+
+    async def _with_retries(
+        self, good: list[tuple[Record, Envelope]], bad: list[DeadLetterInfo]
+    ) -> BatchResult:
+        bump_skus: set[str] = set()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self.sessions() as session, session.begin():
+                    return await self._apply(session, good, bad, bump_skus)
+            except NeedsBumpData as need:
+                bump_skus |= need.skus
+                if attempt > self.max_attempts + 3:
+                    raise
+            except DBAPIError as exc:
+                if not _conflict(exc) or attempt >= self.max_attempts:
+                    raise
+                log.info("batch conflict, retrying", attempt=attempt, error=str(exc)[:200])
+                await asyncio.sleep(0.01 * attempt)
+
+    # -- the transaction ------------------------------------------------------------------------
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        good: list[tuple[Record, Envelope]],
+        bad: list[DeadLetterInfo],
+        bump_skus: set[str],
+    ) -> BatchResult:
+        result = BatchResult()
+        order_keys: set[str] = set()
+        skus: set[str] = set()
+        create: set[tuple[str, str]] = set()
+        for _, env in good:
+            d = env.data
+            if isinstance(d, OrderPlaced | OrderCancelled | OrderFulfilled | OrderReturned):
+                order_keys.add(d.order_key)
+                if isinstance(d, OrderPlaced):
+                    skus.update(line.sku for line in d.lines)
+            elif isinstance(d, StockTransferred):
+                create.update({(d.sku, d.from_location), (d.sku, d.to_location)})
+                bump_skus.add(d.sku)
+            elif isinstance(d, StockCounted | StockAdjusted | GoodsReceived):
+                create.add((d.sku, d.location))
+                if not isinstance(d, GoodsReceived):
+                    bump_skus.add(d.sku)
+        if bump_skus:
+            order_keys |= await locks.holders_of(session, bump_skus)
+
+        # Locks in the global order: orders, then stock.
+        order_rows = await locks.lock_orders(session, order_keys)
+        res_rows = await locks.reservations_of(session, order_keys)
+        skus |= {r.sku for r in res_rows} | bump_skus
+        stock_rows = await locks.lock_stock(session, skus, create)
+
+        # Only now, holding the locks, ask which messages were already applied.
+        ids = [env.id for _, env in good]
+        done: set[str] = set()
+        if ids:
+            t = ProcessedMessage.__table__
+            for part in locks._chunks(ids):
+                q = select(t.c.message_id).where(
+                    t.c.consumer == self.consumer, t.c.message_id.in_(part)
+                )
+                done.update((await session.execute(q)).scalars().all())
+
+        book = StockBook(
+            stock={
+                (r.sku, r.location): StockRow(
+                    r.sku, r.location, r.on_hand, r.reserved, r.inbound, r.safety_stock, r.avg_cost
+                )
+                for r in stock_rows
+            },
+            orders={
+                r.order_key: OrderRow(
+                    r.order_key,
+                    r.account,
+                    r.channel,
+                    r.status,
+                    r.placed,
+                    r.cancelled,
+                    r.currency,
+                    r.total,
+                    r.placed_at,
+                )
+                for r in order_rows
+            },
+            bump_loaded=bump_skus,
+        )
+        for r in res_rows:
+            book.orders[r.order_key].lines[(r.sku, r.location)] = ResLine(
+                r.order_key,
+                r.sku,
+                r.location,
+                r.quantity,
+                r.open,
+                r.shipped,
+                r.shipped_unreserved,
+                r.returned,
+                r.released,
+                r.seq,
+            )
+        stock_before = set(book.stock)
+
+        applied: list[Envelope] = []
+        for _, env in good:
+            if env.id in done:
+                result.duplicates += 1
+                continue
+            self._dispatch(book, env)
+            applied.append(env)
+            result.by_type[env.type] = result.by_type.get(env.type, 0) + 1
+        result.applied = len(applied)
+        o = book.outcome
+        result.accepted, result.rejected, result.lines_refused = (
+            o.accepted,
+            o.rejected,
+            o.lines_refused,
+        )
+        result.released, result.bumped = o.released, o.bumped
+
+        now = now_utc()
+        outbox: list[dict[str, Any]] = []
+        for msg, cause in book.out:
+            outbox.append(outbox_row(self._envelope(msg, cause, applied)))
+        result.levels_published = await self._levels(session, book, outbox, now)
+        await self._write(session, book, stock_before, applied, now)
+        for info in bad:
+            inserted = await self._dead_letter(session, info)
+            if inserted:
+                outbox.append(dead_letter_outbox_row(info, self.consumer))
+                result.dead_lettered += 1
+        if outbox:
+            await session.execute(insert(OutboxRow), outbox)
+        return result
+
+    def _envelope(self, msg: CanonicalMessage, cause: str, applied: list[Envelope]) -> Envelope:
+        corr = next((e.correlation_id or e.id for e in applied if e.id == cause), cause)
+        return Envelope(
+            id=message_id(SOURCE, msg.ce_type, cause, msg.kafka_key()),
+            source=SOURCE,
+            data=msg,
+            correlation_id=corr,
+        )
+
+    @staticmethod
+    def _dispatch(book: StockBook, env: Envelope) -> None:
+        d, cause = env.data, env.id
+        if isinstance(d, OrderPlaced):
+            book.apply_placed(d, cause)
+        elif isinstance(d, OrderCancelled):
+            book.apply_cancelled(d, cause)
+        elif isinstance(d, OrderFulfilled):
+            book.apply_fulfilled(d, cause)
+        elif isinstance(d, OrderReturned):
+            book.apply_returned(d, cause)
+        elif isinstance(d, StockCounted):
+            book.apply_counted(d, cause)
+        elif isinstance(d, StockAdjusted):
+            book.apply_adjusted(d, cause)
+        elif isinstance(d, GoodsReceived):
+            book.apply_received(d, cause)
+        elif isinstance(d, StockTransferred):
+            book.apply_transferred(d, cause)
+
+    async def _levels(
+        self, session: AsyncSession, book: StockBook, outbox: list[dict[str, Any]], now: datetime
+    ) -> int:
+        """Publish a StockLevelChanged per (SKU, channel) whose available value changed."""
+        if not book.touched or not self.rules:
+            return 0
+        t = ChannelLevel.__table__
+        skus = sorted(book.touched)
+        current: dict[tuple[str, str], tuple[int, int]] = {}
+        for part in locks._chunks(skus):
+            for r in (await session.execute(select(t).where(t.c.sku.in_(part)))).all():
+                current[(r.sku, r.channel)] = (r.available, r.version)
+        by_sku: dict[str, list[StockRow]] = {}
+        for row in book.stock.values():
+            by_sku.setdefault(row.sku, []).append(row)
+        new_rows: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        for sku in skus:
+            rows = by_sku.get(sku, [])
+            for channel, rule in self.rules.items():
+                mine = [r for r in rows if r.location in rule.locations]
+                value = channel_available(
+                    (Level(r.on_hand, r.reserved, r.safety_stock) for r in mine), rule
+                )
+                prev = current.get((sku, channel))
+                if prev is not None and prev[0] == value:
+                    continue
+                if prev is None and value == 0 and not mine:
+                    continue
+                version = (prev[1] + 1) if prev else 1
+                (changed if prev else new_rows).append(
+                    {
+                        "sku": sku,
+                        "channel": channel,
+                        "available": value,
+                        "version": version,
+                        "updated_at": now,
+                    }
+                )
+                msg = StockLevelChanged(
+                    sku=sku,
+                    channel=channel,
+                    available=value,
+                    on_hand=sum(r.on_hand for r in mine),
+                    reserved=sum(r.reserved for r in mine),
+                    version=version,
+                    changed_at=now,
+                )
+                outbox.append(
+                    outbox_row(
+                        Envelope(
+                            id=message_id(SOURCE, "level", sku, channel, str(version)),
+                            source=SOURCE,
+                            data=msg,
+                            time=now,
+                        )
+                    )
+                )
+        if new_rows:
+            await session.execute(insert(ChannelLevel), new_rows)
+        if changed:
+            await session.execute(update(ChannelLevel), changed)
+        return len(new_rows) + len(changed)
+
+    async def _write(
+        self,
+        session: AsyncSession,
+        book: StockBook,
+        stock_before: set[Any],
+        applied: list[Envelope],
+        now: datetime,
+    ) -> None:
+        stock = [
+            {
+                "sku": r.sku,
+                "location": r.location,
+                "on_hand": r.on_hand,
+                "reserved": r.reserved,
+                "inbound": r.inbound,
+                "avg_cost": r.avg_cost,
+                "updated_at": now,
+            }
+            for r in book.stock.values()
+            if r.dirty
+        ]
+        created = [s for s in stock if (s["sku"], s["location"]) not in stock_before]
+        if created:  # rows the lock step did not create (none today; kept for safety)
+            await locks.insert_ignore(
+                session,
+                Stock.__table__,
+                [{"sku": s["sku"], "location": s["location"]} for s in created],
+                ["sku", "location"],
+            )
+        if stock:
+            await session.execute(update(Stock), stock)
+        orders = [
+            {
+                "order_key": o.order_key,
+                "account": o.account,
+                "channel": o.channel,
+                "status": o.status,
+                "placed": o.placed,
+                "cancelled": o.cancelled,
+                "currency": o.currency,
+                "total": o.total,
+                "placed_at": o.placed_at,
+                "updated_at": now,
+            }
+            for o in book.orders.values()
+            if o.dirty
+        ]
+        if orders:
+            await session.execute(update(Order), orders)
+        new_lines: list[dict[str, Any]] = []
+        changed_lines: list[dict[str, Any]] = []
+        for o in book.orders.values():
+            for line in o.lines.values():
+                if not (line.new or line.dirty):
+                    continue
+                row = {
+                    "order_key": line.order_key,
+                    "sku": line.sku,
+                    "location": line.location,
+                    "quantity": line.quantity,
+                    "open": line.open,
+                    "shipped": line.shipped,
+                    "shipped_unreserved": line.shipped_unreserved,
+                    "returned": line.returned,
+                    "released": line.released,
+                    "seq": line.seq,
+                }
+                (new_lines if line.new else changed_lines).append(row)
+        if new_lines:
+            await session.execute(insert(Reservation), new_lines)
+        if changed_lines:
+            await session.execute(update(Reservation), changed_lines)
+        if book.movements:
+            await session.execute(
+                insert(Movement),
+                [
+                    {
+                        "sku": m.sku,
+                        "location": m.location,
+                        "delta": m.delta,
+                        "kind": m.kind,
+                        "reason": m.reason,
+                        "ref": m.ref[:200],
+                        "cause": m.cause,
+                        "unit_cost": m.unit_cost,
+                        "at": m.at,
+                    }
+                    for m in book.movements
+                ],
+            )
+        if applied:
+            await session.execute(
+                insert(ProcessedMessage),
+                [
+                    {"consumer": self.consumer, "message_id": e.id, "processed_at": now}
+                    for e in applied
+                ],
+            )
+
+    async def _dead_letter(self, session: AsyncSession, info: DeadLetterInfo) -> bool:
+        r = info.record
+        t = DeadLetter.__table__
+        exists = await session.execute(
+            select(t.c.id).where(
+                t.c.consumer == self.consumer,
+                t.c.topic == r.topic,
+                t.c.partition == r.partition,
+                t.c.offset == r.offset,
+            )
+        )
+        if exists.first() is not None:
+            return False
+        await session.execute(
+            insert(DeadLetter).values(
+                consumer=self.consumer,
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                key=r.key,
+                headers=[[k, v.decode("utf-8", "replace")] for k, v in r.headers],
+                payload=r.value,
+                error=info.error,
+            )
+        )
+        log.warning("dead-lettered", origin=r.origin, error=info.error)
+        return True
+
+
+def rules_from_config(channels: dict[str, Any]) -> dict[str, Rule]:
+    from hub.domain.allocation import share_from_float
+
+    return {
+        name: Rule(
+            share=share_from_float(c.share),
+            buffer=c.buffer,
+            cap=c.cap,
+            locations=tuple(c.locations),
+        )
+        for name, c in channels.items()
+    }

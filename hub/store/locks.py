@@ -1,0 +1,98 @@
+"""Every row lock the core takes, in one global order: orders by key, then stock by SKU.
+
+On PostgreSQL these are `SELECT … FOR UPDATE` in sorted order, so concurrent batches on two
+replicas queue behind each other instead of deadlocking. On SQLite the whole database is locked
+by `BEGIN IMMEDIATE` (see hub.store.db) and `FOR UPDATE` is not rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.store.models import Order, Reservation, Stock
+
+CHUNK = 5000
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+async def insert_ignore(
+    session: AsyncSession, table: Any, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """INSERT … ON CONFLICT DO NOTHING, for rows that may already exist."""
+    for part in _chunks(rows):
+        stmt = _insert(session, table).on_conflict_do_nothing(index_elements=keys)
+        await session.execute(stmt, list(part))
+
+
+async def lock_orders(session: AsyncSession, keys: Iterable[str]) -> list[Row[Any]]:
+    """Create missing order rows, then lock all of them in key order."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return []
+    await insert_ignore(
+        session, Order.__table__, [{"order_key": k} for k in ordered], ["order_key"]
+    )
+    rows: list[Row[Any]] = []
+    t = Order.__table__
+    for part in _chunks(ordered):
+        stmt = select(t).where(t.c.order_key.in_(part)).order_by(t.c.order_key).with_for_update()
+        rows.extend((await session.execute(stmt)).all())
+    return rows
+
+
+async def lock_stock(
+    session: AsyncSession, skus: Iterable[str], create: Iterable[tuple[str, str]] = ()
+) -> list[Row[Any]]:
+    """Create the given missing (sku, location) rows, then lock every location of the SKUs in
+    (sku, location) order. Locking whole SKUs keeps each SKU's channel levels consistent."""
+    new = sorted(set(create))
+    if new:
+        await insert_ignore(
+            session,
+            Stock.__table__,
+            [{"sku": s, "location": loc} for s, loc in new],
+            ["sku", "location"],
+        )
+    ordered = sorted(set(skus) | {s for s, _ in new})
+    if not ordered:
+        return []
+    rows: list[Row[Any]] = []
+    t = Stock.__table__
+    for part in _chunks(ordered):
+        stmt = select(t).where(t.c.sku.in_(part)).order_by(t.c.sku, t.c.location).with_for_update()
+        rows.extend((await session.execute(stmt)).all())
+    return rows
+
+
+async def reservations_of(session: AsyncSession, order_keys: Iterable[str]) -> list[Row[Any]]:
+    keys = sorted(set(order_keys))
+    t = Reservation.__table__
+    rows: list[Row[Any]] = []
+    for part in _chunks(keys):
+        rows.extend((await session.execute(select(t).where(t.c.order_key.in_(part)))).all())
+    return rows
+
+
+async def holders_of(session: AsyncSession, skus: Iterable[str]) -> set[str]:
+    """Orders holding open reservations on these SKUs (read without lock; locked by the caller)."""
+    t = Reservation.__table__
+    keys: set[str] = set()
+    for part in _chunks(sorted(set(skus))):
+        stmt = select(t.c.order_key).where(t.c.sku.in_(part), t.c.open > 0).distinct()
+        keys.update((await session.execute(stmt)).scalars().all())
+    return keys
