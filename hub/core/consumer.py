@@ -1,0 +1,70 @@
+"""The core's FastStream batch subscriber: one transaction and one offset commit per batch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from hub.core.batch import CoreProcessor, is_transient
+from hub.core.records import Record
+from schemas import topics
+
+log = structlog.get_logger("hub.core.consumer")
+
+CORE_GROUP = "hub-core"
+CORE_TOPICS = (topics.ORDERS, topics.STOCK_EVENTS)
+
+
+async def _raw(msg: Any) -> Any:
+    """Keep the bytes: the processor decodes (and dead-letters what it cannot decode)."""
+    return msg.body
+
+
+def add_core_subscriber(
+    broker: KafkaBroker,
+    processor: CoreProcessor,
+    *,
+    group_id: str = CORE_GROUP,
+    batch_size: int = 1000,
+    batch_timeout_ms: int = 20,
+    session_timeout_ms: int = 10000,
+    retry_delay: float = 1.0,
+) -> Any:
+    """Subscribe `processor` to the core's input topics as one consumer of `group_id`.
+
+    Offsets are committed (ack) only after the batch's transaction committed; on a transient
+    failure the batch is nacked (the consumer seeks back) after a pause, and re-read.
+    """
+
+    @broker.subscriber(
+        *CORE_TOPICS,
+        group_id=group_id,
+        batch=True,
+        max_records=batch_size,
+        batch_timeout_ms=batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(1000, session_timeout_ms // 3),
+        max_poll_interval_ms=300_000,
+        decoder=_raw,
+    )
+    async def on_batch(body: list[Any], message: KafkaMessage) -> None:
+        records = [Record.from_consumer_record(r) for r in message.raw_message]
+        try:
+            await processor.process(records)
+        except Exception as exc:
+            log.error(
+                "batch not applied; will be re-read",
+                size=len(records),
+                error=repr(exc),
+                transient=is_transient(exc),
+            )
+            await asyncio.sleep(retry_delay)
+            raise
+
+    return on_batch

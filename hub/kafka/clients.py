@@ -1,0 +1,37 @@
+"""Client settings shared by every Kafka client of the hub (security, timeouts)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from hub.config import Settings, resolve_secret
+from hub.kafka.embedded import recorded_bootstrap
+
+
+class NoBroker(RuntimeError):
+    """No broker configured and none recorded by a running `hub serve`."""
+
+
+def bootstrap(settings: Settings) -> str:
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    found = recorded_bootstrap(settings.broker_file)
+    if found:
+        return found
+    raise NoBroker(
+        "no Kafka broker: set HUB_KAFKA_BOOTSTRAP, or start `hub serve` (embedded broker) "
+        f"with the same HUB_VAR_DIR ({settings.var_dir})"
+    )
+
+
+def client_kwargs(settings: Settings) -> dict[str, Any]:
+    """aiokafka keyword arguments for TLS/SASL from the settings."""
+    kw: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        kw["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol.startswith("SASL"):
+        kw["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
+        kw["sasl_plain_username"] = settings.kafka_sasl_username
+        kw["sasl_plain_password"] = resolve_secret(settings.kafka_sasl_password)
+    return kw

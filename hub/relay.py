@@ -1,0 +1,190 @@
+"""The outbox relay: publishes committed outbox rows in id order, then marks them sent.
+
+At-least-once: a crash between publish and mark re-publishes those rows; every message keeps
+its id, so consumers drop the duplicate. Rows of one key are committed in id order (the core
+holds that key's lock while writing them), so per-key order is kept. On PostgreSQL a session
+advisory lock elects one active relay among replicas; the others wait as hot standbys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from hub.bus import BrokerUnavailable
+from hub.kafka.producer import KafkaPublisher
+from hub.store.models import OutboxRow
+from schemas.base import now_utc
+
+log = structlog.get_logger("hub.relay")
+
+ADVISORY_KEY = 0x4855_4252  # "HUBR"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        publisher: KafkaPublisher,
+        *,
+        batch_size: int = 2000,
+        interval: float = 0.05,
+        keep_sent: timedelta = timedelta(minutes=10),
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.publisher = publisher
+        self.batch_size = batch_size
+        self.interval = interval
+        self.keep_sent = keep_sent
+        self.on_published = on_published
+        self._wake = asyncio.Event()
+        self._leader_conn: AsyncConnection | None = None
+        self.published = 0
+
+    def notify(self) -> None:
+        """Wake the relay now (the core just committed outbox rows)."""
+        self._wake.set()
+
+    async def _lead(self) -> bool:
+        if self.engine.dialect.name != "postgresql":
+            return True
+        if self._leader_conn is not None:
+            try:
+                await self._leader_conn.execute(text("SELECT 1"))
+                return True
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await self._leader_conn.close()
+                self._leader_conn = None
+        conn = await self.engine.connect()
+        got = (
+            await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
+        ).scalar()
+        await conn.commit()
+        if got:
+            self._leader_conn = conn
+            log.info("relay is the active publisher")
+            return True
+        await conn.close()
+        return False
+
+    async def drain_once(self) -> int:
+        """Publish one batch of pending rows; returns how many were sent."""
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        OutboxRow.id,
+                        OutboxRow.topic,
+                        OutboxRow.key,
+                        OutboxRow.headers,
+                        OutboxRow.payload,
+                    )
+                    .where(OutboxRow.sent_at.is_(None))
+                    .order_by(OutboxRow.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        await self.publisher.send_many(
+            [
+                (r.topic, r.key, bytes(r.payload), [(k, v.encode()) for k, v in r.headers])
+                for r in rows
+            ]
+        )
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_([r.id for r in rows]))
+                .values(sent_at=now_utc())
+            )
+        self.published += len(rows)
+        if self.on_published:
+            self.on_published(len(rows))
+        return len(rows)
+
+    async def prune(self) -> int:
+        async with self.sessions() as session, session.begin():
+            res = await session.execute(
+                delete(OutboxRow).where(
+                    OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < now_utc() - self.keep_sent
+                )
+            )
+            return int(getattr(res, "rowcount", 0) or 0)
+
+    async def backlog(self) -> tuple[int, float]:
+        """Pending rows and the age in seconds of the oldest."""
+        async with self.sessions() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(OutboxRow.created_at)).where(
+                        OutboxRow.sent_at.is_(None)
+                    )
+                )
+            ).one()
+        age = (
+            (now_utc() - oldest.replace(tzinfo=oldest.tzinfo or now_utc().tzinfo)).total_seconds()
+            if oldest
+            else 0.0
+        )
+        return int(count), max(0.0, age)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        last_prune = 0.0
+        loop = asyncio.get_running_loop()
+        backoff = self.interval
+        while not stop.is_set():
+            try:
+                if not await self._lead():
+                    await _wait(stop, 2.0)
+                    continue
+                sent = await self.drain_once()
+                backoff = self.interval
+                if loop.time() - last_prune > 60:
+                    last_prune = loop.time()
+                    await self.prune()
+                if sent == self.batch_size:
+                    continue
+            except BrokerUnavailable as exc:
+                log.warning("relay cannot publish; retrying", error=str(exc)[:200])
+                backoff = min(5.0, max(backoff * 2, 0.2))
+            except Exception as exc:
+                log.error("relay error; retrying", error=repr(exc)[:300])
+                backoff = min(5.0, max(backoff * 2, 0.2))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):
+                    await asyncio.wait(
+                        [
+                            asyncio.ensure_future(self._wake.wait()),
+                            asyncio.ensure_future(stop.wait()),
+                        ],
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+        if self._leader_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._leader_conn.close()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    await wait_any([stop], seconds)
+
+
+async def wait_any(events: list[asyncio.Event], seconds: float) -> None:
+    """Return when any event is set or the timeout passes; leaves no task behind."""
+    tasks = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
