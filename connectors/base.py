@@ -1,0 +1,340 @@
+"""What every shop connector offers, the registry by name, and parsing helpers for mappings.
+
+A connector turns webhook deliveries into canonical envelopes (`verify` then `parse`) and builds a
+platform client for resync, reconcile and stock push-out. It never touches the store.
+
+`Envelope.time` carries the platform's own modification time of the resource (Shopify
+`updated_at` / `X-Shopify-Triggered-At`, WooCommerce `date_modified_gmt`): a consumer that remembers
+the newest time it applied per order can drop a stale update with `is_stale`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import importlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import httpx
+from pydantic import ValidationError
+
+from connectors.errors import MalformedPayload, SignatureInvalid
+from hub.config import AccountConfig
+from schemas.base import CanonicalMessage
+from schemas.envelope import Envelope
+
+M = TypeVar("M", bound=CanonicalMessage)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A configured account by its name (the key under `[accounts]`) with its settings."""
+
+    name: str
+    config: AccountConfig
+
+    @property
+    def connector(self) -> str:
+        return self.config.connector
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents source of what this account sends, e.g. `shopify/acme`."""
+        return f"{self.config.connector}/{self.name}"
+
+    def order_key(self, platform_order_id: str) -> str:
+        return f"{self.name}:{platform_order_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    """One page of a paginated order listing, already mapped.
+
+    `rejected` holds the orders that could not be mapped (platform id, reason): a resync reports
+    them and carries on. `cursor` resumes the listing after this page; None when it is the last.
+    `newest` is the largest modification time seen, for a stored `--since` cursor.
+    """
+
+    envelopes: list[Envelope]
+    cursor: str | None
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    newest: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StockPushResult:
+    """What a set-stock call did: SKUs set, and SKUs the platform does not know (permanent)."""
+
+    updated: dict[str, int] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class ShopClient(Protocol):
+    """The platform API subset resync, reconcile and push-out need."""
+
+    async def list_orders(self, *, since: datetime | None, cursor: str | None) -> OrderPage:
+        """One page of orders modified at or after `since`, mapped to canonical envelopes."""
+        ...
+
+    async def get_stock(self, skus: Sequence[str] | None = None) -> dict[str, int]:
+        """Stock the platform shows per SKU (all managed SKUs when `skus` is None)."""
+        ...
+
+    async def set_stock(self, levels: Mapping[str, int]) -> StockPushResult:
+        """Set available quantities. Raises ConnectorError for a failed call."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class ShopConnector(Protocol):
+    """One shop platform: webhook signature, payload mapping, API client."""
+
+    name: str
+
+    def verify(
+        self, body: bytes, headers: Mapping[str, str], account: Account, now: datetime
+    ) -> None:
+        """Check the signature on the raw body; raise SignatureInvalid. Never parses the body."""
+        ...
+
+    def parse(
+        self, body: bytes, headers: Mapping[str, str], account: Account, now: datetime
+    ) -> list[Envelope]:
+        """Map a verified delivery to envelopes ([] for topics the hub ignores).
+
+        Raises MalformedPayload with a reason naming the offending field.
+        """
+        ...
+
+    def client(
+        self, account: Account, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> ShopClient:
+        """The platform client for this account (`transport` lets tests use a simulator)."""
+        ...
+
+
+_REGISTRY: dict[str, str] = {
+    "shopify": "connectors.shopify:CONNECTOR",
+    "woocommerce": "connectors.woocommerce:CONNECTOR",
+    "generic": "connectors.generic:CONNECTOR",
+}
+
+
+def connector_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_connector(name: str) -> ShopConnector:
+    """The connector registered under `name`; KeyError if there is none."""
+    target = _REGISTRY[name]
+    module, attr = target.split(":")
+    connector: ShopConnector = getattr(importlib.import_module(module), attr)
+    return connector
+
+
+def register_connector(name: str, target: str) -> None:
+    """Register another connector as `module:ATTRIBUTE` (imported on first use)."""
+    _REGISTRY[name] = target
+
+
+# --- staleness ---------------------------------------------------------------------------------
+
+
+def is_stale(previous: datetime | None, incoming: datetime) -> bool:
+    """True if `incoming` is older than what was already applied for the same resource.
+
+    Equal times are not stale (a duplicate is dropped by its message id, not here).
+    """
+    return previous is not None and incoming < previous
+
+
+# --- parsing helpers for mappings --------------------------------------------------------------
+
+_SKU = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup over any mapping."""
+    lname = name.lower()
+    for k, v in headers.items():
+        if k.lower() == lname:
+            return v
+    return None
+
+
+def req(obj: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(obj, Mapping) or obj.get(key) is None:
+        raise MalformedPayload(f"{where}.{key} is missing")
+    return obj[key]
+
+
+def as_obj(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise MalformedPayload(f"{where} must be an object")
+    return value
+
+
+def as_list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedPayload(f"{where} must be an array")
+    return value
+
+
+def as_id(value: Any, where: str) -> str:
+    """A platform id (integer or string) as a string."""
+    if isinstance(value, bool) or value is None:
+        raise MalformedPayload(f"{where} is missing or not an id")
+    if isinstance(value, int):
+        if value < 0:
+            raise MalformedPayload(f"{where} must not be negative")
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable() and " " not in value:
+        return value
+    raise MalformedPayload(f"{where} is not a usable id")
+
+
+def money(value: Any, where: str, *, default: Decimal | None = None) -> Decimal:
+    """A platform money string (or integer) as Decimal. Floats are refused: they lose cents."""
+    if value is None or value == "":
+        if default is not None:
+            return default
+        raise MalformedPayload(f"{where} is missing")
+    if isinstance(value, (bool, float)):
+        raise MalformedPayload(f"{where} must be a decimal string, not {type(value).__name__}")
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise MalformedPayload(f"{where} is not a decimal amount: {str(value)[:40]!r}") from None
+    if not d.is_finite() or abs(d) >= Decimal(10) ** 14:
+        raise MalformedPayload(f"{where} is out of range")
+    exponent = d.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -6:
+        raise MalformedPayload(f"{where} has more than 6 decimal places")
+    return d
+
+
+def quantity(value: Any, where: str, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedPayload(f"{where} must be an integer")
+    if value < 0 or (value == 0 and not allow_zero) or value > 1_000_000:
+        raise MalformedPayload(f"{where} is out of range: {value}")
+    return value
+
+
+def sku(value: Any, where: str) -> str:
+    """A usable SKU, or MalformedPayload naming the line. Unknown SKUs are the core's call."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise MalformedPayload(f"{where} has no SKU")
+    if not isinstance(value, str) or not _SKU.match(value.strip()):
+        raise MalformedPayload(f"{where} has an unusable SKU")
+    return value.strip()
+
+
+def timestamp(value: Any, where: str, *, naive_is_utc: bool = False) -> datetime:
+    """An ISO 8601 time as an aware UTC datetime."""
+    if not isinstance(value, str) or not value:
+        raise MalformedPayload(f"{where} is missing or not a time")
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedPayload(f"{where} is not an ISO 8601 time: {value[:40]!r}") from None
+    if t.tzinfo is None:
+        if not naive_is_utc:
+            raise MalformedPayload(f"{where} has no timezone")
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC)
+
+
+def build(model: type[M], where: str, **fields: Any) -> M:
+    """Construct a canonical message; a validation failure becomes MalformedPayload."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise MalformedPayload(f"{where}: {loc}: {err['msg']}") from None
+
+
+def currency(value: Any, where: str) -> str:
+    from schemas.base import ISO_4217
+
+    if not isinstance(value, str) or value.upper() not in ISO_4217:
+        raise MalformedPayload(f"{where} is not an ISO 4217 currency code")
+    return value.upper()
+
+
+# --- HMAC signatures ---------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes, encoding: str = "base64") -> str:
+    """HMAC-SHA256 of the raw body, base64 (Shopify, WooCommerce) or hex encoded."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode() if encoding == "base64" else digest.hex()
+
+
+def verify_hmac(body: bytes, provided: str | None, secrets: Sequence[str], encoding: str) -> None:
+    """Accept if any configured secret signs the body; constant-time compare for each."""
+    if not provided:
+        raise SignatureInvalid("missing signature")
+    if not secrets:
+        raise SignatureInvalid("no webhook secret configured for this account")
+    candidate = provided.strip().encode("ascii", "replace")
+    ok = False
+    for secret in secrets:
+        # Compare against every secret (no early exit) so timing says nothing about which matched.
+        ok |= hmac.compare_digest(sign(secret, body, encoding).encode(), candidate)
+    if not ok:
+        raise SignatureInvalid("signature does not match")
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def parse_json(body: bytes) -> object:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, bounded nesting."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPayload("body is not UTF-8") from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_keep_decimal_text)
+    except RecursionError:
+        raise MalformedPayload("body is nested too deeply") from None
+    except ValueError as exc:
+        raise MalformedPayload(f"body is not JSON: {str(exc)[:120]}") from None
+    _check_depth(value)
+    return value
+
+
+MAX_JSON_DEPTH = 64
+
+
+def _check_depth(value: object) -> None:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedPayload(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _keep_decimal_text(text: str) -> object:
+    return Decimal(text)

@@ -1,0 +1,48 @@
+"""Typed connector failures. The edge (gateway, worker) turns them into HTTP codes or DLQ records."""
+
+from __future__ import annotations
+
+
+class SignatureInvalid(Exception):
+    """The webhook's signature is missing, malformed, wrong, or the delivery is a replay."""
+
+    def __init__(self, reason: str = "invalid signature") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MalformedPayload(ValueError):
+    """The payload cannot be turned into canonical messages; `reason` says which field and why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownAccount(LookupError):
+    """No configured account of that name (or it belongs to another connector)."""
+
+    def __init__(self, account: str) -> None:
+        super().__init__(f"unknown account {account!r}")
+        self.account = account
+
+
+class PayloadTooLarge(ValueError):
+    """The body exceeds the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body larger than {limit} bytes")
+        self.limit = limit
+
+
+class ConnectorError(Exception):
+    """A platform call failed. `retryable` says whether trying again later can succeed."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"ConnectorError({self.message!r}, retryable={self.retryable}, status={self.status})"

@@ -1,0 +1,324 @@
+"""Shopify payloads (Admin REST / webhook JSON, API 2024-10) to canonical messages. Pure functions.
+
+Message ids come from the platform's own identities, never from the delivery, so a redelivered
+webhook (same `X-Shopify-Event-Id`, new `X-Shopify-Webhook-Id`), a second topic carrying the same
+order (orders/create and orders/paid both carry the whole order) and a resync pull of that order
+all produce the same ids:
+
+- placed, cancelled, captured: at most once per order → (account, order id, event);
+- fulfilled: per fulfillment id; returned / payment refunded: per refund id.
+
+Every `orders/*` topic carries the complete order, so each is mapped as a snapshot: the order as
+placed, plus whatever else has already happened to it. The core's inbox drops what it has seen.
+Amounts are in the shop currency (`currency`); `presentment_currency` is what the buyer saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import (
+    Account,
+    as_id,
+    as_list,
+    as_obj,
+    build,
+    currency,
+    money,
+    quantity,
+    req,
+    sku,
+    timestamp,
+)
+from connectors.errors import MalformedPayload
+from schemas.base import CanonicalMessage
+from schemas.envelope import Envelope, message_id
+from schemas.orders import (
+    FulfilledLine,
+    OrderCancelled,
+    OrderFulfilled,
+    OrderLine,
+    OrderPlaced,
+    OrderReturned,
+    ReturnedLine,
+)
+from schemas.payments import PaymentCaptured, PaymentRefunded
+
+ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/cancelled", "orders/fulfilled"})
+TOPICS = ORDER_TOPICS | {"fulfillments/create", "refunds/create"}
+PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
+RESTOCK_TYPES = frozenset({"return", "cancel", "legacy_restock"})
+MAX_LINES = 500
+Json = Mapping[str, Any]
+
+
+def map_webhook(topic: str, payload: Any, account: Account) -> list[Envelope]:
+    """Envelopes for one webhook topic; [] for topics the hub does not use."""
+    if topic not in TOPICS:
+        return []
+    body = as_obj(payload, "body")
+    if topic in ORDER_TOPICS:
+        return map_order(body, account)
+    if topic == "fulfillments/create":
+        order_id = as_id(req(body, "order_id", "fulfillment"), "fulfillment.order_id")
+        env = _fulfillment(body, order_id, account, "fulfillment")
+        return [env] if env else []
+    order_id = as_id(req(body, "order_id", "refund"), "refund.order_id")
+    return _refund(body, order_id, account, None, "refund")
+
+
+def map_order(order: Json, account: Account) -> list[Envelope]:
+    """An order snapshot: placed, then captured / fulfilled / returned / refunded / cancelled."""
+    order = as_obj(order, "order")
+    order_id = as_id(req(order, "id", "order"), "order.id")
+    cur = currency(req(order, "currency", "order"), "order.currency")
+    updated = timestamp(order.get("updated_at") or req(order, "created_at", "order"), "updated_at")
+    out: list[Envelope] = []
+    placed = _placed(order, order_id, cur, account, updated)
+    if placed:
+        out.append(placed)
+    status = order.get("financial_status")
+    if status in PAID_STATUSES:
+        total = money(order.get("total_price"), "order.total_price")
+        if total > 0:
+            gateways = as_list(order.get("payment_gateway_names"), "payment_gateway_names")
+            msg = build(
+                PaymentCaptured,
+                "order",
+                order_key=account.order_key(order_id),
+                account=account.name,
+                amount=total,
+                currency=cur,
+                gateway=str(gateways[0])[:64] if gateways else "",
+                payment_id=f"{order_id}-paid",
+                captured_at=timestamp(
+                    order.get("processed_at") or order["created_at"], "processed_at"
+                ),
+            )
+            out.append(_env(account, (order_id, "paid"), msg, updated))
+    for i, f in enumerate(as_list(order.get("fulfillments"), "order.fulfillments")):
+        env = _fulfillment(as_obj(f, f"fulfillments[{i}]"), order_id, account, f"fulfillments[{i}]")
+        if env:
+            out.append(env)
+    for i, r in enumerate(as_list(order.get("refunds"), "order.refunds")):
+        out.extend(_refund(as_obj(r, f"refunds[{i}]"), order_id, account, cur, f"refunds[{i}]"))
+    if order.get("cancelled_at"):
+        msg = build(
+            OrderCancelled,
+            "order",
+            order_key=account.order_key(order_id),
+            account=account.name,
+            channel=account.config.channel,
+            cancelled_at=timestamp(order["cancelled_at"], "order.cancelled_at"),
+            reason=str(order.get("cancel_reason") or "other")[:64],
+        )
+        out.append(_env(account, (order_id, "cancelled"), msg, updated))
+    return out
+
+
+def order_modified_at(order: Json) -> datetime:
+    """The order's modification time (what staleness is judged on)."""
+    return timestamp(order.get("updated_at") or order.get("created_at"), "order.updated_at")
+
+
+# --- pieces ------------------------------------------------------------------------------------
+
+
+def _placed(
+    order: Json, order_id: str, cur: str, account: Account, updated: datetime
+) -> Envelope | None:
+    items = as_list(req(order, "line_items", "order"), "order.line_items")
+    if len(items) > MAX_LINES:
+        raise MalformedPayload(f"order has {len(items)} line items, more than {MAX_LINES}")
+    lines = []
+    for i, raw in enumerate(items):
+        item = as_obj(raw, f"line_items[{i}]")
+        if item.get("gift_card") is True:
+            continue  # a gift card is not stock
+        where = _line_name(i, item)
+        price = money(item.get("price"), f"{where}.price")
+        allocations = as_list(item.get("discount_allocations"), f"{where}.discount_allocations")
+        if allocations:
+            discount = sum(
+                (money(as_obj(a, where).get("amount"), f"{where}.discount") for a in allocations),
+                Decimal(0),
+            )
+        else:
+            discount = money(
+                item.get("total_discount"), f"{where}.total_discount", default=Decimal(0)
+            )
+        tax = sum(
+            (
+                money(as_obj(t, where).get("price"), f"{where}.tax_lines.price")
+                for t in as_list(item.get("tax_lines"), f"{where}.tax_lines")
+            ),
+            Decimal(0),
+        )
+        lines.append(
+            build(
+                OrderLine,
+                where,
+                sku=sku(item.get("sku"), where),
+                quantity=quantity(item.get("quantity"), f"{where}.quantity"),
+                location=account.config.location,
+                unit_price=price,
+                discount=discount,
+                tax=tax,
+                line_id=as_id(item["id"], f"{where}.id") if item.get("id") is not None else None,
+            )
+        )
+    if not lines:
+        return None
+    shipping_set = order.get("total_shipping_price_set")
+    if isinstance(shipping_set, Mapping) and isinstance(shipping_set.get("shop_money"), Mapping):
+        shipping = money(shipping_set["shop_money"].get("amount"), "total_shipping_price_set")
+    else:
+        shipping = sum(
+            (
+                money(as_obj(s, "shipping_lines").get("price"), "shipping_lines.price")
+                for s in as_list(order.get("shipping_lines"), "order.shipping_lines")
+            ),
+            Decimal(0),
+        )
+    msg = build(
+        OrderPlaced,
+        "order",
+        order_key=account.order_key(order_id),
+        account=account.name,
+        channel=account.config.channel,
+        platform_order_id=order_id,
+        placed_at=timestamp(order.get("created_at"), "order.created_at"),
+        currency=cur,
+        lines=tuple(lines),
+        shipping=shipping,
+        total=money(order.get("total_price"), "order.total_price"),
+        taxes_included=bool(order.get("taxes_included", False)),
+    )
+    return _env(account, (order_id, "placed"), msg, updated)
+
+
+def _fulfillment(f: Json, order_id: str, account: Account, where: str) -> Envelope | None:
+    if f.get("status", "success") != "success":
+        return None  # pending, open, cancelled, error, failure: nothing left the warehouse
+    fid = as_id(req(f, "id", where), f"{where}.id")
+    lines = []
+    for i, raw in enumerate(as_list(req(f, "line_items", where), f"{where}.line_items")):
+        item = as_obj(raw, f"{where}.line_items[{i}]")
+        if item.get("gift_card") is True:
+            continue
+        lw = f"{where}.{_line_name(i, item)}"
+        lines.append(
+            build(
+                FulfilledLine,
+                lw,
+                sku=sku(item.get("sku"), lw),
+                quantity=quantity(item.get("quantity"), f"{lw}.quantity"),
+                location=account.config.location,
+            )
+        )
+    if not lines:
+        return None
+    at = timestamp(f.get("created_at") or f.get("updated_at"), f"{where}.created_at")
+    msg = build(
+        OrderFulfilled,
+        where,
+        order_key=account.order_key(order_id),
+        account=account.name,
+        channel=account.config.channel,
+        fulfilment_id=fid,
+        fulfilled_at=at,
+        lines=tuple(lines),
+    )
+    modified = timestamp(f["updated_at"], f"{where}.updated_at") if f.get("updated_at") else at
+    return _env(account, (order_id, "fulfilled", fid), msg, modified)
+
+
+def _refund(
+    r: Json, order_id: str, account: Account, order_currency: str | None, where: str
+) -> list[Envelope]:
+    rid = as_id(req(r, "id", where), f"{where}.id")
+    at = timestamp(r.get("processed_at") or r.get("created_at"), f"{where}.created_at")
+    cur = order_currency or _refund_currency(r, where)
+    out: list[Envelope] = []
+    lines = []
+    refund_for_lines = Decimal(0)
+    for i, raw in enumerate(as_list(r.get("refund_line_items"), f"{where}.refund_line_items")):
+        rli = as_obj(raw, f"{where}.refund_line_items[{i}]")
+        item = as_obj(req(rli, "line_item", f"refund_line_items[{i}]"), f"refund_line_items[{i}]")
+        lw = f"{where}.refund_line_items[{i}]"
+        if item.get("gift_card") is True:
+            continue
+        restock_type = rli.get("restock_type")
+        restock = (
+            restock_type in RESTOCK_TYPES if restock_type is not None else bool(r.get("restock"))
+        )
+        refund_for_lines += money(rli.get("subtotal"), f"{lw}.subtotal", default=Decimal(0))
+        refund_for_lines += money(rli.get("total_tax"), f"{lw}.total_tax", default=Decimal(0))
+        lines.append(
+            build(
+                ReturnedLine,
+                lw,
+                sku=sku(item.get("sku"), f"{lw} (line item {item.get('id')})"),
+                quantity=quantity(rli.get("quantity"), f"{lw}.quantity"),
+                location=account.config.location,
+                restock=restock,
+            )
+        )
+    if lines:
+        msg = build(
+            OrderReturned,
+            where,
+            order_key=account.order_key(order_id),
+            account=account.name,
+            channel=account.config.channel,
+            return_id=rid,
+            returned_at=at,
+            lines=tuple(lines),
+            refund=max(refund_for_lines, Decimal(0)),
+            currency=cur,
+        )
+        out.append(_env(account, (order_id, "returned", rid), msg, at))
+    refunded = Decimal(0)
+    gateway = ""
+    for i, raw in enumerate(as_list(r.get("transactions"), f"{where}.transactions")):
+        t = as_obj(raw, f"{where}.transactions[{i}]")
+        if t.get("kind") == "refund" and t.get("status") == "success":
+            refunded += money(t.get("amount"), f"{where}.transactions[{i}].amount")
+            gateway = gateway or str(t.get("gateway") or "")[:64]
+    if refunded > 0:
+        msg = build(
+            PaymentRefunded,
+            where,
+            order_key=account.order_key(order_id),
+            account=account.name,
+            amount=refunded,
+            currency=cur,
+            gateway=gateway,
+            refund_id=rid,
+            refunded_at=at,
+        )
+        out.append(_env(account, (order_id, "refunded", rid), msg, at))
+    return out
+
+
+def _refund_currency(r: Json, where: str) -> str:
+    for raw in as_list(r.get("refund_line_items"), f"{where}.refund_line_items"):
+        s = raw.get("subtotal_set") if isinstance(raw, Mapping) else None
+        shop = s.get("shop_money") if isinstance(s, Mapping) else None
+        if isinstance(shop, Mapping) and shop.get("currency_code"):
+            return currency(shop["currency_code"], f"{where}.subtotal_set.currency_code")
+    for raw in as_list(r.get("transactions"), f"{where}.transactions"):
+        if isinstance(raw, Mapping) and raw.get("currency"):
+            return currency(raw["currency"], f"{where}.transactions.currency")
+    raise MalformedPayload(f"{where} names no currency")
+
+
+def _line_name(i: int, item: Json) -> str:
+    return f"line_items[{i}]" + (f" (id {item['id']})" if item.get("id") is not None else "")
+
+
+def _env(account: Account, parts: tuple[str, ...], msg: CanonicalMessage, at: datetime) -> Envelope:
+    return Envelope(id=message_id(account.source, *parts), source=account.source, data=msg, time=at)
