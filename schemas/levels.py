@@ -1,4 +1,4 @@
-"""Available-to-sell per SKU and channel on `hub.stock-levels.v1`, keyed by SKU."""
+"""Available-to-sell per SKU and channel on `hub.stock-levels.v1`, keyed by `{sku}@{channel}`."""
 
 from __future__ import annotations
 
@@ -29,4 +29,6 @@ class StockLevelChanged(CanonicalMessage):
     changed_at: UtcDatetime
 
     def kafka_key(self) -> str:
-        return self.sku
+        # One key per (SKU, channel): each channel's levels stay in order, and log compaction
+        # of hub.stock-levels.v1 keeps the newest level of every channel, not just one per SKU.
+        return f"{self.sku}@{self.channel}"
