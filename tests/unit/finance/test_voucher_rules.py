@@ -10,9 +10,8 @@ from pydantic import ValidationError
 
 from hub.finance import costing, rules
 from hub.finance.chart import CN_SMALL_BUSINESS, IFRS_EN, Role
-from schemas.envelope import decode
+from schemas.envelope import Envelope, decode
 from schemas.finance import VoucherIssued, VoucherLine
-from schemas.envelope import Envelope
 
 CHART = CN_SMALL_BUSINESS
 AT = datetime(2026, 11, 30, 17, 30, tzinfo=UTC)  # 01:30 on 1 December in Shanghai
@@ -222,7 +221,9 @@ def test_supplier_payment() -> None:
         (7, True, {"1901": D("30.00"), "1405": D("-30.00")}),
     ],
 )
-def test_stocktake_gain_and_loss(counted: int, suspense: bool, expected: dict[str, Decimal]) -> None:
+def test_stocktake_gain_and_loss(
+    counted: int, suspense: bool, expected: dict[str, Decimal]
+) -> None:
     v = assert_balanced(
         rules.stock_counted(
             CHART,
@@ -340,9 +341,7 @@ def test_sale_in_a_foreign_currency_needs_conversion() -> None:
 
 
 def test_partial_shipments_add_up_to_the_line() -> None:
-    kw = dict(
-        unit_price=D("9.99"), ordered=3, discount=D("1"), tax=D("2.50"), taxes_included=True
-    )
+    kw = dict(unit_price=D("9.99"), ordered=3, discount=D("1"), tax=D("2.50"), taxes_included=True)
     parts = [
         rules.line_amounts(**kw, shipped=1, shipped_before=0, currency="CNY"),  # type: ignore[arg-type]
         rules.line_amounts(**kw, shipped=1, shipped_before=1, currency="CNY"),  # type: ignore[arg-type]
