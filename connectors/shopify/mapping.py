@@ -106,7 +106,7 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
     for i, r in enumerate(as_list(order.get("refunds"), "order.refunds")):
         out.extend(_refund(as_obj(r, f"refunds[{i}]"), order_id, account, cur, f"refunds[{i}]"))
     if order.get("cancelled_at"):
-        msg = build(
+        cancelled = build(
             OrderCancelled,
             "order",
             order_key=account.order_key(order_id),
@@ -115,7 +115,7 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
             cancelled_at=timestamp(order["cancelled_at"], "order.cancelled_at"),
             reason=str(order.get("cancel_reason") or "other")[:64],
         )
-        out.append(_env(account, (order_id, "cancelled"), msg, updated))
+        out.append(_env(account, (order_id, "cancelled"), cancelled, updated))
     return out
 
 
@@ -289,7 +289,7 @@ def _refund(
             refunded += money(t.get("amount"), f"{where}.transactions[{i}].amount")
             gateway = gateway or str(t.get("gateway") or "")[:64]
     if refunded > 0:
-        msg = build(
+        refund_msg = build(
             PaymentRefunded,
             where,
             order_key=account.order_key(order_id),
@@ -300,7 +300,7 @@ def _refund(
             refund_id=rid,
             refunded_at=at,
         )
-        out.append(_env(account, (order_id, "refunded", rid), msg, at))
+        out.append(_env(account, (order_id, "refunded", rid), refund_msg, at))
     return out
 
 

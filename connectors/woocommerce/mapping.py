@@ -1,0 +1,246 @@
+"""WooCommerce REST v3 order JSON (also the webhook body) to canonical messages. Pure functions.
+
+WooCommerce has no stable delivery id and no per-event topics: `order.created` and
+`order.updated` carry the whole order. Each delivery is mapped as a snapshot and the ids come from
+the order's own identities, so duplicates and resync pulls give the same ids:
+
+- placed, paid (`date_paid_gmt` set), cancelled, completed (shipped): once per order →
+  (account, order id, event);
+- payment refunded / goods returned: per refund id.
+
+`Envelope.time` is `date_modified_gmt`, the staleness clock. Statuses: pending, processing,
+on-hold, completed → placed (completed also fulfilled); cancelled → placed + cancelled; refunded →
+placed + refunds; failed, trash, checkout-draft → nothing (WooCommerce holds no stock for them).
+
+The order JSON lists refunds only as `{id, reason, total}`; the lines come from the order-refunds
+resource (`/orders/{id}/refunds`), mapped by `map_refund`. WooCommerce does not record whether a
+refund restocked, so the account's `restock_refunds` (default true, WooCommerce's own default in
+the refund form) decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import (
+    Account,
+    as_id,
+    as_list,
+    as_obj,
+    build,
+    currency,
+    money,
+    quantity,
+    req,
+    sku,
+    timestamp,
+)
+from connectors.errors import MalformedPayload
+from schemas.base import CanonicalMessage
+from schemas.envelope import Envelope, message_id
+from schemas.orders import (
+    FulfilledLine,
+    OrderCancelled,
+    OrderFulfilled,
+    OrderLine,
+    OrderPlaced,
+    OrderReturned,
+    ReturnedLine,
+)
+from schemas.payments import PaymentCaptured, PaymentRefunded
+
+TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
+OPEN_STATUSES = frozenset({"pending", "processing", "on-hold", "completed", "refunded"})
+MAX_LINES = 500
+_SIX = Decimal("0.000001")
+Json = Mapping[str, Any]
+
+
+def map_webhook(topic: str, payload: Any, account: Account) -> list[Envelope]:
+    if topic not in TOPICS:
+        return []
+    return map_order(as_obj(payload, "body"), account)
+
+
+def modified_at(order: Json) -> datetime:
+    """`date_modified_gmt` as aware UTC: the staleness clock of an order."""
+    value = order.get("date_modified_gmt") or order.get("date_created_gmt")
+    return timestamp(value, "order.date_modified_gmt", naive_is_utc=True)
+
+
+def map_order(order: Json, account: Account) -> list[Envelope]:
+    order = as_obj(order, "order")
+    order_id = as_id(req(order, "id", "order"), "order.id")
+    status = req(order, "status", "order")
+    if status != "cancelled" and status not in OPEN_STATUSES:
+        return []
+    cur = currency(req(order, "currency", "order"), "order.currency")
+    updated = modified_at(order)
+    key = account.order_key(order_id)
+    out: list[Envelope] = []
+    placed = _placed(order, order_id, cur, account, updated)
+    if placed is None:
+        return []
+    out.append(placed)
+    if order.get("date_paid_gmt"):
+        total = money(order.get("total"), "order.total")
+        if total > 0:
+            paid = build(
+                PaymentCaptured,
+                "order",
+                order_key=key,
+                account=account.name,
+                amount=total,
+                currency=cur,
+                gateway=str(order.get("payment_method") or "")[:64],
+                payment_id=str(order.get("transaction_id") or f"{order_id}-paid")[:64],
+                captured_at=timestamp(order["date_paid_gmt"], "date_paid_gmt", naive_is_utc=True),
+            )
+            out.append(_env(account, (order_id, "paid"), paid, updated))
+    if status == "completed" or order.get("date_completed_gmt"):
+        lines = tuple(
+            FulfilledLine(sku=line.sku, quantity=line.quantity, location=line.location)
+            for line in placed.data.lines  # type: ignore[attr-defined]
+        )
+        at = order.get("date_completed_gmt") or order.get("date_modified_gmt")
+        fulfilled = build(
+            OrderFulfilled,
+            "order",
+            order_key=key,
+            account=account.name,
+            channel=account.config.channel,
+            fulfilment_id=f"{order_id}-completed",
+            fulfilled_at=timestamp(at, "date_completed_gmt", naive_is_utc=True),
+            lines=lines,
+        )
+        out.append(_env(account, (order_id, "fulfilled", "completed"), fulfilled, updated))
+    for i, raw in enumerate(as_list(order.get("refunds"), "order.refunds")):
+        r = as_obj(raw, f"refunds[{i}]")
+        rid = as_id(req(r, "id", f"refunds[{i}]"), f"refunds[{i}].id")
+        amount = abs(money(r.get("total"), f"refunds[{i}].total"))
+        if amount > 0:
+            refunded = build(
+                PaymentRefunded,
+                f"refunds[{i}]",
+                order_key=key,
+                account=account.name,
+                amount=amount,
+                currency=cur,
+                gateway=str(order.get("payment_method") or "")[:64],
+                refund_id=rid,
+                refunded_at=updated,
+            )
+            out.append(_env(account, (order_id, "refunded", rid), refunded, updated))
+    if status == "cancelled":
+        cancelled = build(
+            OrderCancelled,
+            "order",
+            order_key=key,
+            account=account.name,
+            channel=account.config.channel,
+            cancelled_at=updated,
+            reason="cancelled",
+        )
+        out.append(_env(account, (order_id, "cancelled"), cancelled, updated))
+    return out
+
+
+def map_refund(
+    refund: Json, order_id: str, order_currency: str, account: Account
+) -> list[Envelope]:
+    """Returned lines of one order-refunds resource (`GET /orders/{id}/refunds`)."""
+    refund = as_obj(refund, "refund")
+    rid = as_id(req(refund, "id", "refund"), "refund.id")
+    at = timestamp(refund.get("date_created_gmt"), "refund.date_created_gmt", naive_is_utc=True)
+    restock = bool(account.config.extra.get("restock_refunds", True))
+    lines = []
+    for i, raw in enumerate(as_list(refund.get("line_items"), "refund.line_items")):
+        item = as_obj(raw, f"refund.line_items[{i}]")
+        where = f"refund.line_items[{i}]" + (f" (id {item['id']})" if item.get("id") else "")
+        qty = item.get("quantity")
+        if isinstance(qty, int) and not isinstance(qty, bool):
+            qty = abs(qty)  # refund lines carry negative quantities
+        lines.append(
+            build(
+                ReturnedLine,
+                where,
+                sku=sku(item.get("sku"), where),
+                quantity=quantity(qty, f"{where}.quantity"),
+                location=account.config.location,
+                restock=restock,
+            )
+        )
+    if not lines:
+        return []
+    returned = build(
+        OrderReturned,
+        "refund",
+        order_key=account.order_key(order_id),
+        account=account.name,
+        channel=account.config.channel,
+        return_id=rid,
+        returned_at=at,
+        lines=tuple(lines),
+        refund=abs(money(refund.get("amount"), "refund.amount", default=Decimal(0))),
+        currency=currency(order_currency, "order.currency"),
+    )
+    return [_env(account, (order_id, "returned", rid), returned, at)]
+
+
+def _placed(
+    order: Json, order_id: str, cur: str, account: Account, updated: datetime
+) -> Envelope | None:
+    items = as_list(req(order, "line_items", "order"), "order.line_items")
+    if len(items) > MAX_LINES:
+        raise MalformedPayload(f"order has {len(items)} line items, more than {MAX_LINES}")
+    lines = []
+    for i, raw in enumerate(items):
+        item = as_obj(raw, f"line_items[{i}]")
+        where = f"line_items[{i}]" + (f" (id {item['id']})" if item.get("id") is not None else "")
+        qty = quantity(item.get("quantity"), f"{where}.quantity")
+        subtotal = money(item.get("subtotal"), f"{where}.subtotal")
+        total = money(item.get("total"), f"{where}.total")
+        lines.append(
+            build(
+                OrderLine,
+                where,
+                sku=sku(item.get("sku"), where),
+                quantity=qty,
+                location=account.config.location,
+                unit_price=_unit_price(subtotal, qty),
+                discount=max(subtotal - total, Decimal(0)),
+                tax=money(item.get("total_tax"), f"{where}.total_tax", default=Decimal(0)),
+                line_id=as_id(item["id"], f"{where}.id") if item.get("id") is not None else None,
+            )
+        )
+    if not lines:
+        return None
+    created = order.get("date_created_gmt")
+    msg = build(
+        OrderPlaced,
+        "order",
+        order_key=account.order_key(order_id),
+        account=account.name,
+        channel=account.config.channel,
+        platform_order_id=order_id,
+        placed_at=timestamp(created, "order.date_created_gmt", naive_is_utc=True),
+        currency=cur,
+        lines=tuple(lines),
+        shipping=money(order.get("shipping_total"), "order.shipping_total", default=Decimal(0)),
+        total=money(order.get("total"), "order.total"),
+        taxes_included=bool(order.get("prices_include_tax", False)),
+    )
+    return _env(account, (order_id, "placed"), msg, updated)
+
+
+def _unit_price(subtotal: Decimal, qty: int) -> Decimal:
+    unit = subtotal / qty
+    exponent = unit.as_tuple().exponent
+    return unit.quantize(_SIX) if isinstance(exponent, int) and exponent < -6 else unit
+
+
+def _env(account: Account, parts: tuple[str, ...], msg: CanonicalMessage, at: datetime) -> Envelope:
+    return Envelope(id=message_id(account.source, *parts), source=account.source, data=msg, time=at)
