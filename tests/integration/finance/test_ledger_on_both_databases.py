@@ -1,0 +1,150 @@
+"""The ledger on SQLite and PostgreSQL: posting is idempotent, the trial balance sums to zero, and
+`check_books` finds every disagreement between the books, the warehouse and the orders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.finance import costing, ledger, rules
+from hub.finance.chart import CN_SMALL_BUSINESS
+from hub.finance.tables import OrderFinance, VoucherLineRow
+from hub.store.db import session_factory
+from hub.store.models import Stock
+
+pytestmark = pytest.mark.integration
+CHART = CN_SMALL_BUSINESS
+AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+D = Decimal
+
+
+async def _scenario(engine: AsyncEngine) -> list[bool]:
+    """Receive 3 TEE at 10.00, sell 1 for 100 + 13 VAT, get paid 113, count 1 missing."""
+    results = []
+    avg = costing.receive(0, D(0), 3, D("10.00"))
+    receipt = rules.goods_received(
+        CHART,
+        receipt_id="GRN-1",
+        sku="TEE",
+        location="main",
+        at=AT,
+        currency="CNY",
+        quantity=3,
+        unit_cost=D("10.00"),
+        on_hand=0,
+        avg_cost=D(0),
+    )
+    sale = rules.sale_fulfilled(
+        CHART,
+        order_key="acme:1",
+        fulfilment_id="F1",
+        at=AT,
+        currency="CNY",
+        lines=[rules.SaleLine("TEE", "main", 1, D("100"), D("13"))],
+        stock={("TEE", "main"): (3, avg)},
+    )
+    paid = rules.payment_captured(
+        CHART,
+        order_key="acme:1",
+        payment_id="P1",
+        at=AT,
+        amount=D("113"),
+        currency="CNY",
+        gateway="alipay",
+    )
+    count = rules.stock_counted(
+        CHART,
+        count_id="C1",
+        sku="TEE",
+        location="main",
+        at=AT,
+        on_hand=2,
+        avg_cost=avg,
+        counted=1,
+    )
+    async with session_factory(engine)() as s, s.begin():
+        for v in (receipt, sale, paid, count):
+            assert v is not None
+            results.append(await ledger.post(s, v))
+        s.add(Stock(sku="TEE", location="main", on_hand=1, avg_cost=avg))
+    return results
+
+
+async def test_a_voucher_is_booked_once(engine: AsyncEngine) -> None:
+    assert await _scenario(engine) == [True, True, True, True]
+    sale = rules.sale_fulfilled(
+        CHART,
+        order_key="acme:1",
+        fulfilment_id="F1",
+        at=AT,
+        currency="CNY",
+        lines=[rules.SaleLine("TEE", "main", 1, D("100"), D("13"))],
+        stock={("TEE", "main"): (2, D("10"))},
+    )
+    assert sale is not None
+    async with session_factory(engine)() as s, s.begin():
+        before = await s.scalar(select(func.count()).select_from(VoucherLineRow))
+        assert await ledger.post(s, sale) is False
+        assert await s.scalar(select(func.count()).select_from(VoucherLineRow)) == before
+        finance = await s.get(OrderFinance, "acme:1")
+        assert finance is not None
+        assert (finance.billed_minor, finance.paid_minor) == (11300, 11300)
+
+
+async def test_books_agree_after_a_scenario_and_the_trial_balance_nets_to_zero(
+    engine: AsyncEngine,
+) -> None:
+    await _scenario(engine)
+    async with session_factory(engine)() as s, s.begin():
+        assert await ledger.check_books(s, CHART) == []
+        tb = {row.account: row for row in await ledger.trial_balance(s)}
+    assert sum(row.balance for row in tb.values()) == 0
+    assert tb["1405"].balance == D("10.00")  # 1 unit at 10.00
+    assert tb["1122"].balance == 0
+    assert tb["1012"].balance == D("113.00")
+    assert tb["6001"].balance == D("-100.00")
+    assert tb["6711"].balance == D("10.00")
+    assert tb["1405"].name == "库存商品"
+
+
+async def test_check_finds_stock_that_the_books_do_not_know(engine: AsyncEngine) -> None:
+    await _scenario(engine)
+    async with session_factory(engine)() as s, s.begin():
+        await s.execute(update(Stock).values(on_hand=4))
+        problems = await ledger.check_books(s, CHART)
+    assert {(p.check, p.subject) for p in problems} == {
+        ("inventory", "TEE@main"),
+        ("inventory", "total"),
+    }
+    detail = next(p for p in problems if p.subject == "total")
+    assert (detail.expected, detail.actual) == (D("40.00"), D("10.00"))
+
+
+async def test_check_finds_receivables_that_disagree_with_orders(engine: AsyncEngine) -> None:
+    await _scenario(engine)
+    async with session_factory(engine)() as s, s.begin():
+        await s.execute(update(OrderFinance).values(paid_minor=5000))
+        problems = await ledger.check_books(s, CHART)
+    assert {(p.check, p.subject) for p in problems} == {
+        ("receivables", "acme:1"),
+        ("receivables", "total CNY"),
+    }
+
+
+async def test_check_finds_an_unbalanced_voucher_written_behind_the_ledgers_back(
+    engine: AsyncEngine,
+) -> None:
+    await _scenario(engine)
+    async with session_factory(engine)() as s, s.begin():
+        await s.execute(
+            text(
+                "INSERT INTO voucher_lines (voucher_id, line_no, account, account_name, currency,"
+                " debit_minor, credit_minor) VALUES ('forged', 1, '6001', '', 'CNY', 0, 100)"
+            )
+        )
+        problems = await ledger.check_books(s, CHART)
+    assert [(p.check, p.subject) for p in problems] == [("unbalanced_voucher", "forged")]
