@@ -70,10 +70,11 @@ class OrderPage:
 
 @dataclass(frozen=True, slots=True)
 class StockPushResult:
-    """What a set-stock call did: SKUs set, and SKUs the platform does not know (permanent)."""
+    """What a set-stock call did: SKUs set, and SKUs that failed for good with the reason
+    (unknown on the platform, refused by validation). Transient failures raise instead."""
 
     updated: dict[str, int] = field(default_factory=dict)
-    unknown: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -1,0 +1,378 @@
+"""A Shopify Admin REST (2024-10) simulator: the API subset the hub uses, as a Starlette app.
+
+Implements `X-Shopify-Access-Token` auth (401), orders and products with Link-header cursor
+pagination (`page_info`), locations, inventory levels (read and set), the leaky bucket (40 calls,
+2 per second → 429 with `Retry-After`, `X-Shopify-Shop-Api-Call-Limit` on every answer), injected
+5xx / 429 / latency (`faults`, or `POST /_sim/faults`), stock changed behind the hub's back
+(`set_available`, or `POST /_sim/stock`), and signed webhook deliveries for orders (`webhook`).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import itertools
+import json
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors.base import timestamp
+from connectors.http import Faults
+from connectors.shopify.webhooks import signed_headers
+
+API = "/admin/api/2024-10"
+
+
+class ShopifySimulator:
+    def __init__(
+        self,
+        *,
+        access_token: str = "shpat_simulated",
+        webhook_secret: str = "shopify-webhook-secret",
+        shop_domain: str = "acme.myshopify.com",
+        location_id: int = 905684977,
+        currency: str = "USD",
+        bucket_size: int = 40,
+        leak_rate: float = 2.0,
+    ) -> None:
+        self.access_token = access_token
+        self.webhook_secret = webhook_secret
+        self.shop_domain = shop_domain
+        self.location_id = location_id
+        self.currency = currency
+        self.bucket_size = bucket_size
+        self.leak_rate = leak_rate
+        self.faults = Faults()
+        self.products: dict[str, dict[str, int]] = {}  # sku → product/variant/inventory item ids
+        self.available: dict[int, int] = {}  # inventory item id → available at the location
+        self.orders: dict[int, dict[str, Any]] = {}
+        self.set_calls = 0
+        self._ids = itertools.count(1000)
+        self._bucket = 0.0
+        self._bucket_at = time.monotonic()
+        self.app = Starlette(
+            routes=[
+                Route(f"{API}/orders.json", self._orders),
+                Route(f"{API}/products.json", self._products),
+                Route(f"{API}/locations.json", self._locations),
+                Route(f"{API}/inventory_levels.json", self._levels),
+                Route(f"{API}/inventory_levels/set.json", self._set_level, methods=["POST"]),
+                Route("/_sim/faults", self._sim_faults, methods=["POST"]),
+                Route("/_sim/stock", self._sim_stock, methods=["POST"]),
+            ]
+        )
+
+    # --- state helpers (tests and the demo) -----------------------------------------------------
+
+    def add_product(self, sku: str, available: int = 0) -> None:
+        pid, vid, iid = next(self._ids), next(self._ids), next(self._ids)
+        self.products[sku] = {"product_id": pid, "variant_id": vid, "inventory_item_id": iid}
+        self.available[iid] = available
+
+    def stock(self, sku: str) -> int:
+        return self.available[self.products[sku]["inventory_item_id"]]
+
+    def set_available(self, sku: str, available: int) -> None:
+        """Change stock behind the hub's back (a manual edit in the Shopify admin)."""
+        self.available[self.products[sku]["inventory_item_id"]] = available
+
+    def make_order(
+        self,
+        order_id: int,
+        lines: list[tuple[str, int, str]],
+        *,
+        created_at: datetime | None = None,
+        financial_status: str = "paid",
+        currency: str | None = None,
+        tax_rate: str = "0.08",
+    ) -> dict[str, Any]:
+        """An order in Shopify's JSON shape, stored so the orders endpoint lists it."""
+        created = (created_at or datetime.now(UTC)).isoformat()
+        cur = currency or self.currency
+        rate = Decimal(tax_rate)
+        items = []
+        subtotal = tax_total = Decimal(0)
+        for n, (sku, qty, price) in enumerate(lines):
+            ids = self.products.get(sku, {})
+            line_total = Decimal(price) * qty
+            tax = (line_total * rate).quantize(Decimal("0.01"))
+            subtotal += line_total
+            tax_total += tax
+            items.append(
+                {
+                    "id": order_id * 100 + n,
+                    "product_id": ids.get("product_id"),
+                    "variant_id": ids.get("variant_id"),
+                    "title": sku,
+                    "sku": sku,
+                    "quantity": qty,
+                    "price": price,
+                    "total_discount": "0.00",
+                    "discount_allocations": [],
+                    "tax_lines": [{"title": "Tax", "price": str(tax), "rate": float(rate)}],
+                    "gift_card": False,
+                    "requires_shipping": True,
+                }
+            )
+        order = {
+            "id": order_id,
+            "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+            "name": f"#{order_id}",
+            "created_at": created,
+            "updated_at": created,
+            "processed_at": created,
+            "cancelled_at": None,
+            "cancel_reason": None,
+            "currency": cur,
+            "presentment_currency": cur,
+            "financial_status": financial_status,
+            "fulfillment_status": None,
+            "taxes_included": False,
+            "subtotal_price": str(subtotal),
+            "total_discounts": "0.00",
+            "total_tax": str(tax_total),
+            "total_price": str(subtotal + tax_total),
+            "total_shipping_price_set": {
+                "shop_money": {"amount": "0.00", "currency_code": cur},
+                "presentment_money": {"amount": "0.00", "currency_code": cur},
+            },
+            "payment_gateway_names": ["shopify_payments"],
+            "line_items": items,
+            "shipping_lines": [],
+            "fulfillments": [],
+            "refunds": [],
+        }
+        self.orders[order_id] = order
+        return copy.deepcopy(order)
+
+    def cancel_order(self, order_id: int, *, at: datetime | None = None) -> dict[str, Any]:
+        order = self.orders[order_id]
+        when = (at or datetime.now(UTC)).isoformat()
+        order.update(cancelled_at=when, cancel_reason="customer", updated_at=when)
+        order["financial_status"] = "voided"
+        return copy.deepcopy(order)
+
+    def webhook(
+        self,
+        topic: str,
+        payload: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        secret: str | None = None,
+        triggered_at: datetime | None = None,
+    ) -> tuple[dict[str, str], bytes]:
+        """A signed delivery (headers, body) as Shopify would post it."""
+        body = json.dumps(payload).encode()
+        headers = signed_headers(
+            body,
+            secret if secret is not None else self.webhook_secret,
+            topic=topic,
+            shop_domain=self.shop_domain,
+            event_id=event_id or f"evt-{topic}-{payload.get('id')}",
+            webhook_id=f"wh-{next(self._ids)}",
+            triggered_at=triggered_at or datetime.now(UTC),
+        )
+        return headers, body
+
+    # --- HTTP -------------------------------------------------------------------------------------
+
+    async def _guard(self, request: Request) -> Response | None:
+        injected = await self.faults.apply(request.method, request.url.path)
+        if injected is not None:
+            status, headers = injected
+            return JSONResponse({"errors": "injected failure"}, status, headers=headers)
+        if request.headers.get("X-Shopify-Access-Token") != self.access_token:
+            return JSONResponse(
+                {
+                    "errors": "[API] Invalid API key or access token (unrecognized login or "
+                    "wrong password)"
+                },
+                401,
+            )
+        now = time.monotonic()
+        self._bucket = max(0.0, self._bucket - (now - self._bucket_at) * self.leak_rate)
+        self._bucket_at = now
+        if self._bucket + 1 > self.bucket_size:
+            return JSONResponse(
+                {
+                    "errors": "Exceeded 2 calls per second for api client. Reduce request rates to "
+                    "resume uninterrupted service."
+                },
+                429,
+                headers={"Retry-After": "1.0", **self._limit_header()},
+            )
+        self._bucket += 1
+        return None
+
+    def _limit_header(self) -> dict[str, str]:
+        return {"X-Shopify-Shop-Api-Call-Limit": f"{int(self._bucket)}/{self.bucket_size}"}
+
+    def _json(
+        self, body: Any, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        return JSONResponse(body, status, headers={**self._limit_header(), **(headers or {})})
+
+    def _page(
+        self, request: Request, resource: str, items: list[Any], params: dict[str, str]
+    ) -> tuple[list[Any], dict[str, str]]:
+        """Cursor pagination: `page_info` encodes the offset and the original filters."""
+        limit = min(int(request.query_params.get("limit", "50")), 250)
+        offset = int(params.get("offset", "0"))
+        page = items[offset : offset + limit]
+        links = []
+        base = f"{request.url.scheme}://{request.url.netloc}{API}/{resource}.json"
+        if offset + limit < len(items):
+            nxt = _cursor({**params, "offset": str(offset + limit)})
+            links.append(f'<{base}?{urlencode({"limit": limit, "page_info": nxt})}>; rel="next"')
+        if offset > 0:
+            prv = _cursor({**params, "offset": str(max(0, offset - limit))})
+            links.append(
+                f'<{base}?{urlencode({"limit": limit, "page_info": prv})}>; rel="previous"'
+            )
+        return page, ({"Link": ", ".join(links)} if links else {})
+
+    def _filters(self, request: Request, names: tuple[str, ...]) -> dict[str, str] | Response:
+        q = request.query_params
+        if "page_info" in q:
+            extra = set(q) - {"page_info", "limit", "fields"}
+            if extra:
+                return self._json({"errors": {"page_info": [f"{sorted(extra)} not allowed"]}}, 400)
+            try:
+                return _uncursor(q["page_info"])
+            except ValueError:
+                return self._json({"errors": {"page_info": ["Invalid value."]}}, 400)
+        return {k: q[k] for k in names if k in q}
+
+    async def _orders(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        params = self._filters(request, ("updated_at_min", "status"))
+        if isinstance(params, Response):
+            return params
+        orders = sorted(self.orders.values(), key=lambda o: (o["updated_at"], o["id"]))
+        if params.get("updated_at_min"):
+            since = timestamp(params["updated_at_min"], "updated_at_min", naive_is_utc=True)
+            orders = [o for o in orders if timestamp(o["updated_at"], "updated_at") >= since]
+        page, headers = self._page(request, "orders", orders, params)
+        return self._json({"orders": page}, headers=headers)
+
+    async def _products(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        params = self._filters(request, ())
+        if isinstance(params, Response):
+            return params
+        products = [
+            {
+                "id": ids["product_id"],
+                "title": sku,
+                "variants": [
+                    {
+                        "id": ids["variant_id"],
+                        "product_id": ids["product_id"],
+                        "sku": sku,
+                        "inventory_item_id": ids["inventory_item_id"],
+                        "inventory_management": "shopify",
+                        "inventory_quantity": self.available[ids["inventory_item_id"]],
+                    }
+                ],
+            }
+            for sku, ids in self.products.items()
+        ]
+        page, headers = self._page(request, "products", products, params)
+        return self._json({"products": page}, headers=headers)
+
+    async def _locations(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        return self._json(
+            {"locations": [{"id": self.location_id, "name": "Main warehouse", "active": True}]}
+        )
+
+    async def _levels(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        raw = request.query_params.get("inventory_item_ids", "")
+        try:
+            wanted = [int(x) for x in raw.split(",") if x]
+        except ValueError:
+            return self._json({"errors": {"inventory_item_ids": ["invalid"]}}, 400)
+        if not wanted or len(wanted) > 50:
+            return self._json({"errors": {"inventory_item_ids": ["1 to 50 ids required"]}}, 422)
+        levels = [
+            {
+                "inventory_item_id": iid,
+                "location_id": self.location_id,
+                "available": self.available[iid],
+                "updated_at": datetime.now(UTC).isoformat(),
+            }
+            for iid in wanted
+            if iid in self.available
+        ]
+        return self._json({"inventory_levels": levels})
+
+    async def _set_level(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        try:
+            body = await request.json()
+            iid = int(body["inventory_item_id"])
+            location = int(body["location_id"])
+            available = body["available"]
+        except (ValueError, KeyError, TypeError):
+            return self._json({"errors": {"inventory_level": ["is invalid"]}}, 400)
+        if location != self.location_id:
+            return self._json({"errors": ["Location not found"]}, 422)
+        if iid not in self.available:
+            return self._json({"errors": ["Inventory item does not exist"]}, 422)
+        if not isinstance(available, int) or isinstance(available, bool):
+            return self._json({"errors": {"available": ["must be an integer"]}}, 422)
+        self.available[iid] = available
+        self.set_calls += 1
+        return self._json(
+            {
+                "inventory_level": {
+                    "inventory_item_id": iid,
+                    "location_id": location,
+                    "available": available,
+                    "updated_at": datetime.now(UTC).isoformat(),
+                }
+            }
+        )
+
+    async def _sim_faults(self, request: Request) -> Response:
+        body = await request.json()
+        self.faults.latency = float(body.get("latency", self.faults.latency))
+        if body.get("fail"):
+            self.faults.fail_next(int(body["fail"]), int(body.get("status", 503)))
+        if body.get("throttle"):
+            self.faults.throttle_next(int(body["throttle"]), float(body.get("retry_after", 1)))
+        return JSONResponse({"ok": True})
+
+    async def _sim_stock(self, request: Request) -> Response:
+        body = await request.json()
+        self.set_available(str(body["sku"]), int(body["available"]))
+        return JSONResponse({"ok": True})
+
+
+def _cursor(params: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(params).encode()).decode().rstrip("=")
+
+
+def _uncursor(value: str) -> dict[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        params = json.loads(raw)
+    except (ValueError, TypeError):
+        raise ValueError("bad page_info") from None
+    if not isinstance(params, dict):
+        raise ValueError("bad page_info")
+    return {str(k): str(v) for k, v in params.items()}
