@@ -3,17 +3,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner
 
+from hub.cli import books
 from hub.finance import costing, ledger, rules
 from hub.finance.chart import CN_SMALL_BUSINESS
 from hub.finance.tables import OrderFinance, VoucherLineRow
-from hub.store.db import session_factory
+from hub.store.db import make_engine, session_factory
+from hub.store.migrate import upgrade
 from hub.store.models import Stock
 
 pytestmark = pytest.mark.integration
@@ -148,3 +154,41 @@ async def test_check_finds_an_unbalanced_voucher_written_behind_the_ledgers_back
         )
         problems = await ledger.check_books(s, CHART)
     assert [(p.check, p.subject) for p in problems] == [("unbalanced_voucher", "forged")]
+
+
+def test_books_cli_reports_and_exits_non_zero_on_a_mismatch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUB_DATABASE_URL", url)
+    monkeypatch.delenv("HUB_CONFIG", raising=False)
+
+    async def setup() -> None:
+        eng = make_engine(url)
+        await upgrade(eng)
+        await _scenario(eng)
+        await eng.dispose()
+
+    asyncio.run(setup())
+    cli = CliRunner()
+    tb = cli.invoke(books.app, ["trial-balance", "--json"])
+    assert tb.exit_code == 0, tb.output
+    doc = json.loads(tb.stdout)
+    assert doc["balanced"] is True
+    assert {"account": "1405", "balance": "10.00"}.items() <= next(
+        a for a in doc["accounts"] if a["account"] == "1405"
+    ).items()
+    ok = cli.invoke(books.app, ["check", "--json"])
+    assert ok.exit_code == 0 and json.loads(ok.stdout) == {"ok": True, "problems": []}
+
+    async def tamper() -> None:
+        eng = make_engine(url)
+        async with session_factory(eng)() as s, s.begin():
+            await s.execute(update(Stock).values(avg_cost=D("11")))
+        await eng.dispose()
+
+    asyncio.run(tamper())
+    bad = cli.invoke(books.app, ["check", "--json"])
+    assert bad.exit_code == 1
+    assert {p["check"] for p in json.loads(bad.stdout)["problems"]} == {"inventory"}
