@@ -35,3 +35,31 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
         kw["sasl_plain_username"] = settings.kafka_sasl_username
         kw["sasl_plain_password"] = resolve_secret(settings.kafka_sasl_password)
     return kw
+
+
+def faststream_security(settings: Settings) -> Any:
+    """The same settings as FastStream security objects (None for PLAINTEXT)."""
+    from faststream.security import (
+        BaseSecurity,
+        SASLPlaintext,
+        SASLScram256,
+        SASLScram512,
+    )
+
+    proto = settings.kafka_security_protocol
+    if proto == "PLAINTEXT":
+        return None
+    ctx = ssl.create_default_context(cafile=settings.kafka_ssl_cafile) if "SSL" in proto else None
+    if proto == "SSL":
+        return BaseSecurity(ssl_context=ctx)
+    user = settings.kafka_sasl_username or ""
+    password = resolve_secret(settings.kafka_sasl_password) or ""
+    mech = (settings.kafka_sasl_mechanism or "PLAIN").upper()
+    cls = {
+        "PLAIN": SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }.get(mech)
+    if cls is None:
+        raise ValueError(f"unsupported SASL mechanism {mech}")
+    return cls(username=user, password=password, ssl_context=ctx)

@@ -66,6 +66,8 @@ class EmbeddedBroker:
     ) -> EmbeddedBroker:
         port = port or free_port()
         url = f"tcp://127.0.0.1:{port}"
+        if log:
+            log.parent.mkdir(parents=True, exist_ok=True)
         out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
         proc = subprocess.Popen(
             [

@@ -1,0 +1,196 @@
+"""The one place that wires real dependencies: engine, broker, processor, relay, HTTP.
+
+`Runtime.start(roles)` brings up the requested roles in this process; `hub serve` asks for all
+of them, `hub run ROLE` for one. Nothing connects to anything at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from faststream.kafka import KafkaBroker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hub import metrics
+from hub.config import Settings
+from hub.core.batch import BatchResult, CoreProcessor, rules_from_config
+from hub.core.consumer import CORE_GROUP, add_core_subscriber
+from hub.domain.allocation import Rule
+from hub.kafka import clients
+from hub.kafka.embedded import EmbeddedBroker
+from hub.kafka.producer import KafkaPublisher
+from hub.kafka.topics import ensure_topics, missing_topics
+from hub.observe import record_batch
+from hub.relay import OutboxRelay, wait_any
+from hub.store.db import make_engine, session_factory
+from hub.store.migrate import upgrade
+from hub.store.models import ChannelRuleRow
+
+log = structlog.get_logger("hub.app")
+
+ROLES = ("gateway", "core", "relay", "connectors")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    consumers: int = 1
+    embedded: EmbeddedBroker | None = None
+    engine: AsyncEngine | None = None
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    publisher: KafkaPublisher | None = None
+    relay: OutboxRelay | None = None
+    brokers: list[KafkaBroker] = field(default_factory=list)
+    processors: list[CoreProcessor] = field(default_factory=list)
+    rules: dict[str, Rule] = field(default_factory=dict)
+    bootstrap: str = ""
+    roles: set[str] = field(default_factory=set)
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    started_at: float = field(default_factory=time.monotonic)
+    totals: BatchResult = field(default_factory=BatchResult)
+
+    async def start(self, roles: set[str] | None = None, *, migrate: bool = True) -> None:
+        self.roles = set(roles or ROLES)
+        s = self.settings
+        self.rules = rules_from_config(s.hub.channels)
+        if s.kafka_bootstrap:
+            self.bootstrap = s.kafka_bootstrap
+        else:
+            self.embedded = await asyncio.to_thread(
+                EmbeddedBroker.start, record=s.broker_file, log=s.var_dir / "broker.log"
+            )
+            self.bootstrap = self.embedded.bootstrap
+            log.info("embedded broker started", bootstrap=self.bootstrap)
+        kw = clients.client_kwargs(s)
+        await ensure_topics(
+            self.bootstrap,
+            partitions=s.topic_partitions,
+            replication=s.topic_replication,
+            client=kw,
+        )
+        self.engine = make_engine(s.db_url)
+        self.sessions = session_factory(self.engine)
+        if migrate:
+            await upgrade(self.engine)
+        await self._sync_channel_rules()
+        self.publisher = KafkaPublisher(self.bootstrap, client=kw)
+        await self.publisher.start()
+        if "relay" in self.roles:
+            self.relay = OutboxRelay(
+                self.engine,
+                self.sessions,
+                self.publisher,
+                batch_size=s.relay_batch_size,
+                interval=s.relay_interval_ms / 1000,
+            )
+            self.tasks.append(asyncio.create_task(self.relay.run(self.stop_event), name="relay"))
+        if "core" in self.roles:
+            for i in range(self.consumers):
+                await self._start_core(i)
+        self.tasks.append(asyncio.create_task(self._guard_topics(), name="topic-guard"))
+        self.tasks.append(asyncio.create_task(self._gauges(), name="gauges"))
+
+    async def _start_core(self, index: int) -> None:
+        assert self.sessions is not None
+        s = self.settings
+
+        def committed(result: BatchResult) -> None:
+            record_batch(result)
+            self.totals.add(result)
+            if self.relay is not None:
+                self.relay.notify()
+
+        processor = CoreProcessor(self.sessions, self.rules, on_committed=committed)
+        broker = KafkaBroker(
+            self.bootstrap,
+            client_id=f"hub-core-{index}",
+            security=clients.faststream_security(s),
+            logger=None,
+        )
+        add_core_subscriber(
+            broker,
+            processor,
+            group_id=CORE_GROUP,
+            batch_size=s.core_batch_size,
+            batch_timeout_ms=s.core_batch_timeout_ms,
+            session_timeout_ms=s.consumer_session_timeout_ms,
+        )
+        await broker.start()
+        self.brokers.append(broker)
+        self.processors.append(processor)
+
+    async def _sync_channel_rules(self) -> None:
+        assert self.sessions is not None
+        async with self.sessions() as session, session.begin():
+            for name, rule in self.rules.items():
+                await session.merge(
+                    ChannelRuleRow(
+                        channel=name,
+                        share=rule.share,
+                        buffer=rule.buffer,
+                        cap=rule.cap,
+                        locations=list(rule.locations),
+                    )
+                )
+
+    async def _guard_topics(self) -> None:
+        """A restarted embedded broker forgets its topics: recreate them before anyone writes
+        into an auto-created topic with the wrong partitions."""
+        kw = clients.client_kwargs(self.settings)
+        while not self.stop_event.is_set():
+            await wait_any([self.stop_event], 5.0)
+            with contextlib.suppress(Exception):
+                if await missing_topics(self.bootstrap, kw):
+                    created = await ensure_topics(
+                        self.bootstrap,
+                        partitions=self.settings.topic_partitions,
+                        replication=self.settings.topic_replication,
+                        client=kw,
+                    )
+                    log.warning("topics were missing and are recreated", topics=created)
+
+    async def _gauges(self) -> None:
+        while not self.stop_event.is_set():
+            with contextlib.suppress(Exception):
+                if self.relay is not None:
+                    backlog, age = await self.relay.backlog()
+                    metrics.OUTBOX_BACKLOG.set(backlog)
+                    metrics.OUTBOX_OLDEST_AGE.set(age)
+            await wait_any([self.stop_event], 5.0)
+
+    async def ready(self) -> dict[str, bool]:
+        """Readiness: database and broker reachable."""
+        status = {"database": False, "broker": False}
+        if self.engine is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2), self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                    status["database"] = True
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await missing_topics(self.bootstrap, clients.client_kwargs(self.settings))
+                status["broker"] = True
+        return status
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        for broker in self.brokers:
+            with contextlib.suppress(Exception):
+                await broker.stop()
+        for task in self.tasks:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(10):
+                    await task
+        if self.publisher:
+            await self.publisher.stop()
+        if self.engine:
+            await self.engine.dispose()
+        if self.embedded:
+            await self.embedded.astop()

@@ -1,0 +1,362 @@
+"""`hub`: every operator command (see INTERFACE.md). Data commands take `--json`."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select, update
+
+from hub.cli.common import console, db_session, fail, out, print_json, run, settings
+
+app = typer.Typer(
+    help="Integration hub: purchase, sales and inventory in one truth.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+stock_app = typer.Typer(help="Stock: show, count, check, repair.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(topics_app, name="topics")
+app.add_typer(stock_app, name="stock")
+app.add_typer(dlq_app, name="dlq")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+@app.command()
+def serve(
+    consumers: Annotated[int, typer.Option(help="Core consumers in this process.")] = 1,
+) -> None:
+    """Every role in one process: gateway, core consumers, outbox relay, connector workers."""
+    from hub.app import ROLES
+    from hub.server import serve as _serve
+
+    run(_serve(settings(), set(ROLES), consumers=consumers))
+
+
+@app.command("run")
+def run_role(
+    role: Annotated[str, typer.Argument(help="gateway | core | relay | connector")],
+    name: Annotated[str | None, typer.Argument(help="connector account, for `connector`")] = None,
+) -> None:
+    """One role alone, for scaled deployments (migrations are a separate `hub db upgrade`)."""
+    from hub.server import serve as _serve
+
+    roles = {
+        "gateway": {"gateway"},
+        "core": {"core"},
+        "relay": {"relay"},
+        "connector": {"connectors"},
+    }
+    if role not in roles:
+        raise fail(f"unknown role {role!r}: use gateway, core, relay or connector", 2)
+    s = settings()
+    if role == "connector" and name and name not in s.hub.accounts:
+        raise fail(f"unknown account {name!r}", 2)
+    run(_serve(s, roles[role], migrate=s.db_url.startswith("sqlite")))
+
+
+@app.command()
+def demo(
+    keep_running: Annotated[bool, typer.Option(help="Keep serving after the scenario.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The end-to-end scenario on the embedded default; exits 0 only if every invariant held."""
+    from hub.demo import run_demo
+
+    ok = run(run_demo(settings(), keep_running=keep_running, as_json=as_json))
+    raise typer.Exit(0 if ok else 1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonOpt = False) -> None:
+    """Apply migrations."""
+    from hub.store.db import make_engine
+    from hub.store.migrate import current, upgrade
+
+    s = settings()
+
+    async def go() -> str | None:
+        engine = make_engine(s.db_url)
+        try:
+            await upgrade(engine)
+            return await current(engine)
+        finally:
+            await engine.dispose()
+
+    rev = run(go())
+    if as_json:
+        print_json({"revision": rev})
+    else:
+        out.print(f"database at revision [bold]{rev}[/]")
+
+
+@topics_app.command("ensure")
+def topics_ensure(as_json: JsonOpt = False) -> None:
+    """Create the topics with the configured partitions."""
+    from hub.kafka import clients
+    from hub.kafka.topics import ensure_topics
+
+    s = settings()
+    try:
+        bootstrap = clients.bootstrap(s)
+    except clients.NoBroker as exc:
+        raise fail(str(exc)) from None
+    created = run(
+        ensure_topics(
+            bootstrap,
+            partitions=s.topic_partitions,
+            replication=s.topic_replication,
+            client=clients.client_kwargs(s),
+        )
+    )
+    if as_json:
+        print_json({"created": created, "partitions": s.topic_partitions})
+    else:
+        out.print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
+
+
+@stock_app.command("show")
+def stock_show(sku: str, as_json: JsonOpt = False) -> None:
+    """On hand, reserved, inbound, available-to-sell per channel, per location."""
+    from hub.core.batch import rules_from_config
+    from hub.queries import UnknownSku, stock_view
+
+    s = settings()
+
+    async def go() -> dict[str, object]:
+        async with db_session(s) as session:
+            return await stock_view(session, sku, rules_from_config(s.hub.channels))
+
+    try:
+        view = run(go())
+    except UnknownSku as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print_json(view)
+        return
+    t = Table(
+        title=f"{sku}: on hand {view['on_hand']}, reserved {view['reserved']}, "
+        f"inbound {view['inbound']}"
+    )
+    for col in ("location", "on_hand", "reserved", "inbound", "available"):
+        t.add_column(col)
+    for loc in view["locations"]:  # type: ignore[attr-defined]
+        t.add_row(
+            *(str(loc[c]) for c in ("location", "on_hand", "reserved", "inbound", "available"))
+        )
+    out.print(t)
+    for ch, v in view["channels"].items():  # type: ignore[attr-defined]
+        out.print(f"channel [bold]{ch}[/]: available {v['available']}")
+
+
+@stock_app.command("count")
+def stock_count(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    count_id: Annotated[
+        str | None, typer.Option(help="Stocktake id (default: day+content)")
+    ] = None,
+    actor: Annotated[str, typer.Option(help="Who counted (audit log).")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Stocktake: set counted quantities from a CSV (sku,location,quantity)."""
+    from hub.audit import record
+    from hub.kafka import clients
+    from hub.kafka.producer import KafkaPublisher
+    from hub.stockfile import StockFileError, count_envelopes
+
+    s = settings()
+    try:
+        cid, envelopes = count_envelopes(file.read_text(encoding="utf-8"), count_id)
+    except (StockFileError, UnicodeDecodeError) as exc:
+        raise fail(f"{file}: {exc}") from None
+    try:
+        bootstrap = clients.bootstrap(s)
+    except clients.NoBroker as exc:
+        raise fail(str(exc)) from None
+
+    async def go() -> None:
+        pub = KafkaPublisher(bootstrap, client=clients.client_kwargs(s))
+        await pub.start()
+        try:
+            await pub.publish(envelopes)
+        finally:
+            await pub.stop()
+        async with db_session(s) as session, session.begin():
+            await record(
+                session,
+                actor,
+                "stock.count",
+                cid,
+                after={"file": str(file), "lines": len(envelopes)},
+            )
+
+    run(go())
+    if as_json:
+        print_json({"count_id": cid, "published": len(envelopes)})
+    else:
+        out.print(f"stocktake {cid}: {len(envelopes)} line(s) published")
+
+
+@stock_app.command("check")
+def stock_check(as_json: JsonOpt = False) -> None:
+    """Check every stored total: no oversell, on_hand = Σ journal, reserved = Σ open lines."""
+    from hub.queries import invariant_problems
+
+    s = settings()
+
+    async def go() -> list[str]:
+        async with db_session(s) as session:
+            return await invariant_problems(session)
+
+    problems = run(go())
+    if as_json:
+        print_json({"ok": not problems, "problems": problems})
+    else:
+        for p in problems:
+            console.print(f"[red]✗[/] {p}")
+        out.print(
+            "[green]all stock invariants hold[/]"
+            if not problems
+            else f"[red]{len(problems)} problem(s)[/]"
+        )
+    raise typer.Exit(0 if not problems else 1)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dead letters with their error and origin."""
+    from hub.store.models import DeadLetter
+
+    s = settings()
+
+    async def go() -> list[dict[str, object]]:
+        async with db_session(s) as session:
+            q = select(DeadLetter).order_by(DeadLetter.id)
+            if not all_:
+                q = q.where(DeadLetter.replayed_at.is_(None))
+            return [
+                {
+                    "id": d.id,
+                    "consumer": d.consumer,
+                    "topic": d.topic,
+                    "partition": d.partition,
+                    "offset": d.offset,
+                    "error": d.error,
+                    "received_at": d.received_at,
+                    "replayed_at": d.replayed_at,
+                    "size": len(d.payload or b""),
+                }
+                for d in (await session.execute(q)).scalars()
+            ]
+
+    rows = run(go())
+    if as_json:
+        print_json(rows)
+        return
+    t = Table(title=f"{len(rows)} dead letter(s)")
+    for col in ("id", "origin", "error", "received"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            str(r["id"]),
+            f"{r['topic']}/{r['partition']}@{r['offset']}",
+            str(r["error"])[:80],
+            str(r["received_at"])[:19],
+        )
+    out.print(t)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids")] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every dead letter not yet replayed.")
+    ] = False,
+    actor: Annotated[str, typer.Option(help="Who replays (audit log).")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Send dead letters back to their topic (after a fix), with their original bytes."""
+    from hub.audit import record
+    from hub.kafka import clients
+    from hub.kafka.producer import KafkaPublisher
+    from hub.store.models import DeadLetter
+    from schemas.base import now_utc
+
+    if not ids and not all_:
+        raise fail("give dead letter ids or --all", 2)
+    s = settings()
+    try:
+        bootstrap = clients.bootstrap(s)
+    except clients.NoBroker as exc:
+        raise fail(str(exc)) from None
+
+    async def go() -> list[int]:
+        async with db_session(s) as session, session.begin():
+            q = select(DeadLetter).where(DeadLetter.replayed_at.is_(None))
+            if ids:
+                q = q.where(DeadLetter.id.in_(ids))
+            letters = list((await session.execute(q.order_by(DeadLetter.id))).scalars())
+            if not letters:
+                return []
+            pub = KafkaPublisher(bootstrap, client=clients.client_kwargs(s))
+            await pub.start()
+            try:
+                await pub.send_many(
+                    [
+                        (
+                            d.topic,
+                            d.key.decode("utf-8", "replace") if d.key else None,
+                            d.payload or b"",
+                            [(k, v.encode()) for k, v in d.headers],
+                        )
+                        for d in letters
+                    ]
+                )
+            finally:
+                await pub.stop()
+            done = [d.id for d in letters]
+            await session.execute(
+                update(DeadLetter).where(DeadLetter.id.in_(done)).values(replayed_at=now_utc())
+            )
+            await record(
+                session, actor, "dlq.replay", ",".join(map(str, done)), after={"ids": done}
+            )
+            return done
+
+    done = run(go())
+    if as_json:
+        print_json({"replayed": done})
+    else:
+        out.print(f"replayed {len(done)} dead letter(s)")
+
+
+def _mount_optional() -> None:
+    """Command groups that live with their feature (finance, purchasing, connectors, ops)."""
+    for module, name in (
+        ("hub.cli.books", "books"),
+        ("hub.cli.po", "po"),
+        ("hub.cli.connector", "connector"),
+        ("hub.cli.ops", None),
+        ("hub.cli.bench", None),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        if name and hasattr(mod, "app"):
+            app.add_typer(mod.app, name=name)
+        elif hasattr(mod, "register"):
+            mod.register(app)
+
+
+_mount_optional()

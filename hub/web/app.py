@@ -1,0 +1,92 @@
+"""Starlette app: `/webhooks/…` (gateway role), `/metrics`, `/healthz`, `/readyz`, `/api/*`,
+`/asyncapi`, `/dashboard`."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from hub import metrics
+from hub.app import Runtime
+from hub.asyncapi import document
+from hub.queries import UnknownSku, stock_view
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _authorised(request: Request, token: str | None) -> bool:
+    if not token:
+        return False
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), token.encode())
+
+
+def protected(runtime: Runtime, handler: Handler) -> Handler:
+    async def wrapped(request: Request) -> Response:
+        if not runtime.settings.admin_token:
+            return JSONResponse(
+                {"error": "the operators' API is disabled (HUB_ADMIN_TOKEN unset)"}, status_code=403
+            )
+        if not _authorised(request, runtime.settings.admin_token):
+            return JSONResponse(
+                {"error": "missing or invalid bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await handler(request)
+
+    return wrapped
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        status = await runtime.ready()
+        ok = all(status.values())
+        return JSONResponse({"ready": ok, **status}, status_code=200 if ok else 503)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+
+    async def asyncapi(_: Request) -> Response:
+        return JSONResponse(document())
+
+    async def api_stock(request: Request) -> Response:
+        assert runtime.sessions is not None
+        async with runtime.sessions() as session:
+            try:
+                view = await stock_view(session, request.path_params["sku"], runtime.rules)
+            except UnknownSku as exc:
+                return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse(view)
+
+    routes: list[Any] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        Route("/asyncapi", asyncapi),
+        Route("/api/stock/{sku:path}", protected(runtime, api_stock)),
+    ]
+    routes.extend(_optional_routes(runtime))
+    return Starlette(routes=routes)
+
+
+def _optional_routes(runtime: Runtime) -> list[Any]:
+    """Routes of roles that are wired only when this process runs them."""
+    routes: list[Any] = []
+    if "gateway" in runtime.roles and runtime.publisher is not None:
+        try:
+            from hub.gateway.app import create_gateway
+        except ImportError:
+            return routes
+        routes.append(Mount("/", app=create_gateway(runtime.settings.hub, runtime.publisher)))
+    return routes
