@@ -1,0 +1,327 @@
+"""A WooCommerce REST v3 simulator: the API subset the hub uses, as a Starlette app.
+
+Basic auth with the consumer key and secret (401 otherwise), orders filtered by `modified_after`
+with `page`/`per_page` and `X-WP-Total`/`X-WP-TotalPages`, an order's refunds, products with their
+`stock_quantity`, `products/batch` updates (at most 100 items, per-item errors for unknown ids),
+an optional rate limit (WooCommerce core has none; hosts and plugins add one: 429 +
+`Retry-After`), injected 5xx / 429 / latency (`faults` or `POST /_sim/faults`), stock changed
+behind the hub's back (`set_stock` or `POST /_sim/stock`), and signed webhook deliveries.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import itertools
+import json
+import math
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors.base import timestamp
+from connectors.http import Faults
+from connectors.woocommerce.webhooks import signed_headers
+
+API = "/wp-json/wc/v3"
+
+
+def _gmt(t: datetime) -> str:
+    return t.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat()
+
+
+class WooCommerceSimulator:
+    def __init__(
+        self,
+        *,
+        consumer_key: str = "ck_simulated",
+        consumer_secret: str = "cs_simulated",
+        webhook_secret: str = "woocommerce-webhook-secret",
+        site: str = "https://corner.example",
+        currency: str = "EUR",
+        rate_limit_per_second: float | None = None,
+    ) -> None:
+        self.consumer_key = consumer_key
+        self.consumer_secret = consumer_secret
+        self.webhook_secret = webhook_secret
+        self.site = site
+        self.currency = currency
+        self.rate_limit_per_second = rate_limit_per_second
+        self.faults = Faults()
+        self.products: dict[int, dict[str, Any]] = {}
+        self.orders: dict[int, dict[str, Any]] = {}
+        self.refunds: dict[int, list[dict[str, Any]]] = {}
+        self.batch_calls = 0
+        self._ids = itertools.count(100)
+        self._window_start = time.monotonic()
+        self._window_count = 0
+        self.app = Starlette(
+            routes=[
+                Route(f"{API}/orders", self._orders),
+                Route(f"{API}/orders/{{order_id:int}}/refunds", self._refunds),
+                Route(f"{API}/products", self._products),
+                Route(f"{API}/products/batch", self._batch, methods=["POST"]),
+                Route("/_sim/faults", self._sim_faults, methods=["POST"]),
+                Route("/_sim/stock", self._sim_stock, methods=["POST"]),
+            ]
+        )
+
+    # --- state helpers ----------------------------------------------------------------------------
+
+    def add_product(self, sku: str, stock: int = 0) -> int:
+        pid = next(self._ids)
+        self.products[pid] = {
+            "id": pid,
+            "name": sku,
+            "type": "simple",
+            "status": "publish",
+            "sku": sku,
+            "price": "10.00",
+            "manage_stock": True,
+            "stock_quantity": stock,
+            "stock_status": "instock" if stock > 0 else "outofstock",
+            "date_modified_gmt": _gmt(datetime.now(UTC)),
+        }
+        return pid
+
+    def _by_sku(self, sku: str) -> dict[str, Any]:
+        for p in self.products.values():
+            if p["sku"] == sku:
+                return p
+        raise KeyError(sku)
+
+    def stock(self, sku: str) -> int:
+        return int(self._by_sku(sku)["stock_quantity"])
+
+    def set_stock(self, sku: str, quantity: int) -> None:
+        """Change stock behind the hub's back (an edit in wp-admin)."""
+        p = self._by_sku(sku)
+        p["stock_quantity"] = quantity
+        p["stock_status"] = "instock" if quantity > 0 else "outofstock"
+
+    def make_order(
+        self,
+        order_id: int,
+        lines: list[tuple[str, int, str]],
+        *,
+        status: str = "processing",
+        created_at: datetime | None = None,
+        tax_rate: str = "0.08",
+    ) -> dict[str, Any]:
+        """An order in WooCommerce's REST v3 JSON shape, stored so the API lists it."""
+        created = created_at or datetime.now(UTC)
+        rate = Decimal(tax_rate)
+        items = []
+        total = tax_total = Decimal(0)
+        for n, (sku, qty, price) in enumerate(lines):
+            product = next((p for p in self.products.values() if p["sku"] == sku), {"id": 0})
+            line_total = Decimal(price) * qty
+            tax = (line_total * rate).quantize(Decimal("0.01"))
+            total += line_total
+            tax_total += tax
+            items.append(
+                {
+                    "id": order_id * 100 + n,
+                    "name": sku,
+                    "product_id": product["id"],
+                    "variation_id": 0,
+                    "quantity": qty,
+                    "tax_class": "",
+                    "subtotal": str(line_total),
+                    "subtotal_tax": str(tax),
+                    "total": str(line_total),
+                    "total_tax": str(tax),
+                    "taxes": [{"id": 1, "total": str(tax), "subtotal": str(tax)}],
+                    "meta_data": [],
+                    "sku": sku,
+                    "price": float(price),
+                }
+            )
+        paid = status in ("processing", "completed")
+        order = {
+            "id": order_id,
+            "parent_id": 0,
+            "number": str(order_id),
+            "order_key": f"wc_order_{order_id}",
+            "created_via": "checkout",
+            "status": status,
+            "currency": self.currency,
+            "date_created": _gmt(created),
+            "date_created_gmt": _gmt(created),
+            "date_modified": _gmt(created),
+            "date_modified_gmt": _gmt(created),
+            "discount_total": "0.00",
+            "shipping_total": "0.00",
+            "cart_tax": str(tax_total),
+            "total": str(total + tax_total),
+            "total_tax": str(tax_total),
+            "prices_include_tax": False,
+            "payment_method": "stripe",
+            "transaction_id": f"ch_{order_id}" if paid else "",
+            "date_paid_gmt": _gmt(created) if paid else None,
+            "date_completed_gmt": _gmt(created) if status == "completed" else None,
+            "line_items": items,
+            "shipping_lines": [],
+            "coupon_lines": [],
+            "refunds": [],
+        }
+        self.orders[order_id] = order
+        return copy.deepcopy(order)
+
+    def update_order(self, order_id: int, *, status: str, at: datetime | None = None) -> dict:
+        order = self.orders[order_id]
+        order["status"] = status
+        order["date_modified_gmt"] = _gmt(at or datetime.now(UTC))
+        return copy.deepcopy(order)
+
+    def webhook(
+        self, topic: str, payload: dict[str, Any], *, secret: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """A signed delivery (headers, body) as WooCommerce would post it."""
+        body = json.dumps(payload).encode()
+        headers = signed_headers(
+            body,
+            secret if secret is not None else self.webhook_secret,
+            topic=topic,
+            source=self.site + "/",
+            delivery_id=str(next(self._ids)),
+        )
+        return headers, body
+
+    # --- HTTP -------------------------------------------------------------------------------------
+
+    async def _guard(self, request: Request) -> Response | None:
+        injected = await self.faults.apply(request.method, request.url.path)
+        if injected is not None:
+            status, headers = injected
+            return _error("simulated_failure", "Injected failure.", status, headers)
+        auth = request.headers.get("Authorization", "")
+        expected = base64.b64encode(f"{self.consumer_key}:{self.consumer_secret}".encode())
+        if auth != f"Basic {expected.decode()}":
+            return _error("woocommerce_rest_cannot_view", "Sorry, you cannot list resources.", 401)
+        if self.rate_limit_per_second:
+            now = time.monotonic()
+            if now - self._window_start >= 1:
+                self._window_start, self._window_count = now, 0
+            self._window_count += 1
+            if self._window_count > self.rate_limit_per_second:
+                return _error("rest_rate_limited", "Too many requests.", 429, {"Retry-After": "1"})
+        return None
+
+    def _paged(self, request: Request, items: list[Any]) -> Response:
+        try:
+            page = max(1, int(request.query_params.get("page", "1")))
+            per_page = min(100, max(1, int(request.query_params.get("per_page", "10"))))
+        except ValueError:
+            return _error("rest_invalid_param", "Invalid parameter(s): page", 400)
+        pages = max(1, math.ceil(len(items) / per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        return JSONResponse(
+            chunk, headers={"X-WP-Total": str(len(items)), "X-WP-TotalPages": str(pages)}
+        )
+
+    async def _orders(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        orders = sorted(self.orders.values(), key=lambda o: (o["date_modified_gmt"], o["id"]))
+        after = request.query_params.get("modified_after")
+        if after:
+            try:
+                since = timestamp(after, "modified_after", naive_is_utc=True)
+            except ValueError:
+                return _error("rest_invalid_param", "Invalid parameter(s): modified_after", 400)
+            orders = [
+                o
+                for o in orders
+                if timestamp(o["date_modified_gmt"], "m", naive_is_utc=True) > since
+            ]
+        return self._paged(request, orders)
+
+    async def _refunds(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        oid = request.path_params["order_id"]
+        if oid not in self.orders:
+            return _error("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404)
+        return JSONResponse(self.refunds.get(oid, []))
+
+    async def _products(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        items = sorted(self.products.values(), key=lambda p: p["id"])
+        if request.query_params.get("sku"):
+            wanted = set(request.query_params["sku"].split(","))
+            items = [p for p in items if p["sku"] in wanted]
+        return self._paged(request, items)
+
+    async def _batch(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        try:
+            body = await request.json()
+            updates = body.get("update", [])
+        except (ValueError, AttributeError):
+            return _error("rest_invalid_json", "Invalid JSON body passed.", 400)
+        if not isinstance(updates, list):
+            return _error("rest_invalid_param", "Invalid parameter(s): update", 400)
+        if len(updates) > 100:
+            return _error(
+                "woocommerce_rest_request_entity_too_large",
+                "Unable to accept more than 100 items for this request.",
+                413,
+            )
+        out = []
+        for u in updates:
+            pid = u.get("id") if isinstance(u, dict) else None
+            product = self.products.get(pid) if isinstance(pid, int) else None
+            if product is None:
+                out.append(
+                    {
+                        "id": pid or 0,
+                        "error": {
+                            "code": "woocommerce_rest_product_invalid_id",
+                            "message": "Invalid ID.",
+                            "data": {"status": 400},
+                        },
+                    }
+                )
+                continue
+            if "manage_stock" in u:
+                product["manage_stock"] = bool(u["manage_stock"])
+            if "stock_quantity" in u:
+                product["stock_quantity"] = int(u["stock_quantity"])
+                product["stock_status"] = (
+                    "instock" if product["stock_quantity"] > 0 else "outofstock"
+                )
+            product["date_modified_gmt"] = _gmt(datetime.now(UTC))
+            out.append(copy.deepcopy(product))
+        self.batch_calls += 1
+        return JSONResponse({"update": out})
+
+    async def _sim_faults(self, request: Request) -> Response:
+        body = await request.json()
+        self.faults.latency = float(body.get("latency", self.faults.latency))
+        if body.get("fail"):
+            self.faults.fail_next(int(body["fail"]), int(body.get("status", 503)))
+        if body.get("throttle"):
+            self.faults.throttle_next(int(body["throttle"]), float(body.get("retry_after", 1)))
+        return JSONResponse({"ok": True})
+
+    async def _sim_stock(self, request: Request) -> Response:
+        body = await request.json()
+        self.set_stock(str(body["sku"]), int(body["stock_quantity"]))
+        return JSONResponse({"ok": True})
+
+
+def _error(
+    code: str, message: str, status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"code": code, "message": message, "data": {"status": status}}, status, headers=headers
+    )
