@@ -5,8 +5,9 @@ Why these values (docs/scaling.md has the long form):
 - Inbound and outbound event topics keep 7 days: long enough to replay a weekend's traffic after
   an incident, short enough to bound disk. The store, not Kafka, is the system of record.
 - `hub.dlq.v1` keeps 30 days: a dead letter waits for a human and a fix, then `hub dlq replay`.
-- `hub.stock-levels.v1` is compacted: only the newest level per SKU matters (it is keyed by SKU), so
-  a connector that starts from the beginning reads one record per SKU, not the whole history.
+- `hub.stock-levels.v1` is compacted: only the newest level per SKU and channel matters (the key is
+  `{sku}@{channel}`), so a connector that starts from the beginning reads one record per key, not
+  the whole history.
 - `min.insync.replicas=2` once there are at least 3 replicas: with producers on `acks=all`, a write
   is acknowledged only when two brokers have it, and one broker can be down without refusing writes.
   Below 3 replicas it is left at the broker's default so a single-broker setup accepts writes.

@@ -198,3 +198,23 @@ def test_pods_mount_the_config_and_take_secrets_from_a_secret_reference(
         assert ("configMapRef", "hub-env") in refs, name
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert volumes["config"]["configMap"]["name"] == "hub-config", name
+
+
+def test_relay_and_migrations_bypass_the_transaction_pooler(
+    kube_objects: list[tuple[str, dict[str, Any]]],
+) -> None:
+    # Session advisory locks (relay leader election) and migrations need one server connection;
+    # pgbouncer's transaction pooling would hand each transaction a different one.
+    (example,) = load_yaml_documents(KUBE_DIR / "secret.example.yaml")
+    direct = {}
+    for name, pod in pod_specs(kube_objects):
+        (container,) = pod["containers"]
+        for env in container.get("env", []):
+            if env["name"] == "HUB_DATABASE_URL":
+                ref = env["valueFrom"]["secretKeyRef"]
+                assert ref["name"] == example["metadata"]["name"], name
+                assert ref["key"] in example["stringData"], name
+                direct[name] = ref["key"]
+    assert set(direct) == {"Deployment/hub-relay", "Job/hub-migrate"}
+    assert "pgbouncer" not in example["stringData"][direct["Job/hub-migrate"]]
+    assert "pgbouncer" in example["stringData"]["HUB_DATABASE_URL"]
