@@ -1,0 +1,164 @@
+"""Vouchers reach Xero as manual journals: the simulator refuses what Xero refuses, the client
+retries what is transient and gives up at once, permanently, on what is invalid."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.errors import ConnectorError
+from connectors.http import RetryPolicy
+from connectors.xero import mapping
+from connectors.xero.client import JOURNALS_PATH, XeroClient, validation_messages
+from connectors.xero.simulator import XeroSimulator
+from hub.finance import rules
+from hub.finance.chart import CN_SMALL_BUSINESS
+from schemas.finance import VoucherIssued
+
+AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+D = Decimal
+FAST = RetryPolicy(attempts=4, initial_wait=0.001, max_wait=0.01, max_retry_after=0.05)
+
+
+def sale() -> VoucherIssued:
+    v = rules.sale_fulfilled(
+        CN_SMALL_BUSINESS,
+        order_key="acme:1",
+        fulfilment_id="F1",
+        at=AT,
+        currency="CNY",
+        lines=[rules.SaleLine("TEE", "main", 2, D("100"), D("13"))],
+        stock={("TEE", "main"): (5, D("33.333333"))},
+    )
+    assert v is not None
+    return v
+
+
+@pytest.fixture
+def sim() -> XeroSimulator:
+    return XeroSimulator([a.code for a in CN_SMALL_BUSINESS.accounts.values()])
+
+
+@pytest.fixture
+async def client(sim: XeroSimulator) -> AsyncIterator[XeroClient]:
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url="https://xero")
+    c = XeroClient(tenant_id=sim.tenant_id, token=sim.token, http=http, policy=FAST, limiter=None)
+    c.api.limiter = None
+    yield c
+    await c.aclose()
+
+
+async def raw_post(sim: XeroSimulator, body: Any) -> httpx.Response:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sim.app), base_url="https://xero"
+    ) as http:
+        return await http.post(
+            JOURNALS_PATH,
+            content=body if isinstance(body, bytes) else mapping.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {sim.token}", "Xero-tenant-id": sim.tenant_id},
+        )
+
+
+def test_mapping_signs_debits_positive_and_credits_negative() -> None:
+    v = sale()
+    journal = mapping.manual_journal(v, {"1122": "610"})
+    amounts = [line["LineAmount"] for line in journal["JournalLines"]]
+    assert sum(amounts) == 0
+    assert journal["Status"] == "POSTED" and journal["Date"] == "2026-11-22"
+    assert {"LineAmount": D("113.00"), "AccountCode": "610"}.items() <= journal["JournalLines"][
+        -1
+    ].items()
+    assert '"LineAmount":-100.00' in mapping.dumps(journal)
+
+
+async def test_a_voucher_is_booked_as_a_posted_journal(
+    client: XeroClient, sim: XeroSimulator
+) -> None:
+    jid = await client.post_voucher(sale())
+    booked = sim.journals[jid]
+    assert booked["Status"] == "POSTED"
+    assert sum(line["LineAmount"] for line in booked["JournalLines"]) == 0
+
+
+async def test_a_repeated_voucher_books_nothing_twice(
+    client: XeroClient, sim: XeroSimulator
+) -> None:
+    first = await client.post_voucher(sale())
+    second = await client.post_voucher(sale())
+    assert first == second and len(sim.journals) == 1
+
+
+async def test_transient_failures_are_retried(client: XeroClient, sim: XeroSimulator) -> None:
+    sim.faults.fail_next(2, status=503)
+    sim.faults.throttle_next(1, retry_after=0.01)
+    jid = await client.post_voucher(sale())
+    assert jid in sim.journals and len(sim.faults.calls) == 4
+
+
+async def test_retries_run_out_with_a_retryable_error(
+    client: XeroClient, sim: XeroSimulator
+) -> None:
+    sim.faults.fail_next(10, status=500)
+    with pytest.raises(ConnectorError) as err:
+        await client.post_voucher(sale())
+    assert err.value.retryable is True and not sim.journals
+
+
+async def test_an_unbalanced_journal_is_refused_permanently_with_xeros_message(
+    sim: XeroSimulator, client: XeroClient
+) -> None:
+    body = mapping.request_body(sale())
+    body["ManualJournals"][0]["JournalLines"][0]["LineAmount"] -= D("1")
+    response = await raw_post(sim, body)
+    assert response.status_code == 400
+    doc = response.json()
+    assert (doc["ErrorNumber"], doc["Type"]) == (10, "ValidationException")
+    assert validation_messages(doc) == [
+        "The total debits (179.67) must equal total credits (-180.67)"
+    ]
+    # through the client: no retry, a permanent error that carries the message
+    forged = sale().model_copy(update={"voucher_id": "forged"})
+    object.__setattr__(forged.lines[0], "credit", D("201.00"))
+    with pytest.raises(ConnectorError) as err:
+        await client.post_voucher(forged)
+    assert err.value.retryable is False and err.value.status == 400
+    assert "must equal total credits" in err.value.message
+    assert len(sim.faults.calls) == 2 and not sim.journals
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda j: j.update(JournalLines=j["JournalLines"][:1]), "at least two individual"),
+        (lambda j: j["JournalLines"][0].update(AccountCode="999"), "Account code '999'"),
+        (lambda j: j.update(Narration=""), "Narration cannot be empty"),
+        (lambda j: j.update(Date="2026-13-01"), "is not a valid date"),
+        (lambda j: j["JournalLines"][0].update(LineAmount="x"), "line amount is required"),
+    ],
+)
+async def test_malformed_journals_are_refused_like_xero_does(
+    sim: XeroSimulator, change: Any, message: str
+) -> None:
+    body = mapping.request_body(sale())
+    change(body["ManualJournals"][0])
+    response = await raw_post(sim, body)
+    assert response.status_code == 400
+    assert any(message in m for m in validation_messages(response.json()))
+    assert not sim.journals
+
+
+async def test_invalid_json_and_bad_credentials(sim: XeroSimulator) -> None:
+    response = await raw_post(sim, b"{not json")
+    assert response.status_code == 400
+    assert response.json()["Type"] == "PostDataInvalidException"
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url="https://xero")
+    bad = XeroClient(tenant_id=sim.tenant_id, token="wrong", http=http, policy=FAST, limiter=None)
+    with pytest.raises(ConnectorError) as err:
+        await bad.post_voucher(sale())
+    assert err.value.retryable is False and err.value.status == 401
+    await bad.aclose()
