@@ -160,7 +160,10 @@ def is_stale(previous: datetime | None, incoming: datetime) -> bool:
 
 # --- parsing helpers for mappings --------------------------------------------------------------
 
-_SKU = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+# SKUs travel into CSV stock files, EDI segments and URLs, so a shop's SKU must be word characters
+# with a few common separators; quotes, `;`, `*`, `~`, `?`, `\`, `<>`, `%` and the like are refused
+# with the line named, rather than carried into every system downstream.
+_SKU = re.compile(r"^\w[\w .\-/+#:()&,]{0,127}$")
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -1,0 +1,179 @@
+"""`POST /webhooks/{connector}/{account}`: verify, map, publish, then answer.
+
+Order of checks (cheapest and least trusting first): unknown account or connector mismatch → 404;
+declared or streamed body over the limit → 413; content type → 415; signature on the raw bytes,
+before anything parses them → 401; mapping → 400 with a JSON reason; publish and wait for the
+broker's acknowledgement (acks=all) within a budget below Shopify's 5 s → 200, else 503 with
+`Retry-After` so the platform delivers again. Nothing a sender can send yields a 500: unexpected
+errors while parsing are logged and answered 400.
+
+A delivery is verified with the secrets of the account named in the URL only, so one tenant's
+secret can never post for another account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors.base import Account, ShopConnector, connector_names, get_connector
+from connectors.errors import MalformedPayload, PayloadTooLarge, SignatureInvalid
+from hub import metrics
+from hub.bus import BrokerUnavailable, Publisher
+from hub.config import ConfigError, HubConfig
+from hub.gateway.openapi import openapi_document
+
+log = structlog.get_logger(__name__)
+
+JSON_TYPES = frozenset({"application/json"})
+# WooCommerce activates a webhook with a form-encoded ping (`webhook_id=N`).
+FORM_TYPE = "application/x-www-form-urlencoded"
+RETRY_AFTER_SECONDS = "5"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_gateway(
+    config: HubConfig,
+    publisher: Publisher,
+    *,
+    max_body: int = 1_048_576,
+    clock: Callable[[], datetime] = _utcnow,
+    publish_timeout: float = 4.0,
+    connectors: Mapping[str, ShopConnector] | None = None,
+) -> Starlette:
+    """The gateway as an ASGI app. `connectors` overrides the registry (tests, extra platforms)."""
+    registry: dict[str, ShopConnector] = dict(connectors or {})
+
+    def connector_for(name: str) -> ShopConnector | None:
+        if name in registry:
+            return registry[name]
+        if connectors is None and name in connector_names():
+            try:
+                registry[name] = get_connector(name)
+            except (ImportError, AttributeError):
+                log.exception("gateway.connector_unavailable", connector=name)
+                return None
+            return registry[name]
+        return None
+
+    async def webhook(request: Request) -> Response:
+        started = time.perf_counter()
+        name = request.path_params["connector"]
+        account_name = request.path_params["account"]
+        account_cfg = config.accounts.get(account_name)
+        if account_cfg is None or account_cfg.connector != name:
+            return _answer(None, "unknown_account", 404, {"error": "unknown account"}, started)
+        connector = connector_for(name)
+        if connector is None:
+            return _answer(None, "unknown_account", 404, {"error": "unknown connector"}, started)
+        account = Account(account_name, account_cfg)
+
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _answer(name, "malformed", 400, _reason("bad Content-Length"), started)
+            if int(declared) > max_body:
+                return _answer(name, "too_large", 413, _reason(f"over {max_body} bytes"), started)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in JSON_TYPES and not (
+            name == "woocommerce" and content_type == FORM_TYPE
+        ):
+            return _answer(name, "malformed", 415, _reason("expected application/json"), started)
+        try:
+            body = await _read_body(request, max_body)
+        except PayloadTooLarge as exc:
+            return _answer(name, "too_large", 413, _reason(str(exc)), started)
+        except ClientDisconnect:
+            return _answer(name, "malformed", 400, _reason("client disconnected"), started)
+
+        now = clock()
+        headers = dict(request.headers.items())
+        try:
+            connector.verify(body, headers, account, now)
+        except SignatureInvalid as exc:
+            log.info(
+                "gateway.unauthorized", connector=name, account=account_name, reason=exc.reason
+            )
+            return _answer(name, "unauthorized", 401, {"error": "unauthorized"}, started)
+        except ConfigError as exc:
+            log.error("gateway.secret_unavailable", account=account_name, error=str(exc))
+            return _unavailable(name, started)
+        except Exception:
+            log.exception("gateway.verify_failed", connector=name, account=account_name)
+            return _answer(name, "unauthorized", 401, {"error": "unauthorized"}, started)
+
+        try:
+            envelopes = connector.parse(body, headers, account, now)
+        except MalformedPayload as exc:
+            log.info("gateway.malformed", connector=name, account=account_name, reason=exc.reason)
+            return _answer(name, "malformed", 400, _reason(exc.reason), started)
+        except Exception:
+            log.exception("gateway.parse_failed", connector=name, account=account_name)
+            return _answer(name, "malformed", 400, _reason("payload could not be mapped"), started)
+
+        if envelopes:
+            try:
+                await asyncio.wait_for(publisher.publish(envelopes), timeout=publish_timeout)
+            except (BrokerUnavailable, TimeoutError) as exc:
+                log.warning("gateway.broker_unavailable", account=account_name, error=repr(exc))
+                return _unavailable(name, started)
+            except Exception:
+                log.exception("gateway.publish_failed", account=account_name)
+                return _unavailable(name, started)
+        ids = [e.id for e in envelopes]
+        log.info("gateway.accepted", connector=name, account=account_name, messages=len(ids))
+        return _answer(name, "accepted", 200, {"accepted": len(ids), "ids": ids}, started)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document(sorted(set(connector_names()) | set(registry))))
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/{connector}/{account}", webhook, methods=["POST"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+        ]
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reason(reason: str) -> dict[str, Any]:
+    return {"error": "rejected", "reason": reason}
+
+
+def _unavailable(connector: str, started: float) -> Response:
+    response = _answer(
+        connector, "unavailable", 503, {"error": "broker unavailable, retry later"}, started
+    )
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def _answer(
+    connector: str | None, outcome: str, status: int, body: dict[str, Any], started: float
+) -> Response:
+    label = connector or "unknown"
+    metrics.WEBHOOKS_RECEIVED.labels(connector=label, outcome=outcome).inc()
+    metrics.WEBHOOK_LATENCY.labels(connector=label).observe(time.perf_counter() - started)
+    return JSONResponse(body, status)

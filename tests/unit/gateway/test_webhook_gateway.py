@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import json
+
+from connectors.base import sign
+from schemas.orders import OrderPlaced
+
+from .conftest import (
+    OTHER_SECRET,
+    fixture,
+    shopify_headers,
+    woo_headers,
+)
+
+
+def _body(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+async def test_valid_shopify_order_is_published_before_200(client, publisher):
+    body = _body(fixture("shopify", "orders_create"))
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+    assert r.status_code == 200
+    [placed] = publisher.published
+    assert isinstance(placed.data, OrderPlaced)
+    assert placed.data.order_key == "acme:450789469"
+    assert placed.source == "shopify/acme"
+    assert r.json() == {"accepted": 1, "ids": [placed.id]}
+
+
+async def test_valid_woocommerce_order_is_published(client, publisher):
+    body = _body(fixture("woocommerce", "order_processing"))
+    r = await client.post("/webhooks/woocommerce/corner", content=body, headers=woo_headers(body))
+    assert r.status_code == 200
+    assert [e.type for e in publisher.published] == [
+        "hub.order.placed.v1",
+        "hub.payment.captured.v1",
+    ]
+
+
+async def test_bad_signature_is_401_and_nothing_is_published(client, publisher):
+    body = _body(fixture("shopify", "orders_create"))
+    headers = shopify_headers(body)
+    headers["X-Shopify-Hmac-Sha256"] = sign("wrong", body)
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=headers)
+    assert r.status_code == 401
+    assert publisher.published == []
+
+
+async def test_missing_signature_is_401(client, publisher):
+    body = _body(fixture("shopify", "orders_create"))
+    headers = shopify_headers(body)
+    del headers["X-Shopify-Hmac-Sha256"]
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=headers)
+    assert r.status_code == 401
+    assert publisher.published == []
+
+
+async def test_signature_checked_on_raw_bytes_so_reformatted_body_fails(client, publisher):
+    body = _body(fixture("shopify", "orders_create"))
+    headers = shopify_headers(body)
+    reformatted = json.dumps(json.loads(body), indent=2).encode()
+    r = await client.post("/webhooks/shopify/acme", content=reformatted, headers=headers)
+    assert r.status_code == 401
+
+
+async def test_one_tenants_secret_cannot_post_for_another_account(client, publisher):
+    body = _body(fixture("shopify", "orders_create"))
+    headers = shopify_headers(body)
+    headers["X-Shopify-Hmac-Sha256"] = sign(OTHER_SECRET, body)  # valid for "other", not "acme"
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=headers)
+    assert r.status_code == 401
+    r = await client.post("/webhooks/shopify/other", content=body, headers=headers)
+    assert r.status_code == 200
+    assert publisher.published[0].data.order_key == "other:450789469"
+
+
+async def test_same_event_five_times_gives_five_200s_with_identical_message_ids(client, publisher):
+    body = _body(fixture("shopify", "orders_create"))
+    ids = []
+    for n in range(5):
+        headers = shopify_headers(body, **{"X-Shopify-Webhook-Id": f"delivery-{n}"})
+        r = await client.post("/webhooks/shopify/acme", content=body, headers=headers)
+        assert r.status_code == 200
+        ids.append(tuple(r.json()["ids"]))
+    assert len(set(ids)) == 1
+    assert len({e.id for e in publisher.published}) == 1
+
+
+async def test_unknown_account_is_404(client, publisher):
+    body = _body(fixture("shopify", "orders_create"))
+    r = await client.post("/webhooks/shopify/nobody", content=body, headers=shopify_headers(body))
+    assert r.status_code == 404
+
+
+async def test_connector_not_matching_the_account_is_404(client, publisher):
+    body = _body(fixture("woocommerce", "order_processing"))
+    r = await client.post("/webhooks/woocommerce/acme", content=body, headers=woo_headers(body))
+    assert r.status_code == 404
+    r = await client.post("/webhooks/nonsense/acme", content=body, headers=woo_headers(body))
+    assert r.status_code == 404
+    assert publisher.published == []
+
+
+async def test_oversized_declared_body_is_413(client, publisher):
+    body = b"{" + b" " * (70 * 1024) + b"}"
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+    assert r.status_code == 413
+
+
+async def test_oversized_streamed_body_without_length_is_413(client, publisher):
+    async def chunks():
+        for _ in range(80):
+            yield b" " * 1024
+
+    headers = shopify_headers(b"")
+    r = await client.post("/webhooks/shopify/acme", content=chunks(), headers=headers)
+    assert r.status_code == 413
+    assert publisher.published == []
+
+
+async def test_wrong_content_type_is_415(client, publisher):
+    body = _body(fixture("shopify", "orders_create"))
+    headers = shopify_headers(body)
+    headers["Content-Type"] = "text/plain"
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=headers)
+    assert r.status_code == 415
+
+
+async def test_non_utf8_body_is_400_with_a_reason(client, publisher):
+    body = b'{"id": "\xff\xfe"}'
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+    assert r.status_code == 400
+    assert "UTF-8" in r.json()["reason"]
+
+
+async def test_deeply_nested_body_is_400(client, publisher):
+    body = b"[" * 5000 + b"]" * 5000
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+    assert r.status_code == 400
+    body = b'{"a":' * 100 + b"1" + b"}" * 100
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+    assert r.status_code == 400
+
+
+async def test_sql_looking_sku_is_rejected_naming_the_line(client, publisher):
+    order = fixture("shopify", "orders_create")
+    order["line_items"][1]["sku"] = "x'; DROP TABLE stock; --"
+    body = _body(order)
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+    assert r.status_code == 400
+    assert "line_items[1]" in r.json()["reason"]
+    assert publisher.published == []
+
+
+async def test_line_without_sku_is_400(client, publisher):
+    order = fixture("shopify", "orders_create")
+    order["line_items"][0]["sku"] = ""
+    body = _body(order)
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+    assert r.status_code == 400
+    assert "no SKU" in r.json()["reason"]
+
+
+async def test_ignored_topic_is_200_and_publishes_nothing(client, publisher):
+    body = b'{"id": 1}'
+    r = await client.post(
+        "/webhooks/shopify/acme", content=body, headers=shopify_headers(body, "products/update")
+    )
+    assert r.status_code == 200
+    assert publisher.batches == []
+
+
+async def test_broker_down_is_503_with_retry_after(client, publisher):
+    publisher.down = True
+    body = _body(fixture("shopify", "orders_create"))
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+    assert r.status_code == 503
+    assert r.headers["Retry-After"]
+
+
+async def test_broker_slower_than_the_budget_is_503(client, publisher):
+    publisher.delay = 2.0
+    body = _body(fixture("shopify", "orders_create"))
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+    assert r.status_code == 503
+
+
+async def test_replayed_shopify_delivery_outside_the_window_is_401(client, publisher):
+    body = _body(fixture("shopify", "orders_create"))
+    headers = shopify_headers(body, **{"X-Shopify-Triggered-At": "2020-01-01T00:00:00Z"})
+    r = await client.post("/webhooks/shopify/acme", content=body, headers=headers)
+    assert r.status_code == 401
+    assert publisher.published == []
+
+
+async def test_woocommerce_activation_ping_is_accepted_without_publishing(client, publisher):
+    body = b"webhook_id=12"
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-WC-Webhook-Signature": sign("corner-secret", body),
+        "X-WC-Webhook-ID": "12",
+    }
+    r = await client.post("/webhooks/woocommerce/corner", content=body, headers=headers)
+    assert r.status_code == 200
+    assert publisher.batches == []
+
+
+async def test_openapi_describes_the_webhook_endpoint(client):
+    r = await client.get("/openapi.json")
+    assert r.status_code == 200
+    doc = r.json()
+    post = doc["paths"]["/webhooks/{connector}/{account}"]["post"]
+    assert {"200", "400", "401", "404", "413", "415", "503"} <= set(post["responses"])
+    assert "shopify" in post["parameters"][0]["schema"]["enum"]
