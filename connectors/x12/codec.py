@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connectors.edi_common.canonical import envelope
 from connectors.edi_common.control import ControlNumbers
 from connectors.edi_common.errors import EdiError
 from connectors.edi_common.exchange import OutboundFile, Parsed
@@ -14,7 +15,7 @@ from connectors.x12 import ack997, inbound
 from connectors.x12.outbound import po850
 from connectors.x12.syntax import Interchange, Party, TransactionSet, read, render_interchange
 from schemas.base import CanonicalMessage, now_utc
-from schemas.envelope import Envelope, content_id, message_id
+from schemas.envelope import Envelope
 from schemas.purchasing import PurchaseOrderIssued
 
 
@@ -159,13 +160,7 @@ class X12Codec:
         )
 
     def _envelope(self, ts: TransactionSet, k: int, msg: Any, at: datetime) -> Envelope:
-        # The id comes from the set's content (not its control numbers): a partner resending the
-        # same document in a new envelope produces the same ids, which the core then ignores.
-        body = "\n".join("*".join((s.tag, *s.elements)) for s in ts.segments)
-        digest = content_id(body)
-        return Envelope(
-            id=message_id(self.source, ts.id, digest, str(k)),
-            source=self.source,
-            data=msg,
-            time=at,
+        content = "\n".join("*".join((s.tag, *s.elements)) for s in ts.segments)
+        return envelope(
+            source=self.source, doc_type=ts.id, content=content, index=k, data=msg, at=at
         )

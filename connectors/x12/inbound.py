@@ -8,11 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
+from connectors.edi_common.canonical import build
 from connectors.edi_common.errors import EdiError
 from connectors.x12.syntax import Segment, date_of, decimal_of, require, units_of
-from schemas.base import CanonicalMessage
 from schemas.purchasing import (
     AcknowledgedLine,
     AckStatus,
@@ -89,15 +87,6 @@ def _first(segments: list[Segment], tag: str) -> Segment:
     raise EdiError(f"mandatory segment {tag} is missing", position=pos, segment=tag, code="3")
 
 
-def _build(cls: type[CanonicalMessage], seg: Segment, **data: Any) -> Any:
-    try:
-        return cls(**data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise seg.error(f"{cls.__name__}.{loc}: {err['msg']}") from None
-
-
 def ack855(segments: list[Segment], *, supplier: str, at: datetime, doc_id: str) -> Iterator[Any]:
     bak = _first(segments, "BAK")
     require(bak, 1, 2, 3)
@@ -117,9 +106,9 @@ def ack855(segments: list[Segment], *, supplier: str, at: datetime, doc_id: str)
                 acks.append(segments[i])
             i += 1
         lines.append(_ack_line(seg, acks))
-    yield _build(
+    yield build(
         PurchaseOrderAcknowledged,
-        bak,
+        bak.error,
         po_number=bak.get(3),
         supplier=supplier,
         acknowledgement_id=bak.get(8) or doc_id,
@@ -160,9 +149,9 @@ def _ack_line(po1: Segment, acks: list[Segment]) -> AcknowledgedLine:
         status = LineAckStatus.CHANGED
     else:
         status = LineAckStatus.ACCEPTED
-    return _build(
+    return build(
         AcknowledgedLine,
-        po1,
+        po1.error,
         line_number=number,
         sku=sku,
         status=status,
@@ -209,9 +198,9 @@ def asn856(segments: list[Segment], *, supplier: str, at: datetime, doc_id: str)
                 raise seg.error("item is not under an order level with a PRF (PO number)", "3")
             sku, _ = _sku(pending_lin, 2)
             require(seg, 2)
-            line = _build(
+            line = build(
                 ShippedLine,
-                seg,
+                seg.error,
                 line_number=_line_number(pending_lin, 1),
                 sku=sku,
                 quantity=units_of(seg, 2),
@@ -221,9 +210,9 @@ def asn856(segments: list[Segment], *, supplier: str, at: datetime, doc_id: str)
     if not lines:
         raise EdiError("the ship notice has no item (LIN/SN1)", position=bsn.position, code="3")
     for po_number, po_lines in lines.items():
-        yield _build(
+        yield build(
             ShipmentNotified,
-            bsn,
+            bsn.error,
             po_number=po_number,
             supplier=supplier,
             shipment_id=bsn.get(2),
@@ -251,9 +240,9 @@ def invoice810(
             require(seg, 2, 4)
             sku, _ = _sku(seg, 6)
             lines.append(
-                _build(
+                build(
                     InvoiceLine,
-                    seg,
+                    seg.error,
                     line_number=_line_number(seg, 1),
                     sku=sku,
                     quantity=units_of(seg, 2),
@@ -267,9 +256,9 @@ def invoice810(
             charges += -value if seg.get(1) == "A" else value
     if not lines:
         raise EdiError("the invoice has no IT1 line", position=big.position, code="3")
-    yield _build(
+    yield build(
         SupplierInvoiceReceived,
-        big,
+        big.error,
         po_number=big.get(4),
         supplier=supplier,
         invoice_number=big.get(2),
@@ -300,9 +289,9 @@ def inventory846(
         qty = found.get("33", found.get("17"))
         if qty is None:
             raise lin.error(f"no QTY*33 (available) or QTY*17 (on hand) for {sku}", "3")
-        yield _build(
+        yield build(
             SupplierStockReported,
-            lin,
+            lin.error,
             supplier=supplier,
             sku=sku,
             supplier_sku=their,

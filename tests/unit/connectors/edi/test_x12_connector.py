@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import collections
+import collections.abc
 import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from x12_support import badx12_parse, supplier_interchange
 
 from connectors.edi_common import ControlNumbers, EdiError, Exchange
 from connectors.x12 import Party, X12Codec, X12Partner, x12_exchange
@@ -27,6 +29,12 @@ from schemas.purchasing import (
     SupplierInvoiceReceived,
     SupplierStockReported,
 )
+
+# badx12 (the independent X12 envelope parser) imports `collections.Iterable`, gone since 3.10
+if not hasattr(collections, "Iterable"):
+    collections.Iterable = collections.abc.Iterable  # type: ignore[attr-defined]
+
+from badx12 import Parser as BadX12Parser
 
 NOW = datetime(2026, 11, 22, 4, 2, tzinfo=UTC)
 PARTNER = X12Partner(
@@ -60,6 +68,41 @@ def exchange(tmp_path: Path) -> Exchange:
     assert isinstance(ex.codec, X12Codec)
     ex.codec.clock = lambda: NOW
     return ex
+
+
+def supplier_interchange(
+    sets: list[tuple[str, list[str]]],
+    *,
+    functional_id: str,
+    sender: str = "ACMESUPPLY",
+    receiver: str = "STOCKHUB",
+    isa13: str = "000000417",
+    gs06: str = "417",
+    version: str = "004010",
+) -> str:
+    """An interchange as a supplier's translator writes it; `sets` are (ST01, segment strings)."""
+    isa = (
+        f"ISA*00*{'':10}*00*{'':10}*ZZ*{sender:<15}*ZZ*{receiver:<15}"
+        f"*261122*0930*U*00401*{isa13}*0*P*>~"
+    )
+    assert len(isa) == 106
+    out = [isa, f"GS*{functional_id}*{sender}*{receiver}*20261122*0930*{gs06}*X*{version}~"]
+    for n, (st01, body) in enumerate(sets, start=1):
+        control = f"{n:04d}"
+        out.append(f"ST*{st01}*{control}~")
+        out.extend(s + "~" for s in body)
+        out.append(f"SE*{len(body) + 2}*{control}~")
+    out.append(f"GE*{len(sets)}*{gs06}~")
+    out.append(f"IEA*1*{isa13}~")
+    return "\n".join(out) + "\n"
+
+
+def badx12_parse(text: str) -> Any:
+    """Parse with badx12 and fail on any envelope error it reports."""
+    doc = BadX12Parser().parse_document(text)
+    report = doc.validate()
+    assert report.is_document_valid(), report.error_list
+    return doc
 
 
 class Sink:

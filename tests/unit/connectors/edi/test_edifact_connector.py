@@ -1,0 +1,317 @@
+"""EDIFACT D.96A: our ORDERS read by pydifact; supplier ORDRSP/DESADV/INVOIC built with pydifact
+read by us; malformed interchanges set aside with a CONTRL rejection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydifact.parser import Parser
+from pydifact.segmentcollection import Interchange, Message
+from pydifact.segments import Segment
+
+from connectors.edi_common import Exchange
+from connectors.edifact import EdifactCodec, EdifactPartner, Party, edifact_exchange
+from schemas.envelope import Envelope
+from schemas.purchasing import (
+    AckStatus,
+    LineAckStatus,
+    PurchaseOrderAcknowledged,
+    PurchaseOrderIssued,
+    PurchaseOrderLine,
+    ShipmentNotified,
+    SupplierInvoiceReceived,
+)
+
+# pydifact ships no segment directory for these versions and says so on every read
+pytestmark = pytest.mark.filterwarnings("ignore:segments.xml not found")
+
+NOW = datetime(2026, 11, 22, 4, 2, tzinfo=UTC)
+PARTNER = EdifactPartner(
+    supplier="euro-parts", us=Party("STOCKHUB"), them=Party("EUROPARTS"), currency="EUR"
+)
+PO = PurchaseOrderIssued(
+    po_number="PO-2026-0050",
+    supplier="euro-parts",
+    issued_at=NOW,
+    currency="EUR",
+    expected_delivery=date(2026, 12, 4),
+    lines=(
+        PurchaseOrderLine(
+            line_number=1,
+            sku="BOLT+M8'ZINC",  # delimiters in data must be released, not break the file
+            supplier_sku="EP-4471",
+            quantity=500,
+            unit_price=Decimal("0.085"),
+        ),
+        PurchaseOrderLine(line_number=2, sku="NUT-M8", quantity=500, unit_price=Decimal("0.04")),
+    ),
+)
+
+
+@pytest.fixture
+def exchange(tmp_path: Path) -> Exchange:
+    ex = edifact_exchange(tmp_path, PARTNER, settle_seconds=0)
+    assert isinstance(ex.codec, EdifactCodec)
+    ex.codec.clock = lambda: NOW
+    return ex
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+
+    async def __call__(self, envelopes: Sequence[Envelope]) -> None:
+        self.envelopes.extend(envelopes)
+
+    @property
+    def messages(self) -> list[Any]:
+        return [e.data for e in self.envelopes]
+
+
+def supplier_interchange(
+    doc_type: str, segments: list[Segment], *, sender: str = "EUROPARTS", ref: str = "7001"
+) -> str:
+    """A supplier's interchange, built and serialised by pydifact."""
+    ic = Interchange(
+        sender=[sender, "ZZ"],
+        recipient=["STOCKHUB", "ZZ"],
+        control_reference=ref,
+        syntax_identifier=("UNOC", 3),
+        timestamp=datetime(2026, 11, 23, 9, 30),
+    )
+    msg = Message("1", [doc_type, "D", "96A", "UN"])
+    for seg in segments:
+        msg.add_segment(seg)
+    ic.add_message(msg)
+    return ic.serialize(break_lines=True)
+
+
+def pydifact_segments(text: str) -> list[Segment]:
+    """Every segment as pydifact's parser reads it, service segments included."""
+    return [s for s in Parser().parse(text) if s.tag != "UNA"]
+
+
+# --- ORDERS out ----------------------------------------------------------------------------
+
+
+def test_our_orders_is_read_by_pydifact_with_matching_counts_and_references(
+    exchange: Exchange,
+) -> None:
+    path = exchange.write_outbound(PO)
+    text = path.read_text()
+    ic = Interchange.from_str(text)
+    [msg] = list(ic.get_messages())
+    assert (msg.type, msg.version) == ("ORDERS", "D.96A")
+    segs = pydifact_segments(text)
+    tags = [s.tag for s in segs]
+    assert tags[0] == "UNB" and segs[0].elements[4] == ic.control_reference
+    unh, unt = tags.index("UNH"), tags.index("UNT")
+    assert segs[unt].elements == [str(unt - unh + 1), segs[unh].elements[0]]
+    assert segs[-1].tag == "UNZ" and segs[-1].elements == ["1", ic.control_reference]
+    assert ic.sender == ["STOCKHUB", "ZZ"] and ic.recipient == ["EUROPARTS", "ZZ"]
+    by_tag = {t: [s for s in segs if s.tag == t] for t in set(tags)}
+    assert by_tag["BGM"][0].elements == ["220", "PO-2026-0050", "9"]
+    assert [s.elements[2] for s in by_tag["LIN"]] == [["BOLT+M8'ZINC", "IN"], ["NUT-M8", "IN"]]
+    assert by_tag["PIA"][0].elements == ["1", ["EP-4471", "SA"]]
+    assert [s.elements[0] for s in by_tag["QTY"]] == [["21", "500", "EA"]] * 2
+    assert [s.elements[0] for s in by_tag["PRI"]] == [["AAA", "0.085"], ["AAA", "0.04"]]
+    assert by_tag["CNT"][0].elements == [["2", "2"]]
+    assert ["2", "20261204", "102"] in [s.elements[0] for s in by_tag["DTM"]]
+    assert path.name.startswith("ORDERS-PO-2026-0050-")
+
+
+def test_interchange_references_never_repeat_across_restarts(tmp_path: Path) -> None:
+    refs = []
+    for _ in range(2):
+        ex = edifact_exchange(tmp_path, PARTNER, settle_seconds=0)
+        for _ in range(2):
+            refs.append(Interchange.from_str(ex.write_outbound(PO).read_text()).control_reference)
+    assert refs == ["1", "2", "3", "4"]
+
+
+# --- supplier messages in ------------------------------------------------------------------
+
+ORDRSP = [
+    Segment("BGM", "231", "RSP-9001", "4"),
+    Segment("DTM", ["137", "20261123", "102"]),
+    Segment("RFF", ["ON", "PO-2026-0050"]),
+    Segment("NAD", "SU", ["EUROPARTS", "", "92"]),
+    Segment("LIN", "1", "3", ["BOLT+M8'ZINC", "IN"]),
+    Segment("PIA", "1", ["EP-4471", "SA"]),
+    Segment("QTY", ["21", "500"]),
+    Segment("QTY", ["113", "400"]),
+    Segment("DTM", ["69", "20261208", "102"]),
+    Segment("PRI", ["AAA", "0.085"]),
+    Segment("LIN", "2", "7", ["NUT-M8", "IN"]),
+    Segment("QTY", ["21", "500"]),
+    Segment("UNS", "S"),
+]
+
+
+async def test_ordrsp_with_a_reduced_and_a_refused_line(exchange: Exchange) -> None:
+    (exchange.inbox / "rsp.edi").write_text(supplier_interchange("ORDRSP", ORDRSP))
+    sink = Sink()
+    result = await exchange.poll(sink)
+    assert result.processed == ["rsp.edi"]
+    [ack] = sink.messages
+    assert isinstance(ack, PurchaseOrderAcknowledged)
+    assert (ack.po_number, ack.acknowledgement_id) == ("PO-2026-0050", "RSP-9001")
+    assert ack.status is AckStatus.ACCEPTED_WITH_CHANGES
+    assert ack.acknowledged_at == datetime(2026, 11, 23, tzinfo=UTC)
+    bolt, nut = ack.lines
+    assert (bolt.sku, bolt.status, bolt.quantity) == ("BOLT+M8'ZINC", LineAckStatus.CHANGED, 400)
+    assert bolt.expected_delivery == date(2026, 12, 8) and bolt.unit_price == Decimal("0.085")
+    assert (nut.status, nut.quantity) == (LineAckStatus.REJECTED, 0)
+    assert sink.envelopes[0].source == "edifact/euro-parts"
+
+
+DESADV = [
+    Segment("BGM", "351", "DN-20261124-3", "9"),
+    Segment("DTM", ["137", "20261124", "102"]),
+    Segment("DTM", ["11", "202611241400", "203"]),
+    Segment("DTM", ["132", "20261126", "102"]),
+    Segment("RFF", ["ON", "PO-2026-0050"]),
+    Segment("TDT", "20", "", "30", "", ["DHL"]),
+    Segment("CPS", "1"),
+    Segment("LIN", "1", "", ["BOLT+M8'ZINC", "IN"]),
+    Segment("QTY", ["12", "250"]),
+    Segment("RFF", ["LI", "1"]),
+]
+
+
+async def test_desadv_partial_despatch_becomes_a_ship_notice(exchange: Exchange) -> None:
+    (exchange.inbox / "asn.edi").write_text(supplier_interchange("DESADV", DESADV))
+    sink = Sink()
+    await exchange.poll(sink)
+    [asn] = sink.messages
+    assert isinstance(asn, ShipmentNotified)
+    assert (asn.shipment_id, asn.po_number, asn.carrier) == (
+        "DN-20261124-3",
+        "PO-2026-0050",
+        "DHL",
+    )
+    assert asn.shipped_at == datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
+    assert asn.expected_delivery == date(2026, 11, 26)
+    assert [(li.line_number, li.sku, li.quantity) for li in asn.lines] == [(1, "BOLT+M8'ZINC", 250)]
+
+
+INVOIC = [
+    Segment("BGM", "380", "RE-2026-7781", "9"),
+    Segment("DTM", ["137", "20261127", "102"]),
+    Segment("RFF", ["ON", "PO-2026-0050"]),
+    Segment("CUX", ["2", "EUR", "4"]),
+    Segment("LIN", "1", "", ["BOLT+M8'ZINC", "IN"]),
+    Segment("QTY", ["47", "250"]),
+    Segment("MOA", ["203", "23.75"]),
+    Segment("PRI", ["AAA", "0.095"]),
+    Segment("UNS", "S"),
+    Segment("MOA", ["79", "23.75"]),
+    Segment("MOA", ["124", "4.51"]),
+    Segment("MOA", ["77", "28.26"]),
+]
+
+
+async def test_invoic_at_a_different_price_is_read_with_its_totals(exchange: Exchange) -> None:
+    (exchange.inbox / "inv.edi").write_text(supplier_interchange("INVOIC", INVOIC))
+    sink = Sink()
+    await exchange.poll(sink)
+    [inv] = sink.messages
+    assert isinstance(inv, SupplierInvoiceReceived)
+    assert (inv.invoice_number, inv.po_number, inv.currency) == (
+        "RE-2026-7781",
+        "PO-2026-0050",
+        "EUR",
+    )
+    assert inv.lines[0].unit_price == Decimal("0.095") and inv.lines[0].quantity == 250
+    assert (inv.subtotal, inv.tax, inv.total) == (
+        Decimal("23.75"),
+        Decimal("4.51"),
+        Decimal("28.26"),
+    )
+    assert list(exchange.outbox.iterdir()) == []  # no CONTRL for accepted interchanges
+
+
+async def test_a_custom_una_with_comma_decimals_is_honoured(exchange: Exchange) -> None:
+    text = supplier_interchange("INVOIC", INVOIC).replace("0.095", "0,095")
+    text = text.replace("23.75", "23,75").replace("4.51", "4,51").replace("28.26", "28,26")
+    (exchange.inbox / "una.edi").write_text("UNA:+,? '\n" + text)
+    sink = Sink()
+    await exchange.poll(sink)
+    assert sink.messages[0].lines[0].unit_price == Decimal("0.095")
+
+
+# --- malformed -----------------------------------------------------------------------------
+
+
+def contrl(exchange: Exchange) -> list[Segment]:
+    [reply] = list(exchange.outbox.glob("CONTRL-*.edi"))
+    ic = Interchange.from_str(reply.read_text())
+    [msg] = list(ic.get_messages())
+    assert msg.type == "CONTRL"
+    return pydifact_segments(reply.read_text())
+
+
+async def test_wrong_unt_count_is_rejected_with_a_contrl(exchange: Exchange) -> None:
+    text = supplier_interchange("ORDRSP", ORDRSP).replace("UNT+15+1'", "UNT+14+1'")
+    (exchange.inbox / "bad.edi").write_text(text)
+    sink = Sink()
+    result = await exchange.poll(sink)
+    assert result.rejected == ["bad.edi"] and sink.envelopes == []
+    error = (exchange.rejected / "bad.edi.error.txt").read_text()
+    assert "UNT01 says 14 segments, the message has 15 (segment 16 UNT)" in error
+    segs = {s.tag: s.elements for s in contrl(exchange)}
+    assert segs["UCI"] == ["7001", ["EUROPARTS", "ZZ"], ["STOCKHUB", "ZZ"], "4"]
+    assert segs["UCM"] == ["1", ["ORDRSP", "D", "96A", "UN"], "4", "29", "UNT"]
+
+
+async def test_missing_order_reference_is_rejected_naming_the_segment(exchange: Exchange) -> None:
+    body = [s for s in INVOIC if s.tag != "RFF"]
+    (exchange.inbox / "noref.edi").write_text(supplier_interchange("INVOIC", body))
+    await exchange.poll(Sink())
+    error = (exchange.rejected / "noref.edi.error.txt").read_text()
+    assert "RFF+ON (the order number) is missing (segment 3 BGM)" in error
+    segs = {s.tag: s.elements for s in contrl(exchange)}
+    assert segs["UCM"][2:] == ["4", "13"] and segs["UCS"] == ["2", "13"]
+
+
+async def test_interchange_from_an_unknown_sender_is_rejected(exchange: Exchange) -> None:
+    text = supplier_interchange("ORDRSP", ORDRSP, sender="MALLORY")
+    (exchange.inbox / "who.edi").write_text(text)
+    await exchange.poll(Sink())
+    assert "sent by MALLORY" in (exchange.rejected / "who.edi.error.txt").read_text()
+    segs = {s.tag: s.elements for s in contrl(exchange)}
+    assert segs["UCI"][3:5] == ["4", "23"]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("ISA*00*this is X12~", "not an EDIFACT interchange"),
+        ("UNB+UNOC:3+EUROPARTS:ZZ+STOCKHUB:ZZ+261123:0930+7001'\nUNH+1+ORDRSP:D", "ends inside"),
+    ],
+)
+async def test_unreadable_interchange_is_set_aside(
+    exchange: Exchange, content: str, reason: str
+) -> None:
+    (exchange.inbox / "junk.edi").write_text(content)
+    result = await exchange.poll(Sink())
+    assert result.rejected == ["junk.edi"]
+    assert reason in (exchange.rejected / "junk.edi.error.txt").read_text()
+
+
+async def test_unsupported_message_type_is_rejected(exchange: Exchange) -> None:
+    (exchange.inbox / "pri.edi").write_text(
+        supplier_interchange("PRICAT", [Segment("BGM", "9", "P1")])
+    )
+    await exchange.poll(Sink())
+    assert (
+        "PRICAT is not one this connector reads"
+        in (exchange.rejected / "pri.edi.error.txt").read_text()
+    )
+    segs = {s.tag: s.elements for s in contrl(exchange)}
+    assert segs["UCM"][0] == "1" and segs["UCM"][2:4] == ["4", "15"]
