@@ -20,7 +20,9 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# README* rather than README.md: the package metadata reads it when present, and a glob
+# that matches nothing does not fail the build.
+COPY pyproject.toml README* ./
 COPY hub ./hub
 COPY connectors ./connectors
 COPY schemas ./schemas

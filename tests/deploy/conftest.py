@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_files import COMPOSE_FILE, KUBE_DIR, load_yaml_documents
+
+from tests.deploy.deploy_files import COMPOSE_FILE, KUBE_DIR, load_yaml_documents
 
 
 @pytest.fixture(scope="session")

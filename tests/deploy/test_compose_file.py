@@ -11,7 +11,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from deploy_files import COMPOSE_FILE, HUB_ROLE_SERVICES, PROMETHEUS_CONFIG, REPO
+
+from tests.deploy.deploy_files import COMPOSE_FILE, HUB_ROLE_SERVICES, PROMETHEUS_CONFIG, REPO
 
 # The compose-spec JSON schema as vendored by check-jsonschema (`--builtin-schema
 # vendor.compose-spec`), so that the check runs offline and the schema is updated with the package.

@@ -9,7 +9,9 @@ from typing import Annotated, Any
 
 import pytest
 import typer
-from deploy_files import (
+
+from hub.config import Settings
+from tests.deploy.deploy_files import (
     DOCKERFILE,
     KUBE_DIR,
     REPO,
@@ -20,8 +22,6 @@ from deploy_files import (
     load_yaml_documents,
     pod_specs,
 )
-
-from hub.config import Settings
 
 # The CLI of INTERFACE.md. Upper-case words are arguments; options (starting with -) are ignored.
 CLI_COMMANDS = (

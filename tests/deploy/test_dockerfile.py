@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from deploy_files import REPO, dockerfile_instructions
+from tests.deploy.deploy_files import REPO, dockerfile_instructions
 
 
 def _resolved_froms() -> list[str]:
@@ -68,3 +68,23 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build_context() -
     }
     for entry in (".env", ".git", ".venv", "var"):
         assert entry in ignored, f"{entry} would be sent to the builder"
+
+
+def test_what_the_build_copies_exists_and_is_not_ignored() -> None:
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "!"))
+    }
+    sources = [
+        source
+        for keyword, rest in dockerfile_instructions()
+        if keyword == "COPY" and not rest.startswith("--from=")
+        for source in rest.split()[:-1]
+    ]
+    assert "pyproject.toml" in sources
+    for source in sources:
+        if "*" in source:
+            continue  # a glob may match nothing
+        assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+        assert source.rstrip("/") not in ignored, f"COPY {source}: excluded by .dockerignore"

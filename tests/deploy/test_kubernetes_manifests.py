@@ -8,9 +8,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_files import KUBE_DIR, KUBE_NOT_APPLIED, load_yaml_documents, pod_specs
 
 from hub.config import HubConfig
+from tests.deploy.deploy_files import KUBE_DIR, KUBE_NOT_APPLIED, load_yaml_documents, pod_specs
 
 # The oldest Kubernetes minor release the manifests promise to work on (schemas shipped offline
 # by the kubernetes-validate package; strict mode rejects unknown fields, i.e. typos).

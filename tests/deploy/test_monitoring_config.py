@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_files import DASHBOARD, PROMETHEUS_CONFIG, PROMETHEUS_RULES, REPO
 
 from hub import metrics
+from tests.deploy.deploy_files import DASHBOARD, PROMETHEUS_CONFIG, PROMETHEUS_RULES, REPO
 
 PROMQL_KEYWORDS = {
     "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
