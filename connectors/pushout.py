@@ -1,0 +1,219 @@
+"""Stock push-out: the newest available-to-sell per (account, SKU) to each shop, independently.
+
+Kafka-independent: the caller feeds `StockLevelChanged` messages in with `offer` (or
+`offer_level`, which fans a level out to every account selling on its channel). Per account:
+
+- coalescing: only the newest version per SKU waits to be sent; an older or repeated version is
+  dropped on arrival, and a newer one replaces what is waiting (even while a push is in flight);
+- one worker task per account, so a slow or failing shop never holds up another;
+- pending SKUs go to the client's `set_stock` in batches;
+- transient failures (`ConnectorError(retryable=True)`, timeouts, anything unexpected) are retried
+  with capped exponential backoff until they succeed or a newer version supersedes them: stock must
+  converge, so a transient failure is never dropped;
+- permanent failures (a 4xx, an unknown SKU) go to `on_failure` (the caller sends them to the DLQ);
+- `on_latency(account, seconds, count)` gets, per successful batch, the time from the oldest
+  offer in it to the platform's confirmation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from connectors.base import ShopClient
+from connectors.errors import ConnectorError, UnknownAccount
+from schemas.levels import StockLevelChanged
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PushFailure:
+    """A level that can never be pushed as is: the caller dead-letters it with the reason."""
+
+    account: str
+    level: StockLevelChanged
+    reason: str
+    status: int | None = None
+
+
+FailureCallback = Callable[[PushFailure], Awaitable[None] | None]
+LatencyCallback = Callable[[str, float, int], None]
+
+
+@dataclass
+class _Queued:
+    level: StockLevelChanged
+    offered_at: float
+
+
+@dataclass
+class _Account:
+    client: ShopClient
+    channel: str | None
+    pending: dict[str, _Queued] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)  # newest version offered per SKU
+    pushed: dict[str, int] = field(default_factory=dict)  # newest version confirmed per SKU
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class StockPushOut:
+    def __init__(
+        self,
+        clients: Mapping[str, ShopClient],
+        *,
+        channels: Mapping[str, str] | None = None,
+        on_failure: FailureCallback | None = None,
+        on_latency: LatencyCallback | None = None,
+        batch_size: int = 100,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self._accounts = {
+            name: _Account(client, (channels or {}).get(name)) for name, client in clients.items()
+        }
+        for state in self._accounts.values():
+            state.idle.set()
+        self.on_failure = on_failure
+        self.on_latency = on_latency
+        self.batch_size = batch_size
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._closed = False
+
+    # --- feeding ----------------------------------------------------------------------------------
+
+    def offer(self, account: str, level: StockLevelChanged) -> bool:
+        """Queue a level for an account; False if it is not newer than what was offered before."""
+        state = self._accounts.get(account)
+        if state is None:
+            raise UnknownAccount(account)
+        if level.version <= state.seen.get(level.sku, 0):
+            return False
+        state.seen[level.sku] = level.version
+        previous = state.pending.get(level.sku)
+        offered_at = previous.offered_at if previous else time.monotonic()
+        state.pending[level.sku] = _Queued(level, offered_at)
+        state.idle.clear()
+        state.wake.set()
+        self._ensure_worker(account, state)
+        return True
+
+    def offer_level(self, level: StockLevelChanged) -> list[str]:
+        """Offer a level to every account selling on its channel; the accounts that took it."""
+        return [
+            name
+            for name, state in self._accounts.items()
+            if state.channel == level.channel and self.offer(name, level)
+        ]
+
+    def pending(self, account: str) -> dict[str, int]:
+        """What waits to be pushed for an account: SKU → available."""
+        return {s: q.level.available for s, q in self._accounts[account].pending.items()}
+
+    def pushed_version(self, account: str, sku: str) -> int:
+        return self._accounts[account].pushed.get(sku, 0)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for name, state in self._accounts.items():
+            self._ensure_worker(name, state)
+
+    async def drain(self) -> None:
+        """Wait until every account has nothing pending or in flight (bound it with a timeout)."""
+        await asyncio.gather(*(state.idle.wait() for state in self._accounts.values()))
+
+    async def stop(self) -> None:
+        self._closed = True
+        tasks = [s.task for s in self._accounts.values() if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for state in self._accounts.values():
+            state.task = None
+
+    def _ensure_worker(self, name: str, state: _Account) -> None:
+        if self._closed or (state.task is not None and not state.task.done()):
+            return
+        with contextlib.suppress(RuntimeError):  # no loop yet: `start()` creates the worker
+            state.task = asyncio.get_running_loop().create_task(
+                self._run(name, state), name=f"stock-push:{name}"
+            )
+
+    # --- the worker -------------------------------------------------------------------------------
+
+    async def _run(self, name: str, state: _Account) -> None:
+        backoff = self.backoff_initial
+        while True:
+            if not state.pending:
+                state.idle.set()
+                await state.wake.wait()
+            state.wake.clear()
+            if not state.pending:
+                continue
+            skus = list(state.pending)[: self.batch_size]
+            batch = {sku: state.pending.pop(sku) for sku in skus}
+            try:
+                result = await state.client.set_stock(
+                    {sku: q.level.available for sku, q in batch.items()}
+                )
+            except ConnectorError as exc:
+                if exc.retryable:
+                    backoff = await self._requeue(name, state, batch, exc, backoff)
+                    continue
+                for q in batch.values():
+                    await self._fail(name, q.level, exc.message, exc.status)
+                backoff = self.backoff_initial
+                continue
+            except Exception as exc:
+                backoff = await self._requeue(name, state, batch, exc, backoff)
+                continue
+            backoff = self.backoff_initial
+            for sku, reason in result.failed.items():
+                if sku in batch:
+                    await self._fail(name, batch[sku].level, reason, None)
+            confirmed = [batch[s] for s in result.updated if s in batch]
+            for q in confirmed:
+                version = max(state.pushed.get(q.level.sku, 0), q.level.version)
+                state.pushed[q.level.sku] = version
+            if confirmed and self.on_latency is not None:
+                oldest = min(q.offered_at for q in confirmed)
+                self.on_latency(name, time.monotonic() - oldest, len(confirmed))
+
+    async def _requeue(
+        self,
+        name: str,
+        state: _Account,
+        batch: dict[str, _Queued],
+        exc: BaseException,
+        backoff: float,
+    ) -> float:
+        for sku, q in batch.items():
+            if sku not in state.pending:  # a newer version that arrived meanwhile wins
+                state.pending[sku] = q
+        log.warning(
+            "stock_push.retry", account=name, skus=len(batch), error=repr(exc)[:300], wait=backoff
+        )
+        await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+        return min(backoff * 2, self.backoff_max)
+
+    async def _fail(self, name: str, level: StockLevelChanged, reason: str, status: int | None):
+        log.error("stock_push.failed", account=name, sku=level.sku, reason=reason, status=status)
+        if self.on_failure is None:
+            return
+        try:
+            outcome = self.on_failure(PushFailure(name, level, reason, status))
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            log.exception("stock_push.failure_callback_failed", account=name, sku=level.sku)

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from connectors.errors import MalformedPayload
+from connectors.shopify.mapping import map_order, map_webhook
+from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
+from schemas.payments import PaymentCaptured, PaymentRefunded
+
+
+def _types(envelopes):
+    return [type(e.data).__name__ for e in envelopes]
+
+
+def test_order_created_maps_lines_prices_discounts_and_taxes(load, shopify_account):
+    [env] = map_webhook("orders/create", load("shopify", "orders_create"), shopify_account)
+    placed = env.data
+    assert isinstance(placed, OrderPlaced)
+    assert placed.order_key == "acme:450789469"
+    assert (placed.account, placed.channel, placed.currency) == ("acme", "online", "USD")
+    tee, mug = placed.lines
+    assert (tee.sku, tee.quantity, tee.unit_price, tee.discount, tee.tax) == (
+        "TEE-RED-M",
+        2,
+        Decimal("49.50"),
+        Decimal("10.00"),
+        Decimal("7.12"),
+    )
+    assert tee.location == "main" and tee.line_id == "866550311766439020"
+    assert (mug.sku, mug.tax, mug.discount) == ("MUG-BLUE", Decimal("8.00"), Decimal(0))
+    assert placed.total == Decimal("214.12") and placed.shipping == Decimal("10.00")
+    assert placed.placed_at.isoformat() == "2026-11-20T15:15:00+00:00"
+    assert env.time.isoformat() == "2026-11-20T15:15:02+00:00"  # updated_at: staleness clock
+
+
+def test_paid_order_adds_a_captured_payment_with_the_same_placed_id(load, shopify_account):
+    created = map_webhook("orders/create", load("shopify", "orders_create"), shopify_account)
+    paid = map_webhook("orders/paid", load("shopify", "orders_paid"), shopify_account)
+    assert _types(paid) == ["OrderPlaced", "PaymentCaptured"]
+    assert paid[0].id == created[0].id
+    captured = paid[1].data
+    assert isinstance(captured, PaymentCaptured)
+    assert captured.amount == Decimal("214.12") and captured.gateway == "shopify_payments"
+
+
+def test_cancelled_order_maps_to_cancel_keyed_by_the_order(load, shopify_account):
+    envs = map_webhook("orders/cancelled", load("shopify", "orders_cancelled"), shopify_account)
+    assert _types(envs) == ["OrderPlaced", "OrderCancelled"]
+    cancelled = envs[1].data
+    assert isinstance(cancelled, OrderCancelled)
+    assert cancelled.reason == "customer" and envs[1].key == "acme:450789469"
+
+
+def test_fulfilled_order_and_fulfillment_webhook_give_one_message_id(load, shopify_account):
+    from_order = map_webhook(
+        "orders/fulfilled", load("shopify", "orders_fulfilled"), shopify_account
+    )
+    [from_fulfillment] = map_webhook(
+        "fulfillments/create", load("shopify", "fulfillments_create"), shopify_account
+    )
+    fulfilled = [e for e in from_order if isinstance(e.data, OrderFulfilled)]
+    assert [e.id for e in fulfilled] == [from_fulfillment.id]
+    assert [(ln.sku, ln.quantity) for ln in from_fulfillment.data.lines] == [
+        ("TEE-RED-M", 2),
+        ("MUG-BLUE", 1),
+    ]
+
+
+def test_refund_with_restock_returns_goods_and_refunds_money(load, shopify_account):
+    returned, refunded = map_webhook(
+        "refunds/create", load("shopify", "refunds_create"), shopify_account
+    )
+    assert isinstance(returned.data, OrderReturned)
+    assert [(ln.sku, ln.quantity, ln.restock) for ln in returned.data.lines] == [
+        ("TEE-RED-M", 1, True)
+    ]
+    assert returned.data.refund == Decimal("48.06") and returned.data.currency == "USD"
+    assert isinstance(refunded.data, PaymentRefunded)
+    assert refunded.data.amount == Decimal("48.06") and refunded.data.refund_id == "509562969"
+
+
+def test_refund_without_restock_marks_lines_not_restocked(load, shopify_account):
+    returned, _ = map_webhook(
+        "refunds/create", load("shopify", "refunds_create_no_restock"), shopify_account
+    )
+    assert [ln.restock for ln in returned.data.lines] == [False]
+
+
+def test_refund_inside_an_order_resync_gets_the_same_ids_as_the_refund_webhook(
+    load, shopify_account
+):
+    order = load("shopify", "orders_paid")
+    refund = load("shopify", "refunds_create")
+    order["refunds"] = [refund]
+    from_resync = {e.id for e in map_order(order, shopify_account)}
+    from_webhook = {e.id for e in map_webhook("refunds/create", refund, shopify_account)}
+    assert from_webhook <= from_resync
+
+
+def test_message_ids_do_not_depend_on_the_delivery(load, shopify_account):
+    a = map_webhook("orders/create", load("shopify", "orders_create"), shopify_account)
+    b = map_webhook("orders/create", load("shopify", "orders_create"), shopify_account)
+    assert [e.id for e in a] == [e.id for e in b]
+
+
+def test_other_currencies_keep_their_amounts_exactly(load, shopify_account):
+    order = load("shopify", "orders_create")
+    order["currency"] = "JPY"
+    order["total_price"] = "21412"
+    for item in order["line_items"]:
+        item["price"] = "4950"
+    [env] = map_webhook("orders/create", order, shopify_account)
+    assert env.data.currency == "JPY" and env.data.total == Decimal("21412")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (
+            lambda o: o["line_items"][0].update(sku=None),
+            "line_items[0] (id 866550311766439020) has no SKU",
+        ),
+        (
+            lambda o: o["line_items"][1].update(sku="bad;sku"),
+            "line_items[1] (id 141249953) has an unusable SKU",
+        ),
+        (lambda o: o["line_items"][0].update(quantity=0), "quantity is out of range"),
+        (lambda o: o["line_items"][0].update(price=12.5), "must be a decimal string"),
+        (lambda o: o.update(currency="XXX1"), "currency"),
+        (lambda o: o.update(line_items="nope"), "line_items must be an array"),
+        (lambda o: o.pop("id"), "order.id is missing"),
+    ],
+)
+def test_unusable_orders_are_rejected_with_a_reason(load, shopify_account, mutate, reason):
+    order = load("shopify", "orders_create")
+    mutate(order)
+    with pytest.raises(MalformedPayload) as err:
+        map_webhook("orders/create", order, shopify_account)
+    assert reason in err.value.reason
+
+
+def test_topics_the_hub_does_not_use_map_to_nothing(shopify_account):
+    assert map_webhook("products/update", {"id": 1}, shopify_account) == []

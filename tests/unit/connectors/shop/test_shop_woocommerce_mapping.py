@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from connectors.base import is_stale
+from connectors.errors import MalformedPayload
+from connectors.woocommerce.mapping import map_refund, map_webhook, modified_at
+from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced
+
+
+def _types(envelopes):
+    return [type(e.data).__name__ for e in envelopes]
+
+
+def test_processing_order_is_placed_and_paid(load, woo_account):
+    placed, paid = map_webhook(
+        "order.created", load("woocommerce", "order_processing"), woo_account
+    )
+    assert isinstance(placed.data, OrderPlaced)
+    assert placed.data.order_key == "corner:727" and placed.data.currency == "EUR"
+    tee, mug = placed.data.lines
+    assert (tee.sku, tee.quantity, tee.unit_price, tee.discount, tee.tax) == (
+        "TEE-RED-M",
+        2,
+        Decimal("49.50"),
+        Decimal("10.00"),
+        Decimal("7.12"),
+    )
+    assert tee.location == "shop-2"  # from the account config
+    assert mug.unit_price == Decimal("100.00")
+    assert placed.data.total == Decimal("214.12") and placed.data.shipping == Decimal("10.00")
+    assert paid.data.amount == Decimal("214.12") and paid.data.payment_id == "ch_3Q5x2XJ"
+
+
+def test_pending_order_is_placed_but_not_paid(load, woo_account):
+    envs = map_webhook("order.created", load("woocommerce", "order_pending"), woo_account)
+    assert _types(envs) == ["OrderPlaced"]
+
+
+def test_every_status_change_of_one_order_keeps_the_placed_id(load, woo_account):
+    ids = {
+        map_webhook("order.updated", load("woocommerce", name), woo_account)[0].id
+        for name in ("order_pending", "order_processing", "order_completed", "order_cancelled")
+    }
+    assert len(ids) == 1
+
+
+def test_completed_order_is_fulfilled(load, woo_account):
+    envs = map_webhook("order.updated", load("woocommerce", "order_completed"), woo_account)
+    fulfilled = envs[-1].data
+    assert isinstance(fulfilled, OrderFulfilled)
+    assert [(ln.sku, ln.quantity) for ln in fulfilled.lines] == [("TEE-RED-M", 2), ("MUG-BLUE", 1)]
+
+
+def test_cancelled_order_is_cancelled(load, woo_account):
+    envs = map_webhook("order.updated", load("woocommerce", "order_cancelled"), woo_account)
+    assert isinstance(envs[-1].data, OrderCancelled)
+
+
+def test_refund_in_the_order_refunds_money(load, woo_account):
+    envs = map_webhook("order.updated", load("woocommerce", "order_refunded"), woo_account)
+    refunded = envs[-1].data
+    assert type(refunded).__name__ == "PaymentRefunded"
+    assert refunded.amount == Decimal("48.06") and refunded.refund_id == "726"
+
+
+def test_refund_resource_returns_lines_restocked_by_default(load, woo_account):
+    [env] = map_refund(load("woocommerce", "order_refund_726"), "727", "EUR", woo_account)
+    assert [(ln.sku, ln.quantity, ln.restock) for ln in env.data.lines] == [("TEE-RED-M", 1, True)]
+    assert env.data.refund == Decimal("48.06")
+
+
+def test_refund_resource_without_restock_when_the_account_says_so(load, woo_account):
+    from connectors.base import Account
+
+    cfg = woo_account.config.model_copy(update={"restock_refunds": False})
+    [env] = map_refund(
+        load("woocommerce", "order_refund_726"), "727", "EUR", Account("corner", cfg)
+    )
+    assert [ln.restock for ln in env.data.lines] == [False]
+
+
+def test_failed_and_draft_orders_map_to_nothing(load, woo_account):
+    order = load("woocommerce", "order_pending")
+    for status in ("failed", "checkout-draft", "trash"):
+        order["status"] = status
+        assert map_webhook("order.updated", order, woo_account) == []
+
+
+def test_an_older_modification_is_recognised_as_stale(load, woo_account):
+    newer = modified_at(load("woocommerce", "order_completed"))
+    older = modified_at(load("woocommerce", "order_processing"))
+    assert is_stale(newer, older)
+    assert not is_stale(older, newer)
+    assert not is_stale(newer, newer)
+    assert not is_stale(None, older)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda o: o["line_items"][1].update(sku=""), "line_items[1] (id 316) has no SKU"),
+        (lambda o: o["line_items"][0].update(sku="<script>"), "unusable SKU"),
+        (lambda o: o["line_items"][0].update(subtotal="abc"), "not a decimal amount"),
+        (lambda o: o.update(date_modified_gmt="yesterday"), "date_modified_gmt"),
+    ],
+)
+def test_unusable_orders_are_rejected_with_a_reason(load, woo_account, mutate, reason):
+    order = load("woocommerce", "order_processing")
+    mutate(order)
+    with pytest.raises(MalformedPayload) as err:
+        map_webhook("order.updated", order, woo_account)
+    assert reason in err.value.reason
