@@ -9,6 +9,7 @@ error is raised with `retryable=True`, so a worker may try again later.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,6 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 from connectors.errors import ConnectorError
@@ -173,11 +173,9 @@ class HttpApi:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        backoff = wait_exponential_jitter(
-            initial=self.policy.initial_wait,
-            max=self.policy.max_wait,
-            jitter=self.policy.initial_wait,
-        )(state)
+        policy = self.policy
+        backoff = min(policy.max_wait, policy.initial_wait * 2 ** (state.attempt_number - 1))
+        backoff += random.uniform(0, policy.initial_wait)
         if isinstance(exc, TransientError) and exc.retry_after is not None:
             wait = min(exc.retry_after, self.policy.max_retry_after)
         else:

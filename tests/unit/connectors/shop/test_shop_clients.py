@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from connectors.base import Account
+from connectors.errors import ConnectorError
+from connectors.http import RetryPolicy
+from connectors.shopify.client import ShopifyClient
+from connectors.woocommerce.client import WooCommerceClient
+
+FAST = RetryPolicy(attempts=5, initial_wait=0.01, max_wait=0.05, timeout=2.0)
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+async def _all_orders(client, since=None):
+    envelopes, cursor, pages = [], None, 0
+    while True:
+        page = await client.list_orders(since=since, cursor=cursor)
+        envelopes.extend(page.envelopes)
+        pages += 1
+        cursor = page.cursor
+        if cursor is None:
+            return envelopes, pages
+
+
+# --- Shopify ---------------------------------------------------------------------------------------
+
+
+async def test_shopify_resync_follows_link_header_pages(shopify_sim, shopify_account):
+    shopify_sim.add_product("A", 5)
+    for n in range(7):
+        shopify_sim.make_order(5000 + n, [("A", 1, "10.00")], created_at=T0 + timedelta(minutes=n))
+    client = ShopifyClient(
+        shopify_account,
+        transport=httpx.ASGITransport(app=shopify_sim.app),
+        policy=FAST,
+        page_size=3,
+    )
+    envelopes, pages = await _all_orders(client)
+    await client.aclose()
+    assert pages == 3
+    placed = [e for e in envelopes if e.type == "hub.order.placed.v1"]
+    assert sorted(e.data.order_key for e in placed) == [f"acme:{5000 + n}" for n in range(7)]
+
+
+async def test_shopify_resync_since_skips_older_orders(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 5)
+    shopify_sim.make_order(1, [("A", 1, "10.00")], created_at=T0)
+    shopify_sim.make_order(2, [("A", 1, "10.00")], created_at=T0 + timedelta(hours=2))
+    envelopes, _ = await _all_orders(shopify_client, since=T0 + timedelta(hours=1))
+    assert {e.data.order_key for e in envelopes} == {"acme:2"}
+
+
+async def test_shopify_resync_and_webhook_of_one_order_share_message_ids(
+    shopify_sim, shopify_client, shopify_account
+):
+    from connectors.shopify import CONNECTOR
+
+    shopify_sim.add_product("A", 5)
+    order = shopify_sim.make_order(7, [("A", 2, "10.00")], created_at=T0)
+    headers, body = shopify_sim.webhook("orders/paid", order)
+    shopify_account = Account(
+        "acme",
+        shopify_account.config.model_copy(update={"webhook_secret": shopify_sim.webhook_secret}),
+    )
+    from_webhook = CONNECTOR.parse(body, headers, shopify_account, T0)
+    from_resync, _ = await _all_orders(shopify_client)
+    assert [e.id for e in from_webhook] == [e.id for e in from_resync]
+
+
+async def test_shopify_429_then_success(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 5)
+    shopify_sim.faults.throttle_next(2, retry_after=0)
+    result = await shopify_client.set_stock({"A": 3})
+    assert result.updated == {"A": 3} and shopify_sim.stock("A") == 3
+
+
+async def test_shopify_retry_after_is_honoured(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 5)
+    await shopify_client.get_stock()  # warm the SKU index
+    shopify_sim.faults.throttle_next(1, retry_after=1)
+    loop_time = __import__("asyncio").get_running_loop().time
+    started = loop_time()
+    await shopify_client.set_stock({"A": 4})
+    assert loop_time() - started >= 0.9
+
+
+async def test_shopify_5xx_then_success(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 5)
+    shopify_sim.faults.fail_next(3, status=503)
+    assert await shopify_client.get_stock(["A"]) == {"A": 5}
+
+
+async def test_shopify_persistent_5xx_ends_in_a_retryable_error(shopify_sim, shopify_client):
+    shopify_sim.faults.fail_next(50, status=502)
+    with pytest.raises(ConnectorError) as err:
+        await shopify_client.get_stock()
+    assert err.value.retryable and err.value.status == 502
+
+
+async def test_shopify_bad_token_is_a_permanent_error(shopify_sim, shopify_account):
+    cfg = shopify_account.config.model_copy(update={"api_token": "wrong"})
+    client = ShopifyClient(
+        Account("acme", cfg), transport=httpx.ASGITransport(app=shopify_sim.app), policy=FAST
+    )
+    with pytest.raises(ConnectorError) as err:
+        await client.get_stock()
+    await client.aclose()
+    assert err.value.retryable is False and err.value.status == 401
+    assert len(shopify_sim.faults.calls) == 1  # not retried
+
+
+async def test_shopify_unknown_sku_fails_alone(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 5)
+    result = await shopify_client.set_stock({"A": 1, "NOPE": 2})
+    assert result.updated == {"A": 1} and "NOPE" in result.failed
+
+
+async def test_shopify_reads_stock_changed_behind_the_hubs_back(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 5)
+    shopify_sim.add_product("B", 0)
+    shopify_sim.set_available("A", 42)
+    assert await shopify_client.get_stock() == {"A": 42, "B": 0}
+
+
+async def test_shopify_simulator_bucket_overflow_answers_429(shopify_sim, shopify_account):
+    shopify_sim.bucket_size = 3
+    shopify_sim.leak_rate = 0.001
+    transport = httpx.ASGITransport(app=shopify_sim.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://acme.myshopify.com") as c:
+        codes = [
+            (
+                await c.get(
+                    "/admin/api/2024-10/locations.json",
+                    headers={"X-Shopify-Access-Token": "shpat_simulated"},
+                )
+            ).status_code
+            for _ in range(4)
+        ]
+    assert codes == [200, 200, 200, 429]
+
+
+# --- WooCommerce -----------------------------------------------------------------------------------
+
+
+async def test_woocommerce_resync_pages_with_total_pages(woo_sim, woo_client):
+    woo_sim.add_product("A", 5)
+    for n in range(7):
+        woo_sim.make_order(700 + n, [("A", 1, "10.00")], created_at=T0 + timedelta(minutes=n))
+    envelopes, pages = await _all_orders(woo_client)
+    assert pages == 3
+    assert len([e for e in envelopes if e.type == "hub.order.placed.v1"]) == 7
+
+
+async def test_woocommerce_resync_includes_refund_lines(woo_sim, woo_client, load):
+    woo_sim.add_product("TEE-RED-M", 5)
+    woo_sim.orders[727] = load("woocommerce", "order_refunded")
+    woo_sim.refunds[727] = [load("woocommerce", "order_refund_726")]
+    envelopes, _ = await _all_orders(woo_client)
+    assert "hub.order.returned.v1" in [e.type for e in envelopes]
+
+
+async def test_woocommerce_429_and_5xx_then_success(woo_sim, woo_client):
+    woo_sim.add_product("A", 5)
+    woo_sim.faults.throttle_next(1, retry_after=0)
+    woo_sim.faults.fail_next(2, status=500)
+    result = await woo_client.set_stock({"A": 2})
+    assert result.updated == {"A": 2} and woo_sim.stock("A") == 2
+
+
+async def test_woocommerce_batches_stock_in_one_call(woo_sim, woo_client):
+    for sku in ("A", "B", "C"):
+        woo_sim.add_product(sku, 1)
+    result = await woo_client.set_stock({"A": 7, "B": 8, "C": 9, "Z": 1})
+    assert result.updated == {"A": 7, "B": 8, "C": 9} and "Z" in result.failed
+    assert woo_sim.batch_calls == 1
+
+
+async def test_woocommerce_wrong_keys_are_a_permanent_error(woo_sim, woo_account):
+    cfg = woo_account.config.model_copy(update={"consumer_secret": "wrong"})
+    client = WooCommerceClient(
+        Account("corner", cfg), transport=httpx.ASGITransport(app=woo_sim.app), policy=FAST
+    )
+    with pytest.raises(ConnectorError) as err:
+        await client.get_stock()
+    await client.aclose()
+    assert err.value.retryable is False and err.value.status == 401
+
+
+async def test_woocommerce_reads_stock_changed_behind_the_hubs_back(woo_sim, woo_client):
+    woo_sim.add_product("A", 5)
+    woo_sim.set_stock("A", 11)
+    assert await woo_client.get_stock(["A"]) == {"A": 11}
