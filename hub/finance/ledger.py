@@ -21,7 +21,7 @@ from schemas.base import CURRENCY_EXPONENT
 from schemas.finance import VoucherIssued
 
 # Causes whose receivable lines bill the customer; the others (payments, refunds) settle.
-BILLING_CAUSES = frozenset({"sale_fulfilled", "order_returned"})
+BILLING_CAUSES = frozenset({"sale_fulfilled", "sale_billed", "order_returned"})
 
 
 def to_minor(amount: Decimal, currency: str) -> int:

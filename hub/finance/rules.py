@@ -47,7 +47,10 @@ class CurrencyMismatch(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SaleLine:
-    """Units shipped of one SKU with the revenue and output tax they carry (see `line_amounts`)."""
+    """Units shipped of one SKU with the revenue and output tax they carry (see `billing`).
+
+    A line with quantity 0 is a charge without goods (shipping): revenue and tax only.
+    """
 
     sku: str
     location: str
@@ -203,6 +206,10 @@ def sale_fulfilled(
         net = costing.round_amount(line.net, currency)
         tax = costing.round_amount(line.tax, currency)
         receivable += net + tax
+        if line.quantity == 0:  # a charge without goods (shipping): revenue only
+            v.post(Role.REVENUE, -net, f"{line.sku.strip('~')} charge")
+            v.post(Role.OUTPUT_VAT, -tax, f"output VAT {line.sku.strip('~')}")
+            continue
         v.post(Role.REVENUE, -net, f"sale {line.sku} × {line.quantity}", sku=line.sku)
         v.post(Role.OUTPUT_VAT, -tax, f"output VAT {line.sku}", sku=line.sku)
         key = (line.sku, line.location)
@@ -216,6 +223,30 @@ def sale_fulfilled(
     return v.issue(
         "sale_fulfilled", f"{order_key}:{fulfilment_id}", at, tz, f"fulfilment of {order_key}"
     )
+
+
+def sale_billed(
+    chart: Chart,
+    *,
+    order_key: str,
+    at: datetime,
+    currency: str,
+    lines: Sequence[SaleLine],
+    tz: str | ZoneInfo | None = None,
+) -> VoucherIssued | None:
+    """Revenue of units shipped before their order's prices were known (the fulfilment came
+    first and booked only their cost): Dr receivable / Cr revenue, Cr output VAT."""
+    v = _Voucher(chart, _books_currency(chart, currency))
+    receivable = ZERO
+    for line in lines:
+        net = costing.round_amount(line.net, currency)
+        tax = costing.round_amount(line.tax, currency)
+        receivable += net + tax
+        sku = None if line.quantity == 0 else line.sku
+        v.post(Role.REVENUE, -net, f"sale {line.sku} × {line.quantity} billed late", sku=sku)
+        v.post(Role.OUTPUT_VAT, -tax, f"output VAT {line.sku}", sku=sku)
+    v.post(Role.RECEIVABLE, receivable, f"sale {order_key}", order_key=order_key)
+    return v.issue("sale_billed", order_key, at, tz, f"late billing of {order_key}")
 
 
 def payment_captured(

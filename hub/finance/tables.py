@@ -7,9 +7,10 @@ exact on SQLite and PostgreSQL alike; `Decimal` is restored on the way out.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String, func
+from sqlalchemy import BigInteger, Date, Index, Integer, Numeric, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.store.models import Base
@@ -64,3 +65,22 @@ class OrderFinance(Base):
     billed_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+
+class OrderLinePrice(Base):
+    """What an order line is worth, remembered from OrderPlaced so that fulfilments (which carry
+    no prices) can be billed; `shipped` and `billed` count units, so a fulfilment that arrives
+    before its order is billed when the prices come. Shipping is the line (`~shipping`, `~`)."""
+
+    __tablename__ = "order_line_prices"
+
+    order_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(128), primary_key=True)
+    location: Mapped[str] = mapped_column(String(64), primary_key=True)
+    currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    priced: Mapped[bool] = mapped_column(default=False)
+    ordered: Mapped[int] = mapped_column(Integer, default=0)
+    net: Mapped[Decimal] = mapped_column(Numeric(20, 6), default=Decimal(0))  # tax excluded
+    tax: Mapped[Decimal] = mapped_column(Numeric(20, 6), default=Decimal(0))
+    shipped: Mapped[int] = mapped_column(Integer, default=0)
+    billed: Mapped[int] = mapped_column(Integer, default=0)

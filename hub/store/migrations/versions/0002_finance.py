@@ -1,4 +1,4 @@
-"""finance: vouchers, voucher lines, receivables per order
+"""finance: vouchers, voucher lines, receivables and line prices per order
 
 Revision ID: 0002_finance
 Revises: 0001_core
@@ -58,9 +58,24 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
         sa.PrimaryKeyConstraint("order_key"),
     )
+    op.create_table(
+        "order_line_prices",
+        sa.Column("order_key", sa.String(length=200), nullable=False),
+        sa.Column("sku", sa.String(length=128), nullable=False),
+        sa.Column("location", sa.String(length=64), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=True),
+        sa.Column("priced", sa.Boolean(), nullable=False),
+        sa.Column("ordered", sa.Integer(), nullable=False),
+        sa.Column("net", sa.Numeric(precision=20, scale=6), nullable=False),
+        sa.Column("tax", sa.Numeric(precision=20, scale=6), nullable=False),
+        sa.Column("shipped", sa.Integer(), nullable=False),
+        sa.Column("billed", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("order_key", "sku", "location"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("order_line_prices")
     op.drop_table("order_finance")
     op.drop_index("ix_voucher_lines_order", table_name="voucher_lines")
     op.drop_index("ix_voucher_lines_account", table_name="voucher_lines")

@@ -1,0 +1,188 @@
+"""What to bill: order line prices remembered from OrderPlaced, turned into `SaleLine`s for each
+fulfilment (which carries no prices), refunds split into revenue and tax, and the cost at which
+returned units left. Runs inside the core's transaction, next to the stock changes.
+
+Order independence: a fulfilment that arrives before its order books its cost at once and its
+revenue when the prices arrive (`remember_prices` returns those lines for `rules.sale_billed`),
+so either arrival order ends with the same receivable, revenue and inventory.
+
+Amounts are spread over a line's units cumulatively (share of units 1..n minus share of 1..n-1),
+so partial shipments add up to the line exactly. Shipping is billed with the first fulfilment as
+a charge line (`SHIPPING`), revenue without goods and without tax.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.finance import costing
+from hub.finance.chart import Chart, Role
+from hub.finance.ledger import from_minor
+from hub.finance.rules import ReturnLine, SaleLine, voucher_id
+from hub.finance.tables import OrderLinePrice, VoucherLineRow, VoucherRow
+from schemas.orders import OrderFulfilled, OrderPlaced, OrderReturned
+
+SHIPPING = ("~shipping", "~")
+ZERO = Decimal(0)
+
+
+def _share(row: OrderLinePrice, units: int, currency: str) -> tuple[Decimal, Decimal]:
+    if row.ordered <= 0:
+        return ZERO, ZERO
+    n = min(units, row.ordered)
+    return (
+        costing.round_amount(Decimal(row.net) * n / row.ordered, currency),
+        costing.round_amount(Decimal(row.tax) * n / row.ordered, currency),
+    )
+
+
+def _bill(row: OrderLinePrice, currency: str) -> tuple[Decimal, Decimal]:
+    """Amounts of the units shipped but not yet billed; marks them billed."""
+    if not row.priced or row.billed >= row.shipped:
+        return ZERO, ZERO
+    n1, t1 = _share(row, row.shipped, currency)
+    n0, t0 = _share(row, row.billed, currency)
+    row.billed = row.shipped
+    return n1 - n0, t1 - t0
+
+
+async def _rows(session: AsyncSession, order_key: str) -> dict[tuple[str, str], OrderLinePrice]:
+    result = await session.execute(
+        select(OrderLinePrice).where(OrderLinePrice.order_key == order_key)
+    )
+    return {(r.sku, r.location): r for r in result.scalars()}
+
+
+def _row(
+    rows: dict[tuple[str, str], OrderLinePrice],
+    session: AsyncSession,
+    order_key: str,
+    key: tuple[str, str],
+) -> OrderLinePrice:
+    if key not in rows:
+        row = OrderLinePrice(
+            order_key=order_key,
+            sku=key[0],
+            location=key[1],
+            priced=False,
+            ordered=0,
+            net=ZERO,
+            tax=ZERO,
+            shipped=0,
+            billed=0,
+        )
+        session.add(row)
+        rows[key] = row
+    return rows[key]
+
+
+async def remember_prices(session: AsyncSession, msg: OrderPlaced) -> list[SaleLine]:
+    """Store the order's line prices (once). Returns the lines of units already shipped and not
+    billed — book them with `rules.sale_billed` — or [] when nothing shipped first."""
+    rows = await _rows(session, msg.order_key)
+    if any(r.priced for r in rows.values()):
+        return []
+    per_key: dict[tuple[str, str], tuple[int, Decimal, Decimal]] = defaultdict(
+        lambda: (0, ZERO, ZERO)
+    )
+    for line in msg.lines:
+        gross = line.unit_price * line.quantity - line.discount
+        net = gross - line.tax if msg.taxes_included else gross
+        q, n, t = per_key[(line.sku, line.location)]
+        per_key[(line.sku, line.location)] = (q + line.quantity, n + net, t + line.tax)
+    if msg.shipping > 0:
+        per_key[SHIPPING] = (1, msg.shipping, ZERO)
+    shipped_first = any(r.shipped > 0 for r in rows.values())
+    late: list[SaleLine] = []
+    for key, (q, n, t) in per_key.items():
+        row = _row(rows, session, msg.order_key, key)
+        row.priced, row.currency, row.ordered, row.net, row.tax = True, msg.currency, q, n, t
+        if key == SHIPPING and shipped_first:
+            row.shipped = max(row.shipped, 1)
+        units = row.shipped - row.billed
+        net, tax = _bill(row, msg.currency)
+        if net or tax:
+            late.append(SaleLine(key[0], key[1], 0 if key == SHIPPING else units, net, tax))
+    await session.flush()
+    return late
+
+
+async def bill_shipment(
+    session: AsyncSession, msg: OrderFulfilled, currency: str
+) -> list[SaleLine] | None:
+    """The `SaleLine`s of a fulfilment: revenue and tax of priced lines (zero for lines whose
+    order has not arrived yet), plus shipping on the first fulfilment. None if this fulfilment's
+    voucher was booked already (a duplicate)."""
+    vid = voucher_id("sale_fulfilled", f"{msg.order_key}:{msg.fulfilment_id}")
+    if await session.get(VoucherRow, vid) is not None:
+        return None
+    rows = await _rows(session, msg.order_key)
+    first = not any(r.shipped > 0 for r in rows.values())
+    shipped: dict[tuple[str, str], int] = defaultdict(int)
+    for line in msg.lines:
+        shipped[(line.sku, line.location)] += line.quantity
+    out: list[SaleLine] = []
+    for key, q in shipped.items():
+        row = _row(rows, session, msg.order_key, key)
+        row.shipped += q
+        net, tax = _bill(row, row.currency or currency)
+        out.append(SaleLine(key[0], key[1], q, net, tax))
+    if first:
+        ship = _row(rows, session, msg.order_key, SHIPPING)
+        ship.shipped = 1
+        net, tax = _bill(ship, ship.currency or currency)
+        if net or tax:
+            out.append(SaleLine(SHIPPING[0], SHIPPING[1], 0, net, tax))
+    await session.flush()
+    return out
+
+
+async def refund_split(session: AsyncSession, msg: OrderReturned) -> tuple[Decimal, Decimal]:
+    """(net, tax) of a refund, at the tax rate of the returned lines (of the order if unknown)."""
+    rows = await _rows(session, msg.order_key)
+    keys = {(line.sku, line.location) for line in msg.lines}
+    priced = [r for k, r in rows.items() if r.priced and k in keys] or [
+        r for r in rows.values() if r.priced
+    ]
+    net = sum((Decimal(r.net) for r in priced), ZERO)
+    tax = sum((Decimal(r.tax) for r in priced), ZERO)
+    if net + tax <= 0:
+        return costing.round_amount(msg.refund, msg.currency), ZERO
+    refund_tax = costing.round_amount(msg.refund * tax / (net + tax), msg.currency)
+    return costing.round_amount(msg.refund, msg.currency) - refund_tax, refund_tax
+
+
+async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) -> list[ReturnLine]:
+    """The returned lines, each with the average cost at which its units left (cost of sales
+    booked for that order, SKU and location ÷ units shipped); None where nothing was booked."""
+    cogs = chart[Role.COST_OF_SALES].code
+    q = (
+        select(
+            VoucherLineRow.sku,
+            VoucherLineRow.location,
+            func.sum(VoucherLineRow.debit_minor) - func.sum(VoucherLineRow.credit_minor),
+        )
+        .join(VoucherRow, VoucherRow.voucher_id == VoucherLineRow.voucher_id)
+        .where(
+            VoucherRow.cause_type == "sale_fulfilled",
+            VoucherRow.cause_ref.startswith(f"{msg.order_key}:", autoescape=True),
+            VoucherLineRow.account == cogs,
+            VoucherLineRow.currency == chart.currency,
+        )
+        .group_by(VoucherLineRow.sku, VoucherLineRow.location)
+    )
+    cost = {(sku, loc): int(m or 0) for sku, loc, m in (await session.execute(q)).all()}
+    rows = await _rows(session, msg.order_key)
+    out = []
+    for line in msg.lines:
+        key = (line.sku, line.location)
+        row = rows.get(key)
+        unit_cost = None
+        if row is not None and row.shipped > 0 and key in cost:
+            unit_cost = costing.quantize_cost(from_minor(cost[key], chart.currency) / row.shipped)
+        out.append(ReturnLine(line.sku, line.location, line.quantity, line.restock, unit_cost))
+    return out

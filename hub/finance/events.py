@@ -1,0 +1,190 @@
+"""One entry point for the core: the vouchers a canonical message books.
+
+Call `vouchers_for(session, chart, msg, stock)` inside the message's transaction, *before* the
+message's stock effect is applied, with `stock[(sku, location)] = (on_hand, avg_cost)` of every
+row the message touches (the in-memory state of the batch so far). Then `post` each voucher
+(`ledger.post` returns False for one booked before) and write the new ones to the outbox as
+`envelope(voucher)`. After the stock effect, store the averages that `hub.finance.costing`
+computes (`receive` on receipts, restocking returns and transfers in; unchanged otherwise), so
+the inventory account keeps equal to Σ on_hand × avg_cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.finance import billing, ledger, rules
+from hub.finance.chart import Chart
+from hub.finance.rules import StockKey, StockState
+from schemas.base import CanonicalMessage
+from schemas.envelope import Envelope
+from schemas.finance import VoucherIssued
+from schemas.orders import OrderFulfilled, OrderPlaced, OrderReturned
+from schemas.payments import PaymentCaptured, PaymentRefunded
+from schemas.stock import GoodsReceived, StockAdjusted, StockCounted, StockTransferred
+
+SOURCE = "hub/finance"
+
+
+def _state(stock: Mapping[StockKey, StockState], key: StockKey) -> StockState:
+    return stock.get(key, (0, Decimal(0)))
+
+
+async def vouchers_for(
+    session: AsyncSession,
+    chart: Chart,
+    msg: CanonicalMessage,
+    stock: Mapping[StockKey, StockState],
+) -> list[VoucherIssued]:
+    """The vouchers `msg` books ([] for messages without a financial effect)."""
+    made: list[VoucherIssued | None] = []
+    match msg:
+        case OrderPlaced():
+            late = await billing.remember_prices(session, msg)
+            if late:
+                made.append(
+                    rules.sale_billed(
+                        chart,
+                        order_key=msg.order_key,
+                        at=msg.placed_at,
+                        currency=msg.currency,
+                        lines=late,
+                    )
+                )
+        case OrderFulfilled():
+            lines = await billing.bill_shipment(session, msg, chart.currency)
+            if lines is not None:
+                made.append(
+                    rules.sale_fulfilled(
+                        chart,
+                        order_key=msg.order_key,
+                        fulfilment_id=msg.fulfilment_id,
+                        at=msg.fulfilled_at,
+                        currency=chart.currency,
+                        lines=lines,
+                        stock={
+                            (ln.sku, ln.location): _state(stock, (ln.sku, ln.location))
+                            for ln in lines
+                            if ln.quantity
+                        },
+                    )
+                )
+        case OrderReturned():
+            returned = await billing.return_lines(session, chart, msg)
+            net, tax = await billing.refund_split(session, msg)
+            made.append(
+                rules.order_returned(
+                    chart,
+                    order_key=msg.order_key,
+                    return_id=msg.return_id,
+                    at=msg.returned_at,
+                    currency=msg.currency,
+                    refund_net=net,
+                    refund_tax=tax,
+                    lines=returned,
+                    stock={
+                        (ln.sku, ln.location): _state(stock, (ln.sku, ln.location))
+                        for ln in returned
+                    },
+                )
+            )
+        case PaymentCaptured():
+            made.append(
+                rules.payment_captured(
+                    chart,
+                    order_key=msg.order_key,
+                    payment_id=msg.payment_id,
+                    at=msg.captured_at,
+                    amount=msg.amount,
+                    currency=msg.currency,
+                    gateway=msg.gateway,
+                )
+            )
+        case PaymentRefunded():
+            made.append(
+                rules.payment_refunded(
+                    chart,
+                    order_key=msg.order_key,
+                    refund_id=msg.refund_id,
+                    at=msg.refunded_at,
+                    amount=msg.amount,
+                    currency=msg.currency,
+                    gateway=msg.gateway,
+                )
+            )
+        case GoodsReceived():
+            on_hand, avg = _state(stock, (msg.sku, msg.location))
+            made.append(
+                rules.goods_received(
+                    chart,
+                    receipt_id=msg.receipt_id,
+                    sku=msg.sku,
+                    location=msg.location,
+                    at=msg.received_at,
+                    currency=msg.currency,
+                    quantity=msg.quantity,
+                    unit_cost=msg.unit_cost,
+                    on_hand=on_hand,
+                    avg_cost=avg,
+                )
+            )
+        case StockCounted():
+            on_hand, avg = _state(stock, (msg.sku, msg.location))
+            made.append(
+                rules.stock_counted(
+                    chart,
+                    count_id=msg.count_id,
+                    sku=msg.sku,
+                    location=msg.location,
+                    at=msg.counted_at,
+                    on_hand=on_hand,
+                    avg_cost=avg,
+                    counted=msg.quantity,
+                )
+            )
+        case StockAdjusted():
+            on_hand, avg = _state(stock, (msg.sku, msg.location))
+            made.append(
+                rules.stock_adjusted(
+                    chart,
+                    adjustment_id=msg.adjustment_id,
+                    sku=msg.sku,
+                    location=msg.location,
+                    at=msg.adjusted_at,
+                    on_hand=on_hand,
+                    avg_cost=avg,
+                    delta=msg.delta,
+                )
+            )
+        case StockTransferred():
+            made.append(
+                rules.stock_transferred(
+                    chart,
+                    transfer_id=msg.transfer_id,
+                    sku=msg.sku,
+                    from_location=msg.from_location,
+                    to_location=msg.to_location,
+                    quantity=msg.quantity,
+                    at=msg.transferred_at,
+                    stock={
+                        (msg.sku, loc): _state(stock, (msg.sku, loc))
+                        for loc in (msg.from_location, msg.to_location)
+                    },
+                )
+            )
+    return [v for v in made if v is not None]
+
+
+async def post_all(session: AsyncSession, vouchers: list[VoucherIssued]) -> list[VoucherIssued]:
+    """Book the vouchers; the ones booked now (not before), for the outbox."""
+    return [v for v in vouchers if await ledger.post(session, v)]
+
+
+def envelope(voucher: VoucherIssued, correlation_id: str | None = None) -> Envelope:
+    """The outbox message of a voucher: its CloudEvents id is the voucher id."""
+    return Envelope(
+        id=voucher.voucher_id, source=SOURCE, data=voucher, correlation_id=correlation_id
+    )

@@ -1,0 +1,184 @@
+"""Canonical messages → vouchers through `hub.finance.events`, on SQLite and PostgreSQL, with a
+small stand-in for the core's stock side. Arrival order does not change the books."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from hub.finance import billing, costing, events, ledger
+from hub.finance.chart import CN_SMALL_BUSINESS
+from hub.finance.rules import ReturnLine
+from hub.store.db import session_factory
+from hub.store.models import Stock
+from schemas.base import CanonicalMessage
+from schemas.orders import (
+    FulfilledLine,
+    OrderFulfilled,
+    OrderLine,
+    OrderPlaced,
+    OrderReturned,
+    ReturnedLine,
+)
+from schemas.payments import PaymentCaptured
+from schemas.stock import GoodsReceived, StockCounted
+
+pytestmark = pytest.mark.integration
+CHART = CN_SMALL_BUSINESS
+T = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+D = Decimal
+ORDER = "acme:1001"
+
+RECEIPT_1 = GoodsReceived(
+    sku="TEE", quantity=10, unit_cost=D("10.00"), receipt_id="GRN-1", received_at=T
+)
+RECEIPT_2 = GoodsReceived(
+    sku="TEE", quantity=5, unit_cost=D("13.00"), receipt_id="GRN-2", received_at=T
+)
+PLACED = OrderPlaced(
+    order_key=ORDER,
+    account="acme",
+    channel="online",
+    platform_order_id="1001",
+    placed_at=T + timedelta(minutes=1),
+    currency="CNY",
+    lines=(
+        OrderLine(sku="TEE", quantity=3, unit_price=D("33.90"), tax=D("11.70")),
+        OrderLine(sku="MUG", quantity=1, unit_price=D("20"), discount=D("2"), tax=D("2.07")),
+    ),
+    shipping=D("8"),
+    total=D("127.70"),
+    taxes_included=True,
+)
+SHIP_1 = OrderFulfilled(
+    order_key=ORDER,
+    account="acme",
+    channel="online",
+    fulfilment_id="F1",
+    fulfilled_at=T + timedelta(minutes=2),
+    lines=(FulfilledLine(sku="TEE", quantity=2),),
+)
+SHIP_2 = OrderFulfilled(
+    order_key=ORDER,
+    account="acme",
+    channel="online",
+    fulfilment_id="F2",
+    fulfilled_at=T + timedelta(minutes=3),
+    lines=(FulfilledLine(sku="TEE", quantity=1), FulfilledLine(sku="MUG", quantity=1)),
+)
+PAID = PaymentCaptured(
+    order_key=ORDER,
+    account="acme",
+    amount=D("127.70"),
+    currency="CNY",
+    gateway="alipay",
+    payment_id="P1",
+    captured_at=T + timedelta(minutes=1),
+)
+RETURNED = OrderReturned(
+    order_key=ORDER,
+    account="acme",
+    channel="online",
+    return_id="R1",
+    returned_at=T + timedelta(days=2),
+    lines=(ReturnedLine(sku="TEE", quantity=1, restock=True),),
+    refund=D("33.90"),
+)
+COUNT = StockCounted(sku="MUG", quantity=2, count_id="C1", counted_at=T)
+
+
+async def core(engine: AsyncEngine, messages: list[CanonicalMessage]) -> list[str]:
+    """What the core does per message, reduced to stock quantities and averages."""
+    booked: list[str] = []
+    async with session_factory(engine)() as s, s.begin():
+        for msg in messages:
+            rows = {(r.sku, r.location): r for r in (await s.execute(select(Stock))).scalars()}
+            for sku in ("TEE", "MUG"):
+                if (sku, "main") not in rows:
+                    rows[(sku, "main")] = Stock(
+                        sku=sku, location="main", on_hand=0, reserved=0, avg_cost=D(0)
+                    )
+                    s.add(rows[(sku, "main")])
+            before = {k: (r.on_hand, D(r.avg_cost)) for k, r in rows.items()}
+            vouchers = await events.vouchers_for(s, CHART, msg, before)
+            booked += [v.voucher_id for v in await events.post_all(s, vouchers)]
+            match msg:
+                case GoodsReceived():
+                    r = rows[(msg.sku, msg.location)]
+                    r.avg_cost = costing.receive(
+                        r.on_hand, D(r.avg_cost), msg.quantity, msg.unit_cost
+                    )
+                    r.on_hand += msg.quantity
+                case OrderFulfilled():
+                    for ln in msg.lines:
+                        rows[(ln.sku, ln.location)].on_hand -= ln.quantity
+                case OrderReturned():
+                    returned = {(ln.sku, ln.location): ln for ln in await _return_costs(s, msg)}
+                    for ln in msg.lines:
+                        if ln.restock:
+                            r = rows[(ln.sku, ln.location)]
+                            cost = returned[(ln.sku, ln.location)].unit_cost or D(r.avg_cost)
+                            r.avg_cost = costing.receive(
+                                r.on_hand, D(r.avg_cost), ln.quantity, cost
+                            )
+                            r.on_hand += ln.quantity
+                case StockCounted():
+                    rows[(msg.sku, msg.location)].on_hand = msg.quantity
+            await s.flush()
+    return booked
+
+
+async def _return_costs(s: AsyncSession, msg: OrderReturned) -> list[ReturnLine]:
+    return await billing.return_lines(s, CHART, msg)
+
+
+async def balances(engine: AsyncEngine) -> dict[str, Decimal]:
+    async with session_factory(engine)() as s, s.begin():
+        assert await ledger.check_books(s, CHART) == []
+        return {r.account: r.balance for r in await ledger.trial_balance(s)}
+
+
+async def test_in_order_books_revenue_tax_shipping_cost_and_payment(engine: AsyncEngine) -> None:
+    booked = await core(engine, [RECEIPT_1, PLACED, PAID, SHIP_1, SHIP_2])
+    assert len(booked) == 4  # the order itself books nothing: prices only
+    tb = await balances(engine)
+    # revenue: TEE 3 × 33.90 − 11.70 = 90.00, MUG 18 − 2.07 = 15.93, shipping 8
+    assert tb["6001"] == D("-113.93")
+    assert tb["222102"] == D("-13.77")
+    assert tb["1122"] == 0  # billed 127.70 with shipping, all paid
+    assert tb["1012"] == D("127.70")
+    assert tb["6401"] == D("30.00")  # 3 TEE at 10.00 (MUG had no cost)
+
+
+async def test_fulfilment_before_its_order_ends_in_the_same_books(engine: AsyncEngine) -> None:
+    booked = await core(engine, [RECEIPT_1, SHIP_1, PAID, PLACED, SHIP_2])
+    assert len(booked) == 5  # the order books the revenue of what shipped before it
+    late = await balances(engine)
+    assert late["6001"] == D("-113.93") and late["222102"] == D("-13.77")
+    assert late["1122"] == 0 and late["6401"] == D("30.00") and late["1405"] == D("70.00")
+
+
+async def test_duplicates_book_nothing_twice(engine: AsyncEngine) -> None:
+    first = await core(engine, [RECEIPT_1, PLACED, SHIP_1, PAID])
+    again = await core(engine, [RECEIPT_1, PLACED, SHIP_1, PAID])
+    assert len(first) == 3 and again == []
+
+
+async def test_return_restocks_at_the_cost_it_left_with_and_books_still_agree(
+    engine: AsyncEngine,
+) -> None:
+    await core(engine, [RECEIPT_1, PLACED, SHIP_1, SHIP_2, PAID, RECEIPT_2, COUNT, RETURNED])
+    tb = await balances(engine)
+    # TEE left at 10.00; receipt 2 moved the average to (7×10 + 5×13)/12 = 11.25
+    # the returned unit comes back at 10.00: (12×11.25 + 10)/13
+    async with session_factory(engine)() as s:
+        tee = await s.get(Stock, ("TEE", "main"))
+        assert tee is not None and tee.on_hand == 13
+        assert D(tee.avg_cost) == costing.receive(12, D("11.25"), 1, D("10.00"))
+    assert tb["6401"] == D("20.00")  # 30 sold − 10 back
+    assert tb["1122"] == D("-33.90")  # refund credited, money not yet returned
+    assert tb["6001"] == D("-113.93") + D("30.00")  # 33.90 at 13% inside: 30.00 + 3.90
