@@ -129,9 +129,13 @@ class StockPushOut:
         for name, state in self._accounts.items():
             self._ensure_worker(name, state)
 
-    async def drain(self) -> None:
-        """Wait until every account has nothing pending or in flight (bound it with a timeout)."""
-        await asyncio.gather(*(state.idle.wait() for state in self._accounts.values()))
+    async def drain(self, *accounts: str) -> None:
+        """Wait until the accounts (default: all) have nothing pending or in flight.
+
+        Bound it with `asyncio.timeout`: a shop that keeps failing transiently never drains.
+        """
+        names = accounts or tuple(self._accounts)
+        await asyncio.gather(*(self._accounts[n].idle.wait() for n in names))
 
     async def stop(self) -> None:
         self._closed = True

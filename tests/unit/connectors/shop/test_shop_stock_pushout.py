@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+
+from connectors.base import Account
+from connectors.http import RetryPolicy
+from connectors.pushout import PushFailure, StockPushOut
+from connectors.shopify.client import ShopifyClient
+from connectors.woocommerce.client import WooCommerceClient
+from schemas.levels import StockLevelChanged
+
+FAST = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02, timeout=5.0)
+
+
+def level(sku: str, available: int, version: int, channel: str = "online") -> StockLevelChanged:
+    return StockLevelChanged(
+        sku=sku,
+        channel=channel,
+        available=available,
+        on_hand=available,
+        reserved=0,
+        version=version,
+        changed_at=datetime.now(UTC),
+    )
+
+
+def _shopify(sim, account: Account) -> ShopifyClient:
+    return ShopifyClient(account, transport=httpx.ASGITransport(app=sim.app), policy=FAST)
+
+
+def _woo(sim, account: Account) -> WooCommerceClient:
+    return WooCommerceClient(account, transport=httpx.ASGITransport(app=sim.app), policy=FAST)
+
+
+async def test_only_the_newest_level_per_sku_is_pushed(shopify_sim, shopify_account):
+    shopify_sim.add_product("A", 0)
+    shopify_sim.faults.latency = 0.05
+    out = StockPushOut({"acme": _shopify(shopify_sim, shopify_account)}, backoff_initial=0.01)
+    for version in range(1, 51):
+        out.offer("acme", level("A", version, version))
+        await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert shopify_sim.stock("A") == 50
+    assert shopify_sim.set_calls <= 3  # the first version, maybe one in between, the newest
+    assert out.pushed_version("acme", "A") == 50
+
+
+async def test_stale_and_repeated_versions_are_dropped(shopify_sim, shopify_account):
+    shopify_sim.add_product("A", 0)
+    out = StockPushOut({"acme": _shopify(shopify_sim, shopify_account)})
+    assert out.offer("acme", level("A", 9, 5))
+    assert not out.offer("acme", level("A", 3, 3))
+    assert not out.offer("acme", level("A", 9, 5))
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert shopify_sim.stock("A") == 9
+
+
+async def test_a_slow_shop_does_not_delay_another(
+    shopify_sim, shopify_account, woo_sim, woo_account
+):
+    shopify_sim.add_product("A", 0)
+    woo_sim.add_product("A", 0)
+    shopify_sim.faults.latency = 3.0  # every call to this shop hangs for 3 s
+    out = StockPushOut(
+        {"acme": _shopify(shopify_sim, shopify_account), "corner": _woo(woo_sim, woo_account)},
+        channels={"acme": "online", "corner": "online"},
+    )
+    assert out.offer_level(level("A", 7, 1)) == ["acme", "corner"]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(1.0):
+        await out.drain("corner")
+    assert loop.time() - started < 1.0
+    assert woo_sim.stock("A") == 7
+    assert out.pending("acme") == {}  # taken, still in flight at the slow shop
+    assert shopify_sim.stock("A") == 0
+    await out.stop()
+
+
+async def test_transient_failures_are_retried_until_the_stock_lands(shopify_sim, shopify_account):
+    shopify_sim.add_product("A", 0)
+    shopify_sim.faults.fail_next(6, status=503)  # more than one client call's retries
+    failures: list[PushFailure] = []
+    out = StockPushOut(
+        {"acme": _shopify(shopify_sim, shopify_account)},
+        on_failure=failures.append,
+        backoff_initial=0.01,
+    )
+    out.offer("acme", level("A", 4, 1))
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert shopify_sim.stock("A") == 4
+    assert failures == []
+
+
+async def test_newer_level_arriving_during_failures_wins(shopify_sim, shopify_account):
+    shopify_sim.add_product("A", 0)
+    shopify_sim.faults.fail_next(4, status=500)
+    out = StockPushOut({"acme": _shopify(shopify_sim, shopify_account)}, backoff_initial=0.05)
+    out.offer("acme", level("A", 1, 1))
+    await asyncio.sleep(0.02)
+    out.offer("acme", level("A", 2, 2))
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert shopify_sim.stock("A") == 2
+
+
+async def test_permanent_failures_are_reported_for_the_dlq(woo_sim, woo_account):
+    woo_sim.add_product("A", 0)
+    failures: list[PushFailure] = []
+
+    async def to_dlq(failure: PushFailure) -> None:
+        failures.append(failure)
+
+    out = StockPushOut({"corner": _woo(woo_sim, woo_account)}, on_failure=to_dlq)
+    out.offer("corner", level("A", 3, 1))
+    out.offer("corner", level("GONE", 3, 1))
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert woo_sim.stock("A") == 3
+    assert [(f.account, f.level.sku) for f in failures] == [("corner", "GONE")]
+    assert "SKU" in failures[0].reason
+
+
+async def test_rejected_credentials_fail_every_sku_without_retrying(woo_sim, woo_account):
+    woo_sim.add_product("A", 0)
+    cfg = woo_account.config.model_copy(update={"consumer_secret": "revoked"})
+    failures: list[PushFailure] = []
+    out = StockPushOut(
+        {"corner": _woo(woo_sim, Account("corner", cfg))}, on_failure=failures.append
+    )
+    out.offer("corner", level("A", 3, 1))
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert [(f.level.sku, f.status) for f in failures] == [("A", 401)]
+
+
+async def test_push_latency_is_reported(woo_sim, woo_account):
+    woo_sim.add_product("A", 0)
+    woo_sim.add_product("B", 0)
+    seen: list[tuple[str, float, int]] = []
+    out = StockPushOut(
+        {"corner": _woo(woo_sim, woo_account)},
+        on_latency=lambda account, seconds, count: seen.append((account, seconds, count)),
+    )
+    out.offer("corner", level("A", 1, 1))
+    out.offer("corner", level("B", 1, 1))
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert sum(c for _, _, c in seen) == 2
+    assert all(a == "corner" and s >= 0 for a, s, _ in seen)
+
+
+async def test_levels_of_another_channel_are_not_offered(woo_sim, woo_account):
+    out = StockPushOut({"corner": _woo(woo_sim, woo_account)}, channels={"corner": "online"})
+    assert out.offer_level(level("A", 1, 1, channel="wholesale")) == []
+    await out.stop()
