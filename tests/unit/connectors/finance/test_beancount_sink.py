@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from connectors.beancount.sink import BeancountSink, UnmappedAccount, account_name
+from connectors.beancount.subscriber import from_account
+from connectors.errors import ConnectorError
+from hub.config import AccountConfig, HubConfig
 from hub.finance import costing, rules
 from hub.finance.chart import CN_SMALL_BUSINESS, IFRS_EN, Chart, Role
 from schemas.finance import VoucherIssued, VoucherLine
@@ -152,3 +155,26 @@ def test_an_unknown_account_code_writes_nothing(tmp_path: Path) -> None:
         with pytest.raises(UnmappedAccount):
             sink.write(v)
         assert path.read_text() == before
+
+
+async def test_account_config_builds_a_sink_that_refuses_unknown_accounts_permanently(
+    tmp_path: Path,
+) -> None:
+    sink = from_account(AccountConfig(connector="beancount"), HubConfig(), tmp_path)
+    vs = vouchers(CN_SMALL_BUSINESS)
+    assert await sink.deliver(vs[0]) is True
+    assert await sink.deliver(vs[0]) is False
+    forged = vs[1].model_copy(
+        update={
+            "voucher_id": "forged",
+            "lines": tuple(
+                line.model_copy(update={"account": "9999"}) if i == 0 else line
+                for i, line in enumerate(vs[1].lines)
+            ),
+        }
+    )
+    with pytest.raises(ConnectorError) as err:
+        await sink.deliver(forged)
+    assert err.value.retryable is False
+    await sink.aclose()
+    assert bean_check(tmp_path / "books.beancount").returncode == 0

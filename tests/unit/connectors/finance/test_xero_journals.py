@@ -16,6 +16,8 @@ from connectors.http import RetryPolicy
 from connectors.xero import mapping
 from connectors.xero.client import JOURNALS_PATH, XeroClient, validation_messages
 from connectors.xero.simulator import XeroSimulator
+from connectors.xero.subscriber import from_account
+from hub.config import AccountConfig
 from hub.finance import rules
 from hub.finance.chart import CN_SMALL_BUSINESS
 from schemas.finance import VoucherIssued
@@ -162,3 +164,26 @@ async def test_invalid_json_and_bad_credentials(sim: XeroSimulator) -> None:
         await bad.post_voucher(sale())
     assert err.value.retryable is False and err.value.status == 401
     await bad.aclose()
+
+
+async def test_account_config_builds_a_sink_and_refusals_are_permanent(
+    sim: XeroSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XERO_TOKEN", sim.token)
+    sim.accounts["200"] = "5040915e-8ce7-4177-8d08-fde416232f18"  # Xero's "Sales" in the org
+    account = AccountConfig(
+        connector="xero",
+        api_url="https://xero",
+        api_token="env:XERO_TOKEN",
+        tenant_id=sim.tenant_id,
+        account_codes={"6001": "200"},
+    )
+    sink = from_account(account, transport=httpx.ASGITransport(app=sim.app))
+    sink.client.api.limiter = None
+    assert await sink.deliver(sale()) is True
+    (booked,) = sim.journals.values()
+    assert "200" in {line["AccountCode"] for line in booked["JournalLines"]}
+    await sink.aclose()
+    with pytest.raises(ConnectorError) as err:
+        from_account(AccountConfig(connector="xero"))
+    assert err.value.retryable is False
