@@ -1,0 +1,128 @@
+"""The supplier portal's REST API, on the connectors' shared HTTP plumbing.
+
+Bearer auth. Retried (connectors.http): 5xx, 408, 429 (waiting what `Retry-After` says), timeouts
+and connection errors. Not retried: 401/403 (fix the token), other 4xx (fix the request), and
+payloads that cannot be mapped. Every failure reaches the caller as
+`ConnectorError(retryable=...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import httpx
+
+from connectors.errors import ConnectorError, MalformedPayload
+from connectors.http import HttpApi, RateLimiter, RetryPolicy
+from connectors.supplier_rest.mapping import (
+    acknowledgement_from_json,
+    invoice_from_json,
+    purchase_order_to_json,
+    shipment_from_json,
+    stock_from_json,
+)
+from schemas.purchasing import (
+    PurchaseOrderAcknowledged,
+    PurchaseOrderIssued,
+    ShipmentNotified,
+    SupplierInvoiceReceived,
+    SupplierStockReported,
+)
+
+T = TypeVar("T")
+
+
+class SupplierPortalClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        supplier: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        page_size: int = 100,
+    ) -> None:
+        self.supplier = supplier
+        policy = policy or RetryPolicy()
+        client = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=policy.timeout,
+            transport=transport,
+        )
+        self._api = HttpApi(client, limiter=limiter, policy=policy, name=f"rest/{supplier}")
+        self._page_size = page_size
+
+    async def __aenter__(self) -> SupplierPortalClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    async def send_purchase_order(self, po: PurchaseOrderIssued) -> None:
+        """Idempotent: the same order sent again is accepted; a different order under the same
+        number is refused (409, not retryable)."""
+        await self._api.request("POST", "/purchase-orders", json=purchase_order_to_json(po))
+
+    async def acknowledgement(self, po_number: str) -> PurchaseOrderAcknowledged | None:
+        """The supplier's answer, or None while it has not answered."""
+        try:
+            resp = await self._api.request("GET", f"/purchase-orders/{po_number}/acknowledgement")
+        except ConnectorError as exc:
+            if exc.status == 404 and "not_acknowledged" in exc.message:
+                return None
+            raise
+        return self._map(acknowledgement_from_json, _json(resp))
+
+    async def shipments(self, since: datetime | None = None) -> list[ShipmentNotified]:
+        return [self._map(shipment_from_json, i) async for i in self._pages("/shipments", since)]
+
+    async def invoices(self, since: datetime | None = None) -> list[SupplierInvoiceReceived]:
+        return [self._map(invoice_from_json, i) async for i in self._pages("/invoices", since)]
+
+    async def stock(self) -> list[SupplierStockReported]:
+        return [self._map(stock_from_json, i) async for i in self._pages("/stock", None)]
+
+    def _map(self, fn: Callable[..., T], payload: Any) -> T:
+        try:
+            return fn(payload, supplier=self.supplier)
+        except MalformedPayload as exc:
+            raise ConnectorError(
+                f"portal sent a payload the hub cannot use: {exc.reason}", retryable=False
+            ) from None
+
+    async def _pages(self, path: str, since: datetime | None) -> AsyncIterator[Any]:
+        cursor: str | None = None
+        while True:
+            params = {"limit": str(self._page_size)}
+            if since is not None:
+                params["since"] = since.astimezone(UTC).isoformat()
+            if cursor:
+                params["cursor"] = cursor
+            body = _json(await self._api.request("GET", path, params=params))
+            if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+                raise ConnectorError(f"GET {path}: no items list in the answer", retryable=False)
+            for item in body["items"]:
+                yield item
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return
+
+
+def _json(resp: httpx.Response) -> Any:
+    try:
+        return resp.json(parse_float=Decimal)  # amounts stay exact
+    except ValueError:
+        raise ConnectorError(
+            f"{resp.request.method} {resp.request.url.path}: the answer is not JSON",
+            retryable=False,
+            status=resp.status_code,
+        ) from None
