@@ -119,6 +119,9 @@ def create_gateway(
         except MalformedPayload as exc:
             log.info("gateway.malformed", connector=name, account=account_name, reason=exc.reason)
             return _answer(name, "malformed", 400, _reason(exc.reason), started)
+        except ConfigError as exc:
+            log.error("gateway.account_misconfigured", account=account_name, error=str(exc))
+            return _unavailable(name, started)
         except Exception:
             log.exception("gateway.parse_failed", connector=name, account=account_name)
             return _answer(name, "malformed", 400, _reason("payload could not be mapped"), started)

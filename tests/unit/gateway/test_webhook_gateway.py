@@ -213,3 +213,45 @@ async def test_openapi_describes_the_webhook_endpoint(client):
     post = doc["paths"]["/webhooks/{connector}/{account}"]["post"]
     assert {"200", "400", "401", "404", "413", "415", "503"} <= set(post["responses"])
     assert "shopify" in post["parameters"][0]["schema"]["enum"]
+
+
+async def test_generic_account_posts_through_the_gateway_and_bad_mapping_is_503():
+    import hashlib
+    import hmac
+
+    import httpx
+
+    from hub.config import AccountConfig, HubConfig
+    from hub.gateway import create_gateway
+
+    from .conftest import RecordingPublisher
+
+    mapping = {
+        "event": "type",
+        "order_id": "id",
+        "lines": "items",
+        "line_sku": "sku",
+        "line_quantity": "qty",
+        "events": {"created": "placed"},
+    }
+    config = HubConfig(
+        accounts={
+            "market": AccountConfig(connector="generic", webhook_secret="s", mapping=mapping),
+            "broken": AccountConfig(
+                connector="generic", webhook_secret="s", mapping={**mapping, "lines": "[["}
+            ),
+        }
+    )
+    publisher = RecordingPublisher()
+    app = create_gateway(config, publisher)
+    body = b'{"type": "created", "id": 9, "items": [{"sku": "A-1", "qty": 2}]}'
+    headers = {
+        "Content-Type": "application/json",
+        "X-Signature": hmac.new(b"s", body, hashlib.sha256).hexdigest(),
+    }
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as c:
+        ok = await c.post("/webhooks/generic/market", content=body, headers=headers)
+        broken = await c.post("/webhooks/generic/broken", content=body, headers=headers)
+    assert ok.status_code == 200
+    assert publisher.published[0].data.order_key == "market:9"
+    assert broken.status_code == 503
