@@ -121,6 +121,16 @@ class Exchange:
                 self._reject(path, data, exc)
                 result.rejected.append(path.name)
                 continue
+            except Exception as exc:  # a fault of ours must not block every later file
+                log.exception("edi.parse_failed", file=path.name)
+                self._set_aside(
+                    path,
+                    f"{path.name}: the hub failed to read it ({type(exc).__name__}: {exc}).\n"
+                    "No acknowledgement was sent: the fault is ours, not the partner's. "
+                    "Move the file back to inbox/ once it is fixed.\n",
+                )
+                result.rejected.append(path.name)
+                continue
             if parsed.envelopes:
                 await publish(parsed.envelopes)
             for reply in parsed.replies:
@@ -157,9 +167,12 @@ class Exchange:
             note += "no rejection acknowledgement sent: the sender could not be identified\n"
         else:
             note += f"rejection acknowledgement: outbox/{reply.name}\n"
+        self._set_aside(path, note)
+        log.warning("edi.rejected", file=path.name, reason=str(error))
+
+    def _set_aside(self, path: Path, note: str) -> None:
         target = _move(path, self.rejected)
         atomic_write(target.with_name(target.name + ".error.txt"), note.encode())
-        log.warning("edi.rejected", file=path.name, reason=str(error))
 
     def _write(self, out: OutboundFile) -> Path:
         target = _free_name(self.outbox / out.name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from connectors.edi_common.errors import EdiError
 from connectors.x12.syntax import Group, Segment, TransactionSet, require
 
@@ -16,10 +18,16 @@ def accept(group: Group) -> list[list[str]]:
     return body
 
 
+def _echo(value: str | None, size: int = 9) -> str:
+    """A partner's identifier echoed back: only what is safe in any X12 element (a malformed
+    file may carry delimiters or garbage where the control number should be)."""
+    return re.sub(r"[^A-Za-z0-9]", "", value or "")[:size]
+
+
 def reject(error: EdiError) -> list[list[str]] | None:
     """A rejection naming the group, the set and the segment in error, as far as they are known.
     None when not even the group is known (an ISA-level error: nothing to address)."""
-    ctx = error.context
+    ctx = {k: _echo(v) for k, v in error.context.items()}
     if not ctx.get("gs01") or not ctx.get("gs06"):
         return None
     body = [["AK1", ctx["gs01"], ctx["gs06"]]]
@@ -28,7 +36,7 @@ def reject(error: EdiError) -> list[list[str]] | None:
         code = error.code if error.code in ("3", "4", "5") else "3"
         body.append(["AK9", "R", "0", "0", "0", code])
         return body
-    body.append(["AK2", ctx["st01"], ctx["st02"]])
+    body.append(["AK2", ctx["st01"], ctx.get("st02") or "0"])
     if error.segment == "SE":
         ak5 = "4" if error.code == "4" else "3"  # segment count / control number mismatch
     else:
@@ -36,7 +44,7 @@ def reject(error: EdiError) -> list[list[str]] | None:
         if error.position is not None and ctx.get("st_position"):
             in_set = error.position - int(ctx["st_position"]) + 1
             ak304 = error.code if error.code in ("1", "2", "3", "8") else "8"
-            body.append(["AK3", error.segment or "", str(in_set), "", ak304])
+            body.append(["AK3", _echo(error.segment, 3), str(in_set), "", ak304])
     body += [["AK5", "R", ak5], ["AK9", "R", "1", "1", "0"]]
     return body
 

@@ -521,3 +521,29 @@ def test_separators_are_taken_from_the_isa() -> None:
     ic = read(other)
     assert ic.element_sep == "|" and ic.component_sep == "^"
     assert ic.groups[0].sets[0].segments[0].get(3) == "PO-2026-0042"
+
+
+async def test_a_reader_fault_sets_the_file_aside_without_blocking_the_next(
+    exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop(exchange, "a.edi", supplier_interchange([("855", ACK_855)], functional_id="PR"))
+    real_parse = exchange.codec.parse
+    calls = 0
+
+    def flaky(data: bytes) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KeyError("bug")
+        return real_parse(data)
+
+    monkeypatch.setattr(exchange.codec, "parse", flaky)
+    drop(exchange, "b.edi", supplier_interchange([("856", ASN_856)], functional_id="SH"))
+    sink = Sink()
+    result = await exchange.poll(sink)
+    assert len(result.rejected) == 1 and len(result.processed) == 1
+    note = (exchange.rejected / f"{result.rejected[0]}.error.txt").read_text()
+    assert "the fault is ours" in note and "KeyError" in note
+    assert not list(exchange.outbox.glob("997-*")) or all(
+        "AK9*R" not in p.read_text() for p in exchange.outbox.glob("997-*")
+    )
