@@ -193,6 +193,28 @@ class HttpApi:
         await self.client.aclose()
 
 
+class SoldOut(Exception):
+    """A simulated shop refused an order: its own stock of `sku` is too low."""
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"sold out: {sku}")
+        self.sku = sku
+
+
+async def post_webhook(
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    client: httpx.AsyncClient | None = None,
+) -> httpx.Response:
+    """Deliver a signed webhook to the hub's gateway (simulators, tests, the demo)."""
+    if client is not None:
+        return await client.post(url, content=body, headers=headers)
+    async with httpx.AsyncClient(timeout=10.0) as own:
+        return await own.post(url, content=body, headers=headers)
+
+
 class Faults:
     """Failure injection shared by the platform simulators (tests set these attributes).
 

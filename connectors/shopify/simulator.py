@@ -19,13 +19,14 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.base import timestamp
-from connectors.http import Faults
+from connectors.http import Faults, SoldOut, post_webhook
 from connectors.shopify.webhooks import signed_headers
 
 API = "/admin/api/2024-10"
@@ -55,6 +56,7 @@ class ShopifySimulator:
         self.available: dict[int, int] = {}  # inventory item id → available at the location
         self.orders: dict[int, dict[str, Any]] = {}
         self.set_calls = 0
+        self.deny_oversell = False  # True: refuse orders the shop's own stock cannot cover
         self._ids = itertools.count(1000)
         self._bucket = 0.0
         self._bucket_at = time.monotonic()
@@ -93,8 +95,15 @@ class ShopifySimulator:
         financial_status: str = "paid",
         currency: str | None = None,
         tax_rate: str = "0.08",
+        decrement: bool = True,
     ) -> dict[str, Any]:
-        """An order in Shopify's JSON shape, stored so the orders endpoint lists it."""
+        """An order in Shopify's JSON shape, stored so the orders endpoint lists it.
+
+        Like Shopify, the shop's own stock drops by what was sold (`decrement`); with
+        `deny_oversell` an order its stock cannot cover raises SoldOut and is not stored.
+        """
+        if decrement:
+            self._take([(sku, qty) for sku, qty, _ in lines])
         created = (created_at or datetime.now(UTC)).isoformat()
         cur = currency or self.currency
         rate = Decimal(tax_rate)
@@ -153,12 +162,111 @@ class ShopifySimulator:
         self.orders[order_id] = order
         return copy.deepcopy(order)
 
-    def cancel_order(self, order_id: int, *, at: datetime | None = None) -> dict[str, Any]:
+    def _take(self, lines: list[tuple[str, int]]) -> None:
+        known = [(s, q) for s, q in lines if s in self.products]
+        if self.deny_oversell:
+            for sku, qty in known:
+                if self.stock(sku) < qty:
+                    raise SoldOut(sku)
+        for sku, qty in known:
+            self.set_available(sku, self.stock(sku) - qty)
+
+    def _put_back(self, lines: list[tuple[str, int]]) -> None:
+        for sku, qty in lines:
+            if sku in self.products:
+                self.set_available(sku, self.stock(sku) + qty)
+
+    def cancel_order(
+        self, order_id: int, *, at: datetime | None = None, restock: bool = True
+    ) -> dict[str, Any]:
         order = self.orders[order_id]
         when = (at or datetime.now(UTC)).isoformat()
         order.update(cancelled_at=when, cancel_reason="customer", updated_at=when)
         order["financial_status"] = "voided"
+        if restock:
+            self._put_back([(li["sku"], li["quantity"]) for li in order["line_items"]])
         return copy.deepcopy(order)
+
+    def fulfill_order(
+        self, order_id: int, *, at: datetime | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Ship every line: (the order, the fulfillment) for orders/fulfilled and
+        fulfillments/create deliveries."""
+        order = self.orders[order_id]
+        when = (at or datetime.now(UTC)).isoformat()
+        fulfillment = {
+            "id": next(self._ids),
+            "order_id": order_id,
+            "status": "success",
+            "created_at": when,
+            "updated_at": when,
+            "location_id": self.location_id,
+            "tracking_company": "UPS",
+            "line_items": copy.deepcopy(order["line_items"]),
+        }
+        order["fulfillments"].append(fulfillment)
+        order.update(fulfillment_status="fulfilled", updated_at=when)
+        return copy.deepcopy(order), copy.deepcopy(fulfillment)
+
+    def refund_order(
+        self,
+        order_id: int,
+        lines: list[tuple[str, int]],
+        *,
+        restock: bool = True,
+        at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Refund lines (by SKU), optionally restocking them: the refunds/create payload."""
+        order = self.orders[order_id]
+        when = (at or datetime.now(UTC)).isoformat()
+        by_sku = {li["sku"]: li for li in order["line_items"]}
+        refund_lines, amount = [], Decimal(0)
+        for sku, qty in lines:
+            item = by_sku[sku]
+            subtotal = Decimal(item["price"]) * qty
+            tax = sum((Decimal(t["price"]) for t in item["tax_lines"]), Decimal(0))
+            tax = (tax * qty / item["quantity"]).quantize(Decimal("0.01"))
+            amount += subtotal + tax
+            refund_lines.append(
+                {
+                    "id": next(self._ids),
+                    "line_item_id": item["id"],
+                    "quantity": qty,
+                    "location_id": self.location_id if restock else None,
+                    "restock_type": "return" if restock else "no_restock",
+                    "subtotal": str(subtotal),
+                    "total_tax": str(tax),
+                    "subtotal_set": {
+                        "shop_money": {"amount": str(subtotal), "currency_code": order["currency"]}
+                    },
+                    "line_item": copy.deepcopy(item),
+                }
+            )
+        refund = {
+            "id": next(self._ids),
+            "order_id": order_id,
+            "created_at": when,
+            "processed_at": when,
+            "restock": restock,
+            "refund_line_items": refund_lines,
+            "transactions": [
+                {
+                    "id": next(self._ids),
+                    "order_id": order_id,
+                    "kind": "refund",
+                    "gateway": "shopify_payments",
+                    "status": "success",
+                    "amount": str(amount),
+                    "currency": order["currency"],
+                    "created_at": when,
+                }
+            ],
+        }
+        order["refunds"].append(refund)
+        order.update(financial_status="partially_refunded", updated_at=when)
+        if restock:
+            self._put_back(lines)
+        return copy.deepcopy(refund)
 
     def webhook(
         self,
@@ -181,6 +289,19 @@ class ShopifySimulator:
             triggered_at=triggered_at or datetime.now(UTC),
         )
         return headers, body
+
+    async def send_webhook(
+        self,
+        url: str,
+        topic: str,
+        payload: dict[str, Any],
+        *,
+        client: httpx.AsyncClient | None = None,
+        event_id: str | None = None,
+    ) -> httpx.Response:
+        """Sign and post a delivery to the hub, e.g. `http://127.0.0.1:8080/webhooks/shopify/acme`."""
+        headers, body = self.webhook(topic, payload, event_id=event_id)
+        return await post_webhook(url, headers, body, client=client)
 
     # --- HTTP -------------------------------------------------------------------------------------
 

@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.base import timestamp
-from connectors.http import Faults
+from connectors.http import Faults, SoldOut, post_webhook
 from connectors.woocommerce.webhooks import signed_headers
 
 API = "/wp-json/wc/v3"
@@ -58,6 +59,7 @@ class WooCommerceSimulator:
         self.orders: dict[int, dict[str, Any]] = {}
         self.refunds: dict[int, list[dict[str, Any]]] = {}
         self.batch_calls = 0
+        self.deny_oversell = False  # True: refuse orders the shop's own stock cannot cover
         self._ids = itertools.count(100)
         self._window_start = time.monotonic()
         self._window_count = 0
@@ -113,8 +115,15 @@ class WooCommerceSimulator:
         status: str = "processing",
         created_at: datetime | None = None,
         tax_rate: str = "0.08",
+        decrement: bool = True,
     ) -> dict[str, Any]:
-        """An order in WooCommerce's REST v3 JSON shape, stored so the API lists it."""
+        """An order in WooCommerce's REST v3 JSON shape, stored so the API lists it.
+
+        The shop's own stock drops by what was sold (`decrement`); with `deny_oversell` an order
+        its stock cannot cover raises SoldOut and is not stored.
+        """
+        if decrement:
+            self._take([(sku, qty) for sku, qty, _ in lines])
         created = created_at or datetime.now(UTC)
         rate = Decimal(tax_rate)
         items = []
@@ -174,11 +183,94 @@ class WooCommerceSimulator:
         self.orders[order_id] = order
         return copy.deepcopy(order)
 
-    def update_order(self, order_id: int, *, status: str, at: datetime | None = None) -> dict:
+    def _take(self, lines: list[tuple[str, int]]) -> None:
+        skus = {p["sku"] for p in self.products.values()}
+        known = [(s, q) for s, q in lines if s in skus]
+        if self.deny_oversell:
+            for sku, qty in known:
+                if self.stock(sku) < qty:
+                    raise SoldOut(sku)
+        for sku, qty in known:
+            self.set_stock(sku, self.stock(sku) - qty)
+
+    def _put_back(self, lines: list[tuple[str, int]]) -> None:
+        skus = {p["sku"] for p in self.products.values()}
+        for sku, qty in lines:
+            if sku in skus:
+                self.set_stock(sku, self.stock(sku) + qty)
+
+    def update_order(
+        self, order_id: int, *, status: str, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Change an order's status (cancelling puts its stock back, as WooCommerce does)."""
         order = self.orders[order_id]
+        when = at or datetime.now(UTC)
+        if status == "cancelled" and order["status"] != "cancelled":
+            self._put_back([(li["sku"], li["quantity"]) for li in order["line_items"]])
+        if status == "completed":
+            order["date_completed_gmt"] = _gmt(when)
         order["status"] = status
-        order["date_modified_gmt"] = _gmt(at or datetime.now(UTC))
+        order["date_modified_gmt"] = _gmt(when)
         return copy.deepcopy(order)
+
+    def refund_order(
+        self,
+        order_id: int,
+        lines: list[tuple[str, int]],
+        *,
+        restock: bool = True,
+        at: datetime | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Refund lines (by SKU): (the updated order, the order-refunds resource)."""
+        order = self.orders[order_id]
+        when = at or datetime.now(UTC)
+        by_sku = {li["sku"]: li for li in order["line_items"]}
+        items, amount = [], Decimal(0)
+        for sku, qty in lines:
+            item = by_sku[sku]
+            subtotal = Decimal(item["subtotal"]) * qty / item["quantity"]
+            tax = (Decimal(item["total_tax"]) * qty / item["quantity"]).quantize(Decimal("0.01"))
+            amount += subtotal + tax
+            items.append(
+                {
+                    "id": next(self._ids),
+                    "name": item["name"],
+                    "product_id": item["product_id"],
+                    "variation_id": 0,
+                    "quantity": -qty,
+                    "subtotal": str(-subtotal),
+                    "total": str(-subtotal),
+                    "total_tax": str(-tax),
+                    "meta_data": [
+                        {
+                            "id": next(self._ids),
+                            "key": "_refunded_item_id",
+                            "value": str(item["id"]),
+                        }
+                    ],
+                    "sku": sku,
+                    "price": -float(item["price"]),
+                }
+            )
+        refund = {
+            "id": next(self._ids),
+            "date_created_gmt": _gmt(when),
+            "amount": str(amount),
+            "reason": "",
+            "refunded_by": 1,
+            "refunded_payment": True,
+            "meta_data": [],
+            "line_items": items,
+            "shipping_lines": [],
+            "tax_lines": [],
+            "fee_lines": [],
+        }
+        self.refunds.setdefault(order_id, []).append(refund)
+        order["refunds"].append({"id": refund["id"], "reason": "", "total": str(-amount)})
+        order["date_modified_gmt"] = _gmt(when)
+        if restock:
+            self._put_back(lines)
+        return copy.deepcopy(order), copy.deepcopy(refund)
 
     def webhook(
         self, topic: str, payload: dict[str, Any], *, secret: str | None = None
@@ -193,6 +285,18 @@ class WooCommerceSimulator:
             delivery_id=str(next(self._ids)),
         )
         return headers, body
+
+    async def send_webhook(
+        self,
+        url: str,
+        topic: str,
+        payload: dict[str, Any],
+        *,
+        client: httpx.AsyncClient | None = None,
+    ) -> httpx.Response:
+        """Sign and post a delivery to the hub, e.g. `http://127.0.0.1:8080/webhooks/woocommerce/x`."""
+        headers, body = self.webhook(topic, payload)
+        return await post_webhook(url, headers, body, client=client)
 
     # --- HTTP -------------------------------------------------------------------------------------
 
