@@ -146,8 +146,12 @@ class PurchaseOrderChanged(_PurchaseOrderMessage):
     ce_type = "hub.purchase-order.changed.v1"
 
     revision: PositiveInt = Field(description="Change number, 1 for the first change", examples=[1])
+    issued_at: UtcDatetime = Field(
+        description="When the order was first issued (X12 BCH06 cites it)"
+    )
     changed_at: UtcDatetime
     currency: Currency
+    ship_to: Location = Field(default="main", description="Location the goods are delivered to")
     expected_delivery: date = Field(examples=["2026-12-03"])
     lines: tuple[PurchaseOrderLine, ...] = Field(min_length=1, max_length=999)
     reason: str = Field(default="", max_length=200, examples=["supplier confirmed fewer units"])
@@ -163,6 +167,9 @@ class PurchaseOrderCancelled(_PurchaseOrderMessage):
 
     ce_type = "hub.purchase-order.cancelled.v1"
 
+    issued_at: UtcDatetime = Field(
+        description="When the order was first issued (X12 BCH06 cites it)"
+    )
     cancelled_at: UtcDatetime
     reason: str = Field(default="", max_length=200, examples=["supplier rejected the order"])
 

@@ -1,4 +1,5 @@
-"""EDIFACT D.96A for one supplier: ORDERS out; ORDRSP, DESADV, INVOIC in; CONTRL rejections."""
+"""EDIFACT D.96A for one supplier: ORDERS and ORDCHG out; ORDRSP, DESADV, INVOIC in; CONTRL
+rejections."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from connectors.edi_common.errors import EdiError
 from connectors.edi_common.exchange import OutboundFile, Parsed
 from connectors.edifact import inbound
 from connectors.edifact.contrl import CONTRL, rejection
-from connectors.edifact.outbound import ORDERS, orders
+from connectors.edifact.outbound import ORDCHG, ORDERS, ordchg, orders
 from connectors.edifact.syntax import (
     NOT_SUPPORTED_HERE,
     UNKNOWN_SENDER,
@@ -25,7 +26,11 @@ from connectors.edifact.syntax import (
 )
 from schemas.base import CanonicalMessage, now_utc
 from schemas.envelope import Envelope
-from schemas.purchasing import PurchaseOrderIssued
+from schemas.purchasing import (
+    PurchaseOrderCancelled,
+    PurchaseOrderChanged,
+    PurchaseOrderIssued,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +58,14 @@ class EdifactCodec:
         return f"edifact/{self.partner.supplier}"
 
     def render(self, message: CanonicalMessage) -> OutboundFile:
-        if not isinstance(message, PurchaseOrderIssued):
-            raise EdiError(f"the EDIFACT connector does not send {type(message).__name__}")
-        body = orders(message, buyer=self.partner.us.id, supplier=self.partner.them.id)
-        text, ref = self._interchange(ORDERS, body)
-        return OutboundFile(f"ORDERS-{message.po_number}-{ref}.edi", text.encode())
+        parties = {"buyer": self.partner.us.id, "supplier": self.partner.them.id}
+        if isinstance(message, PurchaseOrderIssued):
+            text, ref = self._interchange(ORDERS, orders(message, **parties))
+            return OutboundFile(f"ORDERS-{message.po_number}-{ref}.edi", text.encode())
+        if isinstance(message, PurchaseOrderChanged | PurchaseOrderCancelled):
+            text, ref = self._interchange(ORDCHG, ordchg(message, **parties))
+            return OutboundFile(f"ORDCHG-{message.po_number}-{ref}.edi", text.encode())
+        raise EdiError(f"the EDIFACT connector does not send {type(message).__name__}")
 
     def _interchange(self, identifier: list[str], body: list[tuple[str, list[Element]]]):
         ref = str(self.numbers.next("unb"))

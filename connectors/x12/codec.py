@@ -1,4 +1,4 @@
-"""X12 004010 for one supplier: 850 out; 855, 856, 810, 846 and 997 in; 997 back."""
+"""X12 004010 for one supplier: 850 and 860 out; 855, 856, 810, 846 and 997 in; 997 back."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ from connectors.edi_common.control import ControlNumbers
 from connectors.edi_common.errors import EdiError
 from connectors.edi_common.exchange import OutboundFile, Parsed
 from connectors.x12 import ack997, inbound
-from connectors.x12.outbound import po850
+from connectors.x12.outbound import po850, po860
 from connectors.x12.syntax import Interchange, Party, TransactionSet, read, render_interchange
 from schemas.base import CanonicalMessage, now_utc
 from schemas.envelope import Envelope
-from schemas.purchasing import PurchaseOrderIssued
+from schemas.purchasing import (
+    PurchaseOrderCancelled,
+    PurchaseOrderChanged,
+    PurchaseOrderIssued,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +51,13 @@ class X12Codec:
     # --- out ---------------------------------------------------------------------------------
 
     def render(self, message: CanonicalMessage) -> OutboundFile:
-        if not isinstance(message, PurchaseOrderIssued):
-            raise EdiError(f"the X12 connector does not send {type(message).__name__}")
-        text, isa = self._interchange("PO", [("850", po850(message))])
-        return OutboundFile(f"850-{message.po_number}-{isa:09d}.edi", text.encode())
+        if isinstance(message, PurchaseOrderIssued):
+            text, isa = self._interchange("PO", [("850", po850(message))])
+            return OutboundFile(f"850-{message.po_number}-{isa:09d}.edi", text.encode())
+        if isinstance(message, PurchaseOrderChanged | PurchaseOrderCancelled):
+            text, isa = self._interchange("PC", [("860", po860(message))])
+            return OutboundFile(f"860-{message.po_number}-{isa:09d}.edi", text.encode())
+        raise EdiError(f"the X12 connector does not send {type(message).__name__}")
 
     def _interchange(self, functional_id: str, sets: list[tuple[str, list[list[str]]]]):
         isa, gs = self.numbers.next("isa"), self.numbers.next("gs")

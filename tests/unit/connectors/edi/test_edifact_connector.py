@@ -21,6 +21,8 @@ from schemas.purchasing import (
     AckStatus,
     LineAckStatus,
     PurchaseOrderAcknowledged,
+    PurchaseOrderCancelled,
+    PurchaseOrderChanged,
     PurchaseOrderIssued,
     PurchaseOrderLine,
     ShipmentNotified,
@@ -315,3 +317,43 @@ async def test_unsupported_message_type_is_rejected(exchange: Exchange) -> None:
     )
     segs = {s.tag: s.elements for s in contrl(exchange)}
     assert segs["UCM"][0] == "1" and segs["UCM"][2:4] == ["4", "15"]
+
+
+# --- ORDCHG out ----------------------------------------------------------------------------
+
+
+def test_a_change_goes_out_as_ordchg_replacing_the_order(exchange: Exchange) -> None:
+    change = PurchaseOrderChanged(
+        po_number=PO.po_number,
+        supplier=PO.supplier,
+        revision=1,
+        issued_at=PO.issued_at,
+        changed_at=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
+        currency="EUR",
+        expected_delivery=date(2026, 12, 6),
+        lines=(PO.lines[1].model_copy(update={"quantity": 600}),),
+    )
+    path = exchange.write_outbound(change)
+    ic = Interchange.from_str(path.read_text())
+    [msg] = list(ic.get_messages())
+    assert msg.type == "ORDCHG"
+    segs = pydifact_segments(path.read_text())
+    by_tag = {s.tag: s.elements for s in segs}
+    assert by_tag["BGM"] == ["230", "PO-2026-0050", "5"]
+    assert by_tag["QTY"] == [["21", "600", "EA"]] and by_tag["LIN"][2] == ["NUT-M8", "IN"]
+    assert path.name.startswith("ORDCHG-PO-2026-0050-")
+
+
+def test_a_cancellation_goes_out_as_ordchg_function_1(exchange: Exchange) -> None:
+    cancel = PurchaseOrderCancelled(
+        po_number=PO.po_number,
+        supplier=PO.supplier,
+        issued_at=PO.issued_at,
+        cancelled_at=datetime(2026, 11, 24, tzinfo=UTC),
+    )
+    segs = pydifact_segments(exchange.write_outbound(cancel).read_text())
+    by_tag = {s.tag: s.elements for s in segs}
+    assert by_tag["BGM"] == ["230", "PO-2026-0050", "1"]
+    assert by_tag["RFF"] == [["ON", "PO-2026-0050"]] and "LIN" not in by_tag
+    tags = [s.tag for s in segs]
+    assert by_tag["UNT"][0] == str(tags.index("UNT") - tags.index("UNH") + 1)

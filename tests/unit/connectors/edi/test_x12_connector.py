@@ -23,6 +23,8 @@ from schemas.purchasing import (
     AckStatus,
     LineAckStatus,
     PurchaseOrderAcknowledged,
+    PurchaseOrderCancelled,
+    PurchaseOrderChanged,
     PurchaseOrderIssued,
     PurchaseOrderLine,
     ShipmentNotified,
@@ -547,3 +549,50 @@ async def test_a_reader_fault_sets_the_file_aside_without_blocking_the_next(
     assert not list(exchange.outbox.glob("997-*")) or all(
         "AK9*R" not in p.read_text() for p in exchange.outbox.glob("997-*")
     )
+
+
+# --- 860 change and cancellation out --------------------------------------------------------
+
+
+def test_a_change_goes_out_as_an_860_replacing_the_order(exchange: Exchange) -> None:
+    change = PurchaseOrderChanged(
+        po_number=PO.po_number,
+        supplier=PO.supplier,
+        revision=2,
+        issued_at=PO.issued_at,
+        changed_at=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
+        currency="USD",
+        expected_delivery=date(2026, 12, 3),
+        lines=(PO.lines[0].model_copy(update={"quantity": 96}),),
+    )
+    path = exchange.write_outbound(change)
+    text = path.read_text()
+    doc = badx12_parse(text)
+    assert doc.interchange.groups[0].transaction_sets[0].header.st01.content == "860"
+    segs = segments(text)
+    tags = [s[0] for s in segs]
+    assert segs[tags.index("GS")][1] == "PC"
+    assert segs[tags.index("SE")][1] == str(tags.index("SE") - tags.index("ST") + 1)
+    bch = segs[tags.index("BCH")]
+    assert bch[1:4] == ["05", "SA", "PO-2026-0042"] and bch[5:7] == ["2", "20261122"]
+    poc = [s for s in segs if s[0] == "POC"]
+    assert poc == [
+        ["POC", "1", "RZ", "96", "96", "EA", "12.5", "PE", "SK", "TEE-RED-M", "VP", "VND-88-RED-M"]
+    ]
+    assert path.name.startswith("860-PO-2026-0042-")
+
+
+def test_a_cancellation_goes_out_as_an_860_with_bch01_01(exchange: Exchange) -> None:
+    cancel = PurchaseOrderCancelled(
+        po_number=PO.po_number,
+        supplier=PO.supplier,
+        issued_at=PO.issued_at,
+        cancelled_at=datetime(2026, 11, 24, tzinfo=UTC),
+        reason="supplier rejected the order",
+    )
+    text = exchange.write_outbound(cancel).read_text()
+    badx12_parse(text)
+    segs = segments(text)
+    bch = next(s for s in segs if s[0] == "BCH")
+    assert bch[1:4] == ["01", "SA", "PO-2026-0042"] and bch[6] == "20261122"
+    assert not [s for s in segs if s[0] == "POC"]
