@@ -19,6 +19,7 @@ from connectors.errors import ConnectorError, MalformedPayload
 from connectors.http import HttpApi, RateLimiter, RetryPolicy
 from connectors.supplier_rest.mapping import (
     acknowledgement_from_json,
+    cancellation_to_json,
     invoice_from_json,
     purchase_order_to_json,
     shipment_from_json,
@@ -26,6 +27,8 @@ from connectors.supplier_rest.mapping import (
 )
 from schemas.purchasing import (
     PurchaseOrderAcknowledged,
+    PurchaseOrderCancelled,
+    PurchaseOrderChanged,
     PurchaseOrderIssued,
     ShipmentNotified,
     SupplierInvoiceReceived,
@@ -71,6 +74,17 @@ class SupplierPortalClient:
         """Idempotent: the same order sent again is accepted; a different order under the same
         number is refused (409, not retryable)."""
         await self._api.request("POST", "/purchase-orders", json=purchase_order_to_json(po))
+
+    async def change_purchase_order(self, change: PurchaseOrderChanged) -> None:
+        """Replace the whole order (PUT: repeating it is harmless)."""
+        path = f"/purchase-orders/{change.po_number}"
+        await self._api.request("PUT", path, json=purchase_order_to_json(change))
+
+    async def cancel_purchase_order(self, cancel: PurchaseOrderCancelled) -> None:
+        """Withdraw the order; cancelling a cancelled order is accepted. A portal that already
+        shipped answers 409 (not retryable): the goods are on their way."""
+        path = f"/purchase-orders/{cancel.po_number}/cancellation"
+        await self._api.request("POST", path, json=cancellation_to_json(cancel))
 
     async def acknowledgement(self, po_number: str) -> PurchaseOrderAcknowledged | None:
         """The supplier's answer, or None while it has not answered."""

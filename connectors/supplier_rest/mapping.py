@@ -21,6 +21,8 @@ from schemas.purchasing import (
     InvoiceLine,
     LineAckStatus,
     PurchaseOrderAcknowledged,
+    PurchaseOrderCancelled,
+    PurchaseOrderChanged,
     PurchaseOrderIssued,
     ShipmentNotified,
     ShippedLine,
@@ -39,14 +41,20 @@ def MappingError(path: str, reason: str) -> MalformedPayload:
 # --- out -------------------------------------------------------------------------------------
 
 
-def purchase_order_to_json(po: PurchaseOrderIssued) -> dict[str, Any]:
+def purchase_order_to_json(po: PurchaseOrderIssued | PurchaseOrderChanged) -> dict[str, Any]:
+    """The order as the portal takes it: POST for a new one, PUT (whole order) for a change."""
+    extra: dict[str, Any] = (
+        {"note": po.note}
+        if isinstance(po, PurchaseOrderIssued)
+        else {"revision": po.revision, "changed_at": po.changed_at.isoformat(), "reason": po.reason}
+    )
     return {
         "po_number": po.po_number,
         "issued_at": po.issued_at.isoformat(),
         "currency": po.currency,
         "ship_to": po.ship_to,
         "requested_delivery": po.expected_delivery.isoformat(),
-        "note": po.note,
+        **extra,
         "lines": [
             {
                 "line": line.line_number,
@@ -59,6 +67,10 @@ def purchase_order_to_json(po: PurchaseOrderIssued) -> dict[str, Any]:
             for line in po.lines
         ],
     }
+
+
+def cancellation_to_json(message: PurchaseOrderCancelled) -> dict[str, Any]:
+    return {"cancelled_at": message.cancelled_at.isoformat(), "reason": message.reason}
 
 
 # --- in --------------------------------------------------------------------------------------

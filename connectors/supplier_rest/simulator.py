@@ -1,6 +1,8 @@
 """A supplier portal, simulated: the REST API the connector uses, with its auth and failure modes.
 
     POST /purchase-orders                          201 created, 200 same order again, 409 differs
+    PUT  /purchase-orders/{n}                      200 replaced; 404 unknown; 409 cancelled/shipped
+    POST /purchase-orders/{n}/cancellation         200; 404 unknown; 409 already shipped
     GET  /purchase-orders/{n}/acknowledgement      200, 404 {"error": "not_acknowledged"|"unknown"}
     GET  /shipments?since=ISO&cursor=&limit=       {"items": [...], "next_cursor": str | null}
     GET  /invoices?since=ISO&cursor=&limit=        same shape
@@ -39,6 +41,7 @@ class SupplierPortal:
     shipments: list[dict[str, Any]] = field(default_factory=list)
     invoices: list[dict[str, Any]] = field(default_factory=list)
     stock: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cancelled: set[str] = field(default_factory=set)
     faults: Faults = field(default_factory=Faults)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _last: datetime | None = None
@@ -187,6 +190,10 @@ class SupplierPortal:
         return Starlette(
             routes=[
                 Route("/purchase-orders", self._post_order, methods=["POST"]),
+                Route("/purchase-orders/{number}", self._put_order, methods=["PUT"]),
+                Route(
+                    "/purchase-orders/{number}/cancellation", self._cancel_order, methods=["POST"]
+                ),
                 Route("/purchase-orders/{number}/acknowledgement", self._get_ack),
                 Route("/shipments", self._list_shipments),
                 Route("/invoices", self._list_invoices),
@@ -221,6 +228,38 @@ class SupplierPortal:
             return JSONResponse({"po_number": number, "status": "received"}, 200)
         self.orders[number] = body
         return JSONResponse({"po_number": number, "status": "received"}, 201)
+
+    async def _put_order(self, request: Request) -> Response:
+        if (denied := await self._gate(request)) is not None:
+            return denied
+        number = request.path_params["number"]
+        if number not in self.orders:
+            return JSONResponse({"error": "unknown"}, 404)
+        if number in self.cancelled or self._shipped(number):
+            return JSONResponse({"error": "the order is cancelled or shipped"}, 409)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"error": "body is not JSON"}, 400)
+        if not isinstance(body, dict) or body.get("po_number") != number or not body.get("lines"):
+            return JSONResponse({"error": "po_number must match and lines are required"}, 422)
+        self.orders[number] = body
+        self.acknowledgements.pop(number, None)  # a changed order is acknowledged anew
+        return JSONResponse({"po_number": number, "status": "changed"})
+
+    async def _cancel_order(self, request: Request) -> Response:
+        if (denied := await self._gate(request)) is not None:
+            return denied
+        number = request.path_params["number"]
+        if number not in self.orders:
+            return JSONResponse({"error": "unknown"}, 404)
+        if self._shipped(number):
+            return JSONResponse({"error": "already shipped"}, 409)
+        self.cancelled.add(number)
+        return JSONResponse({"po_number": number, "status": "cancelled"})
+
+    def _shipped(self, number: str) -> bool:
+        return any(s["po_number"] == number for s in self.shipments)
 
     async def _get_ack(self, request: Request) -> Response:
         if (denied := await self._gate(request)) is not None:

@@ -24,6 +24,8 @@ from hub.purchasing.match import HoldReason, three_way_match
 from schemas.purchasing import (
     AckStatus,
     LineAckStatus,
+    PurchaseOrderCancelled,
+    PurchaseOrderChanged,
     PurchaseOrderIssued,
     PurchaseOrderLine,
 )
@@ -227,6 +229,46 @@ async def test_a_payload_the_hub_cannot_use_is_a_permanent_error() -> None:
         with pytest.raises(ConnectorError, match=r"stock\.available: missing") as err:
             await c.stock()
     assert not err.value.retryable
+
+
+async def test_a_change_replaces_the_order_and_asks_for_a_new_acknowledgement(
+    portal: SupplierPortal, client: SupplierPortalClient
+) -> None:
+    await client.send_purchase_order(PO)
+    portal.acknowledge(PO.po_number)
+    change = PurchaseOrderChanged(
+        po_number=PO.po_number,
+        supplier=PO.supplier,
+        revision=1,
+        issued_at=PO.issued_at,
+        changed_at=T0 + timedelta(hours=2),
+        currency="CNY",
+        expected_delivery=date(2026, 12, 5),
+        lines=(PO.lines[0].model_copy(update={"quantity": 96}),),
+    )
+    await client.change_purchase_order(change)
+    await client.change_purchase_order(change)  # redelivered: harmless
+    order = portal.orders[PO.po_number]
+    assert [(li["sku"], li["quantity"]) for li in order["lines"]] == [("TEE-RED-M", 96)]
+    assert order["revision"] == 1
+    assert await client.acknowledgement(PO.po_number) is None
+
+
+async def test_cancelling_after_shipment_is_refused_for_good(
+    portal: SupplierPortal, client: SupplierPortalClient
+) -> None:
+    await client.send_purchase_order(PO)
+    cancel = PurchaseOrderCancelled(
+        po_number=PO.po_number, supplier=PO.supplier, issued_at=T0, cancelled_at=T0
+    )
+    await client.cancel_purchase_order(cancel)
+    assert PO.po_number in portal.cancelled
+    other = PO.model_copy(update={"po_number": "PO-2026-0062"})
+    await client.send_purchase_order(other)
+    portal.ship("PO-2026-0062")
+    with pytest.raises(ConnectorError) as err:
+        await client.cancel_purchase_order(cancel.model_copy(update={"po_number": "PO-2026-0062"}))
+    assert (err.value.status, err.value.retryable) == (409, False)
 
 
 # --- mapping -------------------------------------------------------------------------------
