@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench soak clean postgres
+.PHONY: demo test lint typecheck bench soak clean postgres tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ postgres:
 	   for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done) || \
 	  echo "PostgreSQL not available: PostgreSQL store tests will be reported as errors"
 
-test: $(STAMP) postgres
+# promtool (Debian's prometheus package) checks the /metrics exposition and Prometheus config.
+tools:
+	@command -v promtool >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) || \
+	  echo "promtool unavailable: metrics are checked with the client parser only"
+
+test: $(STAMP) postgres tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy hub connectors schemas

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from hub import metrics
 from hub.config import Settings
 from hub.core.batch import BatchResult, CoreProcessor, rules_from_config
-from hub.core.consumer import CORE_GROUP, add_core_subscriber
+from hub.core.consumer import add_core_subscriber
 from hub.domain.allocation import Rule
 from hub.kafka import clients
 from hub.kafka.embedded import EmbeddedBroker
@@ -117,7 +117,7 @@ class Runtime:
         add_core_subscriber(
             broker,
             processor,
-            group_id=CORE_GROUP,
+            group_id=s.core_group,
             batch_size=s.core_batch_size,
             batch_timeout_ms=s.core_batch_timeout_ms,
             session_timeout_ms=s.consumer_session_timeout_ms,

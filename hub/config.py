@@ -135,6 +135,7 @@ class Settings(BaseSettings):
     kafka_sasl_password: str | None = None
     kafka_ssl_cafile: str | None = None
     # Core tuning
+    core_group: str = Field(default="hub-core", description="Consumer group of the core")
     core_batch_size: int = Field(default=1000, ge=1)
     core_batch_timeout_ms: int = Field(default=20, ge=1)
     consumer_session_timeout_ms: int = Field(default=10000, ge=1000)

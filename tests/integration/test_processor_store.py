@@ -1,0 +1,145 @@
+"""The core's processor against a real database (SQLite and PostgreSQL): concurrency, replays,
+half-written failures, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.core.batch import CoreProcessor
+from hub.domain.allocation import Rule
+from hub.queries import invariant_problems, stock_view
+from hub.store.models import DeadLetter, Order, OutboxRow, ProcessedMessage, Stock
+from schemas import topics
+from tests.builders import cancel, counted, fulfil, place, record, records
+
+RULES = {"online": Rule(), "wholesale": Rule(share=__import__("decimal").Decimal("0.5"))}
+
+
+async def _accepted(sessions, prefix: str = "") -> int:
+    async with sessions() as s:
+        return (
+            await s.execute(
+                select(func.count())
+                .select_from(Order)
+                .where(Order.status == "reserved", Order.order_key.like(f"{prefix}%"))
+            )
+        ).scalar_one()
+
+
+async def test_two_replicas_racing_on_one_sku_reserve_exactly_the_stock(sessions):
+    a = CoreProcessor(sessions, RULES)
+    b = CoreProcessor(sessions, RULES)
+    await a.process(records(counted("HOT", 50)))
+    orders = [
+        place(
+            f"{'shop' if i % 2 else 'b2b'}:{i}",
+            [("HOT", 1)],
+            channel="online" if i % 2 else "wholesale",
+        )
+        for i in range(200)
+    ]
+    rng = random.Random(7)
+    rng.shuffle(orders)
+    batches = [orders[i : i + 10] for i in range(0, 200, 10)]
+    # Two replicas take alternate batches at the same time, as two partitions would.
+    await asyncio.gather(
+        *(a.process(records(*batch)) for batch in batches[0::2]),
+        *(b.process(records(*batch)) for batch in batches[1::2]),
+    )
+    assert await _accepted(sessions) == 50
+    async with sessions() as s:
+        view = await stock_view(s, "HOT", RULES)
+        assert (view["on_hand"], view["reserved"]) == (50, 50)
+        assert await invariant_problems(s) == []
+
+    # Every message a second time, through both replicas: nothing changes.
+    await asyncio.gather(a.process(records(*orders)), b.process(records(*orders)))
+    assert await _accepted(sessions) == 50
+    async with sessions() as s:
+        assert await stock_view(s, "HOT", RULES) == view
+
+
+async def test_a_failure_mid_batch_writes_nothing(sessions, monkeypatch):
+    p = CoreProcessor(sessions, RULES, max_attempts=1)
+    await p.process(records(counted("A", 5)))
+
+    async def boom(*args, **kwargs):
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr(p, "_write", boom)
+    with pytest.raises(ConnectionError):
+        await p.process(records(place("s:1", [("A", 2)])))
+    async with sessions() as s:
+        assert (await s.execute(select(Stock.reserved))).scalar_one() == 0
+        assert (
+            await s.execute(select(func.count()).select_from(ProcessedMessage))
+        ).scalar_one() == 1
+        assert (await s.execute(select(func.count()).select_from(Order))).scalar_one() == 0
+        pending = (
+            await s.execute(
+                select(func.count())
+                .select_from(OutboxRow)
+                .where(OutboxRow.topic == topics.RESERVATIONS)
+            )
+        ).scalar_one()
+        assert pending == 0
+
+
+async def test_poison_message_is_dead_lettered_and_the_rest_of_the_batch_applies(sessions):
+    p = CoreProcessor(sessions, RULES)
+    bad = record(place("s:1", [("A", 1)]))
+    bad = type(bad)(bad.topic, bad.partition, bad.offset, bad.key, b"\x00garbage", bad.headers)
+    await p.process([record(counted("A", 5)), bad, record(place("s:2", [("A", 1)]))])
+    await p.process([bad])  # redelivered: still one dead letter
+    async with sessions() as s:
+        letters = (await s.execute(select(DeadLetter))).scalars().all()
+        assert len(letters) == 1
+        assert letters[0].payload == b"\x00garbage"
+        assert "invalid hub.order.placed.v1 body" in letters[0].error
+        dlq = (
+            (await s.execute(select(OutboxRow).where(OutboxRow.topic == topics.DLQ)))
+            .scalars()
+            .all()
+        )
+        assert len(dlq) == 1 and dlq[0].payload == b"\x00garbage"
+        assert ["dlq_error", letters[0].error] in dlq[0].headers
+    assert await _accepted(sessions) == 1
+
+
+async def test_levels_are_published_only_when_a_channel_value_changes(sessions):
+    p = CoreProcessor(sessions, {"online": Rule(cap=10)})
+    await p.process(records(counted("A", 50)))
+    await p.process(records(place("s:1", [("A", 5)])))  # 45 free, capped at 10: no change
+    await p.process(records(fulfil("s:1", [("A", 5)]), counted("A", 8, cid="c2")))
+    async with sessions() as s:
+        rows = (
+            (
+                await s.execute(
+                    select(OutboxRow.payload)
+                    .where(OutboxRow.topic == topics.STOCK_LEVELS)
+                    .order_by(OutboxRow.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    import json
+
+    values = [(json.loads(r)["available"], json.loads(r)["version"]) for r in rows]
+    assert values == [(10, 1), (8, 2)]
+
+
+async def test_cancel_before_place_leaves_no_reservation(sessions):
+    p = CoreProcessor(sessions, RULES)
+    await p.process(records(counted("A", 5)))
+    await p.process(records(cancel("s:9")))
+    await p.process(records(place("s:9", [("A", 2)])))
+    await p.process(records(place("s:9", [("A", 2)])))
+    async with sessions() as s:
+        assert (await s.execute(select(Stock.reserved))).scalar_one() == 0
+        assert (await s.execute(select(Order.status))).scalar_one() == "cancelled"
+        assert await invariant_problems(s) == []

@@ -1,0 +1,148 @@
+"""The reservation rules on their own, without a database."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.domain.stockbook import NeedsBumpData, OrderRow, StockBook, StockRow
+from schemas import ReservationRejected, ReservationReleased, StockReserved
+from tests.builders import adjusted, cancel, counted, fulfil, place, ret
+
+
+def book(stock: dict[str, int], *orders: str) -> StockBook:
+    return StockBook(
+        {(s, "main"): StockRow(s, "main", on_hand=q) for s, q in stock.items()},
+        {k: OrderRow(k) for k in orders},
+        bump_loaded=set(stock),
+    )
+
+
+def apply(b: StockBook, *envs) -> None:
+    for e in envs:
+        d = e.data
+        name = {
+            "OrderPlaced": "placed",
+            "OrderCancelled": "cancelled",
+            "OrderFulfilled": "fulfilled",
+            "OrderReturned": "returned",
+            "StockCounted": "counted",
+            "StockAdjusted": "adjusted",
+        }[type(d).__name__]
+        getattr(b, f"apply_{name}")(d, e.id)
+
+
+def state(b: StockBook) -> dict[str, tuple[int, int]]:
+    return {k[0]: (r.on_hand, r.reserved) for k, r in b.stock.items()}
+
+
+def test_order_reserves_every_line():
+    b = book({"A": 5, "B": 5}, "s:1")
+    apply(b, place("s:1", [("A", 2), ("B", 3)]))
+    assert state(b) == {"A": (5, 2), "B": (5, 3)}
+    assert isinstance(b.out[0][0], StockReserved)
+
+
+def test_short_line_rejects_the_whole_order_and_names_the_line():
+    b = book({"A": 5, "B": 1}, "s:1")
+    apply(b, place("s:1", [("A", 2), ("B", 3)]))
+    assert state(b) == {"A": (5, 0), "B": (1, 0)}
+    msg = b.out[0][0]
+    assert isinstance(msg, ReservationRejected)
+    reasons = {line.sku: (line.reason.value, line.available) for line in msg.lines}
+    assert reasons == {"A": ("ok", 5), "B": ("insufficient_stock", 1)}
+
+
+def test_unknown_sku_is_rejected_with_its_reason():
+    b = book({"A": 5}, "s:1")
+    apply(b, place("s:1", [("A", 1), ("NOPE", 1)]))
+    msg = b.out[0][0]
+    assert isinstance(msg, ReservationRejected)
+    assert {line.sku: line.reason.value for line in msg.lines}["NOPE"] == "unknown_sku"
+    assert state(b) == {"A": (5, 0)}
+
+
+def test_duplicate_lines_of_one_sku_are_reserved_together():
+    b = book({"A": 3}, "s:1")
+    apply(b, place("s:1", [("A", 2), ("A", 2)]))
+    assert state(b) == {"A": (3, 0)}
+    assert isinstance(b.out[0][0], ReservationRejected)
+
+
+def test_cancel_releases_and_a_second_cancel_releases_nothing_twice():
+    b = book({"A": 5}, "s:1")
+    apply(b, place("s:1", [("A", 2)]), cancel("s:1"))
+    assert state(b) == {"A": (5, 0)}
+    apply(b, cancel("s:1"))
+    assert state(b) == {"A": (5, 0)}
+    assert sum(isinstance(m, ReservationReleased) for m, _ in b.out) == 1
+
+
+def test_fulfil_commits_reservation_and_leaves_stock():
+    b = book({"A": 5}, "s:1")
+    apply(b, place("s:1", [("A", 2)]), fulfil("s:1", [("A", 2)]))
+    assert state(b) == {"A": (3, 0)}
+    assert [(m.delta, m.kind) for m in b.movements] == [(-2, "sale")]
+
+
+def test_partial_fulfil_then_cancel_releases_the_rest():
+    b = book({"A": 5}, "s:1")
+    apply(b, place("s:1", [("A", 3)]), fulfil("s:1", [("A", 1)]), cancel("s:1"))
+    assert state(b) == {"A": (4, 0)}
+
+
+def test_return_restocks_only_when_asked():
+    b = book({"A": 5}, "s:1")
+    apply(
+        b,
+        place("s:1", [("A", 2)]),
+        fulfil("s:1", [("A", 2)]),
+        ret("s:1", [("A", 1, True)], rid="R1"),
+        ret("s:1", [("A", 1, False)], rid="R2"),
+    )
+    assert state(b) == {"A": (4, 0)}
+
+
+@pytest.mark.parametrize("order", ["in order", "cancel first"])
+def test_cancel_before_place_ends_like_place_then_cancel(order):
+    b = book({"A": 5}, "s:1")
+    msgs = [place("s:1", [("A", 2)]), cancel("s:1")]
+    apply(b, *(msgs if order == "in order" else reversed(msgs)))
+    assert state(b) == {"A": (5, 0)}
+    assert b.orders["s:1"].status == "cancelled"
+
+
+@pytest.mark.parametrize("order", ["in order", "fulfil first"])
+def test_fulfil_before_place_ends_like_place_then_fulfil(order):
+    b = book({"A": 5}, "s:1")
+    msgs = [place("s:1", [("A", 2)]), fulfil("s:1", [("A", 2)])]
+    apply(b, *(msgs if order == "in order" else reversed(msgs)))
+    assert state(b) == {"A": (3, 0)}
+
+
+def test_count_below_reservations_releases_newest_orders_whole():
+    b = book({"A": 5, "B": 5}, "s:1", "s:2")
+    apply(b, place("s:1", [("A", 2)]), place("s:2", [("A", 2), ("B", 1)]))
+    apply(b, counted("A", 3))
+    assert state(b) == {"A": (3, 2), "B": (5, 0)}
+    assert b.orders["s:2"].status == "bumped"
+    assert b.orders["s:1"].status == "reserved"
+
+
+def test_bump_without_loaded_holders_asks_for_them():
+    b = StockBook({("A", "main"): StockRow("A", "main", on_hand=5, reserved=4)}, {})
+    with pytest.raises(NeedsBumpData):
+        apply(b, adjusted("A", -3))
+
+
+def test_journal_sums_to_on_hand():
+    b = book({"A": 0}, "s:1")
+    apply(
+        b,
+        counted("A", 10),
+        place("s:1", [("A", 4)]),
+        fulfil("s:1", [("A", 4)]),
+        ret("s:1", [("A", 1, True)]),
+        adjusted("A", -2),
+        counted("A", 7, cid="c2"),
+    )
+    assert sum(m.delta for m in b.movements) == b.stock[("A", "main")].on_hand == 7

@@ -1,0 +1,39 @@
+import pytest
+
+from hub.stockfile import StockFileError, count_envelopes, parse
+
+
+def test_valid_file_becomes_one_count_per_line():
+    cid, envs = count_envelopes("sku,location,quantity\nA,main,5\nB,,0\n")
+    assert [(e.data.sku, e.data.location, e.data.quantity) for e in envs] == [  # type: ignore[attr-defined]
+        ("A", "main", 5),
+        ("B", "main", 0),
+    ]
+    assert cid.startswith("count-")
+
+
+def test_same_file_same_day_gives_same_message_ids():
+    a = count_envelopes("sku,location,quantity\nA,main,5\n")[1]
+    b = count_envelopes("sku,location,quantity\nA,main,5\n")[1]
+    assert [e.id for e in a] == [e.id for e in b]
+
+
+def test_every_bad_line_is_named_by_number_and_nothing_is_returned():
+    text = "sku,location,quantity\nA,main,5\nB,main,x\nC,main,-1\nD,main\nA,main,3\n"
+    with pytest.raises(StockFileError) as info:
+        parse(text)
+    problems = info.value.problems
+    assert any(p.startswith("line 3:") and "not a whole number" in p for p in problems)
+    assert any(p.startswith("line 4:") and "negative" in p for p in problems)
+    assert any(p.startswith("line 5:") and "expected 3 fields" in p for p in problems)
+    assert any(p.startswith("line 6:") and "already counted on line 2" in p for p in problems)
+
+
+def test_wrong_header_is_line_1():
+    with pytest.raises(StockFileError, match="line 1: header"):
+        parse("item,qty\nA,1\n")
+
+
+def test_invalid_sku_is_reported_with_its_line():
+    with pytest.raises(StockFileError, match="line 2: sku"):
+        parse("sku,location,quantity\n\x01bad,main,1\n")
