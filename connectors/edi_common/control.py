@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 Load = Callable[[], dict[str, int]]
@@ -17,8 +19,9 @@ class ControlNumbers:
     """A monotonic counter per name (`isa`, `gs`, `st`, `unb`, …), each persisted before use.
 
     Give it a JSON file (kept next to the exchange directory) or your own `load`/`save` pair, e.g.
-    a row in the store. A number is saved before it is returned, so a crash can skip a number but
-    never hand one out twice. Counters wrap to 1 after `limit` (X12 ISA13 has 9 digits), which
+    a row in the store (its `save` must commit). A number is saved before it is returned, so a
+    crash can skip a number but never hand one out twice. With a file, an exclusive lock on
+    `PATH.lock` serialises every process sharing it (two hub replicas on one exchange folder). Counters wrap to 1 after `limit` (X12 ISA13 has 9 digits), which
     takes a billion documents.
     """
 
@@ -30,10 +33,12 @@ class ControlNumbers:
         save: Save | None = None,
         limit: int = 999_999_999,
     ) -> None:
+        self._file_lock: Path | None = None
         if path is not None:
             file = Path(path)
             self._load: Load = lambda: _read_json(file)
             self._save: Save = lambda state: _write_json(file, state)
+            self._file_lock = file.with_name(file.name + ".lock")
         elif load is not None and save is not None:
             self._load, self._save = load, save
         else:
@@ -42,7 +47,7 @@ class ControlNumbers:
         self._lock = threading.Lock()
 
     def next(self, name: str) -> int:
-        with self._lock:
+        with self._lock, _exclusive(self._file_lock):
             state = self._load()
             value = state.get(name, 0) + 1
             if value > self._limit:
@@ -50,6 +55,21 @@ class ControlNumbers:
             state[name] = value
             self._save(state)
             return value
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path | None) -> Iterator[None]:
+    """An advisory lock across processes (POSIX flock); nothing without a file."""
+    if lock_path is None:
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _read_json(path: Path) -> dict[str, int]:

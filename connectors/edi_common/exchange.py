@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -104,17 +106,40 @@ class Exchange:
         return self._write(self.codec.render(message))
 
     def pending(self) -> list[Path]:
+        """Settled inbox files, oldest first."""
         cutoff = time.time() - self.settle_seconds
-        files = [p for p in self.inbox.glob(self.pattern) if p.is_file()]
-        ready = [p for p in files if p.stat().st_mtime <= cutoff]
-        return sorted(ready, key=lambda p: (p.stat().st_mtime, p.name))
+        ready: list[tuple[float, str, Path]] = []
+        for p in self.inbox.glob(self.pattern):
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            if p.is_file() and st.st_mtime <= cutoff:
+                ready.append((st.st_mtime, p.name, p))
+        return [p for _, _, p in sorted(ready)]
 
     async def poll(self, publish: Publish) -> PollResult:
         """Handle every settled inbox file once. A failing `publish` stops the poll and raises;
-        the file it was publishing stays in the inbox."""
+        the file it was publishing stays in the inbox. When another process is polling the same
+        folder this poll does nothing (an advisory lock on `.poll.lock`)."""
         result = PollResult()
+        fd = os.open(self.root / ".poll.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return result
+            await self._poll(publish, result)
+        finally:
+            os.close(fd)  # closing releases the lock
+        return result
+
+    async def _poll(self, publish: Publish, result: PollResult) -> None:
         for path in self.pending():
-            data = path.read_bytes()
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:  # taken away by an operator meanwhile
+                continue
             try:
                 parsed = self.codec.parse(data)
             except EdiError as exc:
@@ -142,7 +167,6 @@ class Exchange:
             for note in parsed.notes:
                 log.info("edi.note", file=path.name, note=note)
             log.info("edi.processed", file=path.name, messages=len(parsed.envelopes))
-        return result
 
     async def run(self, publish: Publish, *, interval: float, stop: asyncio.Event) -> None:
         """Poll until `stop` is set; a failed poll is logged and retried after `interval`."""
