@@ -21,13 +21,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.finance import costing
 from hub.finance.chart import Chart, Role
-from hub.finance.ledger import from_minor
+from hub.finance.ledger import from_minor, insert
 from hub.finance.rules import ReturnLine, SaleLine, voucher_id
 from hub.finance.tables import OrderLinePrice, VoucherLineRow, VoucherRow
+from hub.store.models import ProcessedMessage
 from schemas.orders import OrderFulfilled, OrderPlaced, OrderReturned
 
 SHIPPING = ("~shipping", "~")
+# Causes seen by finance, in the inbox table under this consumer name (keyed by voucher id).
+FINANCE_CONSUMER = "finance"
 ZERO = Decimal(0)
+
+
+async def first_time(session: AsyncSession, cause_id: str) -> bool:
+    """Record that finance handled this cause; False if it had been handled before — even when
+    it booked no voucher then (nothing had a price or a cost), so a redelivery that meets a
+    different stock state still books nothing."""
+    result = await session.execute(
+        insert(session, ProcessedMessage)
+        .values(consumer=FINANCE_CONSUMER, message_id=cause_id)
+        .on_conflict_do_nothing(index_elements=["consumer", "message_id"])
+    )
+    return getattr(result, "rowcount", 0) == 1
 
 
 def _share(row: OrderLinePrice, units: int, currency: str) -> tuple[Decimal, Decimal]:
@@ -115,11 +130,11 @@ async def bill_shipment(
     session: AsyncSession, msg: OrderFulfilled, currency: str
 ) -> list[SaleLine] | None:
     """The `SaleLine`s of a fulfilment: revenue and tax of priced lines (zero for lines whose
-    order has not arrived yet), plus shipping on the first fulfilment. None if this fulfilment's
-    voucher was booked already (a duplicate)."""
+    order has not arrived yet), plus shipping on the first fulfilment. None if this fulfilment
+    was billed before (a duplicate)."""
     vid = voucher_id("sale_fulfilled", f"{msg.order_key}:{msg.fulfilment_id}")
-    if await session.get(VoucherRow, vid) is not None:
-        return None
+    if not await first_time(session, vid):
+        return None  # billed before, even if it booked no voucher (nothing had a price or cost)
     rows = await _rows(session, msg.order_key)
     first = not any(r.shipped > 0 for r in rows.values())
     shipped: dict[tuple[str, str], int] = defaultdict(int)

@@ -39,7 +39,12 @@ async def vouchers_for(
     msg: CanonicalMessage,
     stock: Mapping[StockKey, StockState],
 ) -> list[VoucherIssued]:
-    """The vouchers `msg` books ([] for messages without a financial effect)."""
+    """The vouchers `msg` books ([] for messages without a financial effect, and for a cause
+    handled before: finance records each cause in the inbox table, so it is idempotent on its
+    own, besides the ledger refusing a known voucher id)."""
+    cause = _cause_id(msg)
+    if cause is not None and not await billing.first_time(session, cause):
+        return []
     made: list[VoucherIssued | None] = []
     match msg:
         case OrderPlaced():
@@ -176,6 +181,29 @@ async def vouchers_for(
                 )
             )
     return [v for v in made if v is not None]
+
+
+def _cause_id(msg: CanonicalMessage) -> str | None:
+    """The voucher id a message's cause maps to; None where billing guards its own (orders,
+    fulfilments) or for messages without a financial effect."""
+    match msg:
+        case OrderReturned():
+            return rules.voucher_id("order_returned", f"{msg.order_key}:{msg.return_id}")
+        case PaymentCaptured():
+            return rules.voucher_id("payment_captured", f"{msg.order_key}:{msg.payment_id}")
+        case PaymentRefunded():
+            return rules.voucher_id("payment_refunded", f"{msg.order_key}:{msg.refund_id}")
+        case GoodsReceived():
+            return rules.voucher_id("goods_received", f"{msg.receipt_id}:{msg.sku}:{msg.location}")
+        case StockCounted():
+            return rules.voucher_id("stock_counted", f"{msg.count_id}:{msg.sku}:{msg.location}")
+        case StockAdjusted():
+            return rules.voucher_id(
+                "stock_adjusted", f"{msg.adjustment_id}:{msg.sku}:{msg.location}"
+            )
+        case StockTransferred():
+            return rules.voucher_id("stock_transferred", f"{msg.transfer_id}:{msg.sku}")
+    return None
 
 
 async def post_all(session: AsyncSession, vouchers: list[VoucherIssued]) -> list[VoucherIssued]:

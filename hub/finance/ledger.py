@@ -36,7 +36,8 @@ def from_minor(units: int, currency: str) -> Decimal:
     return Decimal(units).scaleb(-exp).quantize(Decimal(1).scaleb(-exp))
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
+def insert(session: AsyncSession, model: Any) -> Any:
+    """INSERT with ON CONFLICT support on both SQLite and PostgreSQL."""
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
@@ -47,7 +48,7 @@ async def post(session: AsyncSession, voucher: VoucherIssued) -> bool:
     Lines that name an order also move that order's receivable sub-ledger.
     """
     stmt = (
-        _insert(session, VoucherRow)
+        insert(session, VoucherRow)
         .values(
             voucher_id=voucher.voucher_id,
             date=voucher.date,
@@ -79,7 +80,7 @@ async def post(session: AsyncSession, voucher: VoucherIssued) -> bool:
         }
         for n, line in enumerate(voucher.lines, start=1)
     ]
-    await session.execute(_insert(session, VoucherLineRow), rows)
+    await session.execute(insert(session, VoucherLineRow), rows)
     per_order: dict[str, int] = defaultdict(int)
     for line in voucher.lines:
         if line.order_key:
@@ -87,7 +88,7 @@ async def post(session: AsyncSession, voucher: VoucherIssued) -> bool:
     billing = voucher.cause_type in BILLING_CAUSES
     for order_key, delta in sorted(per_order.items()):
         billed, paid = (delta, 0) if billing else (0, -delta)
-        ins = _insert(session, OrderFinance).values(
+        ins = insert(session, OrderFinance).values(
             order_key=order_key, currency=cur, billed_minor=billed, paid_minor=paid
         )
         await session.execute(
