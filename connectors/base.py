@@ -89,8 +89,13 @@ class ShopClient(Protocol):
         """Stock the platform shows per SKU (all managed SKUs when `skus` is None)."""
         ...
 
-    async def set_stock(self, levels: Mapping[str, int]) -> StockPushResult:
-        """Set available quantities. Raises ConnectorError for a failed call."""
+    async def set_stock(self, levels: Mapping[str, int], *, force: bool = False) -> StockPushResult:
+        """Set available quantities. Raises ConnectorError for a failed call.
+
+        Where the platform offers compare-and-set, a concurrent change on the shop is detected
+        and the shop is never offered more than it has left; `force` sets the values as given
+        (reconcile `--fix`).
+        """
         ...
 
     async def aclose(self) -> None: ...

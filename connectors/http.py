@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -142,7 +143,16 @@ class HttpApi:
         self.policy = policy or RetryPolicy()
         self.name = name
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        check: Callable[[httpx.Response], None] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries. `check` may raise TransientError for a 2xx that is really a
+        throttle (GraphQL answers 200 with `THROTTLED`), so it is retried like a 429."""
         policy = self.policy
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, TransientError)),
@@ -152,7 +162,10 @@ class HttpApi:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._once(method, url, **kwargs)
+                response = await self._once(method, url, **kwargs)
+                if check is not None:
+                    check(response)
+                return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(self, method: str, url: str, **kwargs: Any) -> httpx.Response:

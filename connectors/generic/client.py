@@ -72,7 +72,7 @@ class GenericClient:
                 out[sku] = value
         return out
 
-    async def set_stock(self, levels: Mapping[str, int]) -> StockPushResult:
+    async def set_stock(self, levels: Mapping[str, int], *, force: bool = False) -> StockPushResult:
         result = StockPushResult()
         for sku, available in levels.items():
             try:

@@ -1,13 +1,20 @@
-"""Shopify Admin REST client (API 2024-10): orders for resync, inventory levels for stock.
+"""Shopify Admin client (API 2024-10): REST for orders and reading stock, GraphQL to set it.
 
-Stock is pushed with `inventory_levels/set.json` (an absolute set at the account's location).
-The hub is the one inventory truth and pushes what a channel may sell, newest version only, so an
-absolute set is the right operation; GraphQL `inventorySetQuantities` with `compareQuantity`
-would only refuse a push when a sale on the shop moved the count first, and the hub's answer to
-that is the same absolute value once the sale's webhook arrives. REST also keeps one API style
-for orders and stock. Pacing: a client-side token bucket matching Shopify's (2/s, burst 40), and
-a pause when `X-Shopify-Shop-Api-Call-Limit` shows the shared bucket nearly full (other apps use
-it too); 429 `Retry-After` is honoured by the shared retry policy.
+Stock is pushed with GraphQL `inventorySetQuantities` and `compareQuantity` (compare-and-set):
+the client remembers the quantity it last set or read per SKU and sends it as the expected value.
+If the shop's count moved meanwhile (`COMPARE_QUANTITY_STALE`: usually a sale whose webhook has
+not reached the hub yet), the client reads the shop's count and sets `min(target, shop count)`
+with that count as the new expectation. So a push never raises what the shop may sell above what
+the shop itself still has after a sale the hub has not seen: that is what keeps a flash sale from
+overselling on the platform. The next push (once the webhook arrived) sets the exact value.
+Shopify documents this mutation for systems that are the source of truth for inventory, which
+the hub is. It also sets up to 250 SKUs per call, where REST `inventory_levels/set.json` needs one
+call per SKU. `force=True` (reconcile `--fix`) sets absolutely (`ignoreCompareQuantity`).
+
+Pacing: a client-side token bucket matching Shopify's REST bucket (2/s, burst 40), a pause when
+`X-Shopify-Shop-Api-Call-Limit` shows the shared bucket nearly full (other apps use it too),
+`Retry-After` on 429, and GraphQL `THROTTLED` answers retried after the time the cost bucket
+needs to refill.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import httpx
 
 from connectors.base import Account, OrderPage, StockPushResult
 from connectors.errors import ConnectorError, MalformedPayload
-from connectors.http import HttpApi, RateLimiter, RetryPolicy
+from connectors.http import HttpApi, RateLimiter, RetryPolicy, TransientError
 from connectors.shopify import mapping
 
 API_VERSION = "2024-10"
@@ -69,6 +76,7 @@ class ShopifyClient:
             int(extra["location_id"]) if extra.get("location_id") else None
         )
         self._items: dict[str, int] = {}
+        self._known: dict[str, int] = {}  # the shop's quantity as last set or read, per SKU
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
             headers={"X-Shopify-Access-Token": token, "Accept": "application/json"},
@@ -159,30 +167,144 @@ class ShopifyClient:
                     out[sku] = int(level["available"])
         return out
 
-    async def set_stock(self, levels: Mapping[str, int]) -> StockPushResult:
+    async def set_stock(self, levels: Mapping[str, int], *, force: bool = False) -> StockPushResult:
         items = await self.inventory_items()
         if any(s not in items for s in levels):
             items = await self.inventory_items(refresh=True)
         location = await self.location_id()
         result = StockPushResult()
+        targets: dict[str, int] = {}
         for sku, available in levels.items():
-            if sku not in items:
+            if sku in items:
+                targets[sku] = available
+            else:
                 result.failed[sku] = "no variant with this SKU on the shop"
-                continue
-            body = {
-                "location_id": location,
-                "inventory_item_id": items[sku],
-                "available": available,
-            }
-            try:
-                await self.api.request("POST", f"{API}/inventory_levels/set.json", json=body)
-            except ConnectorError as exc:
-                if exc.retryable:
-                    raise
-                result.failed[sku] = exc.message
-                continue
-            result.updated[sku] = available
+        if not force:
+            unknown = [s for s in targets if s not in self._known]
+            if unknown:
+                self._known.update(await self.get_stock(unknown))
+        skus = list(targets)
+        for i in range(0, len(skus), GRAPHQL_BATCH):
+            chunk = {s: targets[s] for s in skus[i : i + GRAPHQL_BATCH]}
+            await self._set_chunk(chunk, items, location, force, result)
         return result
+
+    async def _set_chunk(
+        self,
+        pending: dict[str, int],
+        items: Mapping[str, int],
+        location: int,
+        force: bool,
+        result: StockPushResult,
+    ) -> None:
+        for _ in range(CAS_ROUNDS):
+            if not pending:
+                return
+            order = list(pending)
+            quantities = []
+            for sku in order:
+                q: dict[str, Any] = {
+                    "inventoryItemId": f"gid://shopify/InventoryItem/{items[sku]}",
+                    "locationId": f"gid://shopify/Location/{location}",
+                    "quantity": pending[sku],
+                }
+                if not force:
+                    q["compareQuantity"] = self._known.get(sku, 0)
+                quantities.append(q)
+            payload = {
+                "name": "available",
+                "reason": "correction",
+                "ignoreCompareQuantity": force,
+                "quantities": quantities,
+            }
+            errors = await self._set_quantities(payload)
+            if not errors:
+                for sku, qty in pending.items():
+                    result.updated[sku] = qty
+                    self._known[sku] = qty
+                return
+            stale = []
+            for err in errors:
+                culprit = _error_sku(err, order)
+                if culprit is None:
+                    raise ConnectorError(f"inventorySetQuantities: {err}", retryable=False)
+                if err.get("code") == "COMPARE_QUANTITY_STALE":
+                    stale.append(culprit)
+                else:
+                    result.failed[culprit] = f"{err.get('code')}: {err.get('message')}"
+                    pending.pop(culprit, None)
+            if stale:
+                current = await self.get_stock(stale)
+                for sku in stale:
+                    if sku in current:
+                        self._known[sku] = current[sku]
+                        # a sale the hub has not seen yet: never offer more than the shop has left
+                        pending[sku] = min(pending[sku], current[sku])
+        raise TransientError(
+            "compare-and-set kept losing to concurrent changes", status=None, retry_after=None
+        )
+
+    async def _set_quantities(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        response = await self.api.request(
+            "POST",
+            f"{API}/graphql.json",
+            json={"query": SET_QUANTITIES, "variables": {"input": payload}},
+            check=_graphql_check,
+        )
+        try:
+            errors = response.json()["data"]["inventorySetQuantities"]["userErrors"]
+        except (KeyError, TypeError):
+            raise ConnectorError("unexpected GraphQL answer", retryable=False) from None
+        return list(errors or [])
+
+
+SET_QUANTITIES = """
+mutation SetAvailable($input: InventorySetQuantitiesInput!) {
+  inventorySetQuantities(input: $input) {
+    inventoryAdjustmentGroup { reason changes { name quantityAfterChange item { id } } }
+    userErrors { code field message }
+  }
+}
+"""
+GRAPHQL_BATCH = 250
+CAS_ROUNDS = 3
+
+
+def _graphql_check(response: httpx.Response) -> None:
+    """GraphQL answers 200 even when throttled or refused: turn that into the typed errors."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise TransientError(
+            "the shop answered with non-JSON", status=None, retry_after=None
+        ) from None
+    top = body.get("errors") if isinstance(body, dict) else None
+    if not top:
+        return
+    if any(
+        isinstance(e, dict) and (e.get("extensions") or {}).get("code") == "THROTTLED" for e in top
+    ):
+        raise TransientError("GraphQL throttled", status=200, retry_after=_throttle_wait(body))
+    raise ConnectorError(f"GraphQL error: {str(top)[:300]}", retryable=False, status=200)
+
+
+def _error_sku(err: Mapping[str, Any], order: list[str]) -> str | None:
+    field = err.get("field") or []
+    if len(field) >= 3 and field[:2] == ["input", "quantities"] and str(field[2]).isdigit():
+        index = int(field[2])
+        if index < len(order):
+            return order[index]
+    return None
+
+
+def _throttle_wait(body: Mapping[str, Any]) -> float:
+    try:
+        cost = body["extensions"]["cost"]
+        status = cost["throttleStatus"]
+        missing = float(cost["requestedQueryCost"]) - float(status["currentlyAvailable"])
+        return max(0.05, missing / float(status["restoreRate"]))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return 1.0
 
 
 def next_page_info(response: httpx.Response) -> str | None:

@@ -4,7 +4,8 @@ Implements `X-Shopify-Access-Token` auth (401), orders and products with Link-he
 pagination (`page_info`), locations, inventory levels (read and set), the leaky bucket (40 calls,
 2 per second → 429 with `Retry-After`, `X-Shopify-Shop-Api-Call-Limit` on every answer), injected
 5xx / 429 / latency (`faults`, or `POST /_sim/faults`), stock changed behind the hub's back
-(`set_available`, or `POST /_sim/stock`), and signed webhook deliveries for orders (`webhook`).
+(`set_available`, or `POST /_sim/stock`), GraphQL `inventorySetQuantities` with
+`compareQuantity` and its calculated-cost throttle, and signed webhook deliveries for orders (`webhook`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ class ShopifySimulator:
         self.deny_oversell = False  # True: refuse orders the shop's own stock cannot cover
         self._ids = itertools.count(1000)
         self._bucket = 0.0
+        # GraphQL's calculated-cost bucket: 1000 points, 50 restored per second.
+        self.graphql_points = 1000.0
+        self.graphql_restore = 50.0
+        self.graphql_cost = 10
+        self._points = self.graphql_points
+        self._points_at = time.monotonic()
         self._bucket_at = time.monotonic()
         self.app = Starlette(
             routes=[
@@ -67,6 +74,7 @@ class ShopifySimulator:
                 Route(f"{API}/locations.json", self._locations),
                 Route(f"{API}/inventory_levels.json", self._levels),
                 Route(f"{API}/inventory_levels/set.json", self._set_level, methods=["POST"]),
+                Route(f"{API}/graphql.json", self._graphql, methods=["POST"]),
                 Route("/_sim/faults", self._sim_faults, methods=["POST"]),
                 Route("/_sim/stock", self._sim_stock, methods=["POST"]),
             ]
@@ -305,7 +313,7 @@ class ShopifySimulator:
 
     # --- HTTP -------------------------------------------------------------------------------------
 
-    async def _guard(self, request: Request) -> Response | None:
+    async def _guard(self, request: Request, *, rest_bucket: bool = True) -> Response | None:
         injected = await self.faults.apply(request.method, request.url.path)
         if injected is not None:
             status, headers = injected
@@ -318,6 +326,8 @@ class ShopifySimulator:
                 },
                 401,
             )
+        if not rest_bucket:
+            return None
         now = time.monotonic()
         self._bucket = max(0.0, self._bucket - (now - self._bucket_at) * self.leak_rate)
         self._bucket_at = now
@@ -469,6 +479,135 @@ class ShopifySimulator:
             }
         )
 
+    async def _graphql(self, request: Request) -> Response:
+        """`inventorySetQuantities` (2024-10: `compareQuantity` / `ignoreCompareQuantity`).
+
+        All or nothing: any user error leaves every quantity unchanged.
+        """
+        if (denied := await self._guard(request, rest_bucket=False)) is not None:
+            return denied
+        now = time.monotonic()
+        self._points = min(
+            self.graphql_points, self._points + (now - self._points_at) * self.graphql_restore
+        )
+        self._points_at = now
+        throttle = {
+            "maximumAvailable": self.graphql_points,
+            "currentlyAvailable": int(self._points),
+            "restoreRate": self.graphql_restore,
+        }
+        cost = {"requestedQueryCost": self.graphql_cost, "throttleStatus": throttle}
+        if self._points < self.graphql_cost:
+            return JSONResponse(
+                {
+                    "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+                    "extensions": {"cost": cost},
+                }
+            )
+        self._points -= self.graphql_cost
+        try:
+            body = await request.json()
+            query = str(body["query"])
+            data = body.get("variables", {})["input"]
+            quantities = list(data["quantities"])
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"errors": [{"message": "Parse error or missing input"}]})
+        if "inventorySetQuantities" not in query:
+            return JSONResponse({"errors": [{"message": "Not supported by the simulator"}]})
+        if data.get("name") != "available":
+            return self._user_errors([("INVALID_NAME", ["input", "name"], "Invalid name")], cost)
+        ignore = bool(data.get("ignoreCompareQuantity", False))
+        errors: list[tuple[str, list[str], str]] = []
+        changes = []
+        for i, q in enumerate(quantities):
+            field = ["input", "quantities", str(i)]
+            iid = _gid_id(q.get("inventoryItemId"), "InventoryItem")
+            loc = _gid_id(q.get("locationId"), "Location")
+            quantity = q.get("quantity")
+            if iid not in self.available:
+                errors.append(
+                    (
+                        "INVALID_INVENTORY_ITEM",
+                        [*field, "inventoryItemId"],
+                        "The specified inventory item could not be found.",
+                    )
+                )
+            elif loc != self.location_id:
+                errors.append(
+                    (
+                        "INVALID_LOCATION",
+                        [*field, "locationId"],
+                        "The specified location could not be found.",
+                    )
+                )
+            elif not isinstance(quantity, int) or quantity < 0:
+                errors.append(
+                    (
+                        "INVALID_QUANTITY_NEGATIVE",
+                        [*field, "quantity"],
+                        "The quantity can't be negative.",
+                    )
+                )
+            elif not ignore and "compareQuantity" not in q:
+                errors.append(
+                    (
+                        "COMPARE_QUANTITY_REQUIRED",
+                        [*field, "compareQuantity"],
+                        "The compareQuantity argument must be given to each quantity or "
+                        "ignored using ignoreCompareQuantity.",
+                    )
+                )
+            elif not ignore and q["compareQuantity"] != self.available[iid]:
+                errors.append(
+                    (
+                        "COMPARE_QUANTITY_STALE",
+                        [*field, "compareQuantity"],
+                        "The compareQuantity value does not match persisted value.",
+                    )
+                )
+            else:
+                changes.append((iid, quantity))
+        if errors:
+            return self._user_errors(errors, cost)
+        for iid, quantity in changes:
+            self.available[iid] = quantity
+        self.set_calls += 1
+        group = {
+            "reason": str(data.get("reason", "correction")),
+            "changes": [
+                {
+                    "name": "available",
+                    "quantityAfterChange": qty,
+                    "item": {"id": f"gid://shopify/InventoryItem/{iid}"},
+                }
+                for iid, qty in changes
+            ],
+        }
+        return JSONResponse(
+            {
+                "data": {
+                    "inventorySetQuantities": {
+                        "inventoryAdjustmentGroup": group,
+                        "userErrors": [],
+                    }
+                },
+                "extensions": {"cost": cost},
+            }
+        )
+
+    def _user_errors(self, errors: list[tuple[str, list[str], str]], cost: Any) -> Response:
+        return JSONResponse(
+            {
+                "data": {
+                    "inventorySetQuantities": {
+                        "inventoryAdjustmentGroup": None,
+                        "userErrors": [{"code": c, "field": f, "message": m} for c, f, m in errors],
+                    }
+                },
+                "extensions": {"cost": cost},
+            }
+        )
+
     async def _sim_faults(self, request: Request) -> Response:
         body = await request.json()
         self.faults.latency = float(body.get("latency", self.faults.latency))
@@ -482,6 +621,13 @@ class ShopifySimulator:
         body = await request.json()
         self.set_available(str(body["sku"]), int(body["available"]))
         return JSONResponse({"ok": True})
+
+
+def _gid_id(value: Any, kind: str) -> int | None:
+    prefix = f"gid://shopify/{kind}/"
+    if isinstance(value, str) and value.startswith(prefix) and value[len(prefix) :].isdigit():
+        return int(value[len(prefix) :])
+    return None
 
 
 def _cursor(params: dict[str, str]) -> str:

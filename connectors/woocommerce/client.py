@@ -128,7 +128,7 @@ class WooCommerceClient:
             if s in products and products[s].get("stock_quantity") is not None
         }
 
-    async def set_stock(self, levels: Mapping[str, int]) -> StockPushResult:
+    async def set_stock(self, levels: Mapping[str, int], *, force: bool = False) -> StockPushResult:
         if any(s not in self._products for s in levels):
             await self.products()
         result = StockPushResult()

@@ -1,0 +1,69 @@
+"""Stock pushes to Shopify use inventorySetQuantities with compareQuantity."""
+
+from __future__ import annotations
+
+
+async def test_push_never_offers_more_than_the_shop_has_after_an_unseen_sale(
+    shopify_sim, shopify_client
+):
+    shopify_sim.add_product("A", 0)
+    await shopify_client.set_stock({"A": 10})
+    shopify_sim.make_order(1, [("A", 1, "5.00")])  # the shop sells one; the hub has not heard yet
+    assert shopify_sim.stock("A") == 9
+    result = await shopify_client.set_stock({"A": 10})  # the hub's stale view
+    assert shopify_sim.stock("A") == 9 and result.updated == {"A": 9}
+    await shopify_client.set_stock({"A": 9})  # the webhook arrived: exact again
+    assert shopify_sim.stock("A") == 9
+
+
+async def test_a_sale_the_hub_already_counted_is_not_subtracted_twice(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 0)
+    await shopify_client.set_stock({"A": 10})
+    shopify_sim.make_order(1, [("A", 1, "5.00")])
+    await shopify_client.set_stock({"A": 9})
+    assert shopify_sim.stock("A") == 9
+
+
+async def test_stock_raised_by_the_hub_lands_when_nothing_moved(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 3)
+    await shopify_client.set_stock({"A": 30})
+    assert shopify_sim.stock("A") == 30
+
+
+async def test_forced_push_overrides_a_change_made_behind_the_hubs_back(
+    shopify_sim, shopify_client
+):
+    shopify_sim.add_product("A", 0)
+    await shopify_client.set_stock({"A": 10})
+    shopify_sim.set_available("A", 50)
+    await shopify_client.set_stock({"A": 10}, force=True)
+    assert shopify_sim.stock("A") == 10
+
+
+async def test_many_skus_go_in_one_call(shopify_sim, shopify_client):
+    for n in range(30):
+        shopify_sim.add_product(f"S-{n}", 0)
+    await shopify_client.get_stock()
+    before = shopify_sim.set_calls
+    result = await shopify_client.set_stock({f"S-{n}": n for n in range(30)})
+    assert len(result.updated) == 30 and shopify_sim.set_calls == before + 1
+
+
+async def test_graphql_throttle_is_waited_out(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 0)
+    await shopify_client.get_stock()
+    shopify_sim._points = 0.0
+    shopify_sim.graphql_restore = 200.0
+    result = await shopify_client.set_stock({"A": 4})
+    assert result.updated == {"A": 4}
+
+
+async def test_an_item_deleted_on_the_shop_fails_alone(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 0)
+    shopify_sim.add_product("B", 0)
+    await shopify_client.get_stock()
+    gone = shopify_sim.products.pop("B")  # deleted in the Shopify admin
+    del shopify_sim.available[gone["inventory_item_id"]]
+    result = await shopify_client.set_stock({"A": 2, "B": 2})
+    assert result.updated == {"A": 2}
+    assert result.failed["B"].startswith("INVALID_INVENTORY_ITEM")
