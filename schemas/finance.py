@@ -110,7 +110,20 @@ class VoucherIssued(CanonicalMessage):
     )
     currency: Currency
     lines: tuple[VoucherLine, ...] = Field(
-        min_length=2, max_length=2000, description="Lines; debits equal credits"
+        min_length=2,
+        max_length=2000,
+        description="Lines; debits equal credits",
+        examples=[
+            [
+                {"account": "1012", "account_name": "其他货币资金", "debit": "59.70"},
+                {
+                    "account": "1122",
+                    "account_name": "应收账款",
+                    "credit": "59.70",
+                    "order_key": "acme:450789469",
+                },
+            ]
+        ],
     )
     memo: str = Field(
         default="", max_length=500, description="Summary (摘要)", examples=["sale acme:450789469"]

@@ -26,6 +26,8 @@ D = Decimal
 
 def bean_check(path: Path) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("bean-check") or str(Path(sys.executable).parent / "bean-check")
+    if not Path(exe).exists():
+        pytest.fail("bean-check not found: install the test extra `beancount>=3.0`")
     return subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
 
 
