@@ -152,6 +152,32 @@ def register_connector(name: str, target: str) -> None:
     _REGISTRY[name] = target
 
 
+@dataclass(frozen=True, slots=True)
+class StockDrift:
+    """A SKU whose shop stock differs from the hub's available-to-sell for that shop."""
+
+    sku: str
+    platform: int | None  # None: the shop does not list the SKU
+    hub: int
+
+    @property
+    def difference(self) -> int:
+        return (self.platform or 0) - self.hub
+
+
+def stock_drift(platform: Mapping[str, int], hub: Mapping[str, int]) -> list[StockDrift]:
+    """Drift between what a shop shows and what the hub offers it, by SKU (for `hub reconcile`).
+
+    Only SKUs the hub manages are compared; what the shop lists beyond them is not the hub's.
+    `--fix` pushes `{d.sku: d.hub for d in drift if d.platform is not None}` with `force=True`.
+    """
+    return [
+        StockDrift(sku, platform.get(sku), available)
+        for sku, available in sorted(hub.items())
+        if platform.get(sku) != available
+    ]
+
+
 # --- staleness ---------------------------------------------------------------------------------
 
 

@@ -116,6 +116,7 @@ def deliveries(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
 @settings(
     max_examples=300,
     deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(deliveries())

@@ -194,3 +194,19 @@ async def test_woocommerce_reads_stock_changed_behind_the_hubs_back(woo_sim, woo
     woo_sim.add_product("A", 5)
     woo_sim.set_stock("A", 11)
     assert await woo_client.get_stock(["A"]) == {"A": 11}
+
+
+async def test_reconcile_finds_and_fixes_stock_changed_behind_the_hubs_back(
+    shopify_sim, shopify_client
+):
+    from connectors.base import StockDrift, stock_drift
+
+    for sku in ("A", "B", "C"):
+        shopify_sim.add_product(sku, 5)
+    shopify_sim.set_available("B", 42)  # edited in the Shopify admin
+    hub = {"A": 5, "B": 5, "C": 5, "D": 1}
+    drift = stock_drift(await shopify_client.get_stock(list(hub)), hub)
+    assert drift == [StockDrift("B", 42, 5), StockDrift("D", None, 1)]
+    fix = {d.sku: d.hub for d in drift if d.platform is not None}
+    await shopify_client.set_stock(fix, force=True)
+    assert stock_drift(await shopify_client.get_stock(list(hub)), hub) == [StockDrift("D", None, 1)]
