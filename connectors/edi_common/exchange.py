@@ -105,6 +105,21 @@ class Exchange:
         """Render a message (a PO) into the outbox for the partner to collect."""
         return self._write(self.codec.render(message))
 
+    def send(self, envelope: Envelope) -> Path | None:
+        """Write an outbound message once per message id: a redelivered `PurchaseOrderIssued`
+        must not become a second purchase order at the supplier. Returns None for a repeat.
+
+        The marker is written after the document, so a crash in between can repeat a document
+        (the supplier sees the same PO number twice) but never lose one.
+        """
+        marker = self.root / ".sent" / _safe(envelope.id)
+        if marker.exists():
+            log.info("edi.already_sent", message_id=envelope.id)
+            return None
+        path = self.write_outbound(envelope.data)
+        atomic_write(marker, path.name.encode())
+        return path
+
     def pending(self) -> list[Path]:
         """Settled inbox files, oldest first."""
         cutoff = time.time() - self.settle_seconds
@@ -202,6 +217,10 @@ class Exchange:
         target = _free_name(self.outbox / out.name)
         atomic_write(target, out.content)
         return target
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _free_name(target: Path) -> Path:

@@ -112,11 +112,11 @@ def test_order_is_whole_packs_at_least_moq_and_restores_the_reorder_point(
 
 
 def test_auto_reorder_point_is_lead_time_demand_plus_safety_stock() -> None:
-    demand = [10, 12, 8, 11, 9, 10, 10, 14, 6, 10]  # mean 10, sample σ = 2.108...
+    demand = [10, 12, 8, 11, 9, 10, 10, 14, 6, 10]  # mean 10, sample σ = √(42/9) ≈ 2.160
     r = reorder_point_from_demand(demand, lead_time_days=9, service_level=0.95)
     assert r.mean_daily_demand == 10
     assert r.z == pytest.approx(1.6449, abs=1e-4)
-    assert r.safety_stock == 11  # ceil(1.6449 × 2.108 × 3) = ceil(10.40)
+    assert r.safety_stock == 11  # ceil(1.6449 × 2.160 × 3) = ceil(10.66)
     assert r.reorder_point == 90 + 11
 
 

@@ -199,6 +199,16 @@ def test_our_850_has_fixed_length_isa_counts_and_matching_control_numbers(
     assert segs[tags.index("DTM")] == ["DTM", "002", "20261201"]
 
 
+def test_a_redelivered_po_is_sent_to_the_supplier_once(exchange: Exchange) -> None:
+    envelope = Envelope(id="3f1c0e5e-po-issued", source="hub/core", data=PO)
+    first = exchange.send(envelope)
+    again = x12_exchange(exchange.root, PARTNER, settle_seconds=0).send(envelope)
+    assert first is not None and again is None
+    assert [p.name for p in exchange.outbox.iterdir()] == [first.name]
+    other = Envelope(id="another-message", source="hub/core", data=PO)
+    assert exchange.send(other) is not None  # a new message id is a new document
+
+
 def test_control_numbers_never_repeat_and_survive_a_restart(tmp_path: Path) -> None:
     first = x12_exchange(tmp_path, PARTNER, settle_seconds=0)
     a = read(first.write_outbound(PO).read_text())
