@@ -3,9 +3,10 @@
 A connector turns webhook deliveries into canonical envelopes (`verify` then `parse`) and builds a
 platform client for resync, reconcile and stock push-out. It never touches the store.
 
-`Envelope.time` carries the platform's own modification time of the resource (Shopify
-`updated_at` / `X-Shopify-Triggered-At`, WooCommerce `date_modified_gmt`): a consumer that remembers
-the newest time it applied per order can drop a stale update with `is_stale`.
+`Envelope.time` (the `ce_time` header) carries the platform's own modification time of the
+resource (Shopify `updated_at`, WooCommerce `date_modified_gmt`), the same whether the message came
+from a webhook or a resync: a consumer that remembers the newest time it applied per order can
+drop a stale update with `is_stale`.
 """
 
 from __future__ import annotations

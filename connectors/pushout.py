@@ -11,6 +11,7 @@ Kafka-independent: the caller feeds `StockLevelChanged` messages in with `offer`
   with capped exponential backoff until they succeed or a newer version supersedes them: stock must
   converge, so a transient failure is never dropped;
 - permanent failures (a 4xx, an unknown SKU) go to `on_failure` (the caller sends them to the DLQ);
+  the failed version is forgotten, so replaying it from the DLQ once the cause is fixed pushes it;
 - `on_latency(account, seconds, count)` gets, per successful batch, the time from the oldest
   offer in it to the platform's confirmation.
 """
@@ -176,7 +177,7 @@ class StockPushOut:
                     backoff = await self._requeue(name, state, batch, exc, backoff)
                     continue
                 for q in batch.values():
-                    await self._fail(name, q.level, exc.message, exc.status)
+                    await self._fail(name, state, q.level, exc.message, exc.status)
                 backoff = self.backoff_initial
                 continue
             except Exception as exc:
@@ -185,7 +186,7 @@ class StockPushOut:
             backoff = self.backoff_initial
             for sku, reason in result.failed.items():
                 if sku in batch:
-                    await self._fail(name, batch[sku].level, reason, None)
+                    await self._fail(name, state, batch[sku].level, reason, None)
             confirmed = [batch[s] for s in result.updated if s in batch]
             for q in confirmed:
                 version = max(state.pushed.get(q.level.sku, 0), q.level.version)
@@ -211,7 +212,17 @@ class StockPushOut:
         await asyncio.sleep(backoff * (0.5 + random.random() / 2))
         return min(backoff * 2, self.backoff_max)
 
-    async def _fail(self, name: str, level: StockLevelChanged, reason: str, status: int | None):
+    async def _fail(
+        self,
+        name: str,
+        state: _Account,
+        level: StockLevelChanged,
+        reason: str,
+        status: int | None,
+    ) -> None:
+        if state.seen.get(level.sku) == level.version and level.sku not in state.pending:
+            # Forget the failed version so that replaying it from the DLQ pushes it again.
+            state.seen[level.sku] = state.pushed.get(level.sku, 0)
         log.error("stock_push.failed", account=name, sku=level.sku, reason=reason, status=status)
         if self.on_failure is None:
             return

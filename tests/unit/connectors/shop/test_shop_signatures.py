@@ -106,3 +106,8 @@ def test_secret_references_resolve_from_the_environment(monkeypatch):
         "acme", AccountConfig(connector="shopify", webhook_secret="env:ACME_WEBHOOK_SECRET")
     )
     shopify.verify(BODY, _headers("from-env"), account, NOW)
+
+
+def test_shopify_nanosecond_trigger_times_are_understood():
+    at = (NOW - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.877041743Z")
+    shopify.verify(BODY, _headers("new-secret", **{"X-Shopify-Triggered-At": at}), _rotating(), NOW)

@@ -167,3 +167,18 @@ async def test_levels_of_another_channel_are_not_offered(woo_sim, woo_account):
     out = StockPushOut({"corner": _woo(woo_sim, woo_account)}, channels={"corner": "online"})
     assert out.offer_level(level("A", 1, 1, channel="wholesale")) == []
     await out.stop()
+
+
+async def test_a_failed_level_replayed_from_the_dlq_is_pushed_again(woo_sim, woo_account):
+    failures: list[PushFailure] = []
+    out = StockPushOut({"corner": _woo(woo_sim, woo_account)}, on_failure=failures.append)
+    out.offer("corner", level("LATE", 6, 3))  # the product does not exist on the shop yet
+    async with asyncio.timeout(5):
+        await out.drain()
+    assert len(failures) == 1
+    woo_sim.add_product("LATE", 0)  # an operator creates it, then replays the dead letter
+    assert out.offer("corner", failures[0].level)
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert woo_sim.stock("LATE") == 6
