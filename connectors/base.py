@@ -17,7 +17,7 @@ import hmac
 import importlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -146,6 +146,25 @@ def get_connector(name: str) -> ShopConnector:
     module, attr = target.split(":")
     connector: ShopConnector = getattr(importlib.import_module(module), attr)
     return connector
+
+
+def build_client(
+    account: Account, *, transport: httpx.AsyncBaseTransport | None = None
+) -> ShopClient:
+    """The platform client of a configured shop account (its connector decides which)."""
+    return get_connector(account.connector).client(account, transport=transport)
+
+
+async def order_pages(
+    client: ShopClient, *, since: datetime | None, cursor: str | None = None
+) -> AsyncIterator[OrderPage]:
+    """Every page of a resync, from `cursor` if one was stored (each page carries the next)."""
+    while True:
+        page = await client.list_orders(since=since, cursor=cursor)
+        yield page
+        if page.cursor is None:
+            return
+        cursor = page.cursor
 
 
 def register_connector(name: str, target: str) -> None:

@@ -16,14 +16,13 @@ T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 async def _all_orders(client, since=None):
-    envelopes, cursor, pages = [], None, 0
-    while True:
-        page = await client.list_orders(since=since, cursor=cursor)
+    from connectors.base import order_pages
+
+    envelopes, pages = [], 0
+    async for page in order_pages(client, since=since):
         envelopes.extend(page.envelopes)
         pages += 1
-        cursor = page.cursor
-        if cursor is None:
-            return envelopes, pages
+    return envelopes, pages
 
 
 # --- Shopify ---------------------------------------------------------------------------------------
@@ -210,3 +209,29 @@ async def test_reconcile_finds_and_fixes_stock_changed_behind_the_hubs_back(
     fix = {d.sku: d.hub for d in drift if d.platform is not None}
     await shopify_client.set_stock(fix, force=True)
     assert stock_drift(await shopify_client.get_stock(list(hub)), hub) == [StockDrift("D", None, 1)]
+
+
+async def test_resync_resumes_from_a_stored_cursor(woo_sim, woo_client):
+    from connectors.base import order_pages
+
+    woo_sim.add_product("A", 50)
+    for n in range(7):
+        woo_sim.make_order(900 + n, [("A", 1, "10.00")], created_at=T0 + timedelta(minutes=n))
+    first = await woo_client.list_orders(since=None, cursor=None)
+    rest = [p async for p in order_pages(woo_client, since=None, cursor=first.cursor)]
+    keys = [
+        e.data.order_key
+        for p in [first, *rest]
+        for e in p.envelopes
+        if e.type.endswith("placed.v1")
+    ]
+    assert keys == [f"corner:{900 + n}" for n in range(7)]
+    assert rest[-1].newest == T0 + timedelta(minutes=6)
+
+
+def test_registry_builds_the_client_for_each_shop_connector(shopify_account, woo_account):
+    from connectors.base import build_client, connector_names
+
+    assert connector_names() == ["generic", "shopify", "woocommerce"]
+    assert type(build_client(shopify_account)).__name__ == "ShopifyClient"
+    assert type(build_client(woo_account)).__name__ == "WooCommerceClient"

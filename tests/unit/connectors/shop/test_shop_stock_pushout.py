@@ -86,6 +86,7 @@ async def test_a_slow_shop_does_not_delay_another(
 
 async def test_transient_failures_are_retried_until_the_stock_lands(shopify_sim, shopify_account):
     shopify_sim.add_product("A", 0)
+    shopify_sim.faults.throttle_next(2, retry_after=0)
     shopify_sim.faults.fail_next(6, status=503)  # more than one client call's retries
     failures: list[PushFailure] = []
     out = StockPushOut(
