@@ -6,7 +6,10 @@ from pathlib import Path
 
 from connectors.edi_common.control import ControlNumbers
 from connectors.edi_common.exchange import Exchange
+from connectors.edi_common.settings import EdiAccount
 from connectors.edifact.codec import EdifactCodec, EdifactPartner
+from connectors.edifact.syntax import Party
+from hub.config import AccountConfig
 
 
 def edifact_exchange(
@@ -15,3 +18,15 @@ def edifact_exchange(
     """Exchange folders under `root`; control references persist in `root/control-numbers.json`."""
     numbers = ControlNumbers(Path(root) / "control-numbers.json", limit=99_999_999_999_999)
     return Exchange(root, EdifactCodec(partner, numbers), settle_seconds=settle_seconds)
+
+
+def edifact_exchange_for(name: str, config: AccountConfig) -> Exchange:
+    """The exchange of a configured `edifact` supplier account (keys: edi_common.settings)."""
+    acc = EdiAccount.from_config(name, config, currency="EUR")
+    partner = EdifactPartner(
+        supplier=name,
+        us=Party(acc.our_id, acc.our_qualifier),
+        them=Party(acc.partner_id, acc.partner_qualifier),
+        currency=acc.currency,
+    )
+    return edifact_exchange(acc.path, partner, settle_seconds=acc.settle_seconds)
