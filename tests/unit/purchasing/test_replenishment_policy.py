@@ -161,3 +161,25 @@ def test_stock_covering_more_than_the_threshold_is_a_slow_mover() -> None:
         sku="C", location="main", on_hand=500, sold=10, window_days=30, slow_cover_days=90
     )
     assert row.days_of_cover == Decimal("1500.00") and row.slow_mover
+
+
+demand_windows = st.lists(st.integers(0, 200), min_size=2, max_size=90)
+
+
+@given(demand_windows, st.integers(0, 60), st.floats(0.5, 0.98), st.floats(0.001, 0.019))
+def test_a_higher_service_level_never_lowers_the_reorder_point(
+    demand: list[int], lead: int, level: float, step: float
+) -> None:
+    low = reorder_point_from_demand(demand, lead_time_days=lead, service_level=level)
+    high = reorder_point_from_demand(demand, lead_time_days=lead, service_level=level + step)
+    assert high.reorder_point >= low.reorder_point >= 0
+    assert low.reorder_point >= low.safety_stock
+
+
+@given(demand_windows, st.integers(0, 59), st.floats(0.5, 0.99))
+def test_a_longer_lead_time_never_lowers_the_reorder_point(
+    demand: list[int], lead: int, level: float
+) -> None:
+    shorter = reorder_point_from_demand(demand, lead_time_days=lead, service_level=level)
+    longer = reorder_point_from_demand(demand, lead_time_days=lead + 1, service_level=level)
+    assert longer.reorder_point >= shorter.reorder_point
