@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.finance import billing, ledger, rules
+from hub.finance import billing, ledger, payables, rules
 from hub.finance.chart import Chart
 from hub.finance.rules import StockKey, StockState
 from schemas.base import CanonicalMessage
@@ -122,20 +122,20 @@ async def vouchers_for(
             )
         case GoodsReceived():
             on_hand, avg = _state(stock, (msg.sku, msg.location))
-            made.append(
-                rules.goods_received(
-                    chart,
-                    receipt_id=msg.receipt_id,
-                    sku=msg.sku,
-                    location=msg.location,
-                    at=msg.received_at,
-                    currency=msg.currency,
-                    quantity=msg.quantity,
-                    unit_cost=msg.unit_cost,
-                    on_hand=on_hand,
-                    avg_cost=avg,
-                )
+            receipt = rules.goods_received(
+                chart,
+                receipt_id=msg.receipt_id,
+                sku=msg.sku,
+                location=msg.location,
+                at=msg.received_at,
+                currency=msg.currency,
+                quantity=msg.quantity,
+                unit_cost=msg.unit_cost,
+                on_hand=on_hand,
+                avg_cost=avg,
             )
+            await payables.note_receipt(session, chart, msg, receipt)
+            made.append(receipt)
         case StockCounted():
             on_hand, avg = _state(stock, (msg.sku, msg.location))
             made.append(

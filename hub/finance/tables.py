@@ -84,3 +84,18 @@ class OrderLinePrice(Base):
     tax: Mapped[Decimal] = mapped_column(Numeric(20, 6), default=Decimal(0))
     shipped: Mapped[int] = mapped_column(Integer, default=0)
     billed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class GoodsReceivedNotInvoiced(Base):
+    """GRNI per purchase order and SKU: what was received at receipt cost and what of it the
+    supplier has invoiced, so an invoice clears exactly what its units were booked at."""
+
+    __tablename__ = "grni"
+
+    po_number: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(128), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    received_qty: Mapped[int] = mapped_column(Integer, default=0)
+    received_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    invoiced_qty: Mapped[int] = mapped_column(Integer, default=0)
+    invoiced_minor: Mapped[int] = mapped_column(BigInteger, default=0)

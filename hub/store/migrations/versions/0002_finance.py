@@ -1,4 +1,4 @@
-"""finance: vouchers, voucher lines, receivables and line prices per order
+"""finance: vouchers, voucher lines, receivables and line prices per order, GRNI per PO
 
 Revision ID: 0002_finance
 Revises: 0001_core
@@ -72,9 +72,21 @@ def upgrade() -> None:
         sa.Column("billed", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("order_key", "sku", "location"),
     )
+    op.create_table(
+        "grni",
+        sa.Column("po_number", sa.String(length=64), nullable=False),
+        sa.Column("sku", sa.String(length=128), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("received_qty", sa.Integer(), nullable=False),
+        sa.Column("received_minor", sa.BigInteger(), nullable=False),
+        sa.Column("invoiced_qty", sa.Integer(), nullable=False),
+        sa.Column("invoiced_minor", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("po_number", "sku"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("grni")
     op.drop_table("order_line_prices")
     op.drop_table("order_finance")
     op.drop_index("ix_voucher_lines_order", table_name="voucher_lines")
