@@ -192,3 +192,21 @@ def test_books_cli_reports_and_exits_non_zero_on_a_mismatch(
     bad = cli.invoke(books.app, ["check", "--json"])
     assert bad.exit_code == 1
     assert {p["check"] for p in json.loads(bad.stdout)["problems"]} == {"inventory"}
+
+
+async def test_concurrent_posts_of_one_voucher_book_it_once(engine: AsyncEngine) -> None:
+    v = rules.payment_captured(
+        CHART, order_key="acme:9", payment_id="P9", at=AT, amount=D("5"), currency="CNY"
+    )
+    assert v is not None
+    factory = session_factory(engine)
+
+    async def post_once() -> bool:
+        async with factory() as s, s.begin():
+            return await ledger.post(s, v)
+
+    results = await asyncio.gather(*(post_once() for _ in range(4)))
+    assert sorted(results) == [False, False, False, True]
+    async with factory() as s:
+        finance = await s.get(OrderFinance, "acme:9")
+        assert finance is not None and finance.paid_minor == 500
