@@ -3,13 +3,13 @@
 Basic auth with the consumer key and secret (account keys `consumer_key` / `consumer_secret`, or
 `api_token = "ck_…:cs_…"`); use HTTPS. Orders page with `modified_after`, `page` and
 `X-WP-TotalPages`; the cursor is `"{page}|{modified_after}"`. Stock is written with
-`products/batch` (`stock_quantity`, `manage_stock`), 100 items per call. Simple products are
-matched by SKU; variations are not listed yet.
+`products/batch` (`stock_quantity`, `manage_stock`), 100 items per call; a variable product's
+variations carry their own SKUs and stock and are written with its `variations/batch`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +42,7 @@ class WooCommerceClient:
             key, _, secret = token.partition(":")
         self.account = account
         self.page_size = page_size
-        self._products: dict[str, int] = {}
+        self._products: dict[str, tuple[int, int | None]] = {}  # SKU → (product, variation)
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
             auth=httpx.BasicAuth(key or "", secret or ""),
@@ -102,21 +102,36 @@ class WooCommerceClient:
             out.extend(mapping.map_refund(refund, oid, str(order.get("currency")), self.account))
         return out
 
-    async def products(self) -> dict[str, dict[str, Any]]:
-        """SKU → product (id, stock), every page."""
-        out: dict[str, dict[str, Any]] = {}
+    async def _pages(self, path: str) -> AsyncIterator[dict[str, Any]]:
         page = 1
         while True:
-            response = await self.api.request(
-                "GET", f"{API}/products", params={"page": page, "per_page": 100}
-            )
-            for p in _list(response):
-                if isinstance(p, dict) and p.get("sku") and p.get("id"):
-                    out[str(p["sku"])] = p
+            response = await self.api.request("GET", path, params={"page": page, "per_page": 100})
+            for item in _list(response):
+                if isinstance(item, dict):
+                    yield item
             if page >= _int_header(response, "X-WP-TotalPages", default=page):
-                break
+                return
             page += 1
-        self._products = {s: int(p["id"]) for s, p in out.items()}
+
+    async def products(self) -> dict[str, dict[str, Any]]:
+        """SKU → product or variation record (with `stock_quantity`), every page.
+
+        A variable product's stock lives on its variations, each with its own SKU.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        index: dict[str, tuple[int, int | None]] = {}
+        async for p in self._pages(f"{API}/products"):
+            if not p.get("id"):
+                continue
+            if p.get("type") == "variable":
+                async for v in self._pages(f"{API}/products/{int(p['id'])}/variations"):
+                    if v.get("sku") and v.get("id"):
+                        out[str(v["sku"])] = v
+                        index[str(v["sku"])] = (int(p["id"]), int(v["id"]))
+            elif p.get("sku"):
+                out[str(p["sku"])] = p
+                index[str(p["sku"])] = (int(p["id"]), None)
+        self._products = index
         return out
 
     async def get_stock(self, skus: Sequence[str] | None = None) -> dict[str, int]:
@@ -129,45 +144,61 @@ class WooCommerceClient:
         }
 
     async def set_stock(self, levels: Mapping[str, int], *, force: bool = False) -> StockPushResult:
+        """Simple products through `products/batch`, variations through their product's
+        `variations/batch`; 100 items per call. WooCommerce has no compare-and-set."""
         if any(s not in self._products for s in levels):
             await self.products()
         result = StockPushResult()
-        known = []
+        groups: dict[int | None, list[tuple[str, int, int]]] = {}
         for sku, qty in levels.items():
-            if sku in self._products:
-                known.append((sku, qty))
-            else:
+            if sku not in self._products:
                 result.failed[sku] = "no product with this SKU on the shop"
-        for i in range(0, len(known), BATCH):
-            chunk = known[i : i + BATCH]
-            by_id = {self._products[s]: (s, q) for s, q in chunk}
-            body = {
-                "update": [
-                    {"id": pid, "stock_quantity": q, "manage_stock": True}
-                    for pid, (_, q) in by_id.items()
-                ]
-            }
-            try:
-                response = await self.api.request("POST", f"{API}/products/batch", json=body)
-            except ConnectorError as exc:
-                if exc.retryable:
-                    raise
-                for s, _ in chunk:
-                    result.failed[s] = exc.message
                 continue
-            answered = response.json().get("update", []) if response.content else []
-            for item in answered:
-                pid = item.get("id") if isinstance(item, dict) else None
-                if pid not in by_id:
-                    continue
-                sku, qty = by_id.pop(pid)
-                if "error" in item:
-                    result.failed[sku] = str(item["error"].get("message", item["error"]))[:300]
-                else:
-                    result.updated[sku] = qty
-            for sku, _ in by_id.values():
-                result.failed[sku] = "the shop did not confirm this item"
+            product_id, variation_id = self._products[sku]
+            if variation_id is None:
+                groups.setdefault(None, []).append((sku, product_id, qty))
+            else:
+                groups.setdefault(product_id, []).append((sku, variation_id, qty))
+        for parent, items in groups.items():
+            path = (
+                f"{API}/products/batch"
+                if parent is None
+                else (f"{API}/products/{parent}/variations/batch")
+            )
+            for i in range(0, len(items), BATCH):
+                await self._batch(path, items[i : i + BATCH], result)
         return result
+
+    async def _batch(
+        self, path: str, chunk: list[tuple[str, int, int]], result: StockPushResult
+    ) -> None:
+        by_id = {item_id: (sku, qty) for sku, item_id, qty in chunk}
+        body = {
+            "update": [
+                {"id": item_id, "stock_quantity": qty, "manage_stock": True}
+                for item_id, (_, qty) in by_id.items()
+            ]
+        }
+        try:
+            response = await self.api.request("POST", path, json=body)
+        except ConnectorError as exc:
+            if exc.retryable:
+                raise
+            for sku, _ in by_id.values():
+                result.failed[sku] = exc.message
+            return
+        answered = response.json().get("update", []) if response.content else []
+        for item in answered:
+            item_id = item.get("id") if isinstance(item, dict) else None
+            if item_id not in by_id:
+                continue
+            sku, qty = by_id.pop(item_id)
+            if "error" in item:
+                result.failed[sku] = str(item["error"].get("message", item["error"]))[:300]
+            else:
+                result.updated[sku] = qty
+        for sku, _ in by_id.values():
+            result.failed[sku] = "the shop did not confirm this item"
 
 
 def _list(response: httpx.Response) -> list[Any]:

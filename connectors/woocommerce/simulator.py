@@ -3,6 +3,7 @@
 Basic auth with the consumer key and secret (401 otherwise), orders filtered by `modified_after`
 with `page`/`per_page` and `X-WP-Total`/`X-WP-TotalPages`, an order's refunds, products with their
 `stock_quantity`, `products/batch` updates (at most 100 items, per-item errors for unknown ids),
+variable products with their variations (`/products/{id}/variations` and its batch),
 an optional rate limit (WooCommerce core has none; hosts and plugins add one: 429 +
 `Retry-After`), injected 5xx / 429 / latency (`faults` or `POST /_sim/faults`), stock changed
 behind the hub's back (`set_stock` or `POST /_sim/stock`), and signed webhook deliveries.
@@ -58,6 +59,7 @@ class WooCommerceSimulator:
         self.products: dict[int, dict[str, Any]] = {}
         self.orders: dict[int, dict[str, Any]] = {}
         self.refunds: dict[int, list[dict[str, Any]]] = {}
+        self.variations: dict[int, dict[int, dict[str, Any]]] = {}  # product id → variations
         self.batch_calls = 0
         self.deny_oversell = False  # True: refuse orders the shop's own stock cannot cover
         self._ids = itertools.count(100)
@@ -69,6 +71,12 @@ class WooCommerceSimulator:
                 Route(f"{API}/orders/{{order_id:int}}/refunds", self._refunds),
                 Route(f"{API}/products", self._products),
                 Route(f"{API}/products/batch", self._batch, methods=["POST"]),
+                Route(f"{API}/products/{{product_id:int}}/variations", self._variations),
+                Route(
+                    f"{API}/products/{{product_id:int}}/variations/batch",
+                    self._variations_batch,
+                    methods=["POST"],
+                ),
                 Route("/_sim/faults", self._sim_faults, methods=["POST"]),
                 Route("/_sim/stock", self._sim_stock, methods=["POST"]),
             ]
@@ -92,10 +100,38 @@ class WooCommerceSimulator:
         }
         return pid
 
+    def add_variation(self, parent: str, sku: str, stock: int = 0) -> tuple[int, int]:
+        """A variation (its own SKU and stock) of a variable product: (product id, variation id)."""
+        product = next((p for p in self.products.values() if p["name"] == parent), None)
+        if product is None:
+            pid = self.add_product("", 0)
+            product = self.products[pid]
+            product.update(name=parent, type="variable", manage_stock=False, stock_quantity=None)
+            product["variations"] = []
+        vid = next(self._ids)
+        product["variations"].append(vid)
+        self.variations.setdefault(product["id"], {})[vid] = {
+            "id": vid,
+            "sku": sku,
+            "price": "10.00",
+            "manage_stock": True,
+            "stock_quantity": stock,
+            "stock_status": "instock" if stock > 0 else "outofstock",
+            "date_modified_gmt": _gmt(datetime.now(UTC)),
+        }
+        return product["id"], vid
+
+    def _all_items(self) -> list[tuple[int, int, dict[str, Any]]]:
+        """(product id, variation id or 0, record) for everything that carries a SKU."""
+        items = [(pid, 0, p) for pid, p in self.products.items() if p["sku"]]
+        for pid, table in self.variations.items():
+            items.extend((pid, vid, v) for vid, v in table.items())
+        return items
+
     def _by_sku(self, sku: str) -> dict[str, Any]:
-        for p in self.products.values():
-            if p["sku"] == sku:
-                return p
+        for _, _, item in self._all_items():
+            if item["sku"] == sku:
+                return item
         raise KeyError(sku)
 
     def stock(self, sku: str) -> int:
@@ -129,7 +165,9 @@ class WooCommerceSimulator:
         items = []
         total = tax_total = Decimal(0)
         for n, (sku, qty, price) in enumerate(lines):
-            product = next((p for p in self.products.values() if p["sku"] == sku), {"id": 0})
+            product_id, variation_id = next(
+                ((pid, vid) for pid, vid, item in self._all_items() if item["sku"] == sku), (0, 0)
+            )
             line_total = Decimal(price) * qty
             tax = (line_total * rate).quantize(Decimal("0.01"))
             total += line_total
@@ -138,8 +176,8 @@ class WooCommerceSimulator:
                 {
                     "id": order_id * 100 + n,
                     "name": sku,
-                    "product_id": product["id"],
-                    "variation_id": 0,
+                    "product_id": product_id,
+                    "variation_id": variation_id,
                     "quantity": qty,
                     "tax_class": "",
                     "subtotal": str(line_total),
@@ -184,7 +222,7 @@ class WooCommerceSimulator:
         return copy.deepcopy(order)
 
     def _take(self, lines: list[tuple[str, int]]) -> None:
-        skus = {p["sku"] for p in self.products.values()}
+        skus = {item["sku"] for _, _, item in self._all_items()}
         known = [(s, q) for s, q in lines if s in skus]
         if self.deny_oversell:
             for sku, qty in known:
@@ -194,7 +232,7 @@ class WooCommerceSimulator:
             self.set_stock(sku, self.stock(sku) - qty)
 
     def _put_back(self, lines: list[tuple[str, int]]) -> None:
-        skus = {p["sku"] for p in self.products.values()}
+        skus = {item["sku"] for _, _, item in self._all_items()}
         for sku, qty in lines:
             if sku in skus:
                 self.set_stock(sku, self.stock(sku) + qty)
@@ -364,9 +402,29 @@ class WooCommerceSimulator:
             items = [p for p in items if p["sku"] in wanted]
         return self._paged(request, items)
 
+    async def _variations(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        pid = request.path_params["product_id"]
+        if pid not in self.products:
+            return _error("woocommerce_rest_product_invalid_id", "Invalid ID.", 404)
+        table = self.variations.get(pid, {})
+        return self._paged(request, [table[v] for v in sorted(table)])
+
+    async def _variations_batch(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        pid = request.path_params["product_id"]
+        if pid not in self.products:
+            return _error("woocommerce_rest_product_invalid_id", "Invalid ID.", 404)
+        return await self._apply_batch(request, self.variations.get(pid, {}))
+
     async def _batch(self, request: Request) -> Response:
         if (denied := await self._guard(request)) is not None:
             return denied
+        return await self._apply_batch(request, self.products)
+
+    async def _apply_batch(self, request: Request, table: dict[int, dict[str, Any]]) -> Response:
         try:
             body = await request.json()
             updates = body.get("update", [])
@@ -383,7 +441,7 @@ class WooCommerceSimulator:
         out = []
         for u in updates:
             pid = u.get("id") if isinstance(u, dict) else None
-            product = self.products.get(pid) if isinstance(pid, int) else None
+            product = table.get(pid) if isinstance(pid, int) else None
             if product is None:
                 out.append(
                     {

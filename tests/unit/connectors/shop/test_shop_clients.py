@@ -235,3 +235,15 @@ def test_registry_builds_the_client_for_each_shop_connector(shopify_account, woo
     assert connector_names() == ["generic", "shopify", "woocommerce"]
     assert type(build_client(shopify_account)).__name__ == "ShopifyClient"
     assert type(build_client(woo_account)).__name__ == "WooCommerceClient"
+
+
+async def test_woocommerce_variations_are_read_and_set_by_their_own_sku(woo_sim, woo_client):
+    woo_sim.add_product("SIMPLE", 1)
+    woo_sim.add_variation("Mug", "MUG-BLUE", 4)
+    woo_sim.add_variation("Mug", "MUG-RED", 2)
+    assert await woo_client.get_stock() == {"SIMPLE": 1, "MUG-BLUE": 4, "MUG-RED": 2}
+    result = await woo_client.set_stock({"SIMPLE": 5, "MUG-BLUE": 0, "MUG-RED": 9})
+    assert result.updated == {"SIMPLE": 5, "MUG-BLUE": 0, "MUG-RED": 9}
+    assert (woo_sim.stock("MUG-BLUE"), woo_sim.stock("MUG-RED")) == (0, 9)
+    order = woo_sim.make_order(1, [("MUG-RED", 1, "8.00")])
+    assert order["line_items"][0]["variation_id"] != 0 and woo_sim.stock("MUG-RED") == 8
