@@ -1,1 +1,1 @@
-"""Supplier linkage: replenishment policy and invoice matching (pure rules)."""
+"""Supplier linkage as pure rules: replenishment policy, PO line receiving, 3-way match."""
