@@ -255,3 +255,25 @@ async def test_generic_account_posts_through_the_gateway_and_bad_mapping_is_503(
     assert ok.status_code == 200
     assert publisher.published[0].data.order_key == "market:9"
     assert broken.status_code == 503
+
+
+async def test_deliveries_are_answered_concurrently_while_the_broker_is_slow(client, publisher):
+    import asyncio
+
+    publisher.delay = 0.3
+    body = _body(fixture("shopify", "orders_create"))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    replies = await asyncio.gather(
+        *(
+            client.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+            for _ in range(20)
+        )
+    )
+    assert [r.status_code for r in replies] == [200] * 20
+    assert loop.time() - started < 1.5  # not 20 × 0.3 s
+
+
+async def test_other_methods_on_the_webhook_path_are_not_server_errors(client):
+    r = await client.get("/webhooks/shopify/acme")
+    assert r.status_code == 405
