@@ -41,7 +41,17 @@ async def vouchers_for(
 ) -> list[VoucherIssued]:
     """The vouchers `msg` books ([] for messages without a financial effect, and for a cause
     handled before: finance records each cause in the inbox table, so it is idempotent on its
-    own, besides the ledger refusing a known voucher id)."""
+    own, besides the ledger refusing a known voucher id).
+
+    Raises `rules.CurrencyMismatch`, before writing anything, for a message in a currency other
+    than the books' (conversion is not done yet): catch it, report it, and carry on.
+    """
+    currency = getattr(msg, "currency", chart.currency)
+    if currency != chart.currency:
+        # Checked before anything is written: the caller may catch it and carry on.
+        raise rules.CurrencyMismatch(
+            f"{msg.ce_type} in {currency}: the books are kept in {chart.currency}"
+        )
     cause = _cause_id(msg)
     if cause is not None and not await billing.first_time(session, cause):
         return []

@@ -61,6 +61,10 @@ async def invoice_voucher(
     """The voucher of a supplier invoice the 3-way match accepted: Dr GRNI (its units at receipt
     cost), Dr input VAT / Cr payable (total), price variance for the rest. None if booked before.
     """
+    if msg.currency != chart.currency:
+        raise rules.CurrencyMismatch(
+            f"invoice in {msg.currency}: the books are kept in {chart.currency}"
+        )
     cause_ref = f"{msg.supplier}:{msg.invoice_number}"
     if not await billing.first_time(session, rules.voucher_id("supplier_invoice", cause_ref)):
         return None

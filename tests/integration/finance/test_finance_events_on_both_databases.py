@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hub.finance import billing, costing, events, ledger
 from hub.finance.chart import CN_SMALL_BUSINESS
-from hub.finance.rules import ReturnLine
+from hub.finance.rules import CurrencyMismatch, ReturnLine
+from hub.finance.tables import OrderLinePrice
 from hub.store.db import session_factory
-from hub.store.models import Stock
+from hub.store.models import ProcessedMessage, Stock
 from schemas.base import CanonicalMessage
 from schemas.orders import (
     FulfilledLine,
@@ -182,3 +183,14 @@ async def test_return_restocks_at_the_cost_it_left_with_and_books_still_agree(
     assert tb["6401"] == D("20.00")  # 30 sold − 10 back
     assert tb["1122"] == D("-33.90")  # refund credited, money not yet returned
     assert tb["6001"] == D("-113.93") + D("30.00")  # 33.90 at 13% inside: 30.00 + 3.90
+
+
+async def test_a_foreign_currency_sale_is_refused_before_anything_is_written(
+    engine: AsyncEngine,
+) -> None:
+    usd = PLACED.model_copy(update={"currency": "USD"})
+    async with session_factory(engine)() as s, s.begin():
+        with pytest.raises(CurrencyMismatch):
+            await events.vouchers_for(s, CHART, usd, {})
+        assert (await s.execute(select(OrderLinePrice))).scalars().all() == []
+        assert (await s.execute(select(ProcessedMessage))).scalars().all() == []
