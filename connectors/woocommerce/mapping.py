@@ -10,7 +10,8 @@ the order's own identities, so duplicates and resync pulls give the same ids:
 
 `Envelope.time` is `date_modified_gmt`, the staleness clock. Statuses: pending, processing,
 on-hold, completed → placed (completed also fulfilled); cancelled → placed + cancelled; refunded →
-placed + refunds; failed, trash, checkout-draft → nothing (WooCommerce holds no stock for them).
+placed + refunds, and cancelled too if it never shipped (no `date_completed_gmt`); failed, trash,
+checkout-draft → nothing (WooCommerce holds no stock for them).
 
 The order JSON lists refunds only as `{id, reason, total}`; the lines come from the order-refunds
 resource (`/orders/{id}/refunds`), mapped by `map_refund`. WooCommerce does not record whether a
@@ -134,7 +135,9 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
                 refunded_at=updated,
             )
             out.append(_env(account, (order_id, "refunded", rid), refunded, updated))
-    if status == "cancelled":
+    shipped = status == "completed" or bool(order.get("date_completed_gmt"))
+    if status == "cancelled" or (status == "refunded" and not shipped):
+        # Fully refunded before it shipped: it never will, so its reservation must go.
         cancelled = build(
             OrderCancelled,
             "order",
@@ -142,7 +145,7 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
             account=account.name,
             channel=account.config.channel,
             cancelled_at=updated,
-            reason="cancelled",
+            reason=status,
         )
         out.append(_env(account, (order_id, "cancelled"), cancelled, updated))
     return out

@@ -113,3 +113,16 @@ def test_unusable_orders_are_rejected_with_a_reason(load, woo_account, mutate, r
     with pytest.raises(MalformedPayload) as err:
         map_webhook("order.updated", order, woo_account)
     assert reason in err.value.reason
+
+
+def test_order_refunded_before_it_shipped_is_also_cancelled(load, woo_account):
+    order = load("woocommerce", "order_processing")
+    order.update(status="refunded", refunds=[{"id": 730, "reason": "", "total": "-214.12"}])
+    types = _types(map_webhook("order.updated", order, woo_account))
+    assert types == ["OrderPlaced", "PaymentCaptured", "PaymentRefunded", "OrderCancelled"]
+
+
+def test_order_refunded_after_it_shipped_is_not_cancelled(load, woo_account):
+    order = load("woocommerce", "order_refunded")
+    order["status"] = "refunded"
+    assert "OrderCancelled" not in _types(map_webhook("order.updated", order, woo_account))
