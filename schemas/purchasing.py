@@ -118,16 +118,26 @@ class PurchaseOrderIssued(_PurchaseOrderMessage):
 
     ce_type = "hub.purchase-order.issued.v1"
 
-    issued_at: UtcDatetime = Field(description="When the order was issued (UTC)")
+    issued_at: UtcDatetime = Field(
+        description="When the order was issued (UTC)", examples=["2026-11-22T04:02:00Z"]
+    )
     currency: Currency
     ship_to: Location = Field(default="main", description="Location the goods are delivered to")
     expected_delivery: date = Field(
         description="Requested delivery date at the ship-to location", examples=["2026-12-01"]
     )
     lines: tuple[PurchaseOrderLine, ...] = Field(
-        min_length=1, max_length=999, description="Ordered lines"
+        min_length=1,
+        max_length=999,
+        description="Ordered lines",
+        examples=[[{"line_number": 1, "sku": "TEE-RED-M", "quantity": 120, "unit_price": "12.50"}]],
     )
-    note: str = Field(default="", max_length=500, description="Free text for the supplier")
+    note: str = Field(
+        default="",
+        max_length=500,
+        description="Free text for the supplier",
+        examples=["deliver to dock 3"],
+    )
 
     @model_validator(mode="after")
     def _lines_unique(self) -> PurchaseOrderIssued:
@@ -147,14 +157,29 @@ class PurchaseOrderChanged(_PurchaseOrderMessage):
 
     revision: PositiveInt = Field(description="Change number, 1 for the first change", examples=[1])
     issued_at: UtcDatetime = Field(
-        description="When the order was first issued (X12 BCH06 cites it)"
+        description="When the order was first issued (X12 BCH06 cites it)",
+        examples=["2026-11-22T04:02:00Z"],
     )
-    changed_at: UtcDatetime
+    changed_at: UtcDatetime = Field(
+        description="When the order was changed (UTC)", examples=["2026-11-23T08:00:00Z"]
+    )
     currency: Currency
     ship_to: Location = Field(default="main", description="Location the goods are delivered to")
-    expected_delivery: date = Field(examples=["2026-12-03"])
-    lines: tuple[PurchaseOrderLine, ...] = Field(min_length=1, max_length=999)
-    reason: str = Field(default="", max_length=200, examples=["supplier confirmed fewer units"])
+    expected_delivery: date = Field(
+        description="Requested delivery date after the change", examples=["2026-12-03"]
+    )
+    lines: tuple[PurchaseOrderLine, ...] = Field(
+        min_length=1,
+        max_length=999,
+        description="Every line of the changed order; a line left out is cancelled",
+        examples=[[{"line_number": 1, "sku": "TEE-RED-M", "quantity": 96, "unit_price": "12.50"}]],
+    )
+    reason: str = Field(
+        default="",
+        max_length=200,
+        description="Why the order changed",
+        examples=["supplier confirmed fewer units"],
+    )
 
     @model_validator(mode="after")
     def _lines_unique(self) -> PurchaseOrderChanged:
@@ -168,10 +193,18 @@ class PurchaseOrderCancelled(_PurchaseOrderMessage):
     ce_type = "hub.purchase-order.cancelled.v1"
 
     issued_at: UtcDatetime = Field(
-        description="When the order was first issued (X12 BCH06 cites it)"
+        description="When the order was first issued (X12 BCH06 cites it)",
+        examples=["2026-11-22T04:02:00Z"],
     )
-    cancelled_at: UtcDatetime
-    reason: str = Field(default="", max_length=200, examples=["supplier rejected the order"])
+    cancelled_at: UtcDatetime = Field(
+        description="When the order was cancelled (UTC)", examples=["2026-11-24T10:00:00Z"]
+    )
+    reason: str = Field(
+        default="",
+        max_length=200,
+        description="Why the order was cancelled",
+        examples=["supplier rejected the order"],
+    )
 
 
 # --- inbound, from supplier connectors -----------------------------------------------------
@@ -213,7 +246,9 @@ class AcknowledgedLine(CanonicalMessage):
         description="Units the supplier commits to deliver (0 for a rejected line)", examples=[96]
     )
     unit_price: UnitPrice | None = Field(
-        default=None, description="Price the supplier confirms, when it states one"
+        default=None,
+        description="Price the supplier confirms, when it states one",
+        examples=["12.50"],
     )
     expected_delivery: date | None = Field(
         default=None,
@@ -234,16 +269,26 @@ class PurchaseOrderAcknowledged(_SupplierDocument):
     ce_type = "hub.purchase-order.acknowledged.v1"
 
     acknowledgement_id: DocumentId
-    acknowledged_at: UtcDatetime
-    status: AckStatus = Field(examples=["accepted_with_changes"])
+    acknowledged_at: UtcDatetime = Field(
+        description="When the supplier answered (UTC)", examples=["2026-11-23T09:30:00Z"]
+    )
+    status: AckStatus = Field(
+        description="accepted as ordered, accepted with changes (see lines), or rejected",
+        examples=["accepted_with_changes"],
+    )
     lines: tuple[AcknowledgedLine, ...] = Field(
-        default=(), max_length=999, description="Per-line answers; empty when none was given"
+        default=(),
+        max_length=999,
+        description="Per-line answers; empty when none was given",
+        examples=[[{"line_number": 1, "sku": "TEE-RED-M", "status": "changed", "quantity": 96}]],
     )
 
 
 class ShippedLine(CanonicalMessage):
     line_number: LineNumber | None = Field(
-        default=None, description="PO line the units belong to, when the supplier says"
+        default=None,
+        description="PO line the units belong to, when the supplier says",
+        examples=[1],
     )
     sku: Sku
     quantity: PositiveInt = Field(description="Units shipped", examples=[60])
@@ -255,15 +300,33 @@ class ShipmentNotified(_SupplierDocument):
     ce_type = "hub.shipment.notified.v1"
 
     shipment_id: DocumentId
-    shipped_at: UtcDatetime
-    expected_delivery: date | None = Field(default=None, examples=["2026-12-01"])
-    carrier: str = Field(default="", max_length=64, examples=["UPSN"])
-    tracking_number: str = Field(default="", max_length=64, examples=["1Z999AA10123456784"])
-    lines: tuple[ShippedLine, ...] = Field(min_length=1, max_length=999)
+    shipped_at: UtcDatetime = Field(
+        description="When the goods left the supplier (UTC)", examples=["2026-11-24T10:15:00Z"]
+    )
+    expected_delivery: date | None = Field(
+        default=None, description="Estimated delivery date", examples=["2026-11-27"]
+    )
+    carrier: str = Field(
+        default="", max_length=64, description="Carrier (SCAC or name)", examples=["UPSN"]
+    )
+    tracking_number: str = Field(
+        default="",
+        max_length=64,
+        description="Carrier's tracking or pro number",
+        examples=["1Z999AA10123456784"],
+    )
+    lines: tuple[ShippedLine, ...] = Field(
+        min_length=1,
+        max_length=999,
+        description="What is in the shipment for this PO",
+        examples=[[{"line_number": 1, "sku": "TEE-RED-M", "quantity": 60}]],
+    )
 
 
 class InvoiceLine(CanonicalMessage):
-    line_number: LineNumber | None = Field(default=None, description="PO line invoiced")
+    line_number: LineNumber | None = Field(
+        default=None, description="PO line invoiced", examples=[1]
+    )
     sku: Sku
     quantity: PositiveInt = Field(description="Units invoiced", examples=[60])
     unit_price: UnitPrice
@@ -283,9 +346,16 @@ class SupplierInvoiceReceived(_SupplierDocument):
     ce_type = "hub.supplier-invoice.received.v1"
 
     invoice_number: DocumentId
-    invoiced_at: UtcDatetime
+    invoiced_at: UtcDatetime = Field(
+        description="Invoice date (UTC)", examples=["2026-11-28T00:00:00Z"]
+    )
     currency: Currency
-    lines: tuple[InvoiceLine, ...] = Field(min_length=1, max_length=999)
+    lines: tuple[InvoiceLine, ...] = Field(
+        min_length=1,
+        max_length=999,
+        description="Invoiced lines",
+        examples=[[{"line_number": 1, "sku": "TEE-RED-M", "quantity": 60, "unit_price": "13.10"}]],
+    )
     subtotal: Amount = Field(description="Sum of line amounts before tax", examples=["750.00"])
     tax: Amount = Field(default=Decimal(0), ge=0, description="Tax charged", examples=["97.50"])
     charges: Amount = Field(
@@ -308,7 +378,10 @@ class SupplierStockReported(CanonicalMessage):
     quantity: NonNegativeInt = Field(
         description="Units the supplier can ship now; the hub never sells more", examples=[340]
     )
-    reported_at: UtcDatetime
+    reported_at: UtcDatetime = Field(
+        description="When the supplier measured the quantity (UTC)",
+        examples=["2026-11-22T06:00:00Z"],
+    )
     report_id: DocumentId
 
     def kafka_key(self) -> str:
