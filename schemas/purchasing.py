@@ -398,3 +398,4 @@ for _model in (
     SupplierStockReported,
 ):
     register(_model)
+del _model
