@@ -188,3 +188,4 @@ async def wait_any(events: list[asyncio.Event], seconds: float) -> None:
     finally:
         for t in tasks:
             t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
