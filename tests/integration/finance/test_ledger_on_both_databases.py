@@ -163,6 +163,8 @@ def test_books_cli_reports_and_exits_non_zero_on_a_mismatch(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HUB_DATABASE_URL", url)
     monkeypatch.delenv("HUB_CONFIG", raising=False)
+    # Logging set up against the runner's captured stderr would outlive the test; not needed here.
+    monkeypatch.setattr("hub.cli.common.configure_logging", lambda *a, **k: None)
 
     async def setup() -> None:
         eng = make_engine(url)
