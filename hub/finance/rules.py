@@ -80,36 +80,6 @@ def accounting_date(at: datetime, tz: ZoneInfo) -> date:
     return at.astimezone(tz).date()
 
 
-def line_amounts(
-    *,
-    unit_price: Decimal,
-    ordered: int,
-    discount: Decimal,
-    tax: Decimal,
-    shipped: int,
-    shipped_before: int = 0,
-    taxes_included: bool,
-    currency: str,
-) -> tuple[Decimal, Decimal]:
-    """(net revenue, output tax) of shipping `shipped` more units of an order line.
-
-    The line's amounts are spread over its units cumulatively — amount(shipped_before + shipped)
-    − amount(shipped_before) — so partial shipments add up to the line exactly.
-    """
-    gross = unit_price * ordered - discount
-    net_line = gross - tax if taxes_included else gross
-
-    def upto(n: int) -> tuple[Decimal, Decimal]:
-        return (
-            costing.round_amount(net_line * n / ordered, currency),
-            costing.round_amount(tax * n / ordered, currency),
-        )
-
-    n1, t1 = upto(shipped_before + shipped)
-    n0, t0 = upto(shipped_before)
-    return n1 - n0, t1 - t0
-
-
 class _Voucher:
     """Collects signed postings (debit positive) and turns them into a checked voucher."""
 

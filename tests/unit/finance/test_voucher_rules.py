@@ -340,17 +340,6 @@ def test_sale_in_a_foreign_currency_needs_conversion() -> None:
     assert IFRS_EN[Role.RECEIVABLE].code == "1100"
 
 
-def test_partial_shipments_add_up_to_the_line() -> None:
-    kw = dict(unit_price=D("9.99"), ordered=3, discount=D("1"), tax=D("2.50"), taxes_included=True)
-    parts = [
-        rules.line_amounts(**kw, shipped=1, shipped_before=0, currency="CNY"),  # type: ignore[arg-type]
-        rules.line_amounts(**kw, shipped=1, shipped_before=1, currency="CNY"),  # type: ignore[arg-type]
-        rules.line_amounts(**kw, shipped=1, shipped_before=2, currency="CNY"),  # type: ignore[arg-type]
-    ]
-    assert sum(p[0] for p in parts) == D("9.99") * 3 - 1 - D("2.50")
-    assert sum(p[1] for p in parts) == D("2.50")
-
-
 def test_voucher_travels_as_a_cloudevent() -> None:
     v = assert_balanced(
         rules.supplier_payment(
