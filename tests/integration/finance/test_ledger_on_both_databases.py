@@ -8,8 +8,10 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
@@ -19,7 +21,7 @@ from hub.finance import costing, ledger, rules
 from hub.finance.chart import CN_SMALL_BUSINESS
 from hub.finance.tables import OrderFinance, VoucherLineRow
 from hub.store.db import make_engine, session_factory
-from hub.store.migrate import upgrade
+from hub.store.migrate import alembic_config, current, upgrade
 from hub.store.models import Stock
 
 pytestmark = pytest.mark.integration
@@ -212,3 +214,18 @@ async def test_concurrent_posts_of_one_voucher_book_it_once(engine: AsyncEngine)
     async with factory() as s:
         finance = await s.get(OrderFinance, "acme:9")
         assert finance is not None and finance.paid_minor == 500
+
+
+async def test_the_finance_migration_downgrades_and_upgrades_again(engine: AsyncEngine) -> None:
+    def down(sync_conn: Any) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = sync_conn
+        command.downgrade(cfg, "0001_core")
+
+    async with engine.connect() as conn:
+        await conn.run_sync(down)
+        await conn.commit()
+    assert await current(engine) == "0001_core"
+    await upgrade(engine)
+    assert await current(engine) == "0002_finance"
+    assert await _scenario(engine) == [True, True, True, True]
