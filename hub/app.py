@@ -27,6 +27,7 @@ from hub.kafka.embedded import EmbeddedBroker
 from hub.kafka.producer import KafkaPublisher
 from hub.kafka.topics import ensure_topics, missing_topics
 from hub.observe import record_batch
+from hub.pushworker import PushWorker
 from hub.relay import OutboxRelay, wait_any
 from hub.store.db import make_engine, session_factory
 from hub.store.migrate import upgrade
@@ -41,11 +42,14 @@ ROLES = ("gateway", "core", "relay", "connectors")
 class Runtime:
     settings: Settings
     consumers: int = 1
+    only_account: str | None = None
+    transports: dict[str, Any] = field(default_factory=dict)
     embedded: EmbeddedBroker | None = None
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
     publisher: KafkaPublisher | None = None
     relay: OutboxRelay | None = None
+    pushworker: PushWorker | None = None
     brokers: list[KafkaBroker] = field(default_factory=list)
     processors: list[CoreProcessor] = field(default_factory=list)
     rules: dict[str, Rule] = field(default_factory=dict)
@@ -94,6 +98,8 @@ class Runtime:
         if "core" in self.roles:
             for i in range(self.consumers):
                 await self._start_core(i)
+        if "connectors" in self.roles:
+            await self._start_connectors()
         self.tasks.append(asyncio.create_task(self._guard_topics(), name="topic-guard"))
         self.tasks.append(asyncio.create_task(self._gauges(), name="gauges"))
 
@@ -125,6 +131,25 @@ class Runtime:
         await broker.start()
         self.brokers.append(broker)
         self.processors.append(processor)
+
+    async def _start_connectors(self) -> None:
+        assert self.publisher is not None
+        worker = PushWorker(
+            self.settings, self.publisher, only=self.only_account, transports=self.transports
+        )
+        if not worker.accounts:
+            return
+        await worker.start()
+        broker = KafkaBroker(
+            self.bootstrap,
+            client_id="hub-connectors",
+            security=clients.faststream_security(self.settings),
+            logger=None,
+        )
+        worker.subscribe(broker)
+        await broker.start()
+        self.brokers.append(broker)
+        self.pushworker = worker
 
     async def _sync_channel_rules(self) -> None:
         assert self.sessions is not None
@@ -188,6 +213,8 @@ class Runtime:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(10):
                     await task
+        if self.pushworker:
+            await self.pushworker.stop()
         if self.publisher:
             await self.publisher.stop()
         if self.engine:

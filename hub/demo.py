@@ -8,6 +8,7 @@ delivered twice. The demo exits non-zero if any invariant broke.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -23,6 +24,7 @@ from sqlalchemy import func, select
 
 from hub.app import Runtime
 from hub.config import AccountConfig, ChannelRule, HubConfig, Settings
+from hub.kafka.embedded import free_port
 from hub.queries import invariant_problems, stock_view
 from hub.store.models import Order, Reservation
 from schemas import topics
@@ -63,14 +65,16 @@ class Report:
         return all(c.ok for c in self.checks)
 
 
-def demo_settings(base: Settings, run_id: str) -> Settings:
+def demo_settings(
+    base: Settings, run_id: str, accounts: dict[str, AccountConfig] | None = None
+) -> Settings:
     s = base.model_copy(
         update={
             "database_url": base.database_url
             or f"sqlite+aiosqlite:///{base.var_dir / 'demo' / (run_id + '.db')}"
         }
     )
-    s.__dict__["hub"] = HubConfig(channels=DEMO_CHANNELS, accounts=DEMO_ACCOUNTS)
+    s.__dict__["hub"] = HubConfig(channels=DEMO_CHANNELS, accounts=accounts or {})
     return s
 
 
@@ -307,6 +311,14 @@ async def scenario(rt: Runtime, run_id: str, report: Report) -> None:
     )
 
 
+def counted_envelope(sku: str, qty: int, tag: str) -> Envelope:
+    return Envelope(
+        id=message_id("demo", tag, "count", sku),
+        source="demo/warehouse",
+        data=StockCounted(sku=sku, quantity=qty, count_id=f"{tag}-{sku}", counted_at=now_utc()),
+    )
+
+
 def _channel(order_key: str) -> str:
     return DEMO_ACCOUNTS[order_key.split(":")[0]].channel
 
@@ -327,23 +339,36 @@ def _print(report: Report) -> None:
 
 
 async def run_demo(base: Settings, *, keep_running: bool = False, as_json: bool = False) -> bool:
+    from hub.demo_shops import Shops, flash_sale, served
+    from hub.web.app import create_app
+
     run_id = uuid.uuid4().hex[:8]
-    settings = demo_settings(base, run_id)
+    shops = Shops.create()
+    for sku in (f"HOT-{run_id}", f"COLD-{run_id}"):  # the Kafka-driven part's SKUs, on sale too
+        shops.shopify.add_product(sku)
+        shops.woo.add_product(sku)
+    settings = demo_settings(base, run_id, shops.accounts())
     rt = Runtime(settings, consumers=2)
     report = Report()
     try:
-        await rt.start({"core", "relay"})
-        console.print(
-            f"demo {run_id}: broker {rt.bootstrap}, two core consumers, database {settings.db_url}"
-        )
-        await scenario(rt, run_id, report)
-        if keep_running:
-            console.print("scenario done; serving until Ctrl-C")
-            await rt.stop_event.wait()
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(served(shops.shopify.app, shops.shopify_port))
+            await stack.enter_async_context(served(shops.woo.app, shops.woo_port))
+            stack.push_async_callback(rt.stop)
+            await rt.start({"core", "relay", "gateway", "connectors"})
+            port = settings.http_port if keep_running else free_port()
+            gateway = await stack.enter_async_context(served(create_app(rt), port))
+            console.print(
+                f"demo {run_id}: broker {rt.bootstrap}, two core consumers, "
+                f"database {settings.db_url}, gateway {gateway}"
+            )
+            await scenario(rt, run_id, report)
+            await flash_sale(rt, shops, gateway, f"FLASH-{run_id}", report)
+            if keep_running:
+                console.print(f"scenario done; serving on {gateway} until Ctrl-C")
+                await rt.stop_event.wait()
     except Exception as exc:  # the summary must say what broke
         report.check("scenario ran to the end", False, repr(exc))
-    finally:
-        await rt.stop()
     if as_json:
         print(
             json.dumps(

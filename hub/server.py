@@ -25,9 +25,14 @@ class _Server(uvicorn.Server):
 
 
 async def serve(
-    settings: Settings, roles: set[str], *, consumers: int = 1, migrate: bool = True
+    settings: Settings,
+    roles: set[str],
+    *,
+    consumers: int = 1,
+    migrate: bool = True,
+    only_account: str | None = None,
 ) -> None:
-    runtime = Runtime(settings, consumers=consumers)
+    runtime = Runtime(settings, consumers=consumers, only_account=only_account)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runtime.stop_event.set)

@@ -5,7 +5,8 @@ the client remembers the quantity it last set or read per SKU and sends it as th
 If the shop's count moved meanwhile (`COMPARE_QUANTITY_STALE`: usually a sale whose webhook has
 not reached the hub yet), the client reads the shop's count and sets `min(target, shop count)`
 with that count as the new expectation. So a push never raises what the shop may sell above what
-the shop itself still has after a sale the hub has not seen: that is what keeps a flash sale from
+the shop itself still has after a sale the hub has not seen (and never below zero, where a shop
+that kept selling past its count sits): that is what keeps a flash sale from
 overselling on the platform. The next push (once the webhook arrived) sets the exact value.
 Shopify documents this mutation for systems that are the source of truth for inventory, which
 the hub is. It also sets up to 250 SKUs per call, where REST `inventory_levels/set.json` needs one
@@ -239,7 +240,7 @@ class ShopifyClient:
                     if sku in current:
                         self._known[sku] = current[sku]
                         # a sale the hub has not seen yet: never offer more than the shop has left
-                        pending[sku] = min(pending[sku], current[sku])
+                        pending[sku] = max(0, min(pending[sku], current[sku]))
         raise TransientError(
             "compare-and-set kept losing to concurrent changes", status=None, retry_after=None
         )

@@ -59,7 +59,14 @@ def run_role(
     s = settings()
     if role == "connector" and name and name not in s.hub.accounts:
         raise fail(f"unknown account {name!r}", 2)
-    run(_serve(s, roles[role], migrate=s.db_url.startswith("sqlite")))
+    run(
+        _serve(
+            s,
+            roles[role],
+            migrate=s.db_url.startswith("sqlite"),
+            only_account=name if role == "connector" else None,
+        )
+    )
 
 
 @app.command()
