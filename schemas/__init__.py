@@ -1,5 +1,6 @@
 """Canonical messages: the only language connectors and the core speak to each other."""
 
+from schemas import finance, purchasing  # noqa: F401  (importing registers their types)
 from schemas.base import CanonicalMessage, Money
 from schemas.envelope import Envelope, EnvelopeError, decode, message_id
 from schemas.levels import StockLevelChanged

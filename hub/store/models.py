@@ -218,3 +218,9 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# Tables that live with their feature share this metadata (Alembic and the tests see them all).
+from hub.finance import tables as _finance_tables  # noqa: E402
+
+__all__ = ["Base", "_finance_tables"]
