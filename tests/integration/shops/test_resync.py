@@ -1,0 +1,139 @@
+"""Resync of a shop's orders against simulated platforms, the store on both databases."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from hub.shops import OrderCursor, ResyncInterrupted, resync, sync_state
+from hub.store.models import ConnectorCursor
+from schemas import OrderPlaced
+
+from .conftest import RecordingPublisher
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+def _placed_keys(pub: RecordingPublisher) -> list[str]:
+    return [e.data.order_key for e in pub.sent if isinstance(e.data, OrderPlaced)]
+
+
+async def test_resync_publishes_every_order_once_and_a_repeat_publishes_the_same_ids(
+    settings, sessions, shopify, transports
+):
+    shopify.add_product("A-1", 500)
+    for n in range(120):  # three pages of 50
+        shopify.make_order(5000 + n, [("A-1", 1, "9.50")], created_at=T0 + timedelta(minutes=n))
+    shopify.orders[5007]["line_items"][0]["sku"] = "bad;sku"  # refused by the mapping
+
+    first = RecordingPublisher()
+    report = await resync(
+        settings,
+        "acme",
+        what="orders",
+        since=None,
+        publisher=first,
+        sessions=sessions,
+        transport=transports["acme"],
+    )
+    assert (report.pages, report.finished) == (3, True)
+    assert report.published == len(first.sent)
+    assert [oid for oid, _ in report.rejected] == ["5007"]
+    assert "SKU" in report.rejected[0][1]
+    keys = _placed_keys(first)
+    assert sorted(keys) == sorted(f"acme:{5000 + n}" for n in range(120) if n != 7)
+    assert max(Counter(first.ids).values()) == 1  # nothing published twice in one run
+    assert report.newest == T0 + timedelta(minutes=119)
+
+    second = RecordingPublisher()
+    again = await resync(
+        settings,
+        "acme",
+        what="orders",
+        since=None,
+        publisher=second,
+        sessions=sessions,
+        transport=transports["acme"],
+    )
+    assert again.resumed_from is None and again.pages == 3
+    assert second.ids == first.ids  # deterministic ids: the core's inbox drops the repeat
+
+    state = await sync_state(sessions)
+    assert state["acme"]["orders"]["last_sync_at"] is not None
+    assert state["acme"]["orders"]["interrupted"] is False
+
+
+async def test_an_interrupted_resync_resumes_from_the_stored_cursor(
+    settings, sessions, woo, transports
+):
+    woo.add_product("B-2", 500)
+    for n in range(110):  # pages of 50: 50, 50, 10
+        woo.make_order(700 + n, [("B-2", 1, "4.00")], created_at=T0 + timedelta(minutes=n))
+
+    broken = RecordingPublisher(fail_on=2)  # page 1 goes out, page 2 is never acknowledged
+    with pytest.raises(ResyncInterrupted) as caught:
+        await resync(
+            settings,
+            "corner",
+            what="orders",
+            since=T0 - timedelta(days=1),
+            publisher=broken,
+            sessions=sessions,
+            transport=transports["corner"],
+        )
+    assert caught.value.report.pages == 1
+    async with sessions() as s:
+        row = await s.get(ConnectorCursor, ("corner", "orders"))
+        assert row is not None and "did not acknowledge" in (row.last_error or "")
+        stored = OrderCursor.load(row.cursor)
+    assert stored.page is not None and stored.since == T0 - timedelta(days=1)
+    assert (await sync_state(sessions))["corner"]["orders"]["interrupted"] is True
+
+    rest = RecordingPublisher()
+    report = await resync(
+        settings,
+        "corner",
+        what="orders",
+        since=None,
+        publisher=rest,
+        sessions=sessions,
+        transport=transports["corner"],
+    )
+    assert report.resumed_from == stored.page
+    assert (report.pages, report.finished) == (2, True)
+    first_orders = {e.data.order_key for e in broken.sent if isinstance(e.data, OrderPlaced)}
+    rest_orders = set(_placed_keys(rest))
+    assert len(first_orders) == 50 and len(rest_orders) == 60
+    assert first_orders.isdisjoint(rest_orders)  # page 1 was not fetched again
+    assert first_orders | rest_orders == {f"corner:{700 + n}" for n in range(110)}
+    async with sessions() as s:
+        row = (
+            await s.execute(select(ConnectorCursor).where(ConnectorCursor.account == "corner"))
+        ).scalar_one()
+        assert row.last_error is None and OrderCursor.load(row.cursor).page is None
+
+
+async def test_stock_and_products_resyncs_report_without_changing_the_shop(
+    settings, sessions, shopify, transports
+):
+    from hub.core.batch import CoreProcessor, rules_from_config
+    from tests.builders import counted, records
+
+    await CoreProcessor(sessions, rules_from_config(settings.hub.channels)).process(
+        records(counted("A-1", 10), counted("C-3", 4))
+    )
+    shopify.add_product("A-1", 3)
+    shopify.add_product("NEW-9", 1)
+    kw = dict(
+        since=None, publisher=RecordingPublisher(), sessions=sessions, transport=transports["acme"]
+    )
+
+    stock = await resync(settings, "acme", what="stock", **kw)
+    assert [(d.sku, d.platform, d.hub) for d in stock.drift] == [("A-1", 3, 8)]
+    assert shopify.stock("A-1") == 3
+    products = await resync(settings, "acme", what="products", **kw)
+    assert products.unknown_skus == ["NEW-9"] and products.platform_skus == 2
+    assert kw["publisher"].sent == []
