@@ -1,0 +1,113 @@
+"""Signed Shopify deliveries posted to the gateway over loopback, from a child process so the
+sender does not share the hub's event loop.
+
+`drive` runs in that child: it builds every delivery with the Shopify simulator before the clock
+starts, then posts them either as fast as `concurrency` connections allow (`max`) or on a fixed
+schedule (`paced`, latency counted from the scheduled instant, so a stalled server cannot hide
+its queueing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from connectors.shopify.simulator import ShopifySimulator
+
+
+@dataclass
+class Plan:
+    url: str
+    secret: str
+    skus: list[str]
+    first_order_id: int
+    count: int
+    mode: str  # "max" | "paced"
+    seconds: float
+    concurrency: int = 64
+    rate: float = 0.0
+
+
+@dataclass
+class Sample:
+    index: int
+    sent_at: float  # wall clock (time.time) of the intended send
+    latency: float  # seconds
+    status: int
+
+
+def deliveries(plan: Plan) -> list[tuple[dict[str, str], bytes]]:
+    sim = ShopifySimulator(webhook_secret=plan.secret)
+    out = []
+    for i in range(plan.count):
+        order = sim.make_order(
+            plan.first_order_id + i, [(plan.skus[i % len(plan.skus)], 1, "9.90")]
+        )
+        headers, body = sim.webhook("orders/create", order)
+        headers["Content-Type"] = "application/json"
+        out.append((headers, body))
+    sim.orders.clear()
+    return out
+
+
+async def _drive(plan: Plan) -> list[Sample]:
+    todo = deliveries(plan)
+    samples: list[Sample] = []
+    limits = httpx.Limits(
+        max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency
+    )
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+        # Warm the connections so the first second does not measure TCP handshakes.
+        await asyncio.gather(
+            *(client.get(plan.url.split("/webhooks")[0] + "/healthz") for _ in range(4))
+        )
+
+        async def post(i: int, intended: float, wall: float) -> None:
+            headers, body = todo[i]
+            try:
+                r = await client.post(plan.url, content=body, headers=headers)
+                status = r.status_code
+            except httpx.HTTPError:
+                status = 0
+            samples.append(Sample(i, wall, time.perf_counter() - intended, status))
+
+        start = time.perf_counter()
+        wall0 = time.time()
+        deadline = start + plan.seconds
+        if plan.mode == "max":
+            it = iter(range(len(todo)))
+
+            async def worker() -> None:
+                for i in it:
+                    if time.perf_counter() > deadline:
+                        return
+                    t = time.perf_counter()
+                    await post(i, t, wall0 + (t - start))
+
+            await asyncio.gather(*(worker() for _ in range(plan.concurrency)))
+        else:
+            gate = asyncio.Semaphore(plan.concurrency)
+            tasks = []
+
+            async def bounded(i: int, intended: float) -> None:
+                async with gate:
+                    await post(i, intended, wall0 + (intended - start))
+
+            for i in range(len(todo)):
+                intended = start + i / plan.rate
+                if intended > deadline:
+                    break
+                delay = intended - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(bounded(i, intended)))
+            await asyncio.gather(*tasks)
+    return samples
+
+
+def drive(plan: Plan) -> list[Sample]:
+    """Entry point in the child process."""
+    return asyncio.run(_drive(plan))

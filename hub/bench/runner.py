@@ -1,0 +1,568 @@
+"""The benchmark run: one broker, one database, one Runtime; limits first, then the phases.
+
+Phases (each on its own SKUs, orders sent straight to `hub.orders.v1` unless said otherwise):
+
+- `uniform`: every SKU alike — the no-contention baseline;
+- `zipf`: Zipf popularity over the same SKUs;
+- `hot`: every order on one SKU that can fill half of them (contention at its worst);
+- `flash`: a flash sale — most demand on a few hot SKUs holding a tenth of it;
+- `webhooks`: signed Shopify deliveries through the gateway, first as fast as they are answered,
+  then at half that rate for latency and for webhook → stock level on `hub.stock-levels.v1`.
+
+Correctness is checked at the end: no oversell and every stored total true
+(`invariant_problems`), every order decided in the store, and exactly one decision per order on
+`hub.reservations.v1`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import multiprocessing
+import resource
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvicorn
+from aiokafka import AIOKafkaConsumer
+
+from hub.app import Runtime
+from hub.bench import store, workload
+from hub.bench.limits import raw_pipe_limit
+from hub.bench.loadgen import Plan, Sample, drive
+from hub.config import AccountConfig, ChannelRule, HubConfig, Settings
+from hub.kafka import clients
+from hub.kafka.embedded import EmbeddedBroker, free_port
+from schemas import topics
+
+log = structlog.get_logger("hub.bench")
+
+REQUIRED_KEYS = (
+    "uniform_orders_per_s",
+    "hot_sku_orders_per_s",
+    "raw_limit_orders_per_s",
+    "webhooks_per_s",
+    "webhook_p99_ms",
+    "e2e_p99_ms",
+    "oversell",
+    "peak_rss_mb",
+)
+PHASES = ("uniform", "zipf", "hot", "flash", "webhooks")
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/hub_bench"
+SHOP = "shop"
+SECRET = "bench-webhook-secret"
+DECISIONS = {b"hub.reservation.reserved.v1", b"hub.reservation.rejected.v1"}
+TARGETS = {
+    "uniform_orders_per_s": 5000,
+    "hot_sku_orders_per_s": 2500,
+    "webhooks_per_s": 1500,
+    "webhook_p99_ms": 50,
+    "e2e_p99_ms": 500,
+}
+
+
+@dataclass
+class BenchOptions:
+    db: str = "postgresql"
+    database_url: str | None = None
+    orders: int = 20000
+    skus: int = 10000
+    seconds: float = 10.0
+    out: Path = Path("var/bench")
+    phases: tuple[str, ...] = PHASES
+    consumers: int = 1
+    batch_size: int = 1000
+    concurrency: int = 64
+    hot_skus: int = 5
+    webhook_pool: int = 2000
+    profile: bool = False
+
+    def url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        if self.db == "sqlite":
+            return f"sqlite+aiosqlite:///{self.out / 'bench.db'}"
+        return DEFAULT_PG_URL
+
+
+@dataclass
+class Timeline:
+    """Samples every quarter second: decisions so far and the process's resident memory."""
+
+    t0: float = field(default_factory=time.time)
+    points: list[tuple[float, int, float, str]] = field(default_factory=list)
+    latencies: list[tuple[float, float, str]] = field(default_factory=list)  # (t, ms, series)
+    phase: str = "start"
+
+
+@dataclass
+class Watcher:
+    """Reads the hub's output: decisions per order key, stock levels of the webhook SKUs."""
+
+    decisions: dict[str, int] = field(default_factory=dict)
+    levels: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    level_prefix: str = "E-"
+
+
+def rss_mb() -> float:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize() / 1048576
+    return 0.0
+
+
+def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # KB on Linux
+
+
+def proc_peak_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def bench_settings(opts: BenchOptions, bootstrap: str) -> Settings:
+    s = Settings(
+        kafka_bootstrap=bootstrap,
+        database_url=opts.url(),
+        var_dir=opts.out / "var",
+        core_batch_size=opts.batch_size,
+        log_level="WARNING",
+    )
+    s.__dict__["hub"] = HubConfig(
+        channels={"online": ChannelRule()},
+        accounts={
+            SHOP: AccountConfig(connector="shopify", channel="online", webhook_secret=SECRET)
+        },
+    )
+    return s
+
+
+async def _watch(bootstrap: str, watcher: Watcher, stop: asyncio.Event) -> None:
+    import json
+
+    consumer = AIOKafkaConsumer(
+        topics.RESERVATIONS,
+        topics.STOCK_LEVELS,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-watch-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100, max_records=5000)
+            now = time.time()
+            for tp, records in batch.items():
+                for r in records:
+                    key = r.key.decode() if r.key else ""
+                    if tp.topic == topics.RESERVATIONS:
+                        ce_type = next((v for k, v in r.headers if k == "ce_type"), b"")
+                        if ce_type in DECISIONS:
+                            watcher.decisions[key] = watcher.decisions.get(key, 0) + 1
+                    elif key.startswith(watcher.level_prefix) and r.value:
+                        d = json.loads(r.value)
+                        watcher.levels.setdefault(d["sku"], []).append((int(d["reserved"]), now))
+    finally:
+        await consumer.stop()
+
+
+async def _sample(rt: Runtime, tl: Timeline, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        decided = rt.totals.accepted + rt.totals.rejected
+        tl.points.append((time.time() - tl.t0, decided, rss_mb(), tl.phase))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.25)
+
+
+async def _until(pred: Callable[[], Awaitable[bool] | bool], limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
+    while True:
+        r = pred()
+        ok = await r if not isinstance(r, bool) else r
+        if ok:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not done within {limit:.0f}s")
+        await asyncio.sleep(0.02)
+
+
+class Bench:
+    def __init__(self, opts: BenchOptions, say: Callable[[str], None]) -> None:
+        self.opts = opts
+        self.say = say
+        self.result: dict[str, Any] = {}
+        self.tl = Timeline()
+        self.watcher = Watcher()
+        self.keys: set[str] = set()
+        self.skus = workload.sku_names("U", opts.skus)
+        self.hot = workload.sku_names("H", 1)
+        self.flash = workload.sku_names("F", opts.hot_skus)
+        self.w_pool = workload.sku_names("W", opts.webhook_pool)
+        self.e_pool = workload.sku_names("E", opts.webhook_pool)
+        self.next_order_id = 10_000_000
+
+    # --- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        o = self.opts
+        o.out.mkdir(parents=True, exist_ok=True)
+        url = o.url()
+        r = self.result
+        r.update(
+            database=("postgresql" if store.is_postgres(url) else "sqlite"),
+            broker="embedded (tansu)",
+            orders_per_phase=o.orders,
+            skus=o.skus,
+            phases=list(o.phases),
+            consumers=o.consumers,
+            core_batch_size=o.batch_size,
+        )
+        started = time.perf_counter()
+        broker = await asyncio.to_thread(EmbeddedBroker.start, log=o.out / "var" / "broker.log")
+        rt: Runtime | None = None
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await store.reset_database(url)
+            settings = bench_settings(o, broker.bootstrap)
+            rt = Runtime(settings, consumers=o.consumers)
+            await rt.start({"core", "relay", "gateway"})
+            assert rt.engine is not None and rt.sessions is not None
+            t = time.perf_counter()
+            stock_per_sku = 3 * o.orders
+            await store.seed_stock(rt.engine, "U", o.skus, stock_per_sku)
+            await store.seed_stock(rt.engine, "H", 1, max(1, o.orders // 2))
+            await store.seed_stock(
+                rt.engine, "F", o.hot_skus, max(1, int(o.orders * 0.9 / o.hot_skus / 10))
+            )
+            await store.seed_stock(rt.engine, "W", o.webhook_pool, 1_000_000)
+            await store.seed_stock(rt.engine, "E", o.webhook_pool, 1_000_000)
+            r["seed_seconds"] = round(time.perf_counter() - t, 2)
+            self.say(
+                f"seeded {o.skus + 2 * o.webhook_pool + o.hot_skus + 1} SKUs in {r['seed_seconds']}s"
+            )
+            tasks.append(asyncio.create_task(_watch(rt.bootstrap, self.watcher, stop)))
+            tasks.append(asyncio.create_task(_sample(rt, self.tl, stop)))
+            r["rss_start_mb"] = round(rss_mb(), 1)
+
+            uniform = workload.demand("uniform", self.skus, self.hot, o.orders, seed=1)
+            await self._limits(rt, uniform)
+
+            profiler = _profiler() if o.profile else None
+            if profiler is not None:
+                profiler.start()
+            try:
+                for phase in ("uniform", "zipf", "hot", "flash"):
+                    if phase in o.phases:
+                        seq = uniform if phase == "uniform" else self._demand(phase)
+                        await self._reservations(rt, phase, seq)
+                if "webhooks" in o.phases:
+                    await self._webhooks(rt)
+            finally:
+                if profiler is not None:
+                    profiler.stop()
+                    (o.out / "profile.html").write_text(profiler.output_html())
+                    (o.out / "profile.txt").write_text(profiler.output_text(unicode=True))
+            self.tl.phase = "settle"
+            await self._settle(rt)
+            r["rss_end_mb"] = round(rss_mb(), 1)
+            await self._verify(rt)
+            peak = proc_peak_mb(broker.process.pid if broker.process else None)
+            r["broker_peak_rss_mb"] = round(peak, 1) if peak is not None else None
+        finally:
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(Exception):
+                    await task
+            if rt is not None:
+                await rt.stop()
+            await asyncio.to_thread(broker.stop)
+        r["peak_rss_mb"] = round(peak_mb(), 1)
+        r["loadgen_peak_rss_mb"] = round(peak_mb(resource.RUSAGE_CHILDREN), 1)
+        r["wall_seconds"] = round(time.perf_counter() - started, 1)
+        self._ratios()
+        return r
+
+    def _demand(self, phase: str) -> list[str]:
+        o = self.opts
+        if phase == "flash":
+            return workload.demand("flash", self.skus, self.flash, o.orders, seed=3)
+        return workload.demand(phase, self.skus, self.hot, o.orders, seed=2)
+
+    # --- limits -----------------------------------------------------------------------------
+
+    async def _limits(self, rt: Runtime, uniform: list[str]) -> None:
+        assert rt.engine is not None
+        self.tl.phase = "limits"
+        items = workload.order_items("raw", uniform)
+        pipe = await raw_pipe_limit(
+            rt.bootstrap,
+            items,
+            partitions=rt.settings.topic_partitions,
+            client=clients.client_kwargs(rt.settings),
+        )
+        upd = await store.raw_update_limit(rt.engine, uniform)
+        hot = await store.raw_update_limit(rt.engine, self.hot * min(len(uniform), 20000))
+        r = self.result
+        r["raw_kafka_produce_per_s"] = round(pipe.produce_per_s)
+        r["raw_kafka_produce_consume_per_s"] = round(pipe.per_s)
+        r["raw_update_per_s"] = round(upd.per_s)
+        r["raw_update_hot_row_per_s"] = round(hot.per_s)
+        r["raw_limit_orders_per_s"] = round(min(pipe.per_s, upd.per_s))
+        self.say(
+            f"limits: kafka produce+consume {pipe.per_s:,.0f}/s, conditional UPDATE "
+            f"{upd.per_s:,.0f}/s (hot row {hot.per_s:,.0f}/s), 1000 per transaction"
+        )
+
+    # --- reservations straight to Kafka -----------------------------------------------------
+
+    async def _reservations(self, rt: Runtime, phase: str, seq: list[str]) -> None:
+        assert rt.publisher is not None
+        self.tl.phase = phase
+        items = workload.order_items(phase, seq)
+        self.keys.update(workload.order_key(phase, n) for n in range(len(seq)))
+        base = rt.totals.accepted + rt.totals.rejected
+        n = len(items)
+        gate = asyncio.Semaphore(4)
+
+        async def send(part: Any) -> None:
+            async with gate:
+                await rt.publisher.send_many(part)  # type: ignore[union-attr]
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(send(p) for p in workload.chunks(items, 1000)))
+        sent = time.perf_counter() - t0
+        await _until(
+            lambda: rt.totals.accepted + rt.totals.rejected - base >= n,
+            max(60.0, n / 200),
+            f"{phase} orders",
+        )
+        seconds = time.perf_counter() - t0
+        rate = n / seconds
+        name = "hot_sku" if phase == "hot" else phase
+        self.result[f"{name}_orders_per_s"] = round(rate)
+        self.result[f"{name}_send_seconds"] = round(sent, 3)
+        self.result[f"{name}_us_per_order"] = round(1e6 * seconds / n, 1)
+        self.say(f"{phase}: {n} orders decided in {seconds:.2f}s → {rate:,.0f} orders/s")
+
+    # --- webhooks through the gateway -------------------------------------------------------
+
+    async def _webhooks(self, rt: Runtime) -> None:
+        from hub.web.app import create_app
+
+        o = self.opts
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(rt),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+        )
+        http = asyncio.create_task(server.serve())
+        await _until(lambda: bool(server.started), 10, "HTTP server start")
+        url = f"http://127.0.0.1:{port}/webhooks/shopify/{SHOP}"
+        ctx = multiprocessing.get_context("spawn")
+        try:
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                loop = asyncio.get_running_loop()
+                self.tl.phase = "webhooks-max"
+                plan = Plan(
+                    url,
+                    SECRET,
+                    self.w_pool,
+                    self._order_ids(int(o.seconds * 3000)),
+                    int(o.seconds * 3000),
+                    "max",
+                    o.seconds,
+                    concurrency=o.concurrency,
+                )
+                samples = await loop.run_in_executor(pool, drive, plan)
+                ok = [s for s in samples if s.status == 200]
+                self._track(plan, ok)
+                span = max(s.sent_at + s.latency for s in samples) - min(s.sent_at for s in samples)
+                max_rate = len(ok) / span if span > 0 else 0.0
+                r = self.result
+                r["webhooks_per_s"] = round(max_rate)
+                r["webhook_errors"] = len(samples) - len(ok)
+                r["webhook_max_p99_ms"] = round(1000 * percentile([s.latency for s in ok], 99), 1)
+                self._latencies(samples, "webhook at max")
+                self.say(
+                    f"webhooks: {len(ok)} accepted at {max_rate:,.0f}/s "
+                    f"({o.concurrency} connections), {len(samples) - len(ok)} errors"
+                )
+                await self._settle(rt)
+
+                self.tl.phase = "webhooks-half"
+                rate = max(1.0, max_rate / 2)
+                count = int(rate * o.seconds) + 1
+                plan = Plan(
+                    url,
+                    SECRET,
+                    self.e_pool,
+                    self._order_ids(count),
+                    count,
+                    "paced",
+                    o.seconds,
+                    concurrency=max(256, o.concurrency),
+                    rate=rate,
+                )
+                samples = await loop.run_in_executor(pool, drive, plan)
+                ok = [s for s in samples if s.status == 200]
+                self._track(plan, ok)
+                lat = [s.latency for s in ok]
+                r["webhook_rate_at_half"] = round(rate)
+                r["webhook_p50_ms"] = round(1000 * percentile(lat, 50), 2)
+                r["webhook_p99_ms"] = round(1000 * percentile(lat, 99), 2)
+                r["webhook_half_errors"] = len(samples) - len(ok)
+                self._latencies(samples, "webhook at half")
+                await self._settle(rt)
+                e2e = self._e2e(plan, ok)
+                r["e2e_measured_to"] = "StockLevelChanged on hub.stock-levels.v1"
+                r["e2e_p50_ms"] = round(1000 * percentile(e2e, 50), 1)
+                r["e2e_p99_ms"] = round(1000 * percentile(e2e, 99), 1)
+                r["e2e_matched"] = len(e2e)
+                self.say(
+                    f"webhooks at {rate:,.0f}/s: p50 {r['webhook_p50_ms']} ms, "
+                    f"p99 {r['webhook_p99_ms']} ms; webhook → stock level p99 {r['e2e_p99_ms']} ms"
+                )
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await http
+
+    def _order_ids(self, count: int) -> int:
+        first = self.next_order_id
+        self.next_order_id += count
+        return first
+
+    def _track(self, plan: Plan, ok: list[Sample]) -> None:
+        self.keys.update(f"{SHOP}:{plan.first_order_id + s.index}" for s in ok)
+
+    def _latencies(self, samples: list[Sample], series: str) -> None:
+        self.tl.latencies.extend(
+            (s.sent_at - self.tl.t0, 1000 * s.latency, series) for s in samples if s.status == 200
+        )
+
+    def _e2e(self, plan: Plan, ok: list[Sample]) -> list[float]:
+        """Webhook sent → first stock level of its SKU that counts its unit (reserved ≥ k)."""
+        pool = len(plan.skus)
+        out = []
+        for s in ok:
+            sku = plan.skus[s.index % pool]
+            k = s.index // pool + 1
+            seen = self.watcher.levels.get(sku, [])
+            at = next((t for reserved, t in seen if reserved >= k), None)
+            if at is not None:
+                out.append(max(0.0, at - s.sent_at))
+                self.tl.latencies.append((s.sent_at - self.tl.t0, 1000 * (at - s.sent_at), "e2e"))
+        return out
+
+    # --- settle and verify ------------------------------------------------------------------
+
+    async def _settle(self, rt: Runtime) -> None:
+        keys = self.keys
+
+        async def drained() -> bool:
+            if rt.relay is not None and (await rt.relay.backlog())[0] > 0:
+                return False
+            return all(k in self.watcher.decisions for k in keys)
+
+        await _until(drained, 120, "core and relay")
+        await asyncio.sleep(0.3)  # a last look for duplicate decisions
+
+    async def _verify(self, rt: Runtime) -> None:
+        assert rt.sessions is not None
+        v = await store.verify(rt.sessions, self.keys)
+        r = self.result
+        dup = {k: n for k, n in self.watcher.decisions.items() if n != 1 and k in self.keys}
+        r["orders_sent"] = len(self.keys)
+        r["orders_decided"] = v.decided
+        r["order_statuses"] = v.statuses
+        r["decisions_on_kafka"] = sum(self.watcher.decisions.get(k, 0) for k in self.keys)
+        r["orders_decided_more_than_once"] = len(dup)
+        r["oversell"] = v.oversell
+        r["invariant_problems"] = v.problems[:20]
+        if "flash" in self.opts.phases:
+            rows = await store.hot_stock(rt.sessions, self.flash)
+            r["flash_hot_skus"] = [{"sku": s, "on_hand": h, "reserved": q} for s, h, q in rows]
+            r["flash_sold_out_exactly"] = all(q == h for _, h, q in rows)
+        r["ok"] = bool(
+            not v.problems
+            and v.oversell == 0
+            and v.decided == len(self.keys)
+            and not dup
+            and r.get("flash_sold_out_exactly", True)
+        )
+
+    def _ratios(self) -> None:
+        r = self.result
+        limit = r.get("raw_limit_orders_per_s") or 0
+        for name in ("uniform", "zipf", "hot_sku", "flash"):
+            v = r.get(f"{name}_orders_per_s")
+            if v is not None and limit:
+                r[f"{name}_ratio_to_raw_limit"] = round(v / limit, 3)
+        if r.get("uniform_orders_per_s") and r.get("hot_sku_orders_per_s"):
+            r["hot_to_uniform_ratio"] = round(
+                r["hot_sku_orders_per_s"] / r["uniform_orders_per_s"], 3
+            )
+        if r.get("webhooks_per_s") and r.get("raw_kafka_produce_per_s"):
+            r["webhooks_ratio_to_raw_produce"] = round(
+                r["webhooks_per_s"] / r["raw_kafka_produce_per_s"], 3
+            )
+        for key in REQUIRED_KEYS:
+            r.setdefault(key, None)
+        r["targets"] = {
+            k: {"target": t, "measured": r.get(k), "met": _met(k, r.get(k), t)}
+            for k, t in TARGETS.items()
+        }
+        if limit and r.get("uniform_orders_per_s") is not None:
+            r["targets"]["uniform_ratio_to_raw_limit"] = {
+                "target": 0.5,
+                "measured": r.get("uniform_ratio_to_raw_limit"),
+                "met": (r.get("uniform_ratio_to_raw_limit") or 0) >= 0.5,
+            }
+
+
+def _met(key: str, value: Any, target: float) -> bool | None:
+    if value is None:
+        return None
+    return bool(value < target) if key.endswith("_ms") else bool(value >= target)
+
+
+def _profiler() -> Any:
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        log.warning("pyinstrument is not installed; running without the profiler")
+        return None
+    return Profiler(interval=0.001, async_mode="disabled")
+
+
+async def run_bench(opts: BenchOptions, say: Callable[[str], None] | None = None) -> Bench:
+    """Run the benchmark; `bench.result` holds the figures, `bench.tl` the timeline."""
+    bench = Bench(opts, say or (lambda _: None))
+    await bench.run()
+    return bench

@@ -1,0 +1,80 @@
+"""`hub bench`: the flash-sale benchmark (see BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from hub.observe import configure_logging
+
+
+class Database(StrEnum):
+    postgresql = "postgresql"
+    sqlite = "sqlite"
+
+
+def bench(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout"),
+    db: Database = typer.Option(Database.postgresql, "--db", help="Database of the run"),
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        help="Benchmark database (dropped and recreated); default "
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/hub_bench",
+    ),
+    orders: int = typer.Option(20000, "--orders", min=1, help="Orders per reservation phase"),
+    skus: int = typer.Option(10000, "--skus", min=1, help="SKUs of the uniform/Zipf phases"),
+    seconds: float = typer.Option(10.0, "--seconds", min=0.5, help="Length of each webhook phase"),
+    out: Path = typer.Option(Path("var/bench"), "--out", help="Where bench.json/png go"),
+    phases: str = typer.Option(
+        "uniform,zipf,hot,flash,webhooks", "--phases", help="Comma-separated subset to run"
+    ),
+    consumers: int = typer.Option(1, "--consumers", min=1, help="Core consumers in the process"),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Core batch size"),
+    concurrency: int = typer.Option(64, "--concurrency", min=1, help="Webhook connections"),
+    profile: bool = typer.Option(False, "--profile", help="pyinstrument profile to --out"),
+) -> None:
+    """Measure reservations, webhook intake and end-to-end latency against the raw limits of
+    the same broker and database; exit 1 if any order was oversold or not decided exactly once."""
+    from hub.bench import BenchOptions, run_bench
+    from hub.bench.report import print_table, write_json, write_plot
+
+    configure_logging("console", "WARNING")
+    console = Console(stderr=True)
+    chosen = tuple(p.strip() for p in phases.split(",") if p.strip())
+    opts = BenchOptions(
+        db=db.value,
+        database_url=database_url,
+        orders=orders,
+        skus=skus,
+        seconds=seconds,
+        out=out,
+        phases=chosen,
+        consumers=consumers,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        profile=profile,
+    )
+    bench_run = asyncio.run(run_bench(opts, say=lambda m: console.print(f"[dim]{m}")))
+    result = bench_run.result
+    write_json(result, out)
+    try:
+        plot = write_plot(bench_run.tl, out)
+        result["plot"] = str(plot)
+    except Exception as exc:  # the figures matter more than the picture
+        console.print(f"[yellow]plot not written: {exc!r}")
+    print_table(result, console)
+    console.print(f"[dim]wrote {out / 'bench.json'} and {out / 'bench.png'}")
+    if as_json:
+        print(json.dumps(result, default=str))
+    if not result.get("ok"):
+        raise typer.Exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("bench")(bench)
