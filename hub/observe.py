@@ -11,6 +11,18 @@ from hub import metrics
 from hub.core.batch import BatchResult
 
 
+class _StderrLogger:
+    """Writes to whatever `sys.stderr` is at the time of the call (not at configuration)."""
+
+    def __init__(self, *_args: object) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
     fmt = fmt or ("console" if sys.stderr.isatty() else "json")
     renderer: structlog.types.Processor = (
@@ -33,7 +45,7 @@ def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             lvl if isinstance(lvl, int) else logging.INFO
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLogger,
         cache_logger_on_first_use=False,
     )
 
