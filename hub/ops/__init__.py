@@ -1,0 +1,1 @@
+"""Operations: consumer lag with a status per group, and the state the dashboard reads."""
