@@ -22,6 +22,7 @@ from hub.config import Settings
 from hub.core.batch import BatchResult, CoreProcessor, rules_from_config
 from hub.core.consumer import add_core_subscriber
 from hub.domain.allocation import Rule
+from hub.finance.chart import chart_from_config
 from hub.kafka import clients
 from hub.kafka.embedded import EmbeddedBroker
 from hub.kafka.producer import KafkaPublisher
@@ -32,6 +33,7 @@ from hub.relay import OutboxRelay, wait_any
 from hub.store.db import make_engine, session_factory
 from hub.store.migrate import upgrade
 from hub.store.models import ChannelRuleRow
+from hub.voucherworker import VoucherWorker
 
 log = structlog.get_logger("hub.app")
 
@@ -50,6 +52,7 @@ class Runtime:
     publisher: KafkaPublisher | None = None
     relay: OutboxRelay | None = None
     pushworker: PushWorker | None = None
+    voucherworker: VoucherWorker | None = None
     brokers: list[KafkaBroker] = field(default_factory=list)
     processors: list[CoreProcessor] = field(default_factory=list)
     rules: dict[str, Rule] = field(default_factory=dict)
@@ -113,7 +116,9 @@ class Runtime:
             if self.relay is not None:
                 self.relay.notify()
 
-        processor = CoreProcessor(self.sessions, self.rules, on_committed=committed)
+        processor = CoreProcessor(
+            self.sessions, self.rules, on_committed=committed, chart=chart_from_config(s.hub)
+        )
         broker = KafkaBroker(
             self.bootstrap,
             client_id=f"hub-core-{index}",
@@ -137,19 +142,24 @@ class Runtime:
         worker = PushWorker(
             self.settings, self.publisher, only=self.only_account, transports=self.transports
         )
-        if not worker.accounts:
+        finance = VoucherWorker(self.settings, self.publisher, only=self.only_account)
+        if not worker.accounts and not finance.sinks:
             return
-        await worker.start()
         broker = KafkaBroker(
             self.bootstrap,
             client_id="hub-connectors",
             security=clients.faststream_security(self.settings),
             logger=None,
         )
-        worker.subscribe(broker)
+        if worker.accounts:
+            await worker.start()
+            worker.subscribe(broker)
+            self.pushworker = worker
+        if finance.sinks:
+            finance.subscribe(broker)
+            self.voucherworker = finance
         await broker.start()
         self.brokers.append(broker)
-        self.pushworker = worker
 
     async def _sync_channel_rules(self) -> None:
         assert self.sessions is not None
@@ -215,6 +225,8 @@ class Runtime:
                     await task
         if self.pushworker:
             await self.pushworker.stop()
+        if self.voucherworker:
+            await self.voucherworker.stop()
         if self.publisher:
             await self.publisher.stop()
         if self.engine:

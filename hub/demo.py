@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -31,7 +32,8 @@ from schemas import topics
 from schemas.base import now_utc
 from schemas.envelope import Envelope, message_id
 from schemas.orders import FulfilledLine, OrderCancelled, OrderFulfilled, OrderLine, OrderPlaced
-from schemas.stock import StockCounted
+from schemas.payments import PaymentCaptured
+from schemas.stock import GoodsReceived, StockCounted
 
 console = Console(stderr=True)
 
@@ -160,11 +162,16 @@ async def scenario(rt: Runtime, run_id: str, report: Report) -> None:
         Envelope(
             id=message_id("demo", run_id, "seed", sku),
             source="demo/warehouse",
-            data=StockCounted(
-                sku=sku, quantity=qty, count_id=f"seed-{run_id}", counted_at=now_utc()
+            data=GoodsReceived(
+                sku=sku,
+                quantity=qty,
+                unit_cost=cost,
+                currency="CNY",
+                receipt_id=f"seed-{run_id}-{sku}",
+                received_at=now_utc(),
             ),
         )
-        for sku, qty in ((hot, 50), (cold, 500))
+        for sku, qty, cost in ((hot, 50, Decimal("61.37")), (cold, 500, Decimal("12.05")))
     ]
     await rt.publisher.publish(seed)
     await _settle(rt, 2)
@@ -228,9 +235,25 @@ async def scenario(rt: Runtime, run_id: str, report: Report) -> None:
         )
         for i, k in enumerate(accepted[10:30])
     ]
+    payments = [
+        Envelope(
+            id=message_id(k, "paid"),
+            source="demo",
+            data=PaymentCaptured(
+                order_key=k,
+                account=k.split(":")[0],
+                payment_id=f"P{i}",
+                amount=Decimal("99.00"),
+                currency="CNY",
+                gateway="alipay",
+                captured_at=now_utc(),
+            ),
+        )
+        for i, k in enumerate(accepted[10:20])
+    ]
     base = rt.totals.applied + rt.totals.duplicates
-    await rt.publisher.publish(cancels + fulfils)
-    await _settle(rt, base + 30)
+    await rt.publisher.publish(cancels + fulfils + payments)
+    await _settle(rt, base + 40)
 
     # Late demand takes the released units, no more.
     late = [_order("acme", "online", 5000 + n, [(hot, 1)]) for n in range(15)]
@@ -265,7 +288,7 @@ async def scenario(rt: Runtime, run_id: str, report: Report) -> None:
         before = await stock_view(s, hot, rt.rules)
     # Every message again: duplicates must change nothing.
     base = rt.totals.applied + rt.totals.duplicates
-    everything = seed + orders + cancels + fulfils + late + [count]
+    everything = seed + orders + cancels + fulfils + payments + late + [count]
     await rt.publisher.publish(everything)
     await _settle(rt, base + len(everything))
     async with rt.sessions() as s:
@@ -319,6 +342,43 @@ def counted_envelope(sku: str, qty: int, tag: str) -> Envelope:
     )
 
 
+async def books_check(rt: Runtime, settings: Settings, path: Path, report: Report) -> None:
+    """The books balance, match the warehouse and the orders, and reached the journal file."""
+    from hub.finance.chart import chart_from_config
+    from hub.finance.ledger import check_books
+    from hub.finance.tables import VoucherRow
+
+    assert rt.sessions is not None
+    chart = chart_from_config(settings.hub)
+    async with rt.sessions() as s:
+        problems = await check_books(s, chart)
+        vouchers = (await s.execute(select(func.count()).select_from(VoucherRow))).scalar_one()
+    report.figures["vouchers"] = vouchers
+    report.check(
+        "books balance and match stock and receivables",
+        not problems,
+        "; ".join(f"{p.check} {p.subject}: {p.expected} != {p.actual}" for p in problems[:3])
+        or f"{vouchers} vouchers; inventory = Σ on_hand × average cost; "
+        "receivables = billed − paid",
+    )
+
+    def written() -> int:
+        try:
+            return path.read_text().count("voucher_id:")
+        except FileNotFoundError:
+            return 0
+
+    start = time.monotonic()
+    while written() < vouchers and time.monotonic() - start < 30:  # noqa: ASYNC110 - a file
+        await asyncio.sleep(0.2)
+    report.figures["books_file"] = str(path)
+    report.check(
+        "every voucher reached the Beancount journal once",
+        written() == vouchers,
+        f"{written()} transactions in {path.name} for {vouchers} vouchers",
+    )
+
+
 def _channel(order_key: str) -> str:
     return DEMO_ACCOUNTS[order_key.split(":")[0]].channel
 
@@ -347,7 +407,9 @@ async def run_demo(base: Settings, *, keep_running: bool = False, as_json: bool 
     for sku in (f"HOT-{run_id}", f"COLD-{run_id}"):  # the Kafka-driven part's SKUs, on sale too
         shops.shopify.add_product(sku)
         shops.woo.add_product(sku)
-    settings = demo_settings(base, run_id, shops.accounts())
+    books_path = base.var_dir / "demo" / f"{run_id}.beancount"
+    books = {"books": AccountConfig(connector="beancount", path=str(books_path))}
+    settings = demo_settings(base, run_id, {**shops.accounts(), **books})
     rt = Runtime(settings, consumers=2)
     report = Report()
     try:
@@ -364,6 +426,7 @@ async def run_demo(base: Settings, *, keep_running: bool = False, as_json: bool 
             )
             await scenario(rt, run_id, report)
             await flash_sale(rt, shops, gateway, f"FLASH-{run_id}", report)
+            await books_check(rt, settings, books_path, report)
             if keep_running:
                 console.print(f"scenario done; serving on {gateway} until Ctrl-C")
                 await rt.stop_event.wait()

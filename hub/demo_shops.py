@@ -60,7 +60,7 @@ class Shops:
     def create(cls) -> Shops:
         return cls(
             ShopifySimulator(webhook_secret=secrets.token_hex(16), currency="CNY"),
-            WooCommerceSimulator(webhook_secret=secrets.token_hex(16)),
+            WooCommerceSimulator(webhook_secret=secrets.token_hex(16), currency="CNY"),
             free_port(),
             free_port(),
         )

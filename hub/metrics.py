@@ -118,6 +118,12 @@ VOUCHERS_ISSUED = Counter(
     "Accounting vouchers written to the outbox.",
     registry=REGISTRY,
 )
+VOUCHERS_DELIVERED = Counter(
+    "hub_vouchers_delivered",
+    "Vouchers delivered to finance accounts, by outcome.",
+    ["account", "outcome"],
+    registry=REGISTRY,
+)
 PURCHASE_ORDERS_ISSUED = Counter(
     "hub_purchase_orders_issued",
     "Purchase orders issued to suppliers.",

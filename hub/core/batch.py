@@ -8,9 +8,10 @@ committed, so the consumer may commit its offsets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -21,6 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.core.records import Record
 from hub.domain.allocation import Level, Rule, channel_available
 from hub.domain.stockbook import NeedsBumpData, OrderRow, ResLine, StockBook, StockRow
+from hub.finance import billing
+from hub.finance import events as finance_events
+from hub.finance.chart import Chart
+from hub.finance.rules import CurrencyMismatch
 from hub.store import locks
 from hub.store.models import (
     ChannelLevel,
@@ -37,12 +42,15 @@ from schemas.base import CanonicalMessage, now_utc
 from schemas.envelope import Envelope, EnvelopeError, decode, message_id
 from schemas.levels import StockLevelChanged
 from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
+from schemas.payments import PaymentCaptured, PaymentRefunded
 from schemas.stock import GoodsReceived, StockAdjusted, StockCounted, StockTransferred
 
 log = structlog.get_logger("hub.core")
 
 SOURCE = "hub/core"
 HANDLED = (
+    PaymentCaptured,
+    PaymentRefunded,
     OrderPlaced,
     OrderCancelled,
     OrderFulfilled,
@@ -52,6 +60,23 @@ HANDLED = (
     GoodsReceived,
     StockTransferred,
 )
+
+
+class _StockView(Mapping[tuple[str, str], tuple[int, Decimal]]):
+    """(on_hand, average cost) of the batch's rows as they are now, for the voucher rules."""
+
+    def __init__(self, book: StockBook) -> None:
+        self.book = book
+
+    def __getitem__(self, key: tuple[str, str]) -> tuple[int, Decimal]:
+        row = self.book.stock[key]
+        return row.on_hand, row.avg_cost
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.book.stock)
+
+    def __len__(self) -> int:
+        return len(self.book.stock)
 
 
 class UnhandledMessage(EnvelopeError):
@@ -69,6 +94,7 @@ class BatchResult:
     released: int = 0
     bumped: int = 0
     levels_published: int = 0
+    vouchers: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: BatchResult) -> None:
@@ -82,6 +108,7 @@ class BatchResult:
             "released",
             "bumped",
             "levels_published",
+            "vouchers",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for k, v in other.by_type.items():
@@ -153,12 +180,14 @@ class CoreProcessor:
         consumer: str = "core",
         on_committed: Callable[[BatchResult], None] | None = None,
         max_attempts: int = 5,
+        chart: Chart | None = None,
     ) -> None:
         self.sessions = sessions
         self.rules = rules
         self.consumer = consumer
         self.on_committed = on_committed
         self.max_attempts = max_attempts
+        self.chart = chart
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -323,11 +352,13 @@ class CoreProcessor:
         stock_before = set(book.stock)
 
         applied: list[Envelope] = []
+        vouchers: list[Envelope] = []
         for _, env in good:
             if env.id in done:
                 result.duplicates += 1
                 continue
-            self._dispatch(book, env)
+            costs = await self._book(session, book, env, vouchers) if self.chart else None
+            self._dispatch(book, env, costs)
             applied.append(env)
             result.by_type[env.type] = result.by_type.get(env.type, 0) + 1
         result.applied = len(applied)
@@ -340,9 +371,11 @@ class CoreProcessor:
         result.released, result.bumped = o.released, o.bumped
 
         now = now_utc()
-        outbox: list[dict[str, Any]] = []
+        outbox: list[dict[str, Any]] = [outbox_row(v) for v in vouchers]
+        result.vouchers = len(vouchers)
+        by_id = {e.id: e for e in applied}
         for msg, cause in book.out:
-            outbox.append(outbox_row(self._envelope(msg, cause, applied)))
+            outbox.append(outbox_row(self._envelope(msg, cause, by_id)))
         result.levels_published = await self._levels(session, book, outbox, now)
         await self._write(session, book, stock_before, applied, now)
         for info in bad:
@@ -354,8 +387,29 @@ class CoreProcessor:
             await session.execute(insert(OutboxRow), outbox)
         return result
 
-    def _envelope(self, msg: CanonicalMessage, cause: str, applied: list[Envelope]) -> Envelope:
-        corr = next((e.correlation_id or e.id for e in applied if e.id == cause), cause)
+    async def _book(
+        self, session: AsyncSession, book: StockBook, env: Envelope, out: list[Envelope]
+    ) -> dict[tuple[str, str], Decimal | None] | None:
+        """Book the vouchers the message causes, against the stock as it is before its effect.
+        Returns the unit costs restocked returns come back at."""
+        assert self.chart is not None
+        msg = env.data
+        costs: dict[tuple[str, str], Decimal | None] | None = None
+        if isinstance(msg, OrderReturned):
+            lines = await billing.return_lines(session, self.chart, msg)
+            costs = {(ln.sku, ln.location): ln.unit_cost for ln in lines}
+        try:
+            made = await finance_events.vouchers_for(session, self.chart, msg, _StockView(book))
+        except CurrencyMismatch as exc:
+            log.warning("no voucher booked", cause=env.id, reason=str(exc))
+            return costs
+        for voucher in await finance_events.post_all(session, made):
+            out.append(finance_events.envelope(voucher, env.correlation_id or env.id))
+        return costs
+
+    def _envelope(self, msg: CanonicalMessage, cause: str, by_id: dict[str, Envelope]) -> Envelope:
+        origin = by_id.get(cause)
+        corr = (origin.correlation_id or origin.id) if origin else cause
         return Envelope(
             id=message_id(SOURCE, msg.ce_type, cause, msg.kafka_key()),
             source=SOURCE,
@@ -364,7 +418,9 @@ class CoreProcessor:
         )
 
     @staticmethod
-    def _dispatch(book: StockBook, env: Envelope) -> None:
+    def _dispatch(
+        book: StockBook, env: Envelope, costs: dict[tuple[str, str], Decimal | None] | None = None
+    ) -> None:
         d, cause = env.data, env.id
         if isinstance(d, OrderPlaced):
             book.apply_placed(d, cause)
@@ -373,7 +429,7 @@ class CoreProcessor:
         elif isinstance(d, OrderFulfilled):
             book.apply_fulfilled(d, cause)
         elif isinstance(d, OrderReturned):
-            book.apply_returned(d, cause)
+            book.apply_returned(d, cause, costs)
         elif isinstance(d, StockCounted):
             book.apply_counted(d, cause)
         elif isinstance(d, StockAdjusted):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from hub.finance import costing
 from schemas.base import CanonicalMessage
 from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
 from schemas.reservations import (
@@ -34,7 +35,6 @@ from schemas.reservations import (
 from schemas.stock import GoodsReceived, StockAdjusted, StockCounted, StockTransferred
 
 StockKey = tuple[str, str]  # (sku, location)
-COST_QUANTUM = Decimal("0.000001")
 
 
 class NeedsBumpData(Exception):
@@ -360,7 +360,14 @@ class StockBook:
         if order.placed and not any(line.open for line in order.lines.values()):
             order.status = "fulfilled"
 
-    def apply_returned(self, msg: OrderReturned, cause: str) -> None:
+    def apply_returned(
+        self,
+        msg: OrderReturned,
+        cause: str,
+        unit_costs: dict[StockKey, Decimal | None] | None = None,
+    ) -> None:
+        """Restocked units come back at the cost they left with (when finance knows it), so the
+        inventory account stays equal to Σ on_hand × average cost."""
         order = self._order(msg.order_key)
         order.account = order.account or msg.account
         order.channel = order.channel or msg.channel
@@ -373,9 +380,11 @@ class StockBook:
             line.dirty = True
             order.dirty = True
             if rl.restock:
-                self._move(
-                    self.stock[key], rl.quantity, "return", order.order_key, cause, msg.returned_at
-                )
+                row = self.stock[key]
+                cost = (unit_costs or {}).get(key)
+                if cost is not None:
+                    row.avg_cost = costing.receive(row.on_hand, row.avg_cost, rl.quantity, cost)
+                self._move(row, rl.quantity, "return", order.order_key, cause, msg.returned_at)
 
     # -- stock events ----------------------------------------------------------------------------
 
@@ -401,12 +410,7 @@ class StockBook:
 
     def apply_received(self, msg: GoodsReceived, cause: str) -> None:
         row = self._row(msg.sku, msg.location)
-        before = row.on_hand
-        if before > 0:
-            value = before * row.avg_cost + msg.quantity * msg.unit_cost
-            row.avg_cost = (value / (before + msg.quantity)).quantize(COST_QUANTUM)
-        else:
-            row.avg_cost = msg.unit_cost.quantize(COST_QUANTUM)
+        row.avg_cost = costing.receive(row.on_hand, row.avg_cost, msg.quantity, msg.unit_cost)
         if msg.po_number:
             row.inbound = max(0, row.inbound - msg.quantity)
         self._move(
@@ -422,11 +426,7 @@ class StockBook:
     def apply_transferred(self, msg: StockTransferred, cause: str) -> None:
         src = self._row(msg.sku, msg.from_location)
         dst = self._row(msg.sku, msg.to_location)
-        if dst.on_hand > 0:
-            value = dst.on_hand * dst.avg_cost + msg.quantity * src.avg_cost
-            dst.avg_cost = (value / (dst.on_hand + msg.quantity)).quantize(COST_QUANTUM)
-        else:
-            dst.avg_cost = src.avg_cost
+        dst.avg_cost = costing.receive(dst.on_hand, dst.avg_cost, msg.quantity, src.avg_cost)
         self._move(
             src,
             -msg.quantity,

@@ -31,3 +31,10 @@ def test_demo_exits_zero_and_every_check_holds(tmp_path: Path) -> None:
     assert "replaying every message changes nothing" in names
     assert "shops converge to the hub's available-to-sell" in names
     assert all(c["ok"] for c in summary["checks"])
+    # The finance journal the demo wrote is valid Beancount, checked by the real bean-check.
+    books = Path(summary["figures"]["books_file"])
+    assert summary["figures"]["vouchers"] > 0
+    check = subprocess.run(
+        [str(hub.with_name("bean-check")), str(books)], capture_output=True, text=True, timeout=120
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -36,7 +36,7 @@ def _settings(kafka, db_url: str, tmp_path) -> Settings:
     return s
 
 
-async def _until(predicate, limit: float = 60.0) -> None:
+async def _until(predicate, limit: float = 120.0) -> None:
     start = time.monotonic()
     while time.monotonic() - start < limit:
         if await predicate():

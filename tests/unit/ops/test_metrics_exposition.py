@@ -37,9 +37,20 @@ EXPECTED = {
 }
 
 
+def _value(name: str, labels: dict[str, str] | None = None) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+BEFORE: dict[str, float] = {}
+
+
 @pytest.fixture(scope="module")
 def exposition() -> str:
-    """The exposition after every metric has had a sample value."""
+    """The exposition after every metric has had a sample value (counters are compared by how
+    much they grew: other tests in the same process may have counted before)."""
+    BEFORE["rejected"] = _value("hub_reservations_total", {"outcome": "rejected"})
+    BEFORE["refused"] = _value("hub_oversell_attempts_refused_total")
+    BEFORE["batches"] = _value("hub_core_batch_size_count")
     metrics.set_partition_lag("hub-core", "hub.orders.v1", 0, messages=42, seconds=3.5)
     metrics.set_partition_lag("hub-core", "hub.orders.v1", 1, messages=7, seconds=0.25)
     metrics.set_group_lag_totals("hub-core", max_messages=42, max_seconds=3.5, total=49)
@@ -107,9 +118,9 @@ def test_sample_values_are_rendered_as_set(exposition: str) -> None:
     assert samples[("kafka_consumergroup_group_lag", lag)] == 42
     assert samples[("kafka_consumergroup_group_lag_seconds", lag)] == 3.5
     assert samples[("kafka_consumergroup_group_sum_lag", (("group", "hub-core"),))] == 49
-    assert samples[("hub_reservations_total", (("outcome", "rejected"),))] == 2
-    assert samples[("hub_oversell_attempts_refused_total", ())] == 2
-    assert samples[("hub_core_batch_size_count", ())] == 1
+    assert samples[("hub_reservations_total", (("outcome", "rejected"),))] == BEFORE["rejected"] + 2
+    assert samples[("hub_oversell_attempts_refused_total", ())] == BEFORE["refused"] + 2
+    assert samples[("hub_core_batch_size_count", ())] == BEFORE["batches"] + 1
     assert samples[("hub_outbox_backlog", ())] == 11
 
 

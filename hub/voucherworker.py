@@ -1,0 +1,130 @@
+"""Finance sinks of the connector-worker role: each voucher of `hub.vouchers.v1` to every
+configured finance account (Beancount journal, accounting API). Idempotent on voucher id;
+a permanent refusal goes to the dead-letter topic, a transient one is retried."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Protocol
+
+import structlog
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from pydantic import ValidationError
+
+from connectors.errors import ConnectorError
+from hub import metrics
+from hub.config import Settings
+from hub.kafka.producer import KafkaPublisher
+from schemas import topics
+from schemas.finance import VoucherIssued
+
+log = structlog.get_logger("hub.voucherworker")
+FINANCE_CONNECTORS = ("beancount", "xero")
+
+
+class VoucherSink(Protocol):
+    async def deliver(self, voucher: VoucherIssued) -> bool: ...
+
+
+def build_sinks(settings: Settings, only: str | None = None) -> dict[str, VoucherSink]:
+    sinks: dict[str, VoucherSink] = {}
+    for name, acc in settings.hub.accounts.items():
+        if acc.connector not in FINANCE_CONNECTORS or (only and name != only):
+            continue
+        if acc.connector == "beancount":
+            from connectors.beancount.subscriber import from_account as beancount
+
+            sinks[name] = beancount(acc, settings.hub, settings.var_dir)
+        else:
+            from connectors.xero.subscriber import from_account as xero
+
+            sinks[name] = xero(acc)
+    return sinks
+
+
+async def _raw(msg: Any) -> Any:
+    return msg.body
+
+
+class VoucherWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: KafkaPublisher,
+        *,
+        only: str | None = None,
+        attempts: int = 5,
+    ) -> None:
+        self.sinks = build_sinks(settings, only)
+        self.publisher = publisher
+        self.group = "hub-finance" if only is None else f"hub-finance-{only}"
+        self.attempts = attempts
+
+    async def _deliver(
+        self, name: str, sink: VoucherSink, voucher: VoucherIssued, raw: bytes
+    ) -> None:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                await sink.deliver(voucher)
+                metrics.VOUCHERS_DELIVERED.labels(account=name, outcome="ok").inc()
+                return
+            except ConnectorError as exc:
+                if exc.retryable and attempt < self.attempts:
+                    await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
+                    continue
+                metrics.VOUCHERS_DELIVERED.labels(account=name, outcome="failed").inc()
+                log.error(
+                    "voucher refused", account=name, voucher=voucher.voucher_id, error=str(exc)
+                )
+                with contextlib.suppress(Exception):
+                    await self.publisher.send_many(
+                        [
+                            (
+                                topics.DLQ,
+                                voucher.voucher_id,
+                                raw,
+                                [
+                                    ("ce_specversion", b"1.0"),
+                                    ("ce_id", voucher.voucher_id.encode()),
+                                    ("ce_type", voucher.ce_type.encode()),
+                                    ("ce_source", b"hub/finance"),
+                                    ("dlq_error", f"{name}: {exc}"[:2000].encode()),
+                                    ("dlq_topic", topics.VOUCHERS.encode()),
+                                    ("dlq_consumer", self.group.encode()),
+                                ],
+                            )
+                        ]
+                    )
+                if exc.retryable:
+                    raise  # the batch is re-read later: a transient failure must not be lost
+                return
+
+    def subscribe(self, broker: KafkaBroker) -> None:
+        @broker.subscriber(
+            topics.VOUCHERS,
+            group_id=self.group,
+            batch=True,
+            max_records=500,
+            batch_timeout_ms=50,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw,
+        )
+        async def on_vouchers(body: list[Any], message: KafkaMessage) -> None:
+            for r in message.raw_message:
+                try:
+                    voucher = VoucherIssued.model_validate_json(r.value)
+                except ValidationError:
+                    log.warning("not a voucher; skipped", offset=r.offset)
+                    continue
+                for name, sink in self.sinks.items():
+                    await self._deliver(name, sink, voucher, r.value)
+
+    async def stop(self) -> None:
+        for sink in self.sinks.values():
+            close = getattr(sink, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
