@@ -236,6 +236,34 @@ def stock_check(as_json: JsonOpt = False) -> None:
     raise typer.Exit(0 if not problems else 1)
 
 
+@stock_app.command("repair")
+def stock_repair(
+    fix: Annotated[bool, typer.Option("--fix", help="Correct what disagrees.")] = False,
+    actor: Annotated[str, typer.Option(help="Who repairs (audit log).")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute reserved from open reservations and on_hand from the journal."""
+    from hub.repair import repair_stock
+
+    s = settings()
+
+    async def go() -> list[dict[str, object]]:
+        async with db_session(s) as session, session.begin():
+            return [f.as_json() for f in await repair_stock(session, fix=fix, actor=actor)]
+
+    fixes = run(go())
+    if as_json:
+        print_json({"fixed": fix, "mismatches": fixes})
+    else:
+        for f in fixes:
+            console.print(
+                f"{f['sku']}@{f['location']} {f['field']}: stored {f['stored']}, "
+                f"recomputed {f['recomputed']}" + (" (fixed)" if fix else "")
+            )
+        out.print(f"{len(fixes)} mismatch(es)" + (" fixed" if fix and fixes else ""))
+    raise typer.Exit(1 if fixes and not fix else 0)
+
+
 @dlq_app.command("list")
 def dlq_list(
     all_: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
