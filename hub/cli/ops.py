@@ -27,7 +27,9 @@ def lag(
         list[str] | None,
         typer.Option("--group", "-g", help="Only this group (repeatable); default: every group."),
     ] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Samples taken before the first report.")] = 3,
+    samples: Annotated[
+        int, typer.Option(min=1, help="Samples before the first report (1: only OK or ERR).")
+    ] = 3,
     interval: Annotated[float, typer.Option(min=0.0, help="Seconds between samples.")] = 1.0,
 ) -> None:
     """Consumer lag per group, topic and partition, in messages and seconds, with a status.
@@ -63,7 +65,7 @@ def lag(
             groups,
             topics=topics,
             window=max(10, samples),
-            min_samples=min(3, samples),
+            min_samples=max(2, min(3, samples)),
         )
         async with monitor:
             for i in range(samples):

@@ -32,7 +32,7 @@ or its lag is 0 (the consumer was keeping up). Rules, in order, for one partitio
    longer than the window spans while lag > 0: **STOP** (Burrow: time since the last commit is
    longer than the window);
 4. lag was 0 at some sample of the window: **OK** (it caught up recently);
-5. fewer than `min_samples` samples: **OK** (not enough evidence to warn);
+5. fewer than `min_samples` samples (at least 2): **OK** (not enough evidence to warn);
 6. the committed offset did not move over the window: **STALL**;
 7. the lag never decreased over the window (each sample >= the previous): **WARNING**;
 8. otherwise **OK**.
@@ -90,7 +90,7 @@ def partition_status(window: Sequence[Sample], *, clock_start: float, min_sample
         return "STOP"
     if any(s.lag == 0 for s in window):
         return "OK"
-    if len(window) < min_samples:
+    if len(window) < max(2, min_samples):
         return "OK"
     if all(b.committed == a.committed for a, b in pairs):
         return "STALL"
@@ -355,20 +355,26 @@ class LagMonitor:
         await self.stop()
 
     async def poll(self) -> dict[str, Any]:
-        """One round for every group: sample, evaluate, set the gauges; returns `snapshot()`."""
+        """One round for every group: sample, evaluate, set the gauges; returns `snapshot()`.
+
+        When the broker cannot be read at all, every group is reported ERR (never a stale OK).
+        """
         assert self._admin is not None and self._consumer is not None, "start() first"
         now = float(self.clock())
-        partitions = {
-            t["topic"]: sorted(p["partition"] for p in t["partitions"])
-            for t in await self._admin.describe_topics(None)
-            if not t.get("error_code") and not t["topic"].startswith("__")
-        }
-        groups = self.groups
-        if groups is None:
-            listed = await self._admin.list_consumer_groups()
-            groups = sorted(
-                {g for g, proto in listed if proto in ("consumer", "")} | set(self.topics)
-            )
+        try:
+            partitions = {
+                t["topic"]: sorted(p["partition"] for p in t["partitions"])
+                for t in await self._admin.describe_topics(None)
+                if not t.get("error_code") and not t["topic"].startswith("__")
+            }
+            groups = self.groups
+            if groups is None:
+                listed = await self._admin.list_consumer_groups()
+                groups = sorted(
+                    {g for g, proto in listed if proto in ("consumer", "")} | set(self.topics)
+                )
+        except Exception as exc:
+            return self.failed(f"{type(exc).__name__}: {exc}", now)
         results: dict[str, GroupLag] = {}
         for group in groups:
             try:
@@ -376,7 +382,17 @@ class LagMonitor:
                 results[group] = self.evaluator.evaluate(group, now)
             except Exception as exc:
                 results[group] = self.evaluator.failed(group, f"{type(exc).__name__}: {exc}")
-            publish_metrics(results[group])
+        return self._publish(results, now)
+
+    def failed(self, error: str, now: float | None = None) -> dict[str, Any]:
+        """Every group ERR with `error` (the broker could not be read); sets the gauges too."""
+        groups = set(self.groups or ()) | set(self.topics) | set(self.last.get("groups", {}))
+        results = {g: self.evaluator.failed(g, error) for g in sorted(groups)}
+        return self._publish(results, float(self.clock()) if now is None else now)
+
+    def _publish(self, results: dict[str, GroupLag], now: float) -> dict[str, Any]:
+        for result in results.values():
+            publish_metrics(result)
         self.last = {
             "time": datetime.fromtimestamp(now, UTC).isoformat(),
             "groups": {g: r.as_dict() for g, r in results.items()},

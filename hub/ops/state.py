@@ -153,6 +153,7 @@ async def lag_loop(runtime: Any, interval: float = 5.0) -> None:
             state.lag = await monitor.poll()
         except Exception as exc:
             log.warning("lag poll failed", error=repr(exc))
+            state.lag = monitor.failed(f"{type(exc).__name__}: {exc}")
             with contextlib.suppress(Exception):
                 await monitor.stop()
             started = False

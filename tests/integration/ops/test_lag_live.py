@@ -51,10 +51,7 @@ async def _hub_lag(s: Settings, *args: str) -> dict[str, Any]:
     """`hub lag --json …` as an operator runs it, in a thread (the CLI runs its own loop)."""
     env = {"HUB_KAFKA_BOOTSTRAP": s.kafka_bootstrap or "", "HUB_CORE_GROUP": s.core_group}
     result = await asyncio.to_thread(
-        CliRunner().invoke,
-        _cli_app(),
-        ["lag", "--json", "--group", s.core_group, *args],
-        env=env,
+        CliRunner().invoke, _cli_app(), ["lag", "--json", *args], env=env
     )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -114,7 +111,7 @@ async def test_paused_core_shows_lag_and_a_non_ok_status_then_recovers(kafka, tm
         for i in range(PAUSED_ORDERS):  # one batch each: the broker's end offsets are exact
             await rt.publisher.publish([place(f"acme:{i}", [("A", 1)])])
 
-        paused = await _hub_lag(s, "--samples", "3", "--interval", "0.5")
+        paused = await _hub_lag(s, "--group", group, "--samples", "3", "--interval", "0.5")
         g = paused["groups"][group]
         orders = [p for p in g["partitions"] if p["topic"] == topics.ORDERS]
         stock = [p for p in g["partitions"] if p["topic"] == topics.STOCK_EVENTS]
@@ -140,12 +137,16 @@ async def test_paused_core_shows_lag_and_a_non_ok_status_then_recovers(kafka, tm
         assert gauges[("hub_consumergroup_status", "OK")] == 0
         assert gauges[("kafka_consumergroup_group_max_lag_seconds", "")] > 0
 
+        # without --group: every group the broker knows, the core's among them
+        listed = await _hub_lag(s, "--samples", "1")
+        assert listed["groups"][group]["sum_lag"] == PAUSED_ORDERS
+
         # consuming again: a new core of the same group picks up where the paused one stood
         resumed = Runtime(s)
         await resumed.start({"core"})
 
         async def drained() -> dict[str, Any] | None:
-            snap = await _hub_lag(s, "--samples", "1")
+            snap = await _hub_lag(s, "--group", group, "--samples", "1")
             return snap if snap["groups"][group]["sum_lag"] == 0 else None
 
         after = (await _until(drained, 45))["groups"][group]

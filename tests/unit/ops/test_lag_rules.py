@@ -6,7 +6,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub import metrics
-from hub.ops.lag import GroupLag, LagEvaluator, OffsetTimeTable, PartitionLag, publish_metrics
+from hub.ops.lag import (
+    GroupLag,
+    LagEvaluator,
+    LagMonitor,
+    OffsetTimeTable,
+    PartitionLag,
+    publish_metrics,
+)
 
 G = "rules-test"
 
@@ -83,6 +90,8 @@ def test_idle_consumer_that_had_nothing_to_commit_is_not_stopped_by_one_new_mess
 def test_too_few_samples_give_no_warning_or_stall():
     assert _status([(0, 5, 10), (1, 5, 12)]) == "OK"
     assert _status([(0, 5, 10), (1, 5, 12)], min_samples=2) == "STALL"
+    # one sample is never evidence of a stall, whatever is asked for
+    assert _status([(0, 5, 10)], min_samples=1) == "OK"
 
 
 def test_group_status_is_its_worst_partition_and_err_when_unreadable():
@@ -214,3 +223,19 @@ def test_publish_metrics_sets_the_lag_exporter_gauges_and_one_hot_status():
         dict(k[1])["status"]: v for k, v in samples.items() if k[0] == "hub_consumergroup_status"
     }
     assert status == {"OK": 0, "WARNING": 0, "STALL": 1, "STOP": 0, "REWIND": 0, "ERR": 0}
+
+
+def test_a_broker_that_cannot_be_read_turns_every_watched_group_err_not_a_stale_ok():
+    group = "rules-test-unreachable"
+    monitor = LagMonitor("127.0.0.1:1", None, [group], clock=lambda: 1_700_000_000.0)
+    snap = monitor.failed("KafkaConnectionError: Unable to bootstrap")
+    assert snap["groups"][group]["status"] == "ERR"
+    assert snap["groups"][group]["error"] == "KafkaConnectionError: Unable to bootstrap"
+    assert snap["time"] == "2023-11-14T22:13:20+00:00"
+    status = {
+        s.labels["status"]: s.value
+        for fam in text_string_to_metric_families(metrics.exposition().decode())
+        for s in fam.samples
+        if s.name == "hub_consumergroup_status" and s.labels.get("group") == group
+    }
+    assert status["ERR"] == 1 and status["OK"] == 0
