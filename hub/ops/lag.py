@@ -331,12 +331,18 @@ class LagMonitor:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.client_kwargs)
-        await self._admin.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, **self.client_kwargs
-        )
-        await self._consumer.start()
+        try:
+            self._admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap, **self.client_kwargs
+            )
+            await self._admin.start()
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, **self.client_kwargs
+            )
+            await self._consumer.start()
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         if self._consumer is not None:

@@ -32,6 +32,7 @@ class OpsState:
 
     lag: dict[str, Any] = field(default_factory=lambda: {"time": None, "groups": {}})
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    running: bool = False  # a `lag_loop` keeps `lag` fresh
     _previous: dict[str, float] = field(default_factory=dict)
 
     def point(
@@ -138,12 +139,21 @@ async def lag_loop(runtime: Any, interval: float = 5.0) -> None:
     """Poll the watched groups every `interval` seconds until `runtime.stop_event` is set,
     keeping the snapshot and a history point on `ops_state(runtime)`; sets the lag gauges and
     `hub_dlq_messages`."""
-    from hub.relay import wait_any
-
     state = ops_state(runtime)
     groups, topics = monitored_groups(runtime)
     kw = clients.client_kwargs(runtime.settings)
     monitor = LagMonitor(runtime.bootstrap, kw, groups, topics=topics)
+    state.running = True
+    try:
+        await _loop(runtime, state, monitor, interval)
+    finally:
+        state.running = False
+        await monitor.stop()
+
+
+async def _loop(runtime: Any, state: OpsState, monitor: LagMonitor, interval: float) -> None:
+    from hub.relay import wait_any
+
     started = False
     while not runtime.stop_event.is_set():
         try:
@@ -167,5 +177,3 @@ async def lag_loop(runtime: Any, interval: float = 5.0) -> None:
             outbox = dlq = None
         state.point(time.time(), totals_dict(runtime), outbox, dlq)
         await wait_any([runtime.stop_event], interval)
-    if started:
-        await monitor.stop()

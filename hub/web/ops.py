@@ -28,14 +28,15 @@ DLQ_LIMIT = 500
 
 
 async def _lag(runtime: Any) -> dict[str, Any]:
-    """The lag snapshot kept by `lag_loop`, or one fresh poll when no loop has run yet."""
+    """The snapshot kept fresh by `lag_loop`, or one poll now when no loop runs (a single
+    sample: offset and time lag are right, the status can only be OK or ERR)."""
     state = ops_state(runtime)
-    if state.lag.get("time") is None and runtime.bootstrap:
-        try:
-            state.lag = await lag_once(runtime)
-        except Exception as exc:
-            return {"time": None, "groups": {}, "error": f"{type(exc).__name__}: {exc}"}
-    return state.lag
+    if state.running or not runtime.bootstrap:
+        return state.lag
+    try:
+        return await lag_once(runtime)
+    except Exception as exc:
+        return {"time": None, "groups": {}, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def ops_routes(runtime: Any) -> list[Route]:

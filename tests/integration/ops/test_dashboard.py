@@ -237,3 +237,37 @@ async def test_dashboard_renders_the_paused_group_in_red_in_headless_chromium(pa
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (1280, 900)
     assert len(png) > 20_000, "a blank page compresses to a few KB"
+
+
+async def test_api_lag_without_a_lag_loop_polls_when_asked(kafka, tmp_path):
+    """No loop running: each request polls once; a group that never committed counts every
+    message of its topics."""
+    from types import SimpleNamespace
+
+    from starlette.applications import Starlette
+
+    from hub.core.batch import BatchResult
+    from hub.kafka.producer import KafkaPublisher
+    from hub.kafka.topics import ensure_topics
+
+    s = _settings(kafka.bootstrap, tmp_path)
+    await ensure_topics(kafka.bootstrap, partitions=4)
+    publisher = KafkaPublisher(kafka.bootstrap)
+    await publisher.start()
+    try:
+        for i in range(3):
+            await publisher.publish([place(f"acme:{i}", [("A", 1)])])
+    finally:
+        await publisher.stop()
+    rt = SimpleNamespace(
+        settings=s, bootstrap=kafka.bootstrap, sessions=None, roles=set(), totals=BatchResult()
+    )
+    app = Starlette(routes=ops_routes(rt))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        lag = (await http.get("/api/lag", headers=auth)).json()
+        group = lag["groups"][s.core_group]
+        assert (group["sum_lag"], group["status"]) == (3, "OK")
+        assert all(p["committed"] is None for p in group["partitions"])
+        assert not ops_state(rt).running
