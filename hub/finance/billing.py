@@ -14,9 +14,11 @@ a charge line (`SHIPPING`), revenue without goods and without tax.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.finance import costing
@@ -101,16 +103,7 @@ async def remember_prices(session: AsyncSession, msg: OrderPlaced) -> list[SaleL
     rows = await _rows(session, msg.order_key)
     if any(r.priced for r in rows.values()):
         return []
-    per_key: dict[tuple[str, str], tuple[int, Decimal, Decimal]] = defaultdict(
-        lambda: (0, ZERO, ZERO)
-    )
-    for line in msg.lines:
-        gross = line.unit_price * line.quantity - line.discount
-        net = gross - line.tax if msg.taxes_included else gross
-        q, n, t = per_key[(line.sku, line.location)]
-        per_key[(line.sku, line.location)] = (q + line.quantity, n + net, t + line.tax)
-    if msg.shipping > 0:
-        per_key[SHIPPING] = (1, msg.shipping, ZERO)
+    per_key = _price_lines(msg)
     shipped_first = any(r.shipped > 0 for r in rows.values())
     late: list[SaleLine] = []
     for key, (q, n, t) in per_key.items():
@@ -124,6 +117,66 @@ async def remember_prices(session: AsyncSession, msg: OrderPlaced) -> list[SaleL
             late.append(SaleLine(key[0], key[1], 0 if key == SHIPPING else units, net, tax))
     await session.flush()
     return late
+
+
+def _price_lines(msg: OrderPlaced) -> dict[tuple[str, str], tuple[int, Decimal, Decimal]]:
+    per_key: dict[tuple[str, str], tuple[int, Decimal, Decimal]] = defaultdict(
+        lambda: (0, ZERO, ZERO)
+    )
+    for line in msg.lines:
+        gross = line.unit_price * line.quantity - line.discount
+        net = gross - line.tax if msg.taxes_included else gross
+        q, n, t = per_key[(line.sku, line.location)]
+        per_key[(line.sku, line.location)] = (q + line.quantity, n + net, t + line.tax)
+    if msg.shipping > 0:
+        per_key[SHIPPING] = (1, msg.shipping, ZERO)
+    return per_key
+
+
+async def remember_prices_bulk(
+    session: AsyncSession, msgs: Sequence[OrderPlaced], currency: str
+) -> set[int]:
+    """Price a batch's new orders in one statement: those with no price rows yet (nothing of
+    them shipped first, so nothing to bill late). Returns the indexes of the messages handled;
+    the others go through `remember_prices` one by one. Same rows as `remember_prices`."""
+    keys = {m.order_key for m in msgs if m.currency == currency}
+    if not keys:
+        return set()
+    existing = set(
+        (
+            await session.execute(
+                select(OrderLinePrice.order_key)
+                .where(OrderLinePrice.order_key.in_(keys))
+                .distinct()
+            )
+        ).scalars()
+    )
+    rows: list[dict[str, object]] = []
+    handled: set[int] = set()
+    seen: set[str] = set()
+    for i, msg in enumerate(msgs):
+        if msg.order_key not in keys or msg.order_key in existing or msg.order_key in seen:
+            continue
+        seen.add(msg.order_key)
+        handled.add(i)
+        for (sku, location), (q, n, t) in _price_lines(msg).items():
+            rows.append(
+                {
+                    "order_key": msg.order_key,
+                    "sku": sku,
+                    "location": location,
+                    "currency": msg.currency,
+                    "priced": True,
+                    "ordered": q,
+                    "net": n,
+                    "tax": t,
+                    "shipped": 0,
+                    "billed": 0,
+                }
+            )
+    if rows:
+        await session.execute(sa_insert(OrderLinePrice), rows)
+    return handled
 
 
 async def bill_shipment(
