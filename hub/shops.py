@@ -28,7 +28,7 @@ import json
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -398,21 +398,19 @@ async def _resync_orders(
         since, start = stored.since, stored.page
     report = ResyncReport(account.name, "orders", since, resumed_from=start, newest=stored.newest)
     try:
-        async for page in order_pages(client, since=since, cursor=start):
-            if page.envelopes:
-                await publisher.publish(page.envelopes)
-            report.pages += 1
-            report.published += len(page.envelopes)
-            report.rejected.extend(page.rejected)
-            if page.newest and (report.newest is None or page.newest > report.newest):
-                report.newest = page.newest
-            report.finished = page.cursor is None
-            state = OrderCursor(since, page.cursor, report.newest)
-            await _save_cursor(
-                sessions, account.name, "orders", cursor=state.dump(), synced=report.finished
+        try:
+            await _publish_pages(
+                account, client, since, start, publisher, sessions, progress, report
             )
-            if progress is not None:
-                progress(report)
+        except ConnectorError as exc:
+            if start is None or report.pages or exc.retryable:
+                raise
+            # A platform cursor can expire (Shopify's page_info does): start this run over.
+            log.warning("stored resync cursor refused, starting over", account=account.name)
+            report.resumed_from = None
+            await _publish_pages(
+                account, client, since, None, publisher, sessions, progress, report
+            )
     except (ConnectorError, BrokerUnavailable) as exc:
         await _save_cursor(sessions, account.name, "orders", error=str(exc), keep_cursor=True)
         if report.pages == 0 and isinstance(exc, ConnectorError):
@@ -421,6 +419,34 @@ async def _resync_orders(
     for oid, reason in report.rejected:
         log.warning("resync rejected an order", account=account.name, order=oid, reason=reason)
     return report
+
+
+async def _publish_pages(
+    account: Account,
+    client: ShopClient,
+    since: datetime | None,
+    start: str | None,
+    publisher: Publisher,
+    sessions: Sessions,
+    progress: Progress | None,
+    report: ResyncReport,
+) -> None:
+    """Publish page after page; once a page is acknowledged, store the cursor of the next."""
+    async for page in order_pages(client, since=since, cursor=start):
+        if page.envelopes:
+            await publisher.publish(page.envelopes)
+        report.pages += 1
+        report.published += len(page.envelopes)
+        report.rejected.extend(page.rejected)
+        if page.newest and (report.newest is None or page.newest > report.newest):
+            report.newest = page.newest
+        report.finished = page.cursor is None
+        state = OrderCursor(since, page.cursor, report.newest)
+        await _save_cursor(
+            sessions, account.name, "orders", cursor=state.dump(), synced=report.finished
+        )
+        if progress is not None:
+            progress(report)
 
 
 # --- reconcile and push -------------------------------------------------------------------------
@@ -601,6 +627,10 @@ async def health(
 # --- the scheduled reconcile (`hub serve`) ------------------------------------------------------
 
 
+RESYNC_OVERLAP = timedelta(minutes=1)  # re-read around the last change seen: ids dedupe it
+FIRST_LOOKBACK = timedelta(hours=1)  # never synced: recent orders only, not the shop's history
+
+
 async def reconcile_loop(
     settings: Settings,
     sessions: Sessions,
@@ -609,18 +639,22 @@ async def reconcile_loop(
     transport_for: TransportFor | None = None,
     *,
     publisher: Publisher | None = None,
+    only: str | None = None,
     confirm_raises: bool = True,
 ) -> None:
-    """Every `interval` seconds, reconcile-with-fix every shop account until `stop` is set.
+    """Every `interval` seconds, reconcile-with-fix every shop account (or `only` that one)
+    until `stop` is set.
 
     One loop per shop: a failing or slow shop is logged and never holds up the others. With a
-    `publisher`, each round first resyncs the orders changed since the last one (webhooks that
-    never arrived). With `confirm_raises`, a shop below the hub is raised only when the same drift
-    is seen two rounds in a row (a sale may still be on its way to the hub). `interval <= 0`
-    returns at once (disabled).
+    `publisher`, each round first resyncs the orders changed since the last one seen (webhooks
+    that never arrived; an hour back the first time, never the whole history). With
+    `confirm_raises`, a shop below the hub is raised only when the same drift is seen two rounds
+    in a row, and never in a round whose resync failed (a sale may still be on its way to the
+    hub). `interval <= 0` returns at once (disabled).
     """
     if interval <= 0:
         return
+    accounts = [a for a in shop_accounts(settings) if only is None or a.name == only]
     await asyncio.gather(
         *(
             _account_loop(
@@ -630,10 +664,10 @@ async def reconcile_loop(
                 interval,
                 account.name,
                 transport_for(account.name) if transport_for else None,
-                publisher,
+                publisher if account.connector != "generic" else None,  # it lists no orders
                 confirm_raises,
             )
-            for account in shop_accounts(settings)
+            for account in accounts
         )
     )
 
@@ -648,20 +682,26 @@ async def _account_loop(
     publisher: Publisher | None,
     confirm_raises: bool,
 ) -> None:
+    started = datetime.now(UTC)
     seen: set[StockDrift] = set()
     while not stop.is_set():
-        try:
-            if publisher is not None and settings.hub.accounts[name].connector != "generic":
-                since = await last_order_sync(sessions, name)
+        resynced = True
+        if publisher is not None:
+            try:
+                last = await last_order_sync(sessions, name)
                 await resync(
                     settings,
                     name,
                     what="orders",
-                    since=since,
+                    since=last - RESYNC_OVERLAP if last else started - FIRST_LOOKBACK,
                     publisher=publisher,
                     sessions=sessions,
                     transport=transport,
                 )
+            except Exception as exc:  # one shop's failure must not end the loop
+                resynced = False
+                log.warning("scheduled resync failed", account=name, error=repr(exc)[:500])
+        try:
             report = await reconcile(
                 settings,
                 name,
@@ -669,7 +709,7 @@ async def _account_loop(
                 sessions=sessions,
                 actor="reconcile-loop",
                 transport=transport,
-                confirmed=seen if confirm_raises else None,
+                confirmed=(seen if resynced else set()) if confirm_raises else None,
             )
             seen = set(report.held)
             log.info(
@@ -680,7 +720,7 @@ async def _account_loop(
                 held=len(report.held),
                 remaining=len(report.remaining),
             )
-        except Exception as exc:  # one shop's failure must not end the loop
+        except Exception as exc:
             log.warning("scheduled reconcile failed", account=name, error=repr(exc)[:500])
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)

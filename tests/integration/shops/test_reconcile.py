@@ -187,6 +187,53 @@ async def test_reconcile_loop_fixes_every_shop_and_a_failing_one_stops_nothing(
     assert targets == {"acme"}
 
 
+class ApplyingPublisher:
+    """Hands what would go to Kafka straight to the core, as a running hub would."""
+
+    def __init__(self, settings, sessions) -> None:
+        self.core = CoreProcessor(sessions, rules_from_config(settings.hub.channels))
+        self.published = 0
+
+    async def publish(self, envelopes) -> None:
+        self.published += len(envelopes)
+        await self.core.process(records(*envelopes))
+
+
+async def test_scheduled_resync_recovers_a_lost_webhook_instead_of_raising_the_shop(
+    settings, sessions, woo, transports
+):
+    hub = await _hub_stock(settings, sessions)
+    woo.add_product("B-2", hub["B-2"])
+    woo.make_order(77, [("B-2", 3, "8.00")])  # sold on the shop; its webhook never arrived
+    assert woo.stock("B-2") == hub["B-2"] - 3
+    publisher = ApplyingPublisher(settings, sessions)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(
+        reconcile_loop(
+            settings,
+            sessions,
+            stop,
+            0.05,
+            transport_for=transports.get,
+            publisher=publisher,
+            only="corner",
+        )
+    )
+    try:
+        await _eventually(lambda: len([c for c in woo.faults.calls if "orders" in c[1]]) >= 3)
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await loop
+    assert publisher.published > 0
+    async with sessions() as s:
+        view = await stock_view(s, "B-2", rules_from_config(settings.hub.channels))
+    assert view["reserved"] == 3  # the hub learnt the sale from the resync
+    assert woo.stock("B-2") == view["channels"]["online"]["available"] == hub["B-2"] - 3
+    async with sessions() as s:
+        assert (await s.execute(select(AuditEntry))).scalars().all() == []  # nothing to fix
+
+
 async def test_unknown_or_non_shop_accounts_are_refused(settings, sessions):
     with pytest.raises(UnknownAccount):
         await reconcile(settings, "nobody", fix=False, sessions=sessions)

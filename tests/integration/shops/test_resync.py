@@ -137,3 +137,29 @@ async def test_stock_and_products_resyncs_report_without_changing_the_shop(
     products = await resync(settings, "acme", what="products", **kw)
     assert products.unknown_skus == ["NEW-9"] and products.platform_skus == 2
     assert kw["publisher"].sent == []
+
+
+async def test_a_stored_cursor_the_platform_refuses_starts_the_resync_over(
+    settings, sessions, woo, transports
+):
+    woo.add_product("B-2", 50)
+    for n in range(3):
+        woo.make_order(800 + n, [("B-2", 1, "4.00")], created_at=T0 + timedelta(minutes=n))
+    async with sessions() as s, s.begin():
+        s.add(
+            ConnectorCursor(
+                account="corner", what="orders", cursor=OrderCursor(page="expired").dump()
+            )
+        )
+    pub = RecordingPublisher()
+    report = await resync(
+        settings,
+        "corner",
+        what="orders",
+        since=None,
+        publisher=pub,
+        sessions=sessions,
+        transport=transports["corner"],
+    )
+    assert report.finished and report.resumed_from is None
+    assert sorted(_placed_keys(pub)) == ["corner:800", "corner:801", "corner:802"]
