@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -140,6 +140,20 @@ def _conflict(exc: BaseException) -> bool:
     return (isinstance(exc, IntegrityError) and "processed_messages" in text) or any(
         s in text for s in ("deadlock", "could not serialize", "unique", "duplicate key")
     )
+
+
+async def update_by_key(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """UPDATE … WHERE primary key = … as one executemany (no ORM bookkeeping on the hot path)."""
+    table = model.__table__
+    keys = [c.name for c in table.primary_key.columns]
+    values = [k for k in rows[0] if k not in keys]
+    stmt = (
+        table.update()
+        .where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
+        .values({v: bindparam(v) for v in values})
+    )
+    params = [{**{f"k_{k}": r[k] for k in keys}, **{v: r[v] for v in values}} for r in rows]
+    await session.execute(stmt, params)
 
 
 def outbox_row(env: Envelope) -> dict[str, Any]:
@@ -519,7 +533,7 @@ class CoreProcessor:
         if new_rows:
             await session.execute(insert(ChannelLevel), new_rows)
         if changed:
-            await session.execute(update(ChannelLevel), changed)
+            await update_by_key(session, ChannelLevel, changed)
         return len(new_rows) + len(changed)
 
     async def _write(
@@ -552,7 +566,7 @@ class CoreProcessor:
                 ["sku", "location"],
             )
         if stock:
-            await session.execute(update(Stock), stock)
+            await update_by_key(session, Stock, stock)
         orders = [
             {
                 "order_key": o.order_key,
@@ -570,7 +584,7 @@ class CoreProcessor:
             if o.dirty
         ]
         if orders:
-            await session.execute(update(Order), orders)
+            await update_by_key(session, Order, orders)
         new_lines: list[dict[str, Any]] = []
         changed_lines: list[dict[str, Any]] = []
         for o in book.orders.values():
@@ -593,7 +607,7 @@ class CoreProcessor:
         if new_lines:
             await session.execute(insert(Reservation), new_lines)
         if changed_lines:
-            await session.execute(update(Reservation), changed_lines)
+            await update_by_key(session, Reservation, changed_lines)
         if book.movements:
             await session.execute(
                 insert(Movement),
