@@ -38,6 +38,8 @@ def lag(
     taken, so a few samples a second apart come first. Lag on the embedded broker can be short by
     up to one producer batch per partition (see hub/ops/lag.py).
     """
+    from aiokafka.errors import KafkaError
+
     from hub.core.consumer import CORE_TOPICS
     from hub.kafka import clients
     from hub.ops.lag import LagMonitor
@@ -81,7 +83,7 @@ def lag(
         run(go())
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
-    except OSError as exc:
+    except (KafkaError, OSError) as exc:
         raise fail(f"broker unreachable at {bootstrap}: {exc}") from None
 
 

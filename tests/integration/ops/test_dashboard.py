@@ -178,6 +178,9 @@ async def test_operators_api_needs_the_token_and_shows_lag_dlq_and_overview(paus
         assert data["history"][-1]["lag"][group] == lag["groups"][group]["max_lag"]
         page = await http.get("/dashboard")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'sha256-" in csp and "connect-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp
 
 
 async def test_dead_letters_are_listed_without_their_bytes(paused_hub):

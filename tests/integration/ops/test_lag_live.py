@@ -161,3 +161,13 @@ async def test_paused_core_shows_lag_and_a_non_ok_status_then_recovers(kafka, tm
         if resumed is not None:
             await resumed.stop()
         await rt.stop()
+
+
+def test_hub_lag_says_when_the_broker_is_unreachable_and_exits_1(monkeypatch):
+    from hub.kafka.embedded import free_port
+
+    monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")
+    result = CliRunner().invoke(_cli_app(), ["lag", "--json", "--samples", "1"])
+    assert result.exit_code == 1
+    assert "broker unreachable" in result.stderr
+    assert result.stdout == ""  # no half JSON document for a script to parse
