@@ -14,10 +14,11 @@ the store; these operations read the store (stock, resync cursors) and write the
   moved meanwhile (a sale arrived) pushes the newer value once more.
 - **The scheduled reconcile** (`reconcile_loop`) runs one loop per shop, so a slow or failing
   shop never holds up the others. WooCommerce never retries a failed webhook, so with a publisher
-  each round first resyncs the orders changed since the last one. A shop showing *less* than the
-  hub may be a sale whose order the hub has not processed yet; raising it could oversell, so the
-  loop raises a SKU only when the same drift is seen two rounds in a row. Lowering is always safe
-  and happens at once.
+  each round first resyncs the orders changed since the last one seen (an hour back the first
+  time: a shop's whole history would replay sales from before the hub knew its stock). A shop
+  showing *less* than the hub may be a sale whose order the hub has not processed yet; raising it
+  could oversell, so the loop raises a SKU only when the same drift is seen two rounds in a row,
+  and never in a round whose resync failed. Lowering is always safe and happens at once.
 """
 
 from __future__ import annotations
@@ -492,7 +493,12 @@ async def reconcile(
             else:
                 push[d.sku] = d.hub
         if push:
-            after = await _force(client, sessions, rule, push, report)
+            failure: Exception | None = None
+            after: dict[str, int] = {}
+            try:
+                after = await _force(client, sessions, rule, push, report)
+            except ConnectorError as exc:  # what was set before the failure is audited too
+                failure = exc
             async with sessions() as session, session.begin():
                 await record(
                     session,
@@ -508,8 +514,11 @@ async def reconcile(
                         "pushed": report.fixed,
                         "failed": report.failed,
                         "platform": after,
+                        "error": str(failure) if failure else None,
                     },
                 )
+            if failure is not None:
+                raise failure
         report.remaining = sorted(report.remaining + report.held, key=lambda d: d.sku)
         return report
     finally:

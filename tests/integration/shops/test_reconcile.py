@@ -6,10 +6,11 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import httpx
 import pytest
 from sqlalchemy import select
 
-from connectors.errors import UnknownAccount
+from connectors.errors import ConnectorError, UnknownAccount
 from hub.core.batch import CoreProcessor, rules_from_config
 from hub.queries import stock_view
 from hub.shops import hub_available, push_stock, reconcile, reconcile_loop
@@ -185,6 +186,38 @@ async def test_reconcile_loop_fixes_every_shop_and_a_failing_one_stops_nothing(
     async with sessions() as s:
         targets = {a.target for a in (await s.execute(select(AuditEntry))).scalars()}
     assert targets == {"acme"}
+
+
+class RefusingWrites(httpx.AsyncBaseTransport):
+    """The shop reads fine but every write keeps failing with 503."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(503, json={"message": "maintenance"})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_fix_the_shop_keeps_refusing_raises_and_is_still_audited(
+    settings, sessions, woo, transports
+):
+    hub = await _hub_stock(settings, sessions)
+    woo.add_product("B-2", 40)
+    with pytest.raises(ConnectorError):
+        await reconcile(
+            settings,
+            "corner",
+            fix=True,
+            sessions=sessions,
+            transport=RefusingWrites(transports["corner"]),
+        )
+    assert woo.stock("B-2") == 40
+    async with sessions() as s:
+        (entry,) = (await s.execute(select(AuditEntry))).scalars().all()
+    assert entry.before["hub"] == {"B-2": hub["B-2"]} and entry.after["pushed"] == {}
+    assert "503" in entry.after["error"]
 
 
 class ApplyingPublisher:
