@@ -228,7 +228,14 @@ Currency = Annotated[
     AfterValidator(_check_currency),
     Field(description="ISO 4217 currency code", examples=["CNY", "USD", "EUR"]),
 ]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcDatetime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    Field(
+        description="A moment with its timezone, normalised to UTC (ISO 8601)",
+        examples=["2026-11-01T12:00:00Z"],
+    ),
+]
 Sku = Annotated[
     str,
     Field(

@@ -85,7 +85,9 @@ class OrderPlaced(_OrderMessage):
     lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=500, description="Order lines")
     shipping: Amount = Field(default=Decimal(0), ge=0, description="Shipping charged")
     total: Amount = Field(description="Amount the customer pays, tax included", examples=["59.70"])
-    taxes_included: bool = Field(default=False, description="Whether unit prices include tax")
+    taxes_included: bool = Field(
+        default=False, description="Whether unit prices include tax", examples=[False]
+    )
 
 
 class OrderCancelled(_OrderMessage):
@@ -94,7 +96,12 @@ class OrderCancelled(_OrderMessage):
     ce_type = "hub.order.cancelled.v1"
 
     cancelled_at: UtcDatetime
-    reason: str = Field(default="customer", max_length=64, examples=["customer", "fraud"])
+    reason: str = Field(
+        default="customer",
+        max_length=64,
+        description="Why the order was cancelled",
+        examples=["customer", "fraud"],
+    )
 
 
 class FulfilledLine(CanonicalMessage):
@@ -112,7 +119,9 @@ class OrderFulfilled(_OrderMessage):
         max_length=64, description="Platform fulfilment id", examples=["255858046"]
     )
     fulfilled_at: UtcDatetime
-    lines: tuple[FulfilledLine, ...] = Field(min_length=1, max_length=500)
+    lines: tuple[FulfilledLine, ...] = Field(
+        min_length=1, max_length=500, description="Lines shipped by this fulfilment"
+    )
 
 
 class ReturnedLine(CanonicalMessage):
@@ -133,6 +142,8 @@ class OrderReturned(_OrderMessage):
         max_length=64, description="Platform refund/return id", examples=["509562969"]
     )
     returned_at: UtcDatetime
-    lines: tuple[ReturnedLine, ...] = Field(min_length=1, max_length=500)
+    lines: tuple[ReturnedLine, ...] = Field(
+        min_length=1, max_length=500, description="Lines that came back"
+    )
     refund: Amount = Field(default=Decimal(0), ge=0, description="Amount refunded for these lines")
     currency: Currency = "CNY"

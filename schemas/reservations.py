@@ -25,7 +25,7 @@ class _ReservationMessage(CanonicalMessage):
 class ReservedLine(CanonicalMessage):
     sku: Sku
     location: Location
-    quantity: PositiveInt = Field(examples=[2])
+    quantity: PositiveInt = Field(description="Units reserved or released", examples=[2])
 
 
 class StockReserved(_ReservationMessage):
@@ -33,7 +33,7 @@ class StockReserved(_ReservationMessage):
 
     ce_type = "hub.reservation.reserved.v1"
 
-    lines: tuple[ReservedLine, ...]
+    lines: tuple[ReservedLine, ...] = Field(description="Every line, reserved")
     reserved_at: UtcDatetime
 
 
@@ -47,7 +47,7 @@ class RejectReason(StrEnum):
 class RejectedLine(CanonicalMessage):
     sku: Sku
     location: Location
-    requested: PositiveInt = Field(examples=[3])
+    requested: PositiveInt = Field(description="Units the order asked for", examples=[3])
     available: NonNegativeInt = Field(
         description="Units that were available to reserve when the order was decided", examples=[1]
     )
@@ -62,7 +62,7 @@ class ReservationRejected(_ReservationMessage):
 
     ce_type = "hub.reservation.rejected.v1"
 
-    lines: tuple[RejectedLine, ...]
+    lines: tuple[RejectedLine, ...] = Field(description="Every line, with why it was short")
     rejected_at: UtcDatetime
 
 
@@ -77,6 +77,9 @@ class ReservationReleased(_ReservationMessage):
 
     ce_type = "hub.reservation.released.v1"
 
-    lines: tuple[ReservedLine, ...]
-    reason: ReleaseReason = Field(examples=["cancelled"])
+    lines: tuple[ReservedLine, ...] = Field(description="The lines whose units were released")
+    reason: ReleaseReason = Field(
+        description="cancelled by the shop, stock lost under it, or expired",
+        examples=["cancelled"],
+    )
     released_at: UtcDatetime

@@ -47,9 +47,14 @@ class StockAdjusted(_StockMessage):
 
     location: Location = "main"
     delta: int = Field(description="Units added (positive) or removed (negative)", examples=[-2])
-    reason: AdjustmentReason = Field(examples=["damaged"])
-    note: str = Field(default="", max_length=500, examples=["water damage in aisle 4"])
-    adjustment_id: str = Field(max_length=128, examples=["adj-77"])
+    reason: AdjustmentReason = Field(description="Why stock changed", examples=["damaged"])
+    note: str = Field(
+        default="",
+        max_length=500,
+        description="Free text for the journal",
+        examples=["water damage in aisle 4"],
+    )
+    adjustment_id: str = Field(max_length=128, description="Adjustment id", examples=["adj-77"])
     adjusted_at: UtcDatetime
 
     @model_validator(mode="after")
@@ -65,13 +70,18 @@ class GoodsReceived(_StockMessage):
     ce_type = "hub.stock.received.v1"
 
     location: Location = "main"
-    quantity: PositiveInt = Field(examples=[100])
+    quantity: PositiveInt = Field(description="Units received", examples=[100])
     unit_cost: Amount = Field(
         default=Decimal(0), ge=0, description="Cost per unit", examples=["12.50"]
     )
     currency: Currency = "CNY"
     receipt_id: str = Field(max_length=128, description="Receipt (GRN) id", examples=["GRN-1001"])
-    po_number: str | None = Field(default=None, max_length=64, examples=["PO-2026-0042"])
+    po_number: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Purchase order the goods fill, if any",
+        examples=["PO-2026-0042"],
+    )
     received_at: UtcDatetime
 
 
@@ -82,8 +92,8 @@ class StockTransferred(_StockMessage):
 
     from_location: Location
     to_location: Location
-    quantity: PositiveInt = Field(examples=[10])
-    transfer_id: str = Field(max_length=128, examples=["TR-9"])
+    quantity: PositiveInt = Field(description="Units moved", examples=[10])
+    transfer_id: str = Field(max_length=128, description="Transfer id", examples=["TR-9"])
     transferred_at: UtcDatetime
 
     @model_validator(mode="after")

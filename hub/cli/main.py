@@ -81,6 +81,22 @@ def demo(
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command("asyncapi")
+def asyncapi(
+    output: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+) -> None:
+    """The AsyncAPI document of every topic and message (JSON, which is also valid YAML)."""
+    import json
+
+    from hub.asyncapi import document
+
+    text = json.dumps(document(), indent=2, ensure_ascii=False) + "\n"
+    if output:
+        output.write_text(text)
+    else:
+        out.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+
+
 @db_app.command("upgrade")
 def db_upgrade(as_json: JsonOpt = False) -> None:
     """Apply migrations."""
