@@ -26,11 +26,15 @@ postgres:
 	   for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done) || \
 	  echo "PostgreSQL not available: PostgreSQL store tests will be reported as errors"
 
-# promtool (Debian's prometheus package) checks the /metrics exposition and Prometheus config.
+# promtool (Debian's prometheus package) checks the /metrics exposition and Prometheus config;
+# headless chromium renders the dashboard in its test.
 tools:
 	@command -v promtool >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) || \
 	  echo "promtool unavailable: metrics are checked with the client parser only"
+	@command -v chromium >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) || \
+	  echo "chromium unavailable: the dashboard rendering test is skipped"
 
 test: $(STAMP) postgres tools
 	$(BIN)/ruff check .

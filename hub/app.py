@@ -105,6 +105,10 @@ class Runtime:
             await self._start_connectors()
         self.tasks.append(asyncio.create_task(self._guard_topics(), name="topic-guard"))
         self.tasks.append(asyncio.create_task(self._gauges(), name="gauges"))
+        if "gateway" in self.roles or "core" in self.roles:
+            from hub.ops.state import lag_loop
+
+            self.tasks.append(asyncio.create_task(lag_loop(self), name="lag"))
 
     async def _start_core(self, index: int) -> None:
         assert self.sessions is not None

@@ -16,6 +16,7 @@ from hub import metrics
 from hub.app import Runtime
 from hub.asyncapi import document
 from hub.queries import UnknownSku, stock_view
+from hub.web.ops import ops_routes
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -76,6 +77,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/asyncapi", asyncapi),
         Route("/api/stock/{sku:path}", protected(runtime, api_stock)),
     ]
+    routes.extend(ops_routes(runtime))  # before the gateway's catch-all mount
     routes.extend(_optional_routes(runtime))
     return Starlette(routes=routes)
 
