@@ -41,7 +41,7 @@ from connectors.base import Account, ShopClient, StockDrift, build_client, order
 from connectors.errors import ConnectorError, UnknownAccount
 from hub.audit import record
 from hub.bus import BrokerUnavailable, Publisher
-from hub.config import SHOP_CONNECTORS, Settings
+from hub.config import SHOP_CONNECTORS, ConfigError, Settings
 from hub.core.batch import rules_from_config
 from hub.domain.allocation import Level, Rule, channel_available
 from hub.store.models import ConnectorCursor, Stock
@@ -614,6 +614,8 @@ async def health(
         client = build_client(account, transport=transport)
     except ConnectorError as exc:
         return Health(account.name, "refused", exc.message)
+    except ConfigError as exc:  # e.g. a secret reference to an unset variable
+        return Health(account.name, "refused", str(exc))
     try:
         async with asyncio.timeout(within):
             try:

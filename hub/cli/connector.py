@@ -15,10 +15,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.cli.common import console, fail, out, print_json, run, settings
-from hub.config import Settings
+from hub.config import ConfigError, Settings
 
 T = TypeVar("T")
 
@@ -49,6 +50,8 @@ def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return run(make())
     except UnknownAccount as exc:
         raise fail(f"{exc}: see `hub connector list`", 2) from None
+    except ConfigError as exc:
+        raise fail(f"configuration error: {exc}", 2) from None
     except ResyncInterrupted as exc:
         console.print(
             f"[yellow]{exc.report.pages} page(s), {exc.report.published} message(s) "
@@ -91,8 +94,12 @@ def list_accounts(
 
     async def go() -> list[dict[str, Any]]:
         names = sorted(s.hub.accounts)
-        async with _sessions(s) as sessions:
-            synced = await sync_state(sessions)
+        try:
+            async with _sessions(s) as sessions:
+                synced = await sync_state(sessions)
+        except SQLAlchemyError as exc:  # the accounts are still worth listing
+            console.print(f"[yellow]last sync unknown: {str(exc).splitlines()[0][:200]}[/]")
+            synced = {}
         shops = [n for n in names if s.hub.accounts[n].connector in SHOP_CONNECTORS]
         checks = await asyncio.gather(*(health(s, n, within=timeout) for n in shops))
         by_name = dict(zip(shops, checks, strict=True))

@@ -78,6 +78,11 @@ connector = "shopify"
 api_url = "http://127.0.0.1:{_closed_port()}"
 api_token = "x"
 
+[accounts.nokey]
+connector = "shopify"
+api_url = "{acme}"
+api_token = "env:NOKEY_API_TOKEN_UNSET"
+
 [accounts.books]
 connector = "beancount"
 path = "{path.parent / "books.beancount"}"
@@ -162,7 +167,9 @@ def test_push_stock_resync_and_list_report_what_they_did(cli, shopify, woo):
     listed = {
         a["account"]: a for a in cli("connector", "list", "--timeout", "1", "--json")["accounts"]
     }
-    assert set(listed) == {"acme", "corner", "gone", "books"}
+    assert set(listed) == {"acme", "corner", "gone", "nokey", "books"}
+    assert listed["nokey"]["health"]["status"] == "refused"
+    assert "NOKEY_API_TOKEN_UNSET" in listed["nokey"]["health"]["detail"]
     assert listed["acme"]["health"]["status"] == "ok"
     assert listed["corner"]["health"]["status"] == "ok"
     assert listed["gone"]["health"]["status"] == "unreachable"
@@ -185,6 +192,7 @@ def test_unknown_accounts_and_bad_arguments_exit_2(cli):
         ("reconcile", "nobody", "--json"),
         ("connector", "resync", "nobody"),
         ("connector", "push-stock", "books"),
+        ("reconcile", "nokey", "--fix"),  # its secret's variable is not set
         ("connector", "resync", "acme", "--what", "prices"),
         ("connector", "resync", "acme", "--since", "yesterday"),
     ):
