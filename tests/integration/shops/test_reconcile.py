@@ -220,6 +220,36 @@ async def test_a_fix_the_shop_keeps_refusing_raises_and_is_still_audited(
     assert "503" in entry.after["error"]
 
 
+class SaleDuringPush(httpx.AsyncBaseTransport):
+    """The hub takes an order while the first write to the shop is on its way."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, sale) -> None:
+        self.inner, self.sale, self.writes = inner, sale, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.writes += 1
+            if self.writes == 1:
+                await self.sale()
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_fix_overtaken_by_a_sale_pushes_the_hubs_newer_figure(
+    settings, sessions, shopify, transports
+):
+    hub = await _hub_stock(settings, sessions)
+    shopify.add_product("B-2", 50)
+    core = CoreProcessor(sessions, rules_from_config(settings.hub.channels))
+
+    async def sale() -> None:
+        await core.process(records(place("acme:9", [("B-2", 3)])))
+
+    transport = SaleDuringPush(transports["acme"], sale)
+    report = await reconcile(settings, "acme", fix=True, sessions=sessions, transport=transport)
+    assert transport.writes == 2  # the stale figure was corrected at once
+    assert report.ok and shopify.stock("B-2") == hub["B-2"] - 3
+
+
 class ApplyingPublisher:
     """Hands what would go to Kafka straight to the core, as a running hub would."""
 
