@@ -1,0 +1,806 @@
+"""Purchasing in the store: the hooks the core calls inside its transaction, and approval.
+
+The core holds the row locks. The order is always stock rows (the core's `lock_stock`), then
+purchase order rows (here), so the core and `approve` never wait on each other in a circle.
+
+- `replenish(session, rows, touched, now)`: after a batch's stock effects, order what fell to the
+  reorder point. The open-line check runs under the stock row lock, so two transactions racing on
+  a SKU, or a redelivered batch, never open a second line. `auto` mode returns the
+  `PurchaseOrderIssued` envelopes for the outbox and adds the ordered units to `row.inbound`;
+  `approve` mode stores a suggestion (no message, nothing inbound until `approve`).
+- `handle(session, env, chart)`: a supplier's acknowledgement, ship notice or invoice. Returns the
+  envelopes for the outbox and the inbound changes `(sku, location, delta)` for the core's rows
+  (`apply_inbound`). Lock the SKUs of `skus_of(...)` before calling it.
+- `on_receipt(session, msg)`: a `GoodsReceived` with a `po_number` fills the PO's lines (the core
+  lowers `inbound` itself).
+- `approve(session, po_number, actor)`: a suggestion becomes an issued PO (inbound, outbox, audit).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import audit
+from hub.config import HubConfig
+from hub.finance import events as finance_events
+from hub.finance import ledger, payables
+from hub.finance.chart import Chart
+from hub.finance.rules import CurrencyMismatch
+from hub.purchasing import policy, receiving
+from hub.purchasing.match import Hold, HoldReason, Tolerance, three_way_match
+from hub.purchasing.tables import (
+    PoReceiptRow,
+    PoSequence,
+    PurchaseOrderLineRow,
+    PurchaseOrderRow,
+    ReplenishmentPolicy,
+    ShipmentRow,
+    Supplier,
+    SupplierInvoiceRow,
+)
+from hub.store import locks
+from hub.store.models import Movement, OutboxRow, Stock
+from schemas.base import CanonicalMessage, now_utc
+from schemas.envelope import Envelope, message_id
+from schemas.purchasing import (
+    PurchaseOrderAcknowledged,
+    PurchaseOrderIssued,
+    PurchaseOrderLine,
+    ShipmentNotified,
+    SupplierInvoiceReceived,
+)
+from schemas.stock import GoodsReceived
+
+log = structlog.get_logger("hub.purchasing")
+
+SOURCE = "hub/purchasing"
+AUTO, APPROVE = "auto", "approve"
+DEFAULT_TOLERANCE = Tolerance(percent=Decimal(2), amount=Decimal("1.00"))
+StockKey = tuple[str, str]
+
+
+class PurchasingError(Exception):
+    """A purchasing message or command that cannot be applied; the message says why."""
+
+
+class UnknownPurchaseOrder(PurchasingError):
+    def __init__(self, po_number: str) -> None:
+        super().__init__(f"unknown purchase order {po_number!r}")
+        self.po_number = po_number
+
+
+class NotAwaitingApproval(PurchasingError):
+    def __init__(self, po_number: str, status: str) -> None:
+        super().__init__(f"purchase order {po_number} is {status}, not a suggestion to approve")
+        self.po_number = po_number
+        self.status = status
+
+
+@dataclass
+class Handled:
+    """What a supplier message changed beyond the purchasing tables."""
+
+    envelopes: list[Envelope] = field(default_factory=list)
+    inbound: list[tuple[str, str, int]] = field(default_factory=list)  # (sku, location, delta)
+
+
+def tolerance_from_config(config: HubConfig | None) -> Tolerance:
+    """`[purchasing] price_tolerance_percent` (default 2) and `price_tolerance_amount` (1.00)."""
+    raw = ((config.model_extra or {}) if config else {}).get("purchasing") or {}
+    return Tolerance(
+        percent=Decimal(str(raw.get("price_tolerance_percent", DEFAULT_TOLERANCE.percent))),
+        amount=Decimal(str(raw.get("price_tolerance_amount", DEFAULT_TOLERANCE.amount))),
+    )
+
+
+def apply_inbound(
+    rows: Mapping[StockKey, Any], deltas: Iterable[tuple[str, str, int]]
+) -> list[tuple[str, str, int]]:
+    """Apply inbound deltas to the core's locked rows (never below 0); returns those whose row
+    was not loaded, which the caller must lock and apply itself."""
+    missing = []
+    for sku, location, delta in deltas:
+        row = rows.get((sku, location))
+        if row is None:
+            missing.append((sku, location, delta))
+            continue
+        row.inbound = max(0, row.inbound + delta)
+        row.dirty = True
+    return missing
+
+
+async def skus_of(session: AsyncSession, messages: Iterable[CanonicalMessage]) -> set[str]:
+    """The SKUs whose stock rows the core must lock before `handle` (read without locks: a
+    PO's lines never change SKU)."""
+    numbers = {
+        m.po_number
+        for m in messages
+        if isinstance(m, PurchaseOrderAcknowledged | ShipmentNotified | SupplierInvoiceReceived)
+    }
+    if not numbers:
+        return set()
+    t = PurchaseOrderLineRow.__table__
+    q = select(t.c.sku).where(t.c.po_number.in_(sorted(numbers))).distinct()
+    return set((await session.execute(q)).scalars().all())
+
+
+# --- suppliers and policies ------------------------------------------------------------------
+
+
+async def set_supplier(
+    session: AsyncSession,
+    supplier: str,
+    *,
+    name: str = "",
+    account: str = "",
+    mode: str = AUTO,
+    currency: str = "CNY",
+) -> Supplier:
+    if mode not in (AUTO, APPROVE):
+        raise PurchasingError(f"mode {mode!r}: use auto or approve")
+    row = await session.get(Supplier, supplier)
+    if row is None:
+        row = Supplier(supplier=supplier)
+        session.add(row)
+    row.name, row.account, row.mode, row.currency = (
+        name or supplier,
+        account or supplier,
+        mode,
+        currency,
+    )
+    await session.flush()
+    return row
+
+
+async def set_policy(
+    session: AsyncSession,
+    sku: str,
+    *,
+    supplier: str,
+    order_up_to: int,
+    reorder_point: int | None = None,
+    location: str = "main",
+    auto_reorder: bool = False,
+    service_level: Decimal = Decimal("0.95"),
+    demand_window_days: int = 28,
+    safety_stock: int = 0,
+    max_stock: int | None = None,
+    lead_time_days: int = 7,
+    pack_size: int = 1,
+    min_order_quantity: int = 1,
+    mode: str | None = None,
+    unit_price: Decimal = Decimal(0),
+    supplier_sku: str | None = None,
+) -> ReplenishmentPolicy:
+    """Create or replace the policy of (sku, location); checked by the replenishment rules."""
+    if reorder_point is None and not auto_reorder:
+        raise PurchasingError("a policy needs a reorder point or auto")
+    if mode not in (None, AUTO, APPROVE):
+        raise PurchasingError(f"mode {mode!r}: use auto or approve")
+    policy.ReplenishmentRule(
+        reorder_point or 0, order_up_to, pack_size, min_order_quantity, max_stock
+    )  # raises PolicyError
+    row = await session.get(ReplenishmentPolicy, (sku, location))
+    if row is None:
+        row = ReplenishmentPolicy(sku=sku, location=location)
+        session.add(row)
+    values: dict[str, Any] = {
+        "supplier": supplier,
+        "reorder_point": reorder_point,
+        "auto_reorder": auto_reorder,
+        "service_level": service_level,
+        "demand_window_days": demand_window_days,
+        "auto_reorder_point": None,
+        "auto_computed_on": None,
+        "order_up_to": order_up_to,
+        "safety_stock": safety_stock,
+        "max_stock": max_stock,
+        "lead_time_days": lead_time_days,
+        "pack_size": pack_size,
+        "min_order_quantity": min_order_quantity,
+        "mode": mode,
+        "unit_price": unit_price,
+        "supplier_sku": supplier_sku,
+    }
+    for k, v in values.items():
+        setattr(row, k, v)
+    await session.flush()
+    return row
+
+
+# --- replenishment ---------------------------------------------------------------------------
+
+
+async def replenish(
+    session: AsyncSession, rows: Mapping[StockKey, Any], touched: set[str], now: datetime
+) -> list[Envelope]:
+    """Order for the touched SKUs whose projected stock (on_hand + inbound − reserved of the
+    core's locked `rows`) fell to the reorder point and that have no open PO line."""
+    if not touched:
+        return []
+    policies: list[ReplenishmentPolicy] = []
+    open_keys: set[StockKey] = set()
+    lt = PurchaseOrderLineRow.__table__
+    for part in locks._chunks(sorted(touched)):
+        q = select(ReplenishmentPolicy).where(ReplenishmentPolicy.sku.in_(part))
+        policies.extend((await session.execute(q)).scalars().all())
+    if not policies:
+        return []
+    for part in locks._chunks(sorted({p.sku for p in policies})):
+        q = select(lt.c.sku, lt.c.location).where(lt.c.sku.in_(part), lt.c.open.is_(True))
+        for r in (await session.execute(q)).all():
+            open_keys.add((r.sku, r.location))
+    suppliers = {
+        s.supplier: s
+        for s in (
+            await session.execute(
+                select(Supplier).where(Supplier.supplier.in_({p.supplier for p in policies}))
+            )
+        )
+        .scalars()
+        .all()
+    }
+
+    wanted: dict[tuple[str, str, str], list[tuple[ReplenishmentPolicy, int, Any]]] = defaultdict(
+        list
+    )
+    for pol in sorted(policies, key=lambda p: (p.sku, p.location)):
+        row = rows.get((pol.sku, pol.location))
+        if row is None:
+            continue
+        try:
+            rule = await _rule(session, pol, now)
+        except policy.PolicyError as exc:
+            log.warning("replenishment policy unusable", sku=pol.sku, reason=str(exc))
+            continue
+        position = policy.StockPosition(row.on_hand, row.inbound, row.reserved)
+        decision = policy.decide(position, rule, open_po_line=(pol.sku, pol.location) in open_keys)
+        if decision.high_stock:
+            log.warning("projected stock above max", sku=pol.sku, projected=decision.projected)
+        if decision.decision is not policy.Decision.ORDER:
+            continue
+        supplier = suppliers.get(pol.supplier)
+        mode = pol.mode or (supplier.mode if supplier else AUTO)
+        wanted[(pol.supplier, pol.location, mode)].append((pol, decision.order_quantity, row))
+
+    out: list[Envelope] = []
+    for (supplier_id, location, mode), items in sorted(wanted.items()):
+        supplier = suppliers.get(supplier_id)
+        po = PurchaseOrderRow(
+            po_number=await next_po_number(session, now),
+            supplier=supplier_id,
+            status="issued" if mode == AUTO else "suggested",
+            currency=supplier.currency if supplier else "CNY",
+            ship_to=location,
+            expected_delivery=now.date()
+            + timedelta(days=max(p.lead_time_days for p, _, _ in items)),
+            issued_at=now if mode == AUTO else None,
+            created_at=now,
+        )
+        lines = [
+            PurchaseOrderLineRow(
+                po_number=po.po_number,
+                line_number=n,
+                sku=pol.sku,
+                location=location,
+                supplier_sku=pol.supplier_sku,
+                status=receiving.LineStatus.OPEN.value,
+                open=True,
+                closed=False,
+                ordered=qty,
+                confirmed=qty,
+                shipped=0,
+                received=0,
+                invoiced=0,
+                unit_price=pol.unit_price,
+                expected_delivery=now.date() + timedelta(days=pol.lead_time_days),
+                over_delivered=0,
+                under_delivered=0,
+            )
+            for n, (pol, qty, _) in enumerate(items, start=1)
+        ]
+        session.add(po)
+        session.add_all(lines)
+        log.info("purchase order", po_number=po.po_number, status=po.status, lines=len(lines))
+        if mode == AUTO:
+            for _, qty, row in items:
+                row.inbound += qty
+                row.dirty = True
+            out.append(issued_envelope(po, lines))
+    await session.flush()
+    return out
+
+
+async def _rule(
+    session: AsyncSession, pol: ReplenishmentPolicy, now: datetime
+) -> policy.ReplenishmentRule:
+    rop = pol.reorder_point
+    if pol.auto_reorder:
+        today = now.date()
+        if pol.auto_computed_on != today or pol.auto_reorder_point is None:
+            pol.auto_reorder_point = await _demand_reorder_point(session, pol, today)
+            pol.auto_computed_on = today
+        rop = pol.auto_reorder_point
+    if rop is None:
+        raise policy.PolicyError("no reorder point")
+    return policy.ReplenishmentRule(
+        reorder_point=rop,
+        order_up_to=max(pol.order_up_to, rop),
+        pack_size=pol.pack_size,
+        min_order_quantity=pol.min_order_quantity,
+        max_stock=pol.max_stock if pol.max_stock is None or pol.max_stock >= rop else None,
+    )
+
+
+async def _demand_reorder_point(
+    session: AsyncSession, pol: ReplenishmentPolicy, today: date
+) -> int:
+    """Reorder point from the sales journal over the policy's window (ending yesterday)."""
+    start = policy.window_start(today, pol.demand_window_days)
+    since = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+    q = select(Movement.at, Movement.delta).where(
+        Movement.sku == pol.sku,
+        Movement.location == pol.location,
+        Movement.kind == "sale",
+        Movement.at >= since,
+    )
+    sales = [(at.date(), -delta) for at, delta in (await session.execute(q)).all()]
+    series = policy.daily_demand(sales, start=start, days=pol.demand_window_days)
+    return policy.reorder_point_from_demand(
+        series, lead_time_days=pol.lead_time_days, service_level=float(pol.service_level)
+    ).reorder_point
+
+
+async def next_po_number(session: AsyncSession, now: datetime) -> str:
+    """`PO-YYYY-NNNNNN`; the counter row is locked until the caller's transaction ends."""
+    prefix = f"PO-{now:%Y}"
+    t = PoSequence.__table__
+    stmt = (
+        update(PoSequence)
+        .where(PoSequence.prefix == prefix)
+        .values(next_value=PoSequence.next_value + 1)
+        .returning(PoSequence.next_value)
+    )
+    value = (await session.execute(stmt)).scalar_one_or_none()
+    if value is None:
+        await locks.insert_ignore(session, t, [{"prefix": prefix, "next_value": 0}], ["prefix"])
+        value = (await session.execute(stmt)).scalar_one()
+    return f"{prefix}-{value:06d}"
+
+
+def issued_envelope(po: PurchaseOrderRow, lines: Sequence[PurchaseOrderLineRow]) -> Envelope:
+    assert po.issued_at is not None
+    msg = PurchaseOrderIssued(
+        po_number=po.po_number,
+        supplier=po.supplier,
+        issued_at=po.issued_at,
+        currency=po.currency,
+        ship_to=po.ship_to,
+        expected_delivery=po.expected_delivery,
+        lines=tuple(
+            PurchaseOrderLine(
+                line_number=ln.line_number,
+                sku=ln.sku,
+                supplier_sku=ln.supplier_sku,
+                quantity=ln.ordered,
+                unit_price=ln.unit_price,
+            )
+            for ln in sorted(lines, key=lambda x: x.line_number)
+        ),
+    )
+    return Envelope(
+        id=message_id(SOURCE, msg.ce_type, po.po_number),
+        source=SOURCE,
+        data=msg,
+        time=po.issued_at,
+        correlation_id=po.po_number,
+    )
+
+
+# --- approval --------------------------------------------------------------------------------
+
+
+async def approve(session: AsyncSession, po_number: str, actor: str) -> Envelope:
+    """Issue a suggested PO: its lines become inbound, its message goes to the outbox."""
+    lt = PurchaseOrderLineRow.__table__
+    keys = (
+        await session.execute(select(lt.c.sku, lt.c.location).where(lt.c.po_number == po_number))
+    ).all()
+    if not keys:
+        raise UnknownPurchaseOrder(po_number)
+    # Stock first, then the PO: the core's order.
+    await locks.lock_stock(session, {k.sku for k in keys}, {(k.sku, k.location) for k in keys})
+    po, lines = await _load(session, po_number)
+    if po is None:
+        raise UnknownPurchaseOrder(po_number)
+    if po.status != "suggested":
+        raise NotAwaitingApproval(po_number, po.status)
+    now = now_utc()
+    for ln in lines:
+        await session.execute(
+            update(Stock)
+            .where(Stock.sku == ln.sku, Stock.location == ln.location)
+            .values(inbound=Stock.inbound + ln.confirmed, updated_at=now)
+        )
+    po.status, po.issued_at, po.approved_by, po.updated_at = "issued", now, actor, now
+    env = issued_envelope(po, lines)
+    from hub.core.batch import outbox_row
+
+    await session.execute(insert(OutboxRow), [outbox_row(env)])
+    await audit.record(
+        session,
+        actor,
+        "po.approve",
+        po_number,
+        before={"status": "suggested"},
+        after={
+            "status": "issued",
+            "lines": [{"sku": ln.sku, "quantity": ln.ordered} for ln in lines],
+        },
+    )
+    await session.flush()
+    return env
+
+
+# --- supplier messages -----------------------------------------------------------------------
+
+
+async def handle(
+    session: AsyncSession,
+    env: Envelope,
+    chart: Chart | None,
+    *,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+) -> Handled:
+    msg = env.data
+    if isinstance(msg, PurchaseOrderAcknowledged):
+        return await _acknowledged(session, msg)
+    if isinstance(msg, ShipmentNotified):
+        return await _shipped(session, msg)
+    if isinstance(msg, SupplierInvoiceReceived):
+        return await _invoiced(session, env, msg, chart, tolerance)
+    return Handled()  # SupplierStockReported: the dropship feed is not stored yet
+
+
+async def _load(
+    session: AsyncSession, po_number: str
+) -> tuple[PurchaseOrderRow | None, list[PurchaseOrderLineRow]]:
+    q = select(PurchaseOrderRow).where(PurchaseOrderRow.po_number == po_number).with_for_update()
+    po = (await session.execute(q)).scalar_one_or_none()
+    if po is None:
+        return None, []
+    lq = (
+        select(PurchaseOrderLineRow)
+        .where(PurchaseOrderLineRow.po_number == po_number)
+        .order_by(PurchaseOrderLineRow.line_number)
+        .with_for_update()
+    )
+    return po, list((await session.execute(lq)).scalars().all())
+
+
+def _po_line(row: PurchaseOrderLineRow) -> receiving.PoLine:
+    return receiving.PoLine(
+        row.line_number, row.sku, row.ordered, row.confirmed, row.received, row.closed
+    )
+
+
+def _store_line(row: PurchaseOrderLineRow, line: receiving.PoLine) -> None:
+    row.confirmed, row.received, row.closed = line.confirmed, line.received, line.closed
+    row.status = line.status.value
+    row.open = line.open_quantity > 0
+    row.over_delivered = line.over_delivered
+    row.under_delivered = line.under_delivered
+
+
+async def _acknowledged(session: AsyncSession, msg: PurchaseOrderAcknowledged) -> Handled:
+    po, rows = await _load(session, msg.po_number)
+    if po is None:
+        raise UnknownPurchaseOrder(msg.po_number)
+    if po.acknowledgement_id == msg.acknowledgement_id:
+        return Handled()
+    if po.status in ("suggested", "cancelled"):
+        log.warning("acknowledgement of a PO not issued", po_number=po.po_number, status=po.status)
+        return Handled()
+    after = receiving.acknowledge([_po_line(r) for r in rows], msg)
+    answers = {a.line_number: a for a in msg.lines}
+    deltas: dict[StockKey, int] = defaultdict(int)
+    for row, line in zip(rows, after, strict=True):
+        deltas[(row.sku, row.location)] += line.open_quantity - _po_line(row).open_quantity
+        _store_line(row, line)
+        a = answers.get(row.line_number)
+        if a is not None:
+            row.confirmed_price = a.unit_price if a.unit_price is not None else row.confirmed_price
+            row.expected_delivery = a.expected_delivery or row.expected_delivery
+    po.acknowledgement_id = msg.acknowledgement_id
+    po.status = "rejected" if all(r.status == "rejected" for r in rows) else "acknowledged"
+    po.updated_at = now_utc()
+    await session.flush()
+    return Handled(inbound=[(s, loc, d) for (s, loc), d in sorted(deltas.items()) if d])
+
+
+async def _shipped(session: AsyncSession, msg: ShipmentNotified) -> Handled:
+    if await session.get(ShipmentRow, (msg.supplier, msg.shipment_id)) is not None:
+        return Handled()
+    po, rows = await _load(session, msg.po_number)
+    if po is None:
+        raise UnknownPurchaseOrder(msg.po_number)
+    by_number = {r.line_number: r for r in rows}
+    for sl in msg.lines:
+        row = by_number.get(sl.line_number) if sl.line_number else None
+        if row is None:
+            candidates = [r for r in rows if r.sku == sl.sku]
+            row = next((r for r in candidates if r.open), candidates[-1] if candidates else None)
+        if row is None:
+            log.warning("shipped SKU not on the PO", po_number=po.po_number, sku=sl.sku)
+            continue
+        row.shipped += sl.quantity
+        if msg.expected_delivery:
+            row.expected_delivery = msg.expected_delivery
+    if msg.expected_delivery:
+        po.expected_delivery = msg.expected_delivery
+    if po.status in ("issued", "acknowledged"):
+        po.status = "in_transit"
+    po.updated_at = now_utc()
+    session.add(
+        ShipmentRow(
+            supplier=msg.supplier,
+            shipment_id=msg.shipment_id,
+            po_number=msg.po_number,
+            shipped_at=msg.shipped_at,
+            expected_delivery=msg.expected_delivery,
+            carrier=msg.carrier,
+            tracking_number=msg.tracking_number,
+            lines=[ln.model_dump(mode="json") for ln in msg.lines],
+        )
+    )
+    await session.flush()
+    return Handled()
+
+
+async def _invoiced(
+    session: AsyncSession,
+    env: Envelope,
+    msg: SupplierInvoiceReceived,
+    chart: Chart | None,
+    tolerance: Tolerance,
+) -> Handled:
+    if await session.get(SupplierInvoiceRow, (msg.supplier, msg.invoice_number)) is not None:
+        return Handled()
+    po, rows = await _load(session, msg.po_number)
+    holds: list[Hold]
+    variance = Decimal(0)
+    if po is None:
+        holds = [Hold(HoldReason.NOT_ON_ORDER, None, f"unknown purchase order {msg.po_number}")]
+    else:
+        received: dict[str, int] = defaultdict(int)
+        billed: dict[str, int] = defaultdict(int)
+        for r in rows:
+            received[r.sku] += r.received
+            billed[r.sku] += r.invoiced
+        result = three_way_match(
+            msg,
+            po_lines=[
+                PurchaseOrderLine(
+                    line_number=r.line_number,
+                    sku=r.sku,
+                    quantity=r.ordered,
+                    unit_price=r.confirmed_price if r.confirmed_price is not None else r.unit_price,
+                )
+                for r in rows
+            ],
+            po_currency=po.currency,
+            received=received,
+            already_invoiced=billed,
+            tolerance=tolerance,
+        )
+        holds, variance = list(result.holds), result.price_variance
+    out = Handled()
+    voucher_id = None
+    if not holds and chart is not None:
+        try:
+            voucher = await payables.invoice_voucher(session, chart, msg)
+        except CurrencyMismatch as exc:
+            holds = [Hold(HoldReason.CURRENCY, None, str(exc))]
+        else:
+            if voucher is not None:
+                voucher_id = voucher.voucher_id
+                if await ledger.post(session, voucher):
+                    out.envelopes.append(
+                        finance_events.envelope(voucher, env.correlation_id or env.id)
+                    )
+    if not holds:
+        for il in msg.lines:
+            left = il.quantity
+            for r in rows:
+                if r.sku == il.sku and left:
+                    take = min(left, max(r.received - r.invoiced, 0))
+                    r.invoiced += take
+                    left -= take
+    session.add(
+        SupplierInvoiceRow(
+            supplier=msg.supplier,
+            invoice_number=msg.invoice_number,
+            po_number=msg.po_number,
+            status="held" if holds else "matched",
+            currency=msg.currency,
+            subtotal=msg.subtotal,
+            tax=msg.tax,
+            charges=msg.charges,
+            total=msg.total,
+            price_variance=variance,
+            reasons=[{"reason": h.reason.value, "sku": h.sku, "detail": h.detail} for h in holds],
+            voucher_id=voucher_id,
+            invoiced_at=msg.invoiced_at,
+        )
+    )
+    if holds:
+        log.warning("supplier invoice held", invoice=msg.invoice_number, reasons=len(holds))
+    await session.flush()
+    return out
+
+
+# --- receipts --------------------------------------------------------------------------------
+
+
+async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> None:
+    """Put a receipt on its PO's lines in line order; record over- and under-delivery."""
+    if not msg.po_number:
+        return
+    if await session.get(PoReceiptRow, (msg.po_number, msg.receipt_id, msg.sku)) is not None:
+        return
+    po, rows = await _load(session, msg.po_number)
+    if po is None:
+        log.warning("receipt for an unknown PO", po_number=msg.po_number, sku=msg.sku)
+        return
+    receipt = receiving.receive([_po_line(r) for r in rows], msg.sku, msg.quantity)
+    for row, line in zip(rows, receipt.lines, strict=True):
+        if line.received == row.received:
+            continue
+        if line.received >= line.confirmed:
+            line = replace(line, closed=True)
+        _store_line(row, line)
+    if all(not r.open for r in rows):
+        po.status = "closed"
+    elif any(r.received for r in rows):
+        po.status = "partially_received"
+    po.updated_at = now_utc()
+    session.add(
+        PoReceiptRow(
+            po_number=msg.po_number,
+            receipt_id=msg.receipt_id,
+            sku=msg.sku,
+            quantity=msg.quantity,
+            over_delivered=receipt.over_delivered,
+            applied=[list(a) for a in receipt.applied],
+            received_at=msg.received_at,
+        )
+    )
+    await session.flush()
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+async def purchase_orders(
+    session: AsyncSession, *, status: str | None = None
+) -> list[dict[str, Any]]:
+    q = select(PurchaseOrderRow).order_by(PurchaseOrderRow.po_number)
+    if status:
+        q = q.where(PurchaseOrderRow.status == status)
+    pos = list((await session.execute(q)).scalars().all())
+    lines: dict[str, list[PurchaseOrderLineRow]] = defaultdict(list)
+    if pos:
+        lq = select(PurchaseOrderLineRow).where(
+            PurchaseOrderLineRow.po_number.in_([p.po_number for p in pos])
+        )
+        for ln in (await session.execute(lq)).scalars().all():
+            lines[ln.po_number].append(ln)
+    return [
+        {
+            "po_number": p.po_number,
+            "supplier": p.supplier,
+            "status": p.status,
+            "currency": p.currency,
+            "ship_to": p.ship_to,
+            "expected_delivery": p.expected_delivery.isoformat(),
+            "issued_at": p.issued_at.isoformat() if p.issued_at else None,
+            "approved_by": p.approved_by,
+            "lines": [_line_json(ln) for ln in sorted(lines[p.po_number], key=_by_number)],
+        }
+        for p in pos
+    ]
+
+
+def _by_number(ln: PurchaseOrderLineRow) -> int:
+    return ln.line_number
+
+
+def _line_json(ln: PurchaseOrderLineRow) -> dict[str, Any]:
+    return {
+        "line_number": ln.line_number,
+        "sku": ln.sku,
+        "location": ln.location,
+        "status": ln.status,
+        "ordered": ln.ordered,
+        "confirmed": ln.confirmed,
+        "shipped": ln.shipped,
+        "received": ln.received,
+        "invoiced": ln.invoiced,
+        "unit_price": str(ln.unit_price),
+        "expected_delivery": ln.expected_delivery.isoformat(),
+        "over_delivered": ln.over_delivered,
+        "under_delivered": ln.under_delivered,
+    }
+
+
+async def exceptions(session: AsyncSession) -> dict[str, list[dict[str, Any]]]:
+    """Held invoices with their reasons; lines delivered over, short, or partially so far; and
+    receipts of SKUs the PO does not order."""
+    held = (
+        await session.execute(
+            select(SupplierInvoiceRow)
+            .where(SupplierInvoiceRow.status == "held")
+            .order_by(SupplierInvoiceRow.po_number, SupplierInvoiceRow.invoice_number)
+        )
+    ).scalars()
+    invoices = [
+        {
+            "supplier": i.supplier,
+            "invoice_number": i.invoice_number,
+            "po_number": i.po_number,
+            "currency": i.currency,
+            "total": str(i.total),
+            "price_variance": str(i.price_variance),
+            "reasons": i.reasons,
+        }
+        for i in held
+    ]
+    lt = PurchaseOrderLineRow
+    q = (
+        select(lt)
+        .where(
+            (lt.over_delivered > 0)
+            | (lt.under_delivered > 0)
+            | ((lt.received > 0) & (lt.received < lt.confirmed))
+        )
+        .order_by(lt.po_number, lt.line_number)
+    )
+    deliveries = []
+    for ln in (await session.execute(q)).scalars().all():
+        if ln.over_delivered:
+            kind, units = "over_delivery", ln.over_delivered
+        elif ln.under_delivered:
+            kind, units = "under_delivery", ln.under_delivered
+        else:
+            kind, units = "partial_delivery", ln.confirmed - ln.received
+        deliveries.append(
+            {"po_number": ln.po_number, "kind": kind, "units": units} | _line_json(ln)
+        )
+    stray = (
+        await session.execute(
+            select(PoReceiptRow)
+            .where(PoReceiptRow.over_delivered > 0)
+            .order_by(PoReceiptRow.po_number)
+        )
+    ).scalars()
+    for r in stray:
+        if not r.applied:
+            deliveries.append(
+                {
+                    "po_number": r.po_number,
+                    "kind": "not_on_order",
+                    "units": r.quantity,
+                    "sku": r.sku,
+                    "receipt_id": r.receipt_id,
+                }
+            )
+    return {"held_invoices": invoices, "deliveries": deliveries}

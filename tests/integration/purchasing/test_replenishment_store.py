@@ -1,0 +1,81 @@
+"""Stock driven below the reorder point by sales issues exactly one purchase order: not before,
+not twice when the sales are redelivered, not twice when two transactions race on the SKU."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hub.core.batch import CoreProcessor
+from schemas.purchasing import PurchaseOrderIssued
+from tests.builders import records
+from tests.integration.purchasing.harness import (
+    RULES,
+    lines_of,
+    outbox_count,
+    replenish_step,
+    seed_and_sell,
+    stock_of,
+)
+
+pytestmark = pytest.mark.integration
+ISSUED = PurchaseOrderIssued.ce_type
+
+
+async def test_sales_to_the_reorder_point_issue_one_po_line_and_count_it_inbound(
+    sessions, policy_for
+):
+    await policy_for("TEE")
+    await seed_and_sell(sessions, "TEE", 20, 9, tag="a")
+    assert await replenish_step(sessions, {"TEE"}) == []  # projected 11 > 10
+    await seed_and_sell(sessions, "TEE", 20, 12, tag="a")  # 3 more sales: projected 8
+    envs = await replenish_step(sessions, {"TEE"})
+    assert len(envs) == 1
+    msg = envs[0].data
+    assert isinstance(msg, PurchaseOrderIssued) and msg.supplier == "acme-supply"
+    # up to 40 from 8 is 32, in packs of 6: 36
+    assert [(ln.sku, ln.quantity, str(ln.unit_price)) for ln in msg.lines] == [
+        ("TEE", 36, "8.500000")
+    ]
+    assert (await stock_of(sessions, "TEE")).inbound == 36
+    (line,) = await lines_of(sessions, "TEE")
+    assert (line.po_number, line.open, line.ordered) == (msg.po_number, True, 36)
+    assert await outbox_count(sessions, ISSUED) == 1
+
+
+async def test_redelivered_sales_and_repeated_checks_issue_no_second_po(sessions, policy_for):
+    await policy_for("TEE")
+    sales = await seed_and_sell(sessions, "TEE", 20, 12)
+    first = await replenish_step(sessions, {"TEE"})
+    # The same messages again (the inbox drops them), more sales, and the check again and again.
+    await CoreProcessor(sessions, RULES).process(records(*sales))
+    await seed_and_sell(sessions, "TEE", 20, 15)
+    again = [await replenish_step(sessions, {"TEE"}) for _ in range(3)]
+    assert len(first) == 1 and again == [[], [], []]
+    assert len(await lines_of(sessions, "TEE")) == 1
+    stock = await stock_of(sessions, "TEE")
+    assert (stock.on_hand, stock.inbound) == (5, 36)
+    assert await outbox_count(sessions, ISSUED) == 1
+
+
+async def test_two_transactions_racing_on_the_sku_issue_one_po(sessions, policy_for):
+    await policy_for("TEE")
+    await seed_and_sell(sessions, "TEE", 20, 12)
+    results = await asyncio.gather(
+        *(replenish_step(sessions, {"TEE"}, pause=0.05) for _ in range(4))
+    )
+    assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+    assert len(await lines_of(sessions, "TEE")) == 1
+    assert (await stock_of(sessions, "TEE")).inbound == 36
+    assert await outbox_count(sessions, ISSUED) == 1
+
+
+async def test_po_numbers_never_repeat_across_skus(sessions, policy_for):
+    for sku in ("A", "B", "C"):
+        await policy_for(sku)
+        await seed_and_sell(sessions, sku, 12, 5, tag=sku)
+    results = await asyncio.gather(*(replenish_step(sessions, {sku}) for sku in ("A", "B", "C")))
+    numbers = [r[0].data.po_number for r in results]  # type: ignore[attr-defined]
+    assert len(set(numbers)) == 3
+    assert all(n.startswith("PO-2026-") for n in numbers)
