@@ -1,0 +1,169 @@
+"""A PO through the supplier's answers: a reduced acknowledgement lowers inbound, a partial
+delivery leaves the rest inbound, an invoice off the ordered price is held with the reason, an
+invoice within tolerance is booked; `hub po exceptions --json` shows what needs attention."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from hub.cli import po as po_cli
+from hub.finance.tables import VoucherRow
+from hub.purchasing.tables import SupplierInvoiceRow
+from hub.store.models import AuditEntry
+from schemas.finance import VoucherIssued
+from schemas.purchasing import LineAckStatus, PurchaseOrderIssued
+from tests.integration.purchasing.harness import (
+    ack,
+    asn,
+    count,
+    handle_step,
+    invoice,
+    invoice_row,
+    lines_of,
+    outbox_count,
+    po,
+    receipt,
+    receipt_step,
+    replenish_step,
+    seed_and_sell,
+    stock_of,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cli(db_url, hub_env, monkeypatch):
+    """`await cli("exceptions", "--json")`: the command in a thread, on this test's database."""
+    monkeypatch.setenv("HUB_DATABASE_URL", db_url)
+    monkeypatch.setattr("hub.cli.common.configure_logging", lambda *a, **k: None)
+
+    async def invoke(*args: str):
+        return await asyncio.to_thread(CliRunner().invoke, po_cli.app, list(args))
+
+    return invoke
+
+
+async def _ordered(sessions, policy_for, sku: str = "TEE", mode: str = "auto") -> str:
+    await policy_for(sku, mode=mode)
+    await seed_and_sell(sessions, sku, 20, 12)
+    await replenish_step(sessions, {sku})
+    (line,) = await lines_of(sessions, sku)
+    return line.po_number
+
+
+async def test_partial_delivery_and_price_mismatch_end_held_and_listed(sessions, policy_for, cli):
+    number = await _ordered(sessions, policy_for)
+    await handle_step(sessions, ack(number, "TEE", 30, LineAckStatus.CHANGED))
+    assert (await stock_of(sessions, "TEE")).inbound == 30  # 36 ordered, 30 confirmed
+    await handle_step(sessions, asn(number, "TEE", 20))
+    assert (await po(sessions, number)).status == "in_transit"
+    await receipt_step(sessions, receipt(number, "TEE", 20))
+    stock = await stock_of(sessions, "TEE")
+    assert (stock.on_hand, stock.inbound) == (8 + 20, 10)
+    (line,) = await lines_of(sessions, "TEE")
+    assert (line.status, line.open, line.shipped, line.received) == ("partial", True, 20, 20)
+    assert (await po(sessions, number)).status == "partially_received"
+
+    # 9.50 against 8.50 ordered: 20.00 over on 170.00, beyond 2 % and 1.00.
+    out = await handle_step(sessions, invoice(number, "TEE", 20, "9.50", "INV-1"))
+    assert out == []
+    held = await invoice_row(sessions, "INV-1")
+    assert held.status == "held" and held.voucher_id is None
+    assert [r["reason"] for r in held.reasons] == ["price"]
+    assert await count(sessions, VoucherRow) == 1  # the receipt's only
+
+    result = await cli("exceptions", "--json")
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    (inv,) = doc["held_invoices"]
+    assert (inv["invoice_number"], inv["po_number"]) == ("INV-1", number)
+    assert "invoiced at 9.5 per unit, ordered at 8.5" in inv["reasons"][0]["detail"]
+    (short,) = doc["deliveries"]
+    assert (short["kind"], short["sku"], short["units"], short["received"]) == (
+        "partial_delivery",
+        "TEE",
+        10,
+        20,
+    )
+
+
+async def test_full_delivery_and_invoice_within_tolerance_close_and_book(sessions, policy_for, cli):
+    number = await _ordered(sessions, policy_for)
+    await handle_step(sessions, ack(number, "TEE", 36, LineAckStatus.ACCEPTED))
+    await receipt_step(sessions, receipt(number, "TEE", 30, rid="GRN-1"))
+    await receipt_step(sessions, receipt(number, "TEE", 8, rid="GRN-2"))  # 2 more than ordered
+    await receipt_step(sessions, receipt(number, "TEE", 8, rid="GRN-2"))  # redelivered
+    stock = await stock_of(sessions, "TEE")
+    assert (stock.on_hand, stock.inbound) == (8 + 38, 0)
+    (line,) = await lines_of(sessions, "TEE")
+    assert (line.status, line.open, line.received, line.over_delivered) == (
+        "received",
+        False,
+        38,
+        2,
+    )
+    assert (await po(sessions, number)).status == "closed"
+
+    # 8.55 against 8.50: 1.80 on 306.00 is within 2 %.
+    env = invoice(number, "TEE", 36, "8.55", "INV-2")
+    out = await handle_step(sessions, env)
+    assert [type(e.data) for e in out] == [VoucherIssued]
+    matched = await invoice_row(sessions, "INV-2")
+    assert (matched.status, matched.voucher_id) == ("matched", out[0].id)
+    assert str(matched.price_variance.normalize()) == "1.8"
+    assert await handle_step(sessions, env) == []  # redelivered: nothing booked twice
+    assert await count(sessions, VoucherRow) == 3  # two receipts and the invoice
+    (line,) = await lines_of(sessions, "TEE")
+    assert line.invoiced == 36
+
+    doc = json.loads((await cli("exceptions", "--json")).stdout)
+    assert doc["held_invoices"] == []
+    assert [(d["kind"], d["units"]) for d in doc["deliveries"]] == [("over_delivery", 2)]
+
+
+async def test_a_rejected_line_stops_counting_inbound_and_allows_a_new_order(sessions, policy_for):
+    number = await _ordered(sessions, policy_for)
+    await handle_step(sessions, ack(number, "TEE", 0, LineAckStatus.REJECTED))
+    assert (await stock_of(sessions, "TEE")).inbound == 0
+    assert (await po(sessions, number)).status == "rejected"
+    envs = await replenish_step(sessions, {"TEE"})
+    assert len(envs) == 1 and envs[0].data.po_number != number  # type: ignore[attr-defined]
+    assert (await stock_of(sessions, "TEE")).inbound == 36
+
+
+async def test_an_invoice_before_the_goods_is_held_as_not_received(sessions, policy_for):
+    number = await _ordered(sessions, policy_for)
+    await handle_step(sessions, invoice(number, "TEE", 36, "8.50", "INV-3"))
+    held = await invoice_row(sessions, "INV-3")
+    assert [r["reason"] for r in held.reasons] == ["not_received"]
+
+
+async def test_suggestions_wait_for_approval_then_count_inbound(sessions, policy_for, cli):
+    number = await _ordered(sessions, policy_for, mode="approve")
+    assert (await po(sessions, number)).status == "suggested"
+    assert (await stock_of(sessions, "TEE")).inbound == 0
+    assert await replenish_step(sessions, {"TEE"}) == []  # the suggestion is the open line
+    assert await outbox_count(sessions, PurchaseOrderIssued.ce_type) == 0
+
+    listed = json.loads((await cli("list", "--status", "suggested", "--json")).stdout)
+    assert [p["po_number"] for p in listed["purchase_orders"]] == [number]
+    result = await cli("approve", number, "--actor", "buyer@acme", "--json")
+    assert result.exit_code == 0, result.output
+    assert (await po(sessions, number)).status == "issued"
+    assert (await stock_of(sessions, "TEE")).inbound == 36
+    assert await outbox_count(sessions, PurchaseOrderIssued.ce_type) == 1
+    async with sessions() as s:
+        entry = (await s.execute(select(AuditEntry))).scalar_one()
+    assert (entry.actor, entry.action, entry.target) == ("buyer@acme", "po.approve", number)
+
+    again = await cli("approve", number)
+    assert again.exit_code == 1
+    assert (await stock_of(sessions, "TEE")).inbound == 36
+    assert (await cli("approve", "PO-NOPE")).exit_code == 2
+    assert await count(sessions, SupplierInvoiceRow) == 0
