@@ -18,6 +18,7 @@ ROWS = (
     ("hot_sku_orders_per_s", "reservations, one hot SKU (orders/s)"),
     ("flash_orders_per_s", "reservations, flash sale (orders/s)"),
     ("raw_kafka_produce_consume_per_s", "limit: aiokafka produce+consume (msg/s)"),
+    ("raw_kafka_produce_consume_after_per_s", "limit: aiokafka produce+consume at the end"),
     ("raw_update_per_s", "limit: conditional UPDATE, 1000/tx (rows/s)"),
     ("raw_update_hot_row_per_s", "limit: conditional UPDATE, one row (rows/s)"),
     ("raw_limit_orders_per_s", "raw pipe limit (min of the two, orders/s)"),
@@ -120,6 +121,10 @@ def _matplotlib(tl: Timeline, path: Path) -> None:
     series = throughput_series(tl)
     ax1.plot([t for t, _, _ in series], [v for _, v, _ in series], lw=1.2)
     ax1.set_ylabel("orders decided / s")
+    if tl.backlog:
+        twin = ax1.twinx()
+        twin.plot([t for t, _ in tl.backlog], [b for _, b in tl.backlog], lw=0.8, c="tab:purple")
+        twin.set_ylabel("outbox backlog (rows)", color="tab:purple")
     ax1.set_title("hub bench: throughput, latency and memory over time")
     _phases(ax1, tl)
     for name, colour in (("webhook at max", "tab:orange"), ("webhook at half", "tab:blue")):

@@ -27,7 +27,7 @@ def bench(
         help="Benchmark database (dropped and recreated); default "
         "postgresql+asyncpg://postgres@127.0.0.1:5432/hub_bench",
     ),
-    orders: int = typer.Option(20000, "--orders", min=1, help="Orders per reservation phase"),
+    orders: int = typer.Option(10000, "--orders", min=1, help="Orders per reservation phase"),
     skus: int = typer.Option(10000, "--skus", min=1, help="SKUs of the uniform/Zipf phases"),
     seconds: float = typer.Option(10.0, "--seconds", min=0.5, help="Length of each webhook phase"),
     out: Path = typer.Option(Path("var/bench"), "--out", help="Where bench.json/png go"),

@@ -1,0 +1,42 @@
+"""The benchmark harness at a tiny size on SQLite: every figure it promises is in its JSON, and
+its correctness checks hold (nothing oversold, every order decided exactly once). No timings are
+asserted — those belong to BENCHMARKS.md, not to a test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hub.bench import REQUIRED_KEYS, BenchOptions, run_bench
+from hub.bench.report import write_json, write_plot
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(tmp_path) -> None:
+    opts = BenchOptions(
+        db="sqlite",
+        orders=200,
+        skus=50,
+        seconds=1.0,
+        out=tmp_path,
+        concurrency=8,
+        hot_skus=2,
+        webhook_pool=50,
+    )
+
+    bench = await run_bench(opts)
+    result = json.loads(write_json(bench.result, tmp_path).read_text())
+    plot = write_plot(bench.tl, tmp_path)
+
+    missing = [k for k in REQUIRED_KEYS if result.get(k) is None]
+    assert not missing, f"figures missing from the JSON: {missing}"
+    assert result["oversell"] == 0
+    assert result["invariant_problems"] == []
+    assert result["orders_decided"] == result["orders_sent"] >= 4 * 200
+    assert result["decisions_on_kafka"] == result["orders_sent"]
+    assert result["orders_decided_more_than_once"] == 0
+    assert result["flash_sold_out_exactly"] is True
+    assert result["ok"] is True
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
