@@ -105,6 +105,25 @@ class Runtime:
             await self._start_connectors()
         self.tasks.append(asyncio.create_task(self._guard_topics(), name="topic-guard"))
         self.tasks.append(asyncio.create_task(self._gauges(), name="gauges"))
+        if "connectors" in self.roles and s.reconcile_interval_s > 0:
+            # WooCommerce never retries a failed webhook: a scheduled resync and reconcile
+            # is part of the product, not an afterthought.
+            from hub.shops import reconcile_loop
+
+            self.tasks.append(
+                asyncio.create_task(
+                    reconcile_loop(
+                        s,
+                        self.sessions,
+                        self.stop_event,
+                        s.reconcile_interval_s,
+                        transport_for=self.transports.get,
+                        publisher=self.publisher,
+                        only=self.only_account,
+                    ),
+                    name="reconcile",
+                )
+            )
         if "gateway" in self.roles or "core" in self.roles:
             from hub.ops.state import lag_loop
 

@@ -406,7 +406,7 @@ def _mount_optional() -> None:
             continue
         if name and hasattr(mod, "app"):
             app.add_typer(mod.app, name=name)
-        elif hasattr(mod, "register"):
+        if hasattr(mod, "register"):
             mod.register(app)
 
 
