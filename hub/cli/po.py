@@ -3,17 +3,127 @@
 from __future__ import annotations
 
 import getpass
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from hub import audit
 from hub.cli.common import db_session, fail, out, print_json, run, settings
 from hub.purchasing import service
+from hub.purchasing.policy import PolicyError
 
-app = typer.Typer(help="Purchase orders: list, approve, exceptions.", no_args_is_help=True)
+app = typer.Typer(
+    help="Purchasing: suppliers, replenishment policies, purchase orders, exceptions.",
+    no_args_is_help=True,
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ActorOpt = Annotated[str | None, typer.Option(help="Who does it (default: login name).")]
+
+
+@app.command()
+def supplier(
+    supplier_id: Annotated[str, typer.Argument(help="Supplier id, as its messages carry it.")],
+    mode: Annotated[str, typer.Option(help="auto: issue POs; approve: suggest them.")] = "auto",
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    account: Annotated[str, typer.Option(help="Connector account (default: the id).")] = "",
+    currency: Annotated[str, typer.Option(help="Currency of its prices.")] = "CNY",
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or change a supplier."""
+    s = settings()
+    who = actor or getpass.getuser()
+
+    async def go() -> dict[str, Any]:
+        async with db_session(s) as session, session.begin():
+            row = await service.set_supplier(
+                session, supplier_id, name=name, account=account, mode=mode, currency=currency
+            )
+            after = {"mode": row.mode, "account": row.account, "currency": row.currency}
+            await audit.record(session, who, "po.supplier", supplier_id, after=after)
+            return {"supplier": supplier_id, **after}
+
+    try:
+        result = run(go())
+    except service.PurchasingError as exc:
+        raise fail(str(exc), 2) from None
+    if as_json:
+        print_json(result)
+    else:
+        out.print(f"supplier {supplier_id}: {result['mode']}")
+
+
+@app.command()
+def policy(
+    sku: Annotated[str, typer.Argument(help="SKU to replenish.")],
+    supplier_id: Annotated[str, typer.Option("--supplier", help="Supplier to order from.")],
+    reorder_point: Annotated[
+        str, typer.Option(help="Units, or `auto` (from sales, lead time and service level).")
+    ],
+    order_up_to: Annotated[int, typer.Option(help="Order up to this projected level.")],
+    location: Annotated[str, typer.Option(help="Stock location.")] = "main",
+    pack_size: Annotated[int, typer.Option(help="Order in whole packs of this many.")] = 1,
+    moq: Annotated[int, typer.Option(help="Minimum order quantity.")] = 1,
+    lead_time_days: Annotated[int, typer.Option(help="Supplier lead time.")] = 7,
+    safety_stock: Annotated[int, typer.Option(help="Safety stock (units).")] = 0,
+    max_stock: Annotated[int | None, typer.Option(help="Warn above this projected level.")] = None,
+    unit_price: Annotated[str, typer.Option(help="Price per unit ordered.")] = "0",
+    mode: Annotated[str | None, typer.Option(help="auto | approve (default: supplier's).")] = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set how a SKU at a location is replenished."""
+    s = settings()
+    who = actor or getpass.getuser()
+    auto = reorder_point == "auto"
+    try:
+        rop = None if auto else int(reorder_point)
+        price = Decimal(unit_price)
+    except (ValueError, ArithmeticError):
+        raise fail("--reorder-point takes a number or `auto`; --unit-price a number", 2) from None
+
+    async def go() -> dict[str, Any]:
+        async with db_session(s) as session, session.begin():
+            await service.set_policy(
+                session,
+                sku,
+                supplier=supplier_id,
+                reorder_point=rop,
+                auto_reorder=auto,
+                order_up_to=order_up_to,
+                location=location,
+                pack_size=pack_size,
+                min_order_quantity=moq,
+                lead_time_days=lead_time_days,
+                safety_stock=safety_stock,
+                max_stock=max_stock,
+                unit_price=price,
+                mode=mode,
+            )
+            after = {
+                "supplier": supplier_id,
+                "reorder_point": "auto" if auto else rop,
+                "order_up_to": order_up_to,
+                "pack_size": pack_size,
+                "moq": moq,
+                "lead_time_days": lead_time_days,
+                "unit_price": str(price),
+                "mode": mode,
+            }
+            await audit.record(session, who, "po.policy", f"{sku}@{location}", after=after)
+            return {"sku": sku, "location": location, **after}
+
+    try:
+        result = run(go())
+    except (service.PurchasingError, PolicyError) as exc:
+        raise fail(str(exc), 2) from None
+    if as_json:
+        print_json(result)
+    else:
+        out.print(f"policy for {sku} at {location} set")
 
 
 @app.command("list")
@@ -53,7 +163,7 @@ def list_(
 @app.command()
 def approve(
     po_number: Annotated[str, typer.Argument(help="PO number of a suggestion.")],
-    actor: Annotated[str | None, typer.Option(help="Who approves (default: login name).")] = None,
+    actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Issue a suggested purchase order: it goes to the supplier and counts as inbound."""

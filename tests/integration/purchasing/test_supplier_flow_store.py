@@ -167,3 +167,37 @@ async def test_suggestions_wait_for_approval_then_count_inbound(sessions, policy
     assert (await stock_of(sessions, "TEE")).inbound == 36
     assert (await cli("approve", "PO-NOPE")).exit_code == 2
     assert await count(sessions, SupplierInvoiceRow) == 0
+
+
+async def test_operators_set_suppliers_and_policies_from_the_cli(sessions, cli):
+    assert (
+        await cli("supplier", "acme-supply", "--mode", "approve", "--actor", "ops")
+    ).exit_code == 0
+    bad = await cli(
+        "policy", "TEE", "--supplier", "acme-supply", "--reorder-point", "50", "--order-up-to", "40"
+    )
+    assert bad.exit_code == 2
+    ok = await cli(
+        "policy",
+        "TEE",
+        "--supplier",
+        "acme-supply",
+        "--reorder-point",
+        "10",
+        "--order-up-to",
+        "40",
+        "--pack-size",
+        "6",
+        "--unit-price",
+        "8.50",
+        "--json",
+    )
+    assert ok.exit_code == 0, ok.output
+    await seed_and_sell(sessions, "TEE", 20, 12)
+    assert await replenish_step(sessions, {"TEE"}) == []  # approve mode: a suggestion
+    (line,) = await lines_of(sessions, "TEE")
+    assert (line.ordered, str(line.unit_price.normalize())) == (36, "8.5")
+    assert (await po(sessions, line.po_number)).status == "suggested"
+    async with sessions() as s:
+        actions = (await s.execute(select(AuditEntry.action).order_by(AuditEntry.id))).all()
+    assert [a for (a,) in actions] == ["po.supplier", "po.policy"]
