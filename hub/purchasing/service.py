@@ -576,35 +576,113 @@ async def _invoiced(
     if await session.get(SupplierInvoiceRow, (msg.supplier, msg.invoice_number)) is not None:
         return Handled()
     po, rows = await _load(session, msg.po_number)
-    holds: list[Hold]
-    variance = Decimal(0)
-    if po is None:
-        holds = [Hold(HoldReason.NOT_ON_ORDER, None, f"unknown purchase order {msg.po_number}")]
-    else:
-        received: dict[str, int] = defaultdict(int)
-        billed: dict[str, int] = defaultdict(int)
-        for r in rows:
-            received[r.sku] += r.received
-            billed[r.sku] += r.invoiced
-        result = three_way_match(
-            msg,
-            po_lines=[
-                PurchaseOrderLine(
-                    line_number=r.line_number,
-                    sku=r.sku,
-                    quantity=r.ordered,
-                    unit_price=r.confirmed_price if r.confirmed_price is not None else r.unit_price,
-                )
-                for r in rows
-            ],
-            po_currency=po.currency,
-            received=received,
-            already_invoiced=billed,
-            tolerance=tolerance,
-        )
-        holds, variance = list(result.holds), result.price_variance
+    inv = SupplierInvoiceRow(
+        supplier=msg.supplier,
+        invoice_number=msg.invoice_number,
+        po_number=msg.po_number,
+        currency=msg.currency,
+        subtotal=msg.subtotal,
+        tax=msg.tax,
+        charges=msg.charges,
+        total=msg.total,
+        document=msg.model_dump(mode="json"),
+        invoiced_at=msg.invoiced_at,
+        status="held",  # until the match says otherwise
+        reasons=[],
+        price_variance=Decimal(0),
+    )
+    session.add(inv)
     out = Handled()
-    voucher_id = None
+    if po is None:
+        _hold(inv, [Hold(HoldReason.NOT_ON_ORDER, None, f"unknown purchase order {msg.po_number}")])
+    else:
+        out.envelopes += await _match(
+            session, inv, msg, po, rows, chart, tolerance, env.correlation_id or env.id
+        )
+    await session.flush()
+    return out
+
+
+# Holds that a later receipt can clear; a price or a total needs a person.
+_WAIT_FOR_GOODS = frozenset({HoldReason.NOT_RECEIVED.value, HoldReason.OVER_RECEIVED.value})
+
+
+async def rematch(
+    session: AsyncSession,
+    po_number: str,
+    chart: Chart | None,
+    *,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+) -> list[Envelope]:
+    """Match again the PO's invoices held only for goods not yet received (call after
+    `on_receipt`, in the same transaction); returns the vouchers' envelopes of those now booked."""
+    q = (
+        select(SupplierInvoiceRow)
+        .where(SupplierInvoiceRow.po_number == po_number, SupplierInvoiceRow.status == "held")
+        .order_by(SupplierInvoiceRow.invoiced_at, SupplierInvoiceRow.invoice_number)
+    )
+    held = [
+        i
+        for i in (await session.execute(q)).scalars().all()
+        if i.reasons and all(r["reason"] in _WAIT_FOR_GOODS for r in i.reasons)
+    ]
+    if not held:
+        return []
+    po, rows = await _load(session, po_number)
+    if po is None:
+        return []
+    out: list[Envelope] = []
+    for inv in held:
+        msg = SupplierInvoiceReceived.model_validate(inv.document)
+        cause = message_id(SOURCE, "rematch", inv.supplier, inv.invoice_number)
+        out += await _match(session, inv, msg, po, rows, chart, tolerance, cause)
+    await session.flush()
+    return out
+
+
+def _hold(inv: SupplierInvoiceRow, holds: Sequence[Hold]) -> None:
+    inv.status = "held" if holds else "matched"
+    inv.reasons = [{"reason": h.reason.value, "sku": h.sku, "detail": h.detail} for h in holds]
+    if holds:
+        log.warning("supplier invoice held", invoice=inv.invoice_number, reasons=len(holds))
+
+
+async def _match(
+    session: AsyncSession,
+    inv: SupplierInvoiceRow,
+    msg: SupplierInvoiceReceived,
+    po: PurchaseOrderRow,
+    rows: Sequence[PurchaseOrderLineRow],
+    chart: Chart | None,
+    tolerance: Tolerance,
+    correlation_id: str,
+) -> list[Envelope]:
+    """3-way match of one invoice; matched: its payable voucher is booked and its units count
+    as invoiced on the PO's lines."""
+    received: dict[str, int] = defaultdict(int)
+    billed: dict[str, int] = defaultdict(int)
+    for r in rows:
+        received[r.sku] += r.received
+        billed[r.sku] += r.invoiced
+    result = three_way_match(
+        msg,
+        po_lines=[
+            PurchaseOrderLine(
+                line_number=r.line_number,
+                sku=r.sku,
+                quantity=r.ordered,
+                unit_price=r.confirmed_price if r.confirmed_price is not None else r.unit_price,
+            )
+            for r in rows
+        ],
+        po_currency=po.currency,
+        received=received,
+        already_invoiced=billed,
+        tolerance=tolerance,
+    )
+    holds = list(result.holds)
+    inv.price_variance = result.price_variance
+    out: list[Envelope] = []
     if not holds and chart is not None:
         try:
             voucher = await payables.invoice_voucher(session, chart, msg)
@@ -612,11 +690,10 @@ async def _invoiced(
             holds = [Hold(HoldReason.CURRENCY, None, str(exc))]
         else:
             if voucher is not None:
-                voucher_id = voucher.voucher_id
+                inv.voucher_id = voucher.voucher_id
                 if await ledger.post(session, voucher):
-                    out.envelopes.append(
-                        finance_events.envelope(voucher, env.correlation_id or env.id)
-                    )
+                    out.append(finance_events.envelope(voucher, correlation_id))
+    _hold(inv, holds)
     if not holds:
         for il in msg.lines:
             left = il.quantity
@@ -625,26 +702,6 @@ async def _invoiced(
                     take = min(left, max(r.received - r.invoiced, 0))
                     r.invoiced += take
                     left -= take
-    session.add(
-        SupplierInvoiceRow(
-            supplier=msg.supplier,
-            invoice_number=msg.invoice_number,
-            po_number=msg.po_number,
-            status="held" if holds else "matched",
-            currency=msg.currency,
-            subtotal=msg.subtotal,
-            tax=msg.tax,
-            charges=msg.charges,
-            total=msg.total,
-            price_variance=variance,
-            reasons=[{"reason": h.reason.value, "sku": h.sku, "detail": h.detail} for h in holds],
-            voucher_id=voucher_id,
-            invoiced_at=msg.invoiced_at,
-        )
-    )
-    if holds:
-        log.warning("supplier invoice held", invoice=msg.invoice_number, reasons=len(holds))
-    await session.flush()
     return out
 
 

@@ -145,7 +145,7 @@ class SupplierInvoiceRow(Base):
     supplier: Mapped[str] = mapped_column(String(64), primary_key=True)
     invoice_number: Mapped[str] = mapped_column(String(64), primary_key=True)
     po_number: Mapped[str] = mapped_column(String(22))
-    status: Mapped[str] = mapped_column(String(16))  # matched | held
+    status: Mapped[str] = mapped_column(String(16), default="held")  # matched | held
     currency: Mapped[str] = mapped_column(String(3))
     subtotal: Mapped[Decimal] = mapped_column()
     tax: Mapped[Decimal] = mapped_column()
@@ -153,6 +153,7 @@ class SupplierInvoiceRow(Base):
     total: Mapped[Decimal] = mapped_column()
     price_variance: Mapped[Decimal] = mapped_column(default=Decimal(0))
     reasons: Mapped[list[Any]] = mapped_column()  # [{"reason", "sku", "detail"}, …]
+    document: Mapped[dict[str, Any]] = mapped_column()  # the invoice as received, to match again
     voucher_id: Mapped[str | None] = mapped_column(String(64), default=None)
     invoiced_at: Mapped[dt.datetime] = mapped_column()
     received_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())

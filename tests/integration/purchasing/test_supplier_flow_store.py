@@ -201,3 +201,25 @@ async def test_operators_set_suppliers_and_policies_from_the_cli(sessions, cli):
     async with sessions() as s:
         actions = (await s.execute(select(AuditEntry.action).order_by(AuditEntry.id))).all()
     assert [a for (a,) in actions] == ["po.supplier", "po.policy"]
+
+
+async def test_an_invoice_held_for_missing_goods_is_booked_when_they_arrive(sessions, policy_for):
+    from hub.purchasing import service
+    from tests.integration.purchasing.harness import CHART
+
+    number = await _ordered(sessions, policy_for)
+    await handle_step(sessions, invoice(number, "TEE", 36, "8.50", "INV-4"))
+    await handle_step(sessions, invoice(number, "TEE", 36, "9.90", "INV-5"))  # price: stays held
+    await receipt_step(sessions, receipt(number, "TEE", 36))
+    async with sessions() as s, s.begin():
+        out = await service.rematch(s, number, CHART)
+    assert [type(e.data) for e in out] == [VoucherIssued]
+    booked = await invoice_row(sessions, "INV-4")
+    assert (booked.status, booked.reasons, booked.voucher_id) == ("matched", [], out[0].id)
+    still = await invoice_row(sessions, "INV-5")
+    assert still.status == "held"
+    assert {r["reason"] for r in still.reasons} == {"price", "not_received"}
+    async with sessions() as s, s.begin():
+        assert await service.rematch(s, number, CHART) == []  # nothing left that goods can clear
+    (line,) = await lines_of(sessions, "TEE")
+    assert line.invoiced == 36

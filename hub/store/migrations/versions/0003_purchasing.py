@@ -131,6 +131,7 @@ def upgrade() -> None:
         sa.Column("total", MONEY, nullable=False),
         sa.Column("price_variance", MONEY, nullable=False),
         sa.Column("reasons", sa.JSON(), nullable=False),
+        sa.Column("document", sa.JSON(), nullable=False),
         sa.Column("voucher_id", sa.String(length=64), nullable=True),
         sa.Column("invoiced_at", TS, nullable=False),
         sa.Column("received_at", TS, server_default=NOW, nullable=False),
