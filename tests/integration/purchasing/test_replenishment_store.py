@@ -4,10 +4,13 @@ not twice when the sales are redelivered, not twice when two transactions race o
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 
 import pytest
 
 from hub.core.batch import CoreProcessor
+from hub.purchasing import policy, service
+from hub.purchasing.tables import ReplenishmentPolicy
 from schemas.purchasing import PurchaseOrderIssued
 from tests.builders import records
 from tests.integration.purchasing.harness import (
@@ -79,3 +82,20 @@ async def test_po_numbers_never_repeat_across_skus(sessions, policy_for):
     numbers = [r[0].data.po_number for r in results]  # type: ignore[attr-defined]
     assert len(set(numbers)) == 3
     assert all(n.startswith("PO-2026-") for n in numbers)
+
+
+async def test_an_auto_reorder_point_comes_from_the_sales_journal(sessions):
+    async with sessions() as s, s.begin():
+        await service.set_supplier(s, "acme-supply")
+        await service.set_policy(
+            s, "TEE", supplier="acme-supply", auto_reorder=True, order_up_to=40, lead_time_days=5
+        )
+    await seed_and_sell(sessions, "TEE", 20, 12)  # 12 sold on 2026-11-01, 8 left
+    envs = await replenish_step(sessions, {"TEE"})  # on 2026-11-22: window from 2026-10-25
+    series = policy.daily_demand([(date(2026, 11, 1), 12)], start=date(2026, 10, 25), days=28)
+    expected = policy.reorder_point_from_demand(series, lead_time_days=5, service_level=0.95)
+    assert expected.reorder_point > 8  # a fixed point below 8 would not have ordered
+    async with sessions() as s:
+        stored = await s.get(ReplenishmentPolicy, ("TEE", "main"))
+    assert stored is not None and stored.auto_reorder_point == expected.reorder_point
+    assert [ln.quantity for ln in envs[0].data.lines] == [32]  # type: ignore[attr-defined]
