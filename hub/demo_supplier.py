@@ -44,6 +44,11 @@ SEED, SOLD = 20, 12
 T = TypeVar("T")
 
 
+def restock_sku(run_id: str) -> str:
+    """The SKU the supplier flow sells and restocks (list it on the demo shops too)."""
+    return f"RESTOCK-{run_id}"
+
+
 def _sale(run_id: str, sku: str, n: int) -> list[Envelope]:
     key = f"acme:restock-{run_id}-{n}"
     placed = OrderPlaced(
@@ -115,7 +120,7 @@ async def _status(s: AsyncSession, po_number: str) -> str | None:
 async def supplier_flow(rt: Any, report: Any, run_id: str, *, limit: float = 30) -> None:
     """Low stock → one PO → acknowledged, shipped, received, invoiced, matched and booked."""
     assert rt.publisher is not None and rt.sessions is not None
-    sku = f"RESTOCK-{run_id}"
+    sku = restock_sku(run_id)
     async with rt.sessions() as s, s.begin():
         await service.set_supplier(s, SUPPLIER, name="Demo Supply Co.", mode=service.AUTO)
         await service.set_policy(
