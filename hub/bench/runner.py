@@ -82,6 +82,7 @@ class BenchOptions:
     concurrency: int = 64
     hot_skus: int = 5
     webhook_pool: int = 2000
+    client: str = "raw"
     profile: bool = False
 
     def url(self) -> str:
@@ -243,6 +244,7 @@ class Bench:
             phases=list(o.phases),
             consumers=o.consumers,
             core_batch_size=o.batch_size,
+            webhook_client=o.client,
         )
         started = time.perf_counter()
         broker = await asyncio.to_thread(EmbeddedBroker.start, log=o.out / "var" / "broker.log")
@@ -424,6 +426,7 @@ class Bench:
                     "max",
                     o.seconds,
                     concurrency=o.concurrency,
+                    client=o.client,
                 )
                 samples = await loop.run_in_executor(pool, drive, plan)
                 ok = [s for s in samples if s.status == 200]
@@ -454,6 +457,7 @@ class Bench:
                     o.seconds,
                     concurrency=max(256, o.concurrency),
                     rate=rate,
+                    client=o.client,
                 )
                 samples = await loop.run_in_executor(pool, drive, plan)
                 ok = [s for s in samples if s.status == 200]

@@ -37,6 +37,9 @@ def bench(
     consumers: int = typer.Option(1, "--consumers", min=1, help="Core consumers in the process"),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Core batch size"),
     concurrency: int = typer.Option(64, "--concurrency", min=1, help="Webhook connections"),
+    client: str = typer.Option(
+        "raw", "--client", help="Webhook sender: raw (lean HTTP/1.1 keep-alive) or httpx"
+    ),
     profile: bool = typer.Option(False, "--profile", help="pyinstrument profile to --out"),
 ) -> None:
     """Measure reservations, webhook intake and end-to-end latency against the raw limits of
@@ -59,6 +62,7 @@ def bench(
         batch_size=batch_size,
         concurrency=concurrency,
         profile=profile,
+        client=client,
     )
     bench_run = asyncio.run(run_bench(opts, say=lambda m: console.print(f"[dim]{m}")))
     result = bench_run.result
