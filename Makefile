@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	# badx12 (independent X12 envelope parser for the tests) pins click 7, which nothing else
 	# allows; it only uses click for its own command line, so it goes in without its pins.
-	$(BIN)/python -m pip install -q --no-deps 'badx12==0.2.2'
+	$(BIN)/python -m pip install -q --no-deps 'badx12==0.2.2' 'dicttoxml>=1.7.4'
 	touch $(STAMP)
 
 demo: $(STAMP)
