@@ -1,6 +1,9 @@
 """What the core does around the purchasing hooks, done here by hand so that the tests do not
 depend on how the core calls them: lock the SKUs' stock rows, call the hook with the locked rows,
-write back the rows it changed and the envelopes it returned, in one transaction."""
+write back the rows it changed and the envelopes it returned, in one transaction.
+
+The hooks are idempotent, so the tests hold whether or not the core calls them too: they assert
+what is stored (lines, inbound, the outbox), not which call returned the message."""
 
 from __future__ import annotations
 
@@ -21,13 +24,14 @@ from hub.purchasing import service
 from hub.purchasing.tables import PurchaseOrderLineRow, PurchaseOrderRow, SupplierInvoiceRow
 from hub.store import locks
 from hub.store.models import OutboxRow, Stock
-from schemas.envelope import Envelope, message_id
+from schemas.envelope import Envelope, decode, message_id
 from schemas.purchasing import (
     AcknowledgedLine,
     AckStatus,
     InvoiceLine,
     LineAckStatus,
     PurchaseOrderAcknowledged,
+    PurchaseOrderIssued,
     ShipmentNotified,
     ShippedLine,
     SupplierInvoiceReceived,
@@ -131,6 +135,18 @@ async def outbox_count(sessions: Sessions, ce_type: str) -> int:
     async with sessions() as s:
         rows = (await s.execute(select(OutboxRow.headers))).scalars().all()
     return sum(1 for h in rows if ["ce_type", ce_type] in h)
+
+
+async def issued(sessions: Sessions) -> list[PurchaseOrderIssued]:
+    """The PurchaseOrderIssued messages in the outbox, oldest first."""
+    async with sessions() as s:
+        rows = (await s.execute(select(OutboxRow).order_by(OutboxRow.id))).scalars().all()
+    found = []
+    for r in rows:
+        env = decode([(k, v.encode()) for k, v in r.headers], r.payload)
+        if isinstance(env.data, PurchaseOrderIssued):
+            found.append(env.data)
+    return found
 
 
 async def count(sessions: Sessions, model: Any) -> int:

@@ -212,10 +212,11 @@ async def test_an_invoice_held_for_missing_goods_is_booked_when_they_arrive(sess
     await handle_step(sessions, invoice(number, "TEE", 36, "9.90", "INV-5"))  # price: stays held
     await receipt_step(sessions, receipt(number, "TEE", 36))
     async with sessions() as s, s.begin():
-        out = await service.rematch(s, number, CHART)
-    assert [type(e.data) for e in out] == [VoucherIssued]
+        await service.rematch(s, number, CHART)
     booked = await invoice_row(sessions, "INV-4")
-    assert (booked.status, booked.reasons, booked.voucher_id) == ("matched", [], out[0].id)
+    assert (booked.status, booked.reasons) == ("matched", [])
+    async with sessions() as s:
+        assert await s.get(VoucherRow, booked.voucher_id) is not None
     still = await invoice_row(sessions, "INV-5")
     assert still.status == "held"
     assert {r["reason"] for r in still.reasons} == {"price", "not_received"}
