@@ -216,6 +216,12 @@ async def test_concurrent_posts_of_one_voucher_book_it_once(engine: AsyncEngine)
         assert finance is not None and finance.paid_minor == 500
 
 
+def alembic_head() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 async def test_the_finance_migration_downgrades_and_upgrades_again(engine: AsyncEngine) -> None:
     def down(sync_conn: Any) -> None:
         cfg = alembic_config()
@@ -227,5 +233,5 @@ async def test_the_finance_migration_downgrades_and_upgrades_again(engine: Async
         await conn.commit()
     assert await current(engine) == "0001_core"
     await upgrade(engine)
-    assert await current(engine) == "0002_finance"
+    assert await current(engine) == alembic_head()
     assert await _scenario(engine) == [True, True, True, True]
