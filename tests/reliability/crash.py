@@ -237,15 +237,25 @@ async def _settle(sessions: Any, driver: Driver, report: CrashReport, cluster: C
 
     async def everything_processed() -> bool:
         async with sessions() as s:
-            done = (
-                await s.execute(select(func.count(func.distinct(ProcessedMessage.message_id))))
-            ).scalar_one()
-            undecided = (
+            inbox = set(
+                (
+                    await s.execute(
+                        select(ProcessedMessage.message_id).where(
+                            ProcessedMessage.consumer == "core"
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            decided = (
                 await s.execute(
-                    select(func.count()).select_from(Order).where(Order.status == "new")
+                    select(func.count())
+                    .select_from(Order)
+                    .where(Order.order_key.in_(list(driver.placed)), Order.status != "new")
                 )
             ).scalar_one()
-        return bool(done >= len(ids) + len(SKUS) and undecided == 0)
+        return bool(ids <= inbox and decided == len(driver.placed))
 
     async def drained() -> bool:
         async with sessions() as s:
