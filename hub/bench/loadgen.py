@@ -41,7 +41,8 @@ class Sample:
 
 
 def deliveries(plan: Plan) -> list[tuple[dict[str, str], bytes]]:
-    sim = ShopifySimulator(webhook_secret=plan.secret)
+    # The books are kept in CNY: a foreign-currency payment would only make finance warn.
+    sim = ShopifySimulator(webhook_secret=plan.secret, currency="CNY")
     out = []
     for i in range(plan.count):
         order = sim.make_order(
