@@ -28,6 +28,7 @@ from hub.kafka.embedded import EmbeddedBroker
 from hub.kafka.producer import KafkaPublisher
 from hub.kafka.topics import ensure_topics, missing_topics
 from hub.observe import record_batch
+from hub.purchasing.service import tolerance_from_config
 from hub.pushworker import PushWorker
 from hub.relay import OutboxRelay, wait_any
 from hub.store.db import make_engine, session_factory
@@ -140,7 +141,11 @@ class Runtime:
                 self.relay.notify()
 
         processor = CoreProcessor(
-            self.sessions, self.rules, on_committed=committed, chart=chart_from_config(s.hub)
+            self.sessions,
+            self.rules,
+            on_committed=committed,
+            chart=chart_from_config(s.hub),
+            tolerance=tolerance_from_config(s.hub),
         )
         broker = KafkaBroker(
             self.bootstrap,

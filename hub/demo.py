@@ -400,11 +400,12 @@ def _print(report: Report) -> None:
 
 async def run_demo(base: Settings, *, keep_running: bool = False, as_json: bool = False) -> bool:
     from hub.demo_shops import Shops, flash_sale, served
+    from hub.demo_supplier import restock_sku, supplier_flow
     from hub.web.app import create_app
 
     run_id = uuid.uuid4().hex[:8]
     shops = Shops.create()
-    for sku in (f"HOT-{run_id}", f"COLD-{run_id}"):  # the Kafka-driven part's SKUs, on sale too
+    for sku in (f"HOT-{run_id}", f"COLD-{run_id}", restock_sku(run_id)):  # on sale in the shops
         shops.shopify.add_product(sku)
         shops.woo.add_product(sku)
     books_path = base.var_dir / "demo" / f"{run_id}.beancount"
@@ -426,6 +427,7 @@ async def run_demo(base: Settings, *, keep_running: bool = False, as_json: bool 
             )
             await scenario(rt, run_id, report)
             await flash_sale(rt, shops, gateway, f"FLASH-{run_id}", report)
+            await supplier_flow(rt, report, run_id)
             await books_check(rt, settings, books_path, report)
             if keep_running:
                 console.print(f"scenario done; serving on {gateway} until Ctrl-C")

@@ -60,6 +60,8 @@ def record_batch(result: BatchResult, consumer: str = "core") -> None:
         metrics.OVERSELL_REFUSED.inc(result.lines_refused)
     for type_, n in result.by_type.items():
         metrics.MESSAGES_PROCESSED.labels(consumer=consumer, type=type_).inc(n)
+    if result.purchase_orders:
+        metrics.PURCHASE_ORDERS_ISSUED.inc(result.purchase_orders)
     if result.vouchers:
         metrics.VOUCHERS_ISSUED.inc(result.vouchers)
     size = result.applied + result.duplicates + result.dead_lettered

@@ -24,8 +24,9 @@ from hub.domain.allocation import Level, Rule, channel_available
 from hub.domain.stockbook import NeedsBumpData, OrderRow, ResLine, StockBook, StockRow
 from hub.finance import billing
 from hub.finance import events as finance_events
-from hub.finance.chart import Chart
+from hub.finance.chart import Chart, chart_from_config
 from hub.finance.rules import CurrencyMismatch
+from hub.purchasing import service as purchasing
 from hub.store import locks
 from hub.store.models import (
     ChannelLevel,
@@ -43,11 +44,24 @@ from schemas.envelope import Envelope, EnvelopeError, decode, message_id
 from schemas.levels import StockLevelChanged
 from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
 from schemas.payments import PaymentCaptured, PaymentRefunded
+from schemas.purchasing import (
+    PurchaseOrderAcknowledged,
+    ShipmentNotified,
+    SupplierInvoiceReceived,
+    SupplierStockReported,
+)
 from schemas.stock import GoodsReceived, StockAdjusted, StockCounted, StockTransferred
 
 log = structlog.get_logger("hub.core")
+DEFAULT_CHART = chart_from_config(None)
 
 SOURCE = "hub/core"
+SUPPLIER_DOCS = (
+    PurchaseOrderAcknowledged,
+    ShipmentNotified,
+    SupplierInvoiceReceived,
+    SupplierStockReported,
+)
 HANDLED = (
     PaymentCaptured,
     PaymentRefunded,
@@ -59,6 +73,7 @@ HANDLED = (
     StockAdjusted,
     GoodsReceived,
     StockTransferred,
+    *SUPPLIER_DOCS,
 )
 
 
@@ -95,6 +110,7 @@ class BatchResult:
     bumped: int = 0
     levels_published: int = 0
     vouchers: int = 0
+    purchase_orders: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: BatchResult) -> None:
@@ -109,6 +125,7 @@ class BatchResult:
             "bumped",
             "levels_published",
             "vouchers",
+            "purchase_orders",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for k, v in other.by_type.items():
@@ -195,6 +212,7 @@ class CoreProcessor:
         on_committed: Callable[[BatchResult], None] | None = None,
         max_attempts: int = 5,
         chart: Chart | None = None,
+        tolerance: Any = None,
     ) -> None:
         self.sessions = sessions
         self.rules = rules
@@ -202,6 +220,7 @@ class CoreProcessor:
         self.on_committed = on_committed
         self.max_attempts = max_attempts
         self.chart = chart
+        self.tolerance = tolerance or purchasing.DEFAULT_TOLERANCE
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -314,6 +333,7 @@ class CoreProcessor:
         order_rows = await locks.lock_orders(session, order_keys)
         res_rows = await locks.reservations_of(session, order_keys)
         skus |= {r.sku for r in res_rows} | bump_skus
+        skus |= await purchasing.skus_of(session, [env.data for _, env in good])
         stock_rows = await locks.lock_stock(session, skus, create)
 
         # Only now, holding the locks, ask which messages were already applied.
@@ -377,7 +397,19 @@ class CoreProcessor:
                 if self.chart and env.id not in priced
                 else None
             )
-            self._dispatch(book, env, costs)
+            if isinstance(env.data, SUPPLIER_DOCS):
+                handled = await purchasing.handle(
+                    session, env, self.chart or DEFAULT_CHART, tolerance=self.tolerance
+                )
+                purchasing.apply_inbound(book.stock, handled.inbound)
+                vouchers.extend(handled.envelopes)
+            else:
+                self._dispatch(book, env, costs)
+                if isinstance(env.data, GoodsReceived) and env.data.po_number:
+                    await purchasing.on_receipt(session, env.data)
+                    vouchers += await purchasing.rematch(
+                        session, env.data.po_number, self.chart or DEFAULT_CHART
+                    )
             applied.append(env)
             result.by_type[env.type] = result.by_type.get(env.type, 0) + 1
         result.applied = len(applied)
@@ -390,8 +422,10 @@ class CoreProcessor:
         result.released, result.bumped = o.released, o.bumped
 
         now = now_utc()
-        outbox: list[dict[str, Any]] = [outbox_row(v) for v in vouchers]
-        result.vouchers = len(vouchers)
+        issued = await purchasing.replenish(session, book.stock, book.touched, now)
+        outbox: list[dict[str, Any]] = [outbox_row(v) for v in [*vouchers, *issued]]
+        result.vouchers = sum(1 for v in vouchers if v.topic == topics.VOUCHERS)
+        result.purchase_orders = len(issued)
         by_id = {e.id: e for e in applied}
         for msg, cause in book.out:
             outbox.append(outbox_row(self._envelope(msg, cause, by_id)))

@@ -16,7 +16,7 @@ from schemas import topics
 log = structlog.get_logger("hub.core.consumer")
 
 CORE_GROUP = "hub-core"
-CORE_TOPICS = (topics.ORDERS, topics.STOCK_EVENTS, topics.PAYMENTS)
+CORE_TOPICS = (topics.ORDERS, topics.STOCK_EVENTS, topics.PAYMENTS, topics.PURCHASING)
 
 
 async def _raw(msg: Any) -> Any:

@@ -222,5 +222,6 @@ class AuditEntry(Base):
 
 # Tables that live with their feature share this metadata (Alembic and the tests see them all).
 from hub.finance import tables as _finance_tables  # noqa: E402
+from hub.purchasing import tables as _purchasing_tables  # noqa: E402
 
-__all__ = ["Base", "_finance_tables"]
+__all__ = ["Base", "_finance_tables", "_purchasing_tables"]
