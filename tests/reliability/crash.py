@@ -6,6 +6,10 @@ orders (placements, duplicate deliveries, cancels, fulfilments of reserved order
 role is killed with SIGKILL at random moments and restarted at once. When the stream ends the
 roles are left alone until every order is decided and the outbox is drained; then the checks run
 against the store, the `hub stock check` command and the decisions on `hub.reservations.v1`.
+
+A restarted core needs 3-11 s before it consumes (its group rebalances and waits for the killed
+member's session to expire), so at this kill rate most kills land while a role is starting,
+joining or rebalancing, and a few while it is up and working; the report says how many of each.
 """
 
 from __future__ import annotations
