@@ -125,7 +125,7 @@ class Runtime:
                     name="reconcile",
                 )
             )
-        if "gateway" in self.roles or "core" in self.roles:
+        if "gateway" in self.roles:  # the role that serves /dashboard and /api/lag
             from hub.ops.state import lag_loop
 
             self.tasks.append(asyncio.create_task(lag_loop(self), name="lag"))

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -157,6 +157,11 @@ def _conflict(exc: BaseException) -> bool:
     return (isinstance(exc, IntegrityError) and "processed_messages" in text) or any(
         s in text for s in ("deadlock", "could not serialize", "unique", "duplicate key")
     )
+
+
+def table(model: Any) -> Table:
+    """The Core table of a model (Core statements skip the ORM's per-row bookkeeping)."""
+    return cast(Table, model.__table__)
 
 
 async def update_by_key(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
@@ -343,7 +348,7 @@ class CoreProcessor:
             t = ProcessedMessage.__table__
             for part in locks._chunks(ids):
                 q = select(t.c.message_id).where(
-                    t.c.consumer == self.consumer, t.c.message_id.in_(part)
+                    t.c.consumer == self.consumer, locks.one_of(session, t.c.message_id, part)
                 )
                 done.update((await session.execute(q)).scalars().all())
 
@@ -437,7 +442,7 @@ class CoreProcessor:
                 outbox.append(dead_letter_outbox_row(info, self.consumer))
                 result.dead_lettered += 1
         if outbox:
-            await session.execute(insert(OutboxRow), outbox)
+            await session.execute(insert(table(OutboxRow)), outbox)
         return result
 
     async def _price_new_orders(
@@ -516,7 +521,9 @@ class CoreProcessor:
         skus = sorted(book.touched)
         current: dict[tuple[str, str], tuple[int, int]] = {}
         for part in locks._chunks(skus):
-            for r in (await session.execute(select(t).where(t.c.sku.in_(part)))).all():
+            for r in (
+                await session.execute(select(t).where(locks.one_of(session, t.c.sku, part)))
+            ).all():
                 current[(r.sku, r.channel)] = (r.available, r.version)
         by_sku: dict[str, list[StockRow]] = {}
         for row in book.stock.values():
@@ -565,7 +572,7 @@ class CoreProcessor:
                     )
                 )
         if new_rows:
-            await session.execute(insert(ChannelLevel), new_rows)
+            await session.execute(insert(table(ChannelLevel)), new_rows)
         if changed:
             await update_by_key(session, ChannelLevel, changed)
         return len(new_rows) + len(changed)
@@ -639,12 +646,12 @@ class CoreProcessor:
                 }
                 (new_lines if line.new else changed_lines).append(row)
         if new_lines:
-            await session.execute(insert(Reservation), new_lines)
+            await session.execute(insert(table(Reservation)), new_lines)
         if changed_lines:
             await update_by_key(session, Reservation, changed_lines)
         if book.movements:
             await session.execute(
-                insert(Movement),
+                insert(table(Movement)),
                 [
                     {
                         "sku": m.sku,
@@ -662,7 +669,7 @@ class CoreProcessor:
             )
         if applied:
             await session.execute(
-                insert(ProcessedMessage),
+                insert(table(ProcessedMessage)),
                 [
                     {"consumer": self.consumer, "message_id": e.id, "processed_at": now}
                     for e in applied

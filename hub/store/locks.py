@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +24,15 @@ CHUNK = 5000
 def _insert(session: AsyncSession, table: Any) -> Any:
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def one_of(session: AsyncSession, column: Any, keys: Sequence[str]) -> Any:
+    """`column IN keys`; on PostgreSQL `= ANY(:array)`, one bound parameter instead of a thousand
+    rendered into the statement (measurably cheaper per batch)."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(keys), type_=ARRAY(String)))
+    return column.in_(keys)
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -50,7 +60,12 @@ async def lock_orders(session: AsyncSession, keys: Iterable[str]) -> list[Row[An
     rows: list[Row[Any]] = []
     t = Order.__table__
     for part in _chunks(ordered):
-        stmt = select(t).where(t.c.order_key.in_(part)).order_by(t.c.order_key).with_for_update()
+        stmt = (
+            select(t)
+            .where(one_of(session, t.c.order_key, part))
+            .order_by(t.c.order_key)
+            .with_for_update()
+        )
         rows.extend((await session.execute(stmt)).all())
     return rows
 
@@ -74,7 +89,12 @@ async def lock_stock(
     rows: list[Row[Any]] = []
     t = Stock.__table__
     for part in _chunks(ordered):
-        stmt = select(t).where(t.c.sku.in_(part)).order_by(t.c.sku, t.c.location).with_for_update()
+        stmt = (
+            select(t)
+            .where(one_of(session, t.c.sku, part))
+            .order_by(t.c.sku, t.c.location)
+            .with_for_update()
+        )
         rows.extend((await session.execute(stmt)).all())
     return rows
 
@@ -84,7 +104,9 @@ async def reservations_of(session: AsyncSession, order_keys: Iterable[str]) -> l
     t = Reservation.__table__
     rows: list[Row[Any]] = []
     for part in _chunks(keys):
-        rows.extend((await session.execute(select(t).where(t.c.order_key.in_(part)))).all())
+        rows.extend(
+            (await session.execute(select(t).where(one_of(session, t.c.order_key, part)))).all()
+        )
     return rows
 
 
@@ -93,6 +115,6 @@ async def holders_of(session: AsyncSession, skus: Iterable[str]) -> set[str]:
     t = Reservation.__table__
     keys: set[str] = set()
     for part in _chunks(sorted(set(skus))):
-        stmt = select(t.c.order_key).where(t.c.sku.in_(part), t.c.open > 0).distinct()
+        stmt = select(t.c.order_key).where(one_of(session, t.c.sku, part), t.c.open > 0).distinct()
         keys.update((await session.execute(stmt)).scalars().all())
     return keys
