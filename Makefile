@@ -51,5 +51,10 @@ typecheck: $(STAMP)
 bench: $(STAMP) postgres
 	$(BIN)/hub bench
 
+# Kill -9 the roles round after round for as long as asked, then print what it proved.
+SOAK_SECONDS ?= 3600
+soak: $(STAMP) postgres
+	$(BIN)/python tests/reliability/soak.py --seconds $(SOAK_SECONDS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -88,7 +88,7 @@ class Runtime:
         if migrate:
             await upgrade(self.engine)
         await self._sync_channel_rules()
-        self.publisher = KafkaPublisher(self.bootstrap, client=kw)
+        self.publisher = KafkaPublisher(self.bootstrap, client=kw, verify=self._ensure_topics)
         await self.publisher.start()
         if "relay" in self.roles:
             self.relay = OutboxRelay(
@@ -203,20 +203,27 @@ class Runtime:
                     )
                 )
 
+    async def _ensure_topics(self) -> list[str]:
+        s = self.settings
+        return await ensure_topics(
+            self.bootstrap,
+            partitions=s.topic_partitions,
+            replication=s.topic_replication,
+            client=clients.client_kwargs(s),
+        )
+
     async def _guard_topics(self) -> None:
         """A restarted embedded broker forgets its topics: recreate them before anyone writes
-        into an auto-created topic with the wrong partitions."""
+        into an auto-created topic with the wrong partitions, and make the publisher refresh
+        what it knows of them before it acknowledges anything again."""
         kw = clients.client_kwargs(self.settings)
         while not self.stop_event.is_set():
-            await wait_any([self.stop_event], 5.0)
+            await wait_any([self.stop_event], 1.0)
             with contextlib.suppress(Exception):
                 if await missing_topics(self.bootstrap, kw):
-                    created = await ensure_topics(
-                        self.bootstrap,
-                        partitions=self.settings.topic_partitions,
-                        replication=self.settings.topic_replication,
-                        client=kw,
-                    )
+                    if self.publisher is not None:
+                        self.publisher.suspect()
+                    created = await self._ensure_topics()
                     log.warning("topics were missing and are recreated", topics=created)
 
     async def _gauges(self) -> None:

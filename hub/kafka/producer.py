@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -14,12 +14,25 @@ from schemas.envelope import Envelope
 
 
 class KafkaPublisher:
-    """Publishes envelopes; `publish` returns only when Kafka acknowledged all of them."""
+    """Publishes envelopes; `publish` returns only when Kafka acknowledged all of them.
+
+    After any failure the next send first runs `verify` (which re-creates missing topics) and
+    refreshes the producer's metadata: a broker that came back without its topics (the embedded
+    one keeps them in memory) would otherwise acknowledge records into topics that no longer
+    exist, and a 200 would be answered for a message nobody will read.
+    """
 
     def __init__(
-        self, bootstrap: str, *, client: dict[str, Any] | None = None, timeout: float = 4.0
+        self,
+        bootstrap: str,
+        *,
+        client: dict[str, Any] | None = None,
+        timeout: float = 4.0,
+        verify: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.timeout = timeout
+        self.verify = verify
+        self._suspect = verify is not None
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
@@ -47,6 +60,12 @@ class KafkaPublisher:
             raise BrokerUnavailable("publisher not started")
         try:
             async with asyncio.timeout(self.timeout):
+                if self._suspect and self.verify is not None:
+                    await self.verify()
+                    self._suspect = False
+                # Fresh metadata before every acknowledged send (concurrent callers share one
+                # request): a broker that restarted empty must not ack into forgotten topics.
+                await self.producer.client.force_metadata_update()
                 futures = [
                     await self.producer.send(
                         topic,
@@ -58,7 +77,12 @@ class KafkaPublisher:
                 ]
                 await asyncio.gather(*futures)
         except (KafkaError, TimeoutError, OSError) as exc:
+            self._suspect = self.verify is not None
             raise BrokerUnavailable(f"broker did not acknowledge: {exc!r}") from exc
+
+    def suspect(self) -> None:
+        """Verify topics before the next send (e.g. when a watcher saw the broker restart)."""
+        self._suspect = self.verify is not None
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         await self.send_many([(e.topic, e.key, e.body(), e.headers()) for e in envelopes])

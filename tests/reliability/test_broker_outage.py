@@ -110,18 +110,6 @@ async def _applied(rt: Runtime, ids: set[int]) -> int:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "hub bug: after the broker comes back empty, the gateway answers 200 for deliveries "
-        "whose messages the broker then does not keep (3-10 of ~400 per run, all acknowledged "
-        "within ~1 s of the restart, none applied 45-90 s later): the producer's cached metadata "
-        "still names the lost topics and Runtime._guard_topics only polls every 5 s, so topics "
-        "are not checked/recreated when the connection is re-made (ARCHITECTURE: 'check that the "
-        "topics exist whenever a connection is (re)made'); the gateway must not acknowledge "
-        "until the topics are known to exist again"
-    ),
-)
 async def test_broker_killed_and_restarted_empty_hub_answers_503_then_recovers_by_itself(
     tmp_path: Path,
 ) -> None:
