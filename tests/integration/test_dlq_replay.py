@@ -1,0 +1,112 @@
+"""A message that could not be processed is listed by `hub dlq list`, and after the fix
+`hub dlq replay` sends it back and it is processed exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from hub.app import Runtime
+from hub.cli.main import app
+from hub.config import HubConfig, Settings
+from hub.core.batch import CoreProcessor
+from hub.store.models import AuditEntry, Order
+from tests.builders import counted, place
+
+
+async def _until(predicate, limit: float = 60.0) -> None:
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_dead_letter_is_listed_then_replayed_once_after_the_fix(kafka, tmp_path, monkeypatch):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    s = Settings(
+        kafka_bootstrap=kafka.bootstrap,
+        database_url=url,
+        var_dir=tmp_path / "var",
+        core_group=f"core-{uuid.uuid4().hex[:6]}",
+        consumer_session_timeout_ms=6000,
+    )
+    s.__dict__["hub"] = HubConfig()
+    poison = place("acme:7", [("A", 2)])
+
+    # A bug makes this one order fail every time it is applied (the "poison").
+    real_dispatch = CoreProcessor._dispatch
+
+    def buggy(book, env, costs=None):
+        if env.id == poison.id:
+            raise RuntimeError("bug: cannot apply this order")
+        return real_dispatch(book, env, costs)
+
+    monkeypatch.setattr(CoreProcessor, "_dispatch", staticmethod(buggy))
+    rt = Runtime(s)
+    await rt.start({"core", "relay"})
+    try:
+        assert rt.publisher is not None and rt.sessions is not None
+        await rt.publisher.publish([counted("A", 5)])
+        await _until(lambda: _applied(rt, 1))
+        await rt.publisher.publish([poison, place("acme:8", [("A", 1)])])
+        await _until(lambda: _status(rt, "acme:8", "reserved"))
+        await _until(lambda: _dead(rt))
+
+        monkeypatch.setenv("HUB_DATABASE_URL", url)
+        monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP", kafka.bootstrap)
+        listed = await cli(["dlq", "list", "--json"])
+        assert listed.exit_code == 0, listed.output
+        [letter] = json.loads(listed.stdout)
+        assert "bug: cannot apply this order" in letter["error"]
+        assert letter["topic"] == "hub.orders.v1"
+        assert await _status(rt, "acme:7", None)
+
+        # The fix is deployed; the operator replays the dead letter.
+        monkeypatch.setattr(CoreProcessor, "_dispatch", staticmethod(real_dispatch))
+        replayed = await cli(
+            ["dlq", "replay", str(letter["id"]), "--json", "--actor", "ops@example"]
+        )
+        assert replayed.exit_code == 0, replayed.output
+        assert json.loads(replayed.stdout) == {"replayed": [letter["id"]]}
+        await _until(lambda: _status(rt, "acme:7", "reserved"))
+
+        # Replaying again sends nothing; the order stays reserved once.
+        again = await cli(["dlq", "replay", "--all", "--json"])
+        assert json.loads(again.stdout) == {"replayed": []}
+        assert json.loads((await cli(["dlq", "list", "--json"])).stdout) == []
+        async with rt.sessions() as session:
+            audit = (
+                await session.execute(select(AuditEntry).where(AuditEntry.action == "dlq.replay"))
+            ).scalar_one()
+            assert audit.actor == "ops@example"
+        view = await cli(["stock", "show", "A", "--json"])
+        assert json.loads(view.stdout)["reserved"] == 3  # 2 for acme:7 once, 1 for acme:8
+    finally:
+        await rt.stop()
+
+
+async def cli(args: list[str]):
+    """The CLI runs its own event loop: run it in a thread beside the test's."""
+    return await asyncio.to_thread(CliRunner().invoke, app, args)
+
+
+async def _applied(rt: Runtime, n: int) -> bool:
+    return rt.totals.applied >= n
+
+
+async def _status(rt: Runtime, key: str, status: str | None) -> bool:
+    assert rt.sessions is not None
+    async with rt.sessions() as s:
+        found = (await s.execute(select(Order.status).where(Order.order_key == key))).scalar()
+    return found == status
+
+
+async def _dead(rt: Runtime) -> bool:
+    return rt.totals.dead_lettered >= 1
