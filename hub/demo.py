@@ -399,7 +399,7 @@ def _print(report: Report) -> None:
 
 
 async def run_demo(base: Settings, *, keep_running: bool = False, as_json: bool = False) -> bool:
-    from hub.demo_shops import Shops, flash_sale, served
+    from hub.demo_shops import Shops, cancel_before_create, flash_sale, served
     from hub.demo_supplier import restock_sku, supplier_flow
     from hub.web.app import create_app
 
@@ -427,6 +427,7 @@ async def run_demo(base: Settings, *, keep_running: bool = False, as_json: bool 
             )
             await scenario(rt, run_id, report)
             await flash_sale(rt, shops, gateway, f"FLASH-{run_id}", report)
+            await cancel_before_create(rt, shops, gateway, f"FLASH-{run_id}", report)
             await supplier_flow(rt, report, run_id)
             await books_check(rt, settings, books_path, report)
             if keep_running:

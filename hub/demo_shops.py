@@ -19,7 +19,7 @@ from connectors.shopify.simulator import ShopifySimulator
 from connectors.woocommerce.simulator import WooCommerceSimulator
 from hub.config import AccountConfig
 from hub.kafka.embedded import free_port
-from hub.store.models import Order
+from hub.store.models import Order, Reservation
 
 
 class _QuietServer(uvicorn.Server):
@@ -221,3 +221,41 @@ async def flash_sale(rt: Any, shops: Shops, gateway: str, sku: str, report: Any)
     except TimeoutError:
         ok, detail = False, f"shopify {sim_s.stock(sku)}, woocommerce {sim_w.stock(sku)}"
     report.check("cancelled orders give stock back to the shops", ok, detail)
+
+
+async def cancel_before_create(rt: Any, shops: Shops, gateway: str, sku: str, report: Any) -> None:
+    """A cancellation webhook that overtakes its order's creation leaves nothing reserved."""
+    sim = shops.shopify
+    url = f"{gateway}/webhooks/shopify/acme"
+    order = sim.make_order(99_001, [(sku, 1, "129.00")], decrement=False)
+    cancelled = sim.cancel_order(99_001, restock=False)
+    async with httpx.AsyncClient(timeout=10) as client:
+        first = await sim.send_webhook(url, "orders/cancelled", cancelled, client=client)
+        second = await sim.send_webhook(url, "orders/create", order, client=client)
+
+    async def settled() -> bool:
+        async with rt.sessions() as s:
+            row = (
+                await s.execute(
+                    select(Order.placed, Order.status).where(Order.order_key == "acme:99001")
+                )
+            ).first()
+        return bool(row is not None and row.placed)
+
+    await until(settled, 30)
+    async with rt.sessions() as s:
+        status = (
+            await s.execute(select(Order.status).where(Order.order_key == "acme:99001"))
+        ).scalar_one()
+        held = (
+            await s.execute(
+                select(func.coalesce(func.sum(Reservation.open), 0)).where(
+                    Reservation.order_key == "acme:99001"
+                )
+            )
+        ).scalar_one()
+    report.check(
+        "cancel before create leaves no reservation",
+        (first.status_code, second.status_code, status, held) == (200, 200, "cancelled", 0),
+        f"webhooks {first.status_code}/{second.status_code}, order {status}, {held} unit(s) held",
+    )

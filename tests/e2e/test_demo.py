@@ -30,6 +30,7 @@ def test_demo_exits_zero_and_every_check_holds(tmp_path: Path) -> None:
     names = {c["name"] for c in summary["checks"]}
     assert "replaying every message changes nothing" in names
     assert "shops converge to the hub's available-to-sell" in names
+    assert "cancel before create leaves no reservation" in names
     assert all(c["ok"] for c in summary["checks"])
     # The finance journal the demo wrote is valid Beancount, checked by the real bean-check.
     books = Path(summary["figures"]["books_file"])
