@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,19 +19,14 @@ from connectors.shopify.simulator import ShopifySimulator
 from connectors.woocommerce.simulator import WooCommerceSimulator
 from hub.config import AccountConfig
 from hub.kafka.embedded import free_port
+from hub.server import HubServer
 from hub.store.models import Order, Reservation
-
-
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @contextlib.asynccontextmanager
 async def served(app: Any, port: int) -> AsyncIterator[str]:
     """Serve an ASGI app on a loopback port for the duration of the block."""
-    server = _QuietServer(
+    server = HubServer(
         uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
         )

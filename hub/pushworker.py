@@ -21,6 +21,7 @@ from connectors.base import Account, build_client
 from connectors.pushout import PushFailure, StockPushOut
 from hub import metrics
 from hub.config import SHOP_CONNECTORS, Settings
+from hub.core.consumer import raw_body
 from hub.kafka.producer import KafkaPublisher
 from schemas import topics
 from schemas.levels import StockLevelChanged
@@ -39,10 +40,6 @@ def shop_accounts(settings: Settings, only: str | None = None) -> dict[str, Acco
 def group_for(only: str | None) -> str:
     """All shops in one group, or one group per shop when each runs alone."""
     return "hub-connectors" if only is None else f"hub-connector-{only}"
-
-
-async def _raw(msg: Any) -> Any:
-    return msg.body
 
 
 class PushWorker:
@@ -119,7 +116,7 @@ class PushWorker:
             batch_timeout_ms=20,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
-            decoder=_raw,
+            decoder=raw_body,
         )
         async def on_levels(body: list[Any], message: KafkaMessage) -> None:
             offered: set[str] = set()

@@ -17,7 +17,7 @@ from hub.web.app import create_app
 log = structlog.get_logger("hub.server")
 
 
-class _Server(uvicorn.Server):
+class HubServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         # The hub installs its own handlers and stops every role, not only HTTP.
@@ -37,7 +37,7 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runtime.stop_event.set)
     await runtime.start(roles, migrate=migrate)
-    server = _Server(
+    server = HubServer(
         uvicorn.Config(
             create_app(runtime),
             host=settings.http_host,

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from connectors.errors import ConnectorError
 from hub import metrics
 from hub.config import Settings
+from hub.core.consumer import raw_body
 from hub.kafka.producer import KafkaPublisher
 from schemas import topics
 from schemas.finance import VoucherIssued
@@ -42,10 +43,6 @@ def build_sinks(settings: Settings, only: str | None = None) -> dict[str, Vouche
 
             sinks[name] = xero(acc)
     return sinks
-
-
-async def _raw(msg: Any) -> Any:
-    return msg.body
 
 
 class VoucherWorker:
@@ -110,7 +107,7 @@ class VoucherWorker:
             batch_timeout_ms=50,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
-            decoder=_raw,
+            decoder=raw_body,
         )
         async def on_vouchers(body: list[Any], message: KafkaMessage) -> None:
             for r in message.raw_message:

@@ -19,7 +19,7 @@ CORE_GROUP = "hub-core"
 CORE_TOPICS = (topics.ORDERS, topics.STOCK_EVENTS, topics.PAYMENTS, topics.PURCHASING)
 
 
-async def _raw(msg: Any) -> Any:
+async def raw_body(msg: Any) -> Any:
     """Keep the bytes: the processor decodes (and dead-letters what it cannot decode)."""
     return msg.body
 
@@ -51,7 +51,7 @@ def add_core_subscriber(
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(1000, session_timeout_ms // 3),
         max_poll_interval_ms=300_000,
-        decoder=_raw,
+        decoder=raw_body,
     )
     async def on_batch(body: list[Any], message: KafkaMessage) -> None:
         records = [Record.from_consumer_record(r) for r in message.raw_message]
