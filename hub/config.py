@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -71,6 +71,26 @@ class AccountConfig(BaseModel):
         return secrets
 
 
+class AccessToken(BaseModel):
+    """A named bearer token and its role (`[access.NAME]`); the name is what audit rows record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["viewer", "operator", "admin"]
+    token: str | None = Field(default=None, description="`env:NAME` reference to the token")
+    token_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Hex SHA-256 of the token, so the file can be shared without the secret",
+    )
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> AccessToken:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give either token or token_sha256")
+        return self
+
+
 class HubConfig(BaseModel):
     """The TOML config file."""
 
@@ -78,13 +98,14 @@ class HubConfig(BaseModel):
 
     channels: dict[str, ChannelRule] = Field(default_factory=lambda: {"online": ChannelRule()})
     accounts: dict[str, AccountConfig] = Field(default_factory=dict)
+    access: dict[str, AccessToken] = Field(default_factory=dict)
 
-    @field_validator("accounts")
+    @field_validator("accounts", "access")
     @classmethod
-    def _names(cls, v: dict[str, AccountConfig]) -> dict[str, AccountConfig]:
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name in v:
             if not name.replace("-", "").replace("_", "").isalnum():
-                raise ValueError(f"account name {name!r}: use letters, digits, - and _")
+                raise ValueError(f"name {name!r}: use letters, digits, - and _")
         return v
 
     @classmethod
@@ -126,6 +147,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     var_dir: Path = Path("var")
     admin_token: str | None = None
+    operator_token: str | None = None
+    viewer_token: str | None = None
     # Kafka topics and clients
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)

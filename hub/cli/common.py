@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import getpass
 import json
+import os
 import sys
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.access import AccessDenied, Role, Tokens, command_role
 from hub.config import ConfigError, Settings
 from hub.observe import configure_logging
 from hub.store.db import make_engine, session_factory
@@ -54,3 +59,62 @@ async def db_session(s: Settings) -> AsyncIterator[AsyncSession]:
             yield session
     finally:
         await engine.dispose()
+
+
+# --- access ---------------------------------------------------------------------------------------
+
+ACCESS_DENIED = 3  # exit code: no, bad or insufficient HUB_TOKEN (2 stays "bad arguments")
+_caller: ContextVar[str | None] = ContextVar("hub_caller", default=None)
+
+
+def caller() -> str:
+    """Who runs this command, for audit rows: the token's name when access control is
+    configured, else the OS user."""
+    return _caller.get() or getpass.getuser()
+
+
+def guarded(path: str, command: Callable[..., T]) -> Callable[..., T]:
+    """`command` checked against the role matrix (`hub.access.COMMANDS`) before it runs.
+
+    With tokens configured the caller's token is `HUB_TOKEN` (unset: `HUB_ADMIN_TOKEN` when this
+    environment holds it, as deployment jobs do) and an `actor` option is replaced by the
+    token's name. Without tokens the command runs as before, as the OS user.
+    """
+    if getattr(command, "__hub_guarded__", False):
+        return command
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        needed = command_role(path, fix=bool(kwargs.get("fix")))
+        if needed is None:
+            return command(*args, **kwargs)
+        given = kwargs.get("actor")
+        who = _authorise(path, needed) or (given if given not in (None, "cli") else None)
+        who = who or getpass.getuser()
+        if "actor" in kwargs:
+            if given not in (None, "cli", who):
+                console.print(f"[yellow]--actor {given!r} ignored: acting as {who!r}[/]")
+            kwargs["actor"] = who
+        _caller.set(who)
+        return command(*args, **kwargs)
+
+    wrapper.__hub_guarded__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _authorise(path: str, needed: Role) -> str | None:
+    """The token's name, or None when no token is configured; exits 3 when refused."""
+    try:
+        s = Settings()
+        tokens = Tokens.from_settings(s, strict=False)
+    except (ConfigError, ValueError) as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if not tokens.configured:
+        return None
+    token = os.environ.get("HUB_TOKEN") or s.admin_token
+    try:
+        return tokens.authorise(token, needed).name
+    except AccessDenied as exc:
+        hint = "" if exc.authenticated else " (set HUB_TOKEN to your token)"
+        raise fail(f"hub {path}: {exc}{hint}", ACCESS_DENIED) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.cli.common import console, fail, out, print_json, run, settings
+from hub.cli.common import caller, console, fail, out, print_json, run, settings
 from hub.config import ConfigError, Settings
 
 T = TypeVar("T")
@@ -178,49 +178,65 @@ def resync_cmd(
 
     async def go() -> ResyncReport:
         async with _sessions(s) as sessions:
-            start = await last_order_sync(sessions, account) if since == "last" else given
-            publisher = None
-            if bootstrap is not None:
-                kw = clients.client_kwargs(s)
-                await ensure_topics(
-                    bootstrap,
-                    partitions=s.topic_partitions,
-                    replication=s.topic_replication,
-                    client=kw,
-                )
-                publisher = KafkaPublisher(bootstrap, client=kw)
-                await publisher.start()
+            before = await _sync_of(sessions, account, what)
             try:
-                with Progress(
-                    SpinnerColumn(),
-                    TextColumn("[bold]{task.description}"),
-                    TextColumn("{task.fields[detail]}"),
-                    TimeElapsedColumn(),
-                    console=console,
-                    transient=True,
-                ) as bar:
-                    task = bar.add_task(f"{account} {what}", total=None, detail="")
-
-                    def progress(r: ResyncReport) -> None:
-                        bar.update(
-                            task,
-                            detail=f"{r.pages} page(s), {r.published} published, "
-                            f"{len(r.rejected)} rejected",
-                        )
-
-                    return await resync(
-                        s,
-                        account,
-                        what=what,
-                        since=start,
-                        publisher=publisher or _NoPublisher(),
-                        sessions=sessions,
-                        progress=progress,
-                        restart=restart,
+                report = await pull(sessions)
+            except Exception as exc:
+                with suppress(SQLAlchemyError):  # the original failure is what to report
+                    await _audit(
+                        sessions, "connector.resync", account, before, {"error": repr(exc)}
                     )
-            finally:
-                if publisher is not None:
-                    await publisher.stop()
+                raise
+            after = await _sync_of(sessions, account, what)
+            after.update(finished=report.finished, pages=report.pages, published=report.published)
+            after.update(rejected=len(report.rejected), platform_skus=report.platform_skus)
+            await _audit(sessions, "connector.resync", account, before, after)
+            return report
+
+    async def pull(sessions: async_sessionmaker[AsyncSession]) -> ResyncReport:
+        start = await last_order_sync(sessions, account) if since == "last" else given
+        publisher = None
+        if bootstrap is not None:
+            kw = clients.client_kwargs(s)
+            await ensure_topics(
+                bootstrap,
+                partitions=s.topic_partitions,
+                replication=s.topic_replication,
+                client=kw,
+            )
+            publisher = KafkaPublisher(bootstrap, client=kw)
+            await publisher.start()
+        try:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task(f"{account} {what}", total=None, detail="")
+
+                def progress(r: ResyncReport) -> None:
+                    bar.update(
+                        task,
+                        detail=f"{r.pages} page(s), {r.published} published, "
+                        f"{len(r.rejected)} rejected",
+                    )
+
+                return await resync(
+                    s,
+                    account,
+                    what=what,
+                    since=start,
+                    publisher=publisher or _NoPublisher(),
+                    sessions=sessions,
+                    progress=progress,
+                    restart=restart,
+                )
+        finally:
+            if publisher is not None:
+                await publisher.stop()
 
     report = _run(go)
     if as_json:
@@ -270,7 +286,17 @@ def push_stock_cmd(
 
     async def go() -> PushReport:
         async with _sessions(s) as sessions:
-            return await push_stock(s, account, all_skus=all_, sessions=sessions)
+            try:
+                report = await push_stock(s, account, all_skus=all_, sessions=sessions)
+            except Exception as exc:
+                with suppress(SQLAlchemyError):  # the original failure is what to report
+                    await _audit(
+                        sessions, "connector.push-stock", account, None, {"error": repr(exc)}
+                    )
+                raise
+            after = {"pushed": report.pushed, "failed": report.failed}
+            await _audit(sessions, "connector.push-stock", account, None, after)
+            return report
 
     report = _run(go)
     if as_json:
@@ -346,6 +372,29 @@ def _check_account(s: Settings, name: str) -> None:
         raise fail(f"unknown account {name!r}: see `hub connector list`", 2)
     if cfg.connector not in SHOP_CONNECTORS:
         raise fail(f"account {name!r} is a {cfg.connector} account, not a shop", 2)
+
+
+async def _sync_of(
+    sessions: async_sessionmaker[AsyncSession], account: str, what: str
+) -> dict[str, Any]:
+    from hub.shops import sync_state
+
+    return dict((await sync_state(sessions)).get(account, {}).get(what, {}))
+
+
+async def _audit(
+    sessions: async_sessionmaker[AsyncSession],
+    action: str,
+    account: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+) -> None:
+    """An audit row in its own transaction: these operations change outside systems, not the
+    store, so the row records what was attempted and how it ended, failures included."""
+    from hub.audit import record
+
+    async with sessions() as session, session.begin():
+        await record(session, caller(), action, account, before=before, after=after)
 
 
 def _print_drift(drift: list[Any]) -> None:

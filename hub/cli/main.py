@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from hub.cli.common import console, db_session, fail, out, print_json, run, settings
+from hub.cli.common import console, db_session, fail, guarded, out, print_json, run, settings
 
 app = typer.Typer(
     help="Integration hub: purchase, sales and inventory in one truth.",
@@ -21,10 +21,12 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 stock_app = typer.Typer(help="Stock: show, count, check, repair.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters.", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit log of operator actions.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(stock_app, name="stock")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(audit_app, name="audit")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
@@ -189,16 +191,18 @@ def stock_count(
     as_json: JsonOpt = False,
 ) -> None:
     """Stocktake: set counted quantities from a CSV (sku,location,quantity)."""
-    from hub.audit import record
+    from hub.audit import on_hand_of, record
     from hub.kafka import clients
     from hub.kafka.producer import KafkaPublisher
-    from hub.stockfile import StockFileError, count_envelopes
+    from hub.stockfile import StockFileError, count_envelopes, parse
 
     s = settings()
     try:
-        cid, envelopes = count_envelopes(file.read_text(encoding="utf-8"), count_id)
+        text = file.read_text(encoding="utf-8")
+        cid, envelopes = count_envelopes(text, count_id)
     except (StockFileError, UnicodeDecodeError) as exc:
         raise fail(f"{file}: {exc}") from None
+    counted = {f"{c.sku}@{c.location}": c.quantity for c in parse(text)}
     try:
         bootstrap = clients.bootstrap(s)
     except clients.NoBroker as exc:
@@ -217,7 +221,8 @@ def stock_count(
                 actor,
                 "stock.count",
                 cid,
-                after={"file": str(file), "lines": len(envelopes)},
+                before={"on_hand": await on_hand_of(session, counted)},
+                after={"file": str(file), "lines": len(envelopes), "counted": counted},
             )
 
     run(go())
@@ -337,11 +342,9 @@ def dlq_replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Send dead letters back to their topic (after a fix), with their original bytes."""
-    from hub.audit import record
+    from hub import deadletters
     from hub.kafka import clients
     from hub.kafka.producer import KafkaPublisher
-    from hub.store.models import DeadLetter
-    from schemas.base import now_utc
 
     if not ids and not all_:
         raise fail("give dead letter ids or --all", 2)
@@ -353,42 +356,51 @@ def dlq_replay(
 
     async def go() -> list[int]:
         async with db_session(s) as session, session.begin():
-            q = select(DeadLetter).where(DeadLetter.replayed_at.is_(None))
-            if ids:
-                q = q.where(DeadLetter.id.in_(ids))
-            letters = list((await session.execute(q.order_by(DeadLetter.id))).scalars())
+            letters = await deadletters.pending(session, ids)
             if not letters:
                 return []
             pub = KafkaPublisher(bootstrap, client=clients.client_kwargs(s))
             await pub.start()
             try:
-                await pub.send_many(
-                    [
-                        (
-                            d.topic,
-                            d.key.decode("utf-8", "replace") if d.key else None,
-                            d.payload or b"",
-                            [(k, v.encode()) for k, v in d.headers],
-                        )
-                        for d in letters
-                    ]
-                )
+                return await deadletters.replay(session, letters, pub, actor)
             finally:
                 await pub.stop()
-            done = [d.id for d in letters]
-            await session.execute(
-                update(DeadLetter).where(DeadLetter.id.in_(done)).values(replayed_at=now_utc())
-            )
-            await record(
-                session, actor, "dlq.replay", ",".join(map(str, done)), after={"ids": done}
-            )
-            return done
 
     done = run(go())
     if as_json:
         print_json({"replayed": done})
     else:
         out.print(f"replayed {len(done)} dead letter(s)")
+
+
+@audit_app.command("list")
+def audit_list(
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
+    by: Annotated[str | None, typer.Option(help="Only this actor (a token's name).")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action, e.g. dlq.replay.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Operator actions: who, what, when, before and after (newest first)."""
+    from hub.audit import entries
+
+    s = settings()
+
+    async def go() -> list[dict[str, object]]:
+        async with db_session(s) as session:
+            return await entries(session, limit=limit, actor=by, action=action)
+
+    rows = run(go())
+    if as_json:
+        print_json({"entries": rows})
+        return
+    t = Table(title=f"{len(rows)} audit row(s)")
+    for col in ("id", "at", "actor", "action", "target"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            str(r["id"]), str(r["at"])[:19], str(r["actor"]), str(r["action"]), str(r["target"])
+        )
+    out.print(t)
 
 
 def _mount_optional() -> None:
@@ -411,3 +423,17 @@ def _mount_optional() -> None:
 
 
 _mount_optional()
+
+
+def _guard(group: typer.Typer, prefix: str = "") -> None:
+    """Every command checks the caller's role first (see hub/access.py)."""
+    for info in group.registered_commands:
+        if info.callback is not None:
+            name = info.name or info.callback.__name__.lower().replace("_", "-")
+            info.callback = guarded(prefix + name, info.callback)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _guard(sub.typer_instance, f"{prefix}{sub.name} ")
+
+
+_guard(app)

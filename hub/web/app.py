@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from hub import metrics
+from hub.access import AccessDenied, Tokens, endpoint_role
 from hub.app import Runtime
 from hub.asyncapi import document
 from hub.queries import UnknownSku, stock_view
@@ -21,32 +21,49 @@ from hub.web.ops import ops_routes
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _authorised(request: Request, token: str | None) -> bool:
-    if not token:
-        return False
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), token.encode())
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
 
 
-def protected(runtime: Runtime, handler: Handler) -> Handler:
-    async def wrapped(request: Request) -> Response:
-        if not runtime.settings.admin_token:
-            return JSONResponse(
-                {"error": "the operators' API is disabled (HUB_ADMIN_TOKEN unset)"}, status_code=403
-            )
-        if not _authorised(request, runtime.settings.admin_token):
-            return JSONResponse(
-                {"error": "missing or invalid bearer token"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return await handler(request)
+def api_guard(runtime: Runtime) -> Callable[[str, str, Handler], Handler]:
+    """`guard(method, path, handler)`: the handler behind a bearer token whose role the matrix
+    (`hub.access.ENDPOINTS`) allows; the caller is `request.state.principal` (its name is the
+    actor of audit rows). 401 without or with a bad token, 403 when the role is not enough, 403
+    when no token is configured at all (the operators' API is off)."""
+    tokens = Tokens.from_settings(runtime.settings)  # a missing `env:` secret fails at start
 
-    return wrapped
+    def guard(method: str, path: str, handler: Handler) -> Handler:
+        needed = endpoint_role(method, path)
+
+        async def wrapped(request: Request) -> Response:
+            if not tokens.configured:
+                return JSONResponse(
+                    {"error": "the operators' API is disabled (no access token configured)"},
+                    status_code=403,
+                )
+            try:
+                request.state.principal = tokens.authorise(_bearer(request), needed)
+            except AccessDenied as exc:
+                if exc.authenticated:
+                    return JSONResponse({"error": str(exc)}, status_code=403)
+                return JSONResponse(
+                    {"error": "missing or invalid bearer token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return await handler(request)
+
+        return wrapped
+
+    return guard
 
 
 def create_app(runtime: Runtime) -> Starlette:
+    guard = api_guard(runtime)
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -75,9 +92,9 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         Route("/asyncapi", asyncapi),
-        Route("/api/stock/{sku:path}", protected(runtime, api_stock)),
+        Route("/api/stock/{sku:path}", guard("GET", "/api/stock/{sku}", api_stock)),
     ]
-    routes.extend(ops_routes(runtime))  # before the gateway's catch-all mount
+    routes.extend(ops_routes(runtime, guard))  # before the gateway's catch-all mount
     routes.extend(_optional_routes(runtime))
     return Starlette(routes=routes)
 

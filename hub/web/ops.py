@@ -1,4 +1,5 @@
-"""Operators' routes: `/api/lag`, `/api/dlq`, `/api/overview` (bearer token) and the live
+"""Operators' routes: `/api/lag`, `/api/dlq`, `/api/overview`, `/api/audit`,
+`POST /api/dlq/replay` (bearer token, roles in hub/access.py) and the live
 dashboard, `/dashboard` with its data at `/dashboard/data`.
 
 The dashboard page is a static file and carries no token: it reads `/dashboard/data`, which is
@@ -22,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hub import audit, deadletters
+from hub.bus import BrokerUnavailable
 from hub.ops.state import lag_once, ops_state, store_figures, totals_dict
 from hub.store.models import DeadLetter
 
@@ -42,9 +45,12 @@ async def _lag(runtime: Any) -> dict[str, Any]:
         return {"time": None, "groups": {}, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def ops_routes(runtime: Any) -> list[Route]:
-    """The routes to add to `create_app(runtime)`."""
-    from hub.web.app import protected
+def ops_routes(runtime: Any, guard: Any = None) -> list[Route]:
+    """The routes to add to `create_app(runtime)`; `guard` is its `api_guard(runtime)`."""
+    if guard is None:
+        from hub.web.app import api_guard
+
+        guard = api_guard(runtime)
 
     async def api_lag(_: Request) -> Response:
         return JSONResponse(await _lag(runtime))
@@ -85,6 +91,37 @@ def ops_routes(runtime: Any) -> list[Route]:
             }
         )
 
+    async def api_dlq_replay(request: Request) -> Response:
+        """Body `{"ids": [1, 2]}` or `{"all": true}`; audited with the token's name as actor."""
+        if runtime.sessions is None or runtime.publisher is None:
+            return JSONResponse({"error": "no store or broker in this process"}, status_code=503)
+        ids = await _replay_ids(request)
+        if isinstance(ids, str):
+            return JSONResponse({"error": ids}, status_code=400)
+        try:
+            async with runtime.sessions() as session, session.begin():
+                letters = await deadletters.pending(session, ids or None)
+                done = await deadletters.replay(
+                    session, letters, runtime.publisher, request.state.principal.name
+                )
+        except BrokerUnavailable as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        return JSONResponse({"replayed": done})
+
+    async def api_audit(request: Request) -> Response:
+        if runtime.sessions is None:
+            return JSONResponse({"error": "no store in this process"}, status_code=503)
+        q = request.query_params
+        try:
+            limit = min(max(int(q.get("limit", "100")), 1), DLQ_LIMIT)
+        except ValueError:
+            return JSONResponse({"error": "limit must be a whole number"}, status_code=400)
+        async with runtime.sessions() as session:
+            rows = await audit.entries(
+                session, limit=limit, actor=q.get("actor"), action=q.get("action")
+            )
+        return JSONResponse({"entries": rows})
+
     async def dashboard(_: Request) -> Response:
         html = DASHBOARD.read_bytes()
         return Response(html, media_type="text/html; charset=utf-8", headers=_page_headers(html))
@@ -93,9 +130,15 @@ def ops_routes(runtime: Any) -> list[Route]:
         return JSONResponse(await dashboard_payload(runtime), headers={"Cache-Control": "no-store"})
 
     return [
-        Route("/api/lag", protected(runtime, api_lag)),
-        Route("/api/dlq", protected(runtime, api_dlq)),
-        Route("/api/overview", protected(runtime, api_overview)),
+        Route("/api/lag", guard("GET", "/api/lag", api_lag)),
+        Route("/api/dlq", guard("GET", "/api/dlq", api_dlq)),
+        Route(
+            "/api/dlq/replay",
+            guard("POST", "/api/dlq/replay", api_dlq_replay),
+            methods=["POST"],
+        ),
+        Route("/api/overview", guard("GET", "/api/overview", api_overview)),
+        Route("/api/audit", guard("GET", "/api/audit", api_audit)),
         Route("/dashboard", dashboard),
         Route("/dashboard/data", dashboard_data),
     ]
@@ -134,6 +177,22 @@ async def dashboard_payload(runtime: Any) -> dict[str, Any]:
         "dlq": dlq,
         "history": list(state.history),
     }
+
+
+async def _replay_ids(request: Request) -> list[int] | str:
+    """The ids a replay request names (empty: every pending one), or what is wrong with it."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return 'the body must be JSON: {"ids": [1, 2]} or {"all": true}'
+    if not isinstance(body, dict):
+        return 'the body must be a JSON object: {"ids": [1, 2]} or {"all": true}'
+    ids = body.get("ids") or []
+    if body.get("all") is True and not ids:
+        return []
+    if not ids or not isinstance(ids, list) or not all(type(i) is int for i in ids):
+        return '"ids" must be a non-empty list of dead letter ids, or give {"all": true}'
+    return ids
 
 
 def _page_headers(html: bytes) -> dict[str, str]:
