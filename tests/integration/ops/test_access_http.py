@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.app import Runtime
 from hub.config import ChannelRule, HubConfig, Settings
@@ -75,23 +75,34 @@ async def hub_api(
 _offsets = itertools.count(1000)
 
 
-async def _dead_letter(rt: Runtime, offset: int | None = None) -> int:
-    offset = next(_offsets) if offset is None else offset
-    assert rt.sessions is not None
-    async with rt.sessions() as session, session.begin():
+async def add_dead_letter(
+    sessions: async_sessionmaker[AsyncSession],
+    offset: int,
+    *,
+    key: bytes = b"acme:1",
+    payload: bytes = b'{"order": 1}',
+    error: str = "boom",
+) -> int:
+    """A dead letter of the core from `hub.orders.v1` partition 0 at `offset`; its id."""
+    async with sessions() as session, session.begin():
         row = DeadLetter(
             consumer="hub-core",
             topic="hub.orders.v1",
             partition=0,
             offset=offset,
-            key=b"acme:1",
+            key=key,
             headers=[["ce_id", f"m{offset}"]],
-            payload=b'{"order": 1}',
-            error="boom",
+            payload=payload,
+            error=error,
         )
         session.add(row)
         await session.flush()
         return row.id
+
+
+async def _dead_letter(rt: Runtime, offset: int | None = None) -> int:
+    assert rt.sessions is not None
+    return await add_dead_letter(rt.sessions, next(_offsets) if offset is None else offset)
 
 
 async def _audit(rt: Runtime) -> list[AuditEntry]:
