@@ -65,6 +65,8 @@ COMMANDS: dict[str, Role | None] = {
     "topics ensure": Role.ADMIN,
     "po supplier": Role.ADMIN,
     "po policy": Role.ADMIN,
+    "po dropship": Role.ADMIN,
+    "po presale": Role.ADMIN,
     "bench": Role.ADMIN,
 }
 

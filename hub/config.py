@@ -36,6 +36,12 @@ class ChannelRule(BaseModel):
     buffer: int = Field(default=0, ge=0, description="Units held back from this channel")
     cap: int = Field(default=0, ge=0, description="At most this many (0: no cap)")
     locations: tuple[str, ...] = Field(default=("main",), description="Locations it sells from")
+    dropship: bool = Field(
+        default=False, description="Also sell what suppliers' stock feeds report (dropship SKUs)"
+    )
+    presale: bool = Field(
+        default=False, description="Take backorders against confirmed inbound stock (presale)"
+    )
 
 
 class AccountConfig(BaseModel):

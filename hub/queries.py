@@ -7,7 +7,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.domain.allocation import Level, Rule, channel_available
+from hub.domain.allocation import (
+    PRESALE,
+    Level,
+    Rule,
+    channel_available,
+    is_dropship,
+    is_virtual,
+    presale_available,
+)
 from hub.store.models import Movement, Reservation, Stock
 
 
@@ -18,7 +26,11 @@ class UnknownSku(LookupError):
 
 
 async def stock_view(session: AsyncSession, sku: str, rules: dict[str, Rule]) -> dict[str, Any]:
-    """`hub stock show SKU --json`: totals first, then per location and per channel."""
+    """`hub stock show SKU --json`: totals first, then per location and per channel.
+
+    The totals count the hub's own locations only; a supplier's reported stock is under
+    `dropship` (per supplier location) and backorders against confirmed inbound under `presale`
+    (`reserved` there are the backorders). Every location is listed with its `kind`."""
     rows = (
         (await session.execute(select(Stock).where(Stock.sku == sku).order_by(Stock.location)))
         .scalars()
@@ -35,30 +47,59 @@ async def stock_view(session: AsyncSession, sku: str, rules: dict[str, Rule]) ->
             "safety_stock": r.safety_stock,
             "available": max(0, r.on_hand - r.reserved - r.safety_stock),
             "avg_cost": str(r.avg_cost),
+            "kind": _kind(r.location),
         }
         for r in rows
     ]
+    pre = next((r for r in rows if r.location == PRESALE), None)
+    presale_level = Level(pre.on_hand, pre.reserved) if pre else None
     channels = {
         name: {
             "available": channel_available(
                 (
                     Level(r.on_hand, r.reserved, r.safety_stock)
                     for r in rows
-                    if r.location in rule.locations
+                    if rule.sells_from(r.location)
                 ),
                 rule,
-            )
+            ),
+            "presale_available": presale_available(presale_level, rule),
         }
         for name, rule in rules.items()
     }
+    own = [r for r in rows if not is_virtual(r.location)]
+    dropship = [r for r in rows if is_dropship(r.location)]
     return {
         "sku": sku,
-        "on_hand": sum(r.on_hand for r in rows),
-        "reserved": sum(r.reserved for r in rows),
-        "inbound": sum(r.inbound for r in rows),
+        "on_hand": sum(r.on_hand for r in own),
+        "reserved": sum(r.reserved for r in own),
+        "inbound": sum(r.inbound for r in own),
         "locations": locations,
         "channels": channels,
+        "dropship": {
+            "on_hand": sum(r.on_hand for r in dropship),
+            "reserved": sum(r.reserved for r in dropship),
+            "available": sum(max(0, r.on_hand - r.reserved) for r in dropship),
+            "suppliers": {
+                r.location.removeprefix("dropship."): {
+                    "reported": r.on_hand,
+                    "reserved": r.reserved,
+                }
+                for r in dropship
+            },
+        },
+        "presale": {
+            "limit": pre.on_hand if pre else 0,
+            "backorders": pre.reserved if pre else 0,
+            "available": presale_level.available if presale_level else 0,
+        },
     }
+
+
+def _kind(location: str) -> str:
+    if location == PRESALE:
+        return "presale"
+    return "dropship" if is_dropship(location) else "stock"
 
 
 async def invariant_problems(session: AsyncSession) -> list[str]:

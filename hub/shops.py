@@ -223,7 +223,7 @@ async def hub_available(
     async with sessions() as session:
         for row in (await session.execute(q)).scalars():
             per_sku = levels.setdefault(row.sku, [])
-            if row.location in rule.locations:
+            if rule.sells_from(row.location):
                 per_sku.append(Level(row.on_hand, row.reserved, row.safety_stock))
     return {sku: channel_available(lv, rule) for sku, lv in sorted(levels.items())}
 

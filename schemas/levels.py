@@ -22,6 +22,14 @@ class StockLevelChanged(CanonicalMessage):
     reserved: NonNegativeInt = Field(
         description="Units reserved over those locations", examples=[12]
     )
+    presale_available: NonNegativeInt = Field(
+        default=0,
+        description=(
+            "Units the channel may still sell as backorders against confirmed inbound stock "
+            "(presale), apart from `available`; 0 for a channel without presale"
+        ),
+        examples=[20],
+    )
     version: PositiveInt = Field(
         description="Increases with every change of this (SKU, channel); older versions are stale",
         examples=[7],

@@ -26,6 +26,14 @@ class ReservedLine(CanonicalMessage):
     sku: Sku
     location: Location
     quantity: PositiveInt = Field(description="Units reserved or released", examples=[2])
+    backorder: bool = Field(
+        default=False,
+        description=(
+            "The units are promised against confirmed inbound stock (presale, location "
+            "`presale`), not taken from stock on hand; they ship when the goods are received"
+        ),
+        examples=[False],
+    )
 
 
 class StockReserved(_ReservationMessage):
@@ -70,6 +78,8 @@ class ReleaseReason(StrEnum):
     CANCELLED = "cancelled"
     STOCK_LOST = "stock_lost"
     EXPIRED = "expired"
+    SUPPLIER_STOCK_LOST = "supplier_stock_lost"
+    INBOUND_LOST = "inbound_lost"
 
 
 class ReservationReleased(_ReservationMessage):
@@ -79,7 +89,11 @@ class ReservationReleased(_ReservationMessage):
 
     lines: tuple[ReservedLine, ...] = Field(description="The lines whose units were released")
     reason: ReleaseReason = Field(
-        description="cancelled by the shop, stock lost under it, or expired",
+        description=(
+            "cancelled by the shop, stock lost under it, expired, a supplier reported less "
+            "dropship stock than was reserved (`supplier_stock_lost`), or confirmed inbound "
+            "stock fell below the backorders promised against it (`inbound_lost`)"
+        ),
         examples=["cancelled"],
     )
     released_at: UtcDatetime

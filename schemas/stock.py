@@ -82,6 +82,14 @@ class GoodsReceived(_StockMessage):
         description="Purchase order the goods fill, if any",
         examples=["PO-2026-0042"],
     )
+    final: bool = Field(
+        default=False,
+        description=(
+            "The supplier sends no more of this SKU on this PO: its lines close, short if less "
+            "arrived than confirmed, and the rest no longer counts as inbound"
+        ),
+        examples=[False],
+    )
     received_at: UtcDatetime
 
 

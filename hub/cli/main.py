@@ -178,7 +178,8 @@ def stock_show(sku: str, as_json: JsonOpt = False) -> None:
         )
     out.print(t)
     for ch, v in view["channels"].items():  # type: ignore[attr-defined]
-        out.print(f"channel [bold]{ch}[/]: available {v['available']}")
+        presale = f", presale {v['presale_available']}" if v["presale_available"] else ""
+        out.print(f"channel [bold]{ch}[/]: available {v['available']}{presale}")
 
 
 @stock_app.command("count")

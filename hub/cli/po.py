@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit
 from hub.cli.common import db_session, fail, out, print_json, run, settings
+from hub.domain.allocation import dropship_location
 from hub.purchasing import service
 from hub.purchasing.policy import PolicyError
 
@@ -34,26 +37,22 @@ def supplier(
     as_json: JsonOpt = False,
 ) -> None:
     """Add or change a supplier."""
-    s = settings()
-    who = actor or getpass.getuser()
 
-    async def go() -> dict[str, Any]:
-        async with db_session(s) as session, session.begin():
-            row = await service.set_supplier(
-                session, supplier_id, name=name, account=account, mode=mode, currency=currency
-            )
-            after = {"mode": row.mode, "account": row.account, "currency": row.currency}
-            await audit.record(session, who, "po.supplier", supplier_id, after=after)
-            return {"supplier": supplier_id, **after}
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row = await service.set_supplier(
+            session, supplier_id, name=name, account=account, mode=mode, currency=currency
+        )
+        return {"mode": row.mode, "account": row.account, "currency": row.currency}
 
-    try:
-        result = run(go())
-    except service.PurchasingError as exc:
-        raise fail(str(exc), 2) from None
-    if as_json:
-        print_json(result)
-    else:
-        out.print(f"supplier {supplier_id}: {result['mode']}")
+    _set(
+        "po.supplier",
+        supplier_id,
+        work,
+        actor=actor,
+        as_json=as_json,
+        text=lambda r: f"supplier {supplier_id}: {r['mode']}",
+        key="supplier",
+    )
 
 
 @app.command()
@@ -124,6 +123,93 @@ def policy(
         print_json(result)
     else:
         out.print(f"policy for {sku} at {location} set")
+
+
+@app.command()
+def dropship(
+    sku: Annotated[str, typer.Argument(help="SKU the supplier's stock feed may sell.")],
+    supplier_id: Annotated[str, typer.Option("--supplier", help="Supplier whose feed counts.")],
+    supplier_sku: Annotated[
+        str | None, typer.Option(help="The supplier's code for the SKU.")
+    ] = None,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark a SKU as dropship: the supplier's stock reports (EDI 846, REST) set location
+    `dropship.SUPPLIER`, sold by channels with `dropship = true`. Reports before this are not
+    replayed: the next report counts."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await service.set_dropship(session, sku, supplier=supplier_id, supplier_sku=supplier_sku)
+        location = dropship_location(supplier_id)
+        return {"supplier": supplier_id, "supplier_sku": supplier_sku, "location": location}
+
+    _set(
+        "po.dropship",
+        sku,
+        work,
+        actor=actor,
+        as_json=as_json,
+        text=lambda r: f"{sku} sold from {supplier_id}'s stock feed at {r['location']}",
+    )
+
+
+@app.command()
+def presale(
+    sku: Annotated[str, typer.Argument(help="SKU that may be sold against inbound stock.")],
+    share: Annotated[
+        float, typer.Option(help="Fraction (0–1) of confirmed inbound that may be presold.")
+    ],
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Let channels with `presale = true` take backorders of a SKU up to a share of its
+    confirmed inbound stock (0 stops new backorders). Takes effect with the next change of the
+    SKU's confirmed inbound (acknowledgement, ship notice, receipt)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row = await service.set_presale_share(session, sku, share)
+        return {"share": str(row.share)}
+
+    _set(
+        "po.presale",
+        sku,
+        work,
+        actor=actor,
+        as_json=as_json,
+        text=lambda r: f"{sku}: up to {r['share']} of confirmed inbound may be presold",
+    )
+
+
+def _set(
+    action: str,
+    target: str,
+    work: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+    *,
+    actor: str | None,
+    as_json: bool,
+    text: Callable[[dict[str, Any]], str],
+    key: str = "sku",
+) -> None:
+    """Store a purchasing setting in one transaction with its audit row; print the result
+    (`{key: target, …what work returned}`)."""
+    s = settings()
+    who = actor or getpass.getuser()
+
+    async def go() -> dict[str, Any]:
+        async with db_session(s) as session, session.begin():
+            after = await work(session)
+            await audit.record(session, who, action, target, after=after)
+            return {key: target, **after}
+
+    try:
+        result = run(go())
+    except service.PurchasingError as exc:
+        raise fail(str(exc), 2) from None
+    if as_json:
+        print_json(result)
+    else:
+        out.print(text(result))
 
 
 @app.command("list")

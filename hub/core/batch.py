@@ -8,7 +8,7 @@ committed, so the consumer may commit its offsets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +20,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.core.records import Record
-from hub.domain.allocation import Level, Rule, channel_available
+from hub.domain.allocation import (
+    PRESALE,
+    Level,
+    Rule,
+    channel_available,
+    presale_available,
+    presale_target,
+)
 from hub.domain.stockbook import NeedsBumpData, OrderRow, ResLine, StockBook, StockRow
 from hub.finance import billing
 from hub.finance import events as finance_events
@@ -331,14 +338,21 @@ class CoreProcessor:
                 create.add((d.sku, d.location))
                 if not isinstance(d, GoodsReceived):
                     bump_skus.add(d.sku)
+        messages = [env.data for _, env in good]
+        supplier_skus = await purchasing.skus_of(session, messages)
+        received = {d.sku for d in messages if isinstance(d, GoodsReceived)}
+        # SKUs sold on presale whose confirmed inbound or stock may change: their backorders
+        # are filled or bumped, so every holder is loaded.
+        shares = await purchasing.presale_shares(session, supplier_skus | received)
+        create |= await purchasing.virtual_rows(session, messages, shares)
+        bump_skus |= set(shares) | {d.sku for d in messages if isinstance(d, SupplierStockReported)}
         if bump_skus:
             order_keys |= await locks.holders_of(session, bump_skus)
 
         # Locks in the global order: orders, then stock.
         order_rows = await locks.lock_orders(session, order_keys)
         res_rows = await locks.reservations_of(session, order_keys)
-        skus |= {r.sku for r in res_rows} | bump_skus
-        skus |= await purchasing.skus_of(session, [env.data for _, env in good])
+        skus |= {r.sku for r in res_rows} | bump_skus | supplier_skus
         stock_rows = await locks.lock_stock(session, skus, create)
 
         # Only now, holding the locks, ask which messages were already applied.
@@ -374,6 +388,8 @@ class CoreProcessor:
                 for r in order_rows
             },
             bump_loaded=bump_skus,
+            dropship_channels=frozenset(c for c, rule in self.rules.items() if rule.dropship),
+            presale_channels=frozenset(c for c, rule in self.rules.items() if rule.presale),
         )
         for r in res_rows:
             book.orders[r.order_key].lines[(r.sku, r.location)] = ResLine(
@@ -408,6 +424,13 @@ class CoreProcessor:
                 )
                 purchasing.apply_inbound(book.stock, handled.inbound)
                 vouchers.extend(handled.envelopes)
+                for rep in handled.supplier_stock:
+                    book.apply_supplier_stock(
+                        rep.sku, rep.location, rep.quantity, rep.report_id, env.id, rep.reported_at
+                    )
+                if shares and not isinstance(env.data, SupplierStockReported):
+                    mine = await purchasing.skus_of(session, [env.data])
+                    await self._presale(session, book, env, shares, mine)
             else:
                 self._dispatch(book, env, costs)
                 if isinstance(env.data, GoodsReceived) and env.data.po_number:
@@ -415,6 +438,8 @@ class CoreProcessor:
                     vouchers += await purchasing.rematch(
                         session, env.data.po_number, self.chart or DEFAULT_CHART
                     )
+                    if env.data.sku in shares:
+                        await self._presale(session, book, env, shares, [env.data.sku])
             applied.append(env)
             result.by_type[env.type] = result.by_type.get(env.type, 0) + 1
         result.applied = len(applied)
@@ -444,6 +469,21 @@ class CoreProcessor:
         if outbox:
             await session.execute(insert(table(OutboxRow)), outbox)
         return result
+
+    @staticmethod
+    async def _presale(
+        session: AsyncSession,
+        book: StockBook,
+        env: Envelope,
+        shares: Mapping[str, Decimal],
+        skus: Iterable[str],
+    ) -> None:
+        """Confirmed inbound of `skus` may have changed: each presale SKU's location is set to
+        its share of it (backorders beyond it are bumped, newest first)."""
+        inbound = await purchasing.confirmed_inbound(session, [s for s in skus if s in shares])
+        ref = getattr(env.data, "po_number", None) or env.id
+        for sku in sorted(inbound):
+            book.set_presale(sku, presale_target(shares[sku], inbound[sku]), ref, env.id, env.time)
 
     async def _price_new_orders(
         self, session: AsyncSession, good: list[tuple[Record, Envelope]], done: set[str]
@@ -519,12 +559,12 @@ class CoreProcessor:
             return 0
         t = ChannelLevel.__table__
         skus = sorted(book.touched)
-        current: dict[tuple[str, str], tuple[int, int]] = {}
+        current: dict[tuple[str, str], tuple[int, int, int]] = {}
         for part in locks._chunks(skus):
             for r in (
                 await session.execute(select(t).where(locks.one_of(session, t.c.sku, part)))
             ).all():
-                current[(r.sku, r.channel)] = (r.available, r.version)
+                current[(r.sku, r.channel)] = (r.available, r.presale_available, r.version)
         by_sku: dict[str, list[StockRow]] = {}
         for row in book.stock.values():
             by_sku.setdefault(row.sku, []).append(row)
@@ -532,22 +572,27 @@ class CoreProcessor:
         changed: list[dict[str, Any]] = []
         for sku in skus:
             rows = by_sku.get(sku, [])
+            pre = next((r for r in rows if r.location == PRESALE), None)
             for channel, rule in self.rules.items():
-                mine = [r for r in rows if r.location in rule.locations]
+                mine = [r for r in rows if rule.sells_from(r.location)]
                 value = channel_available(
                     (Level(r.on_hand, r.reserved, r.safety_stock) for r in mine), rule
                 )
+                backorders = presale_available(
+                    Level(pre.on_hand, pre.reserved) if pre else None, rule
+                )
                 prev = current.get((sku, channel))
-                if prev is not None and prev[0] == value:
+                if prev is not None and prev[:2] == (value, backorders):
                     continue
-                if prev is None and value == 0 and not mine:
+                if prev is None and value == 0 and backorders == 0 and not mine:
                     continue
-                version = (prev[1] + 1) if prev else 1
+                version = (prev[2] + 1) if prev else 1
                 (changed if prev else new_rows).append(
                     {
                         "sku": sku,
                         "channel": channel,
                         "available": value,
+                        "presale_available": backorders,
                         "version": version,
                         "updated_at": now,
                     }
@@ -558,6 +603,7 @@ class CoreProcessor:
                     available=value,
                     on_hand=sum(r.on_hand for r in mine),
                     reserved=sum(r.reserved for r in mine),
+                    presale_available=backorders,
                     version=version,
                     changed_at=now,
                 )
@@ -714,6 +760,8 @@ def rules_from_config(channels: dict[str, Any]) -> dict[str, Rule]:
             buffer=c.buffer,
             cap=c.cap,
             locations=tuple(c.locations),
+            dropship=c.dropship,
+            presale=c.presale,
         )
         for name, c in channels.items()
     }

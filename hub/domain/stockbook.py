@@ -9,6 +9,12 @@ Invariants kept here (and enforced again by the database's check constraints):
 - reserved ≤ on_hand for every (SKU, location), or reserved = 0 when on_hand ≤ 0;
 - an order reserves all its lines or none;
 - every on_hand change is a movement; on_hand = Σ movements.
+
+Virtual locations (hub.domain.allocation): an order line of a channel that sells dropship or
+presale takes what its own location lacks (the shortfall, not the whole line) from the SKU's
+`dropship.{supplier}` locations, then from `presale` (a backorder). Each part is a reservation
+line of its own location, so a fulfilment takes the units from where they were reserved, and a
+lower supplier report or confirmed inbound bumps the newest holders like any stock loss.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from hub.domain.allocation import PRESALE, is_dropship, is_virtual
 from hub.finance import costing
 from schemas.base import CanonicalMessage
 from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
@@ -140,9 +147,18 @@ class StockBook:
         orders: dict[str, OrderRow],
         *,
         bump_loaded: set[str] | None = None,
+        dropship_channels: frozenset[str] = frozenset(),
+        presale_channels: frozenset[str] = frozenset(),
     ) -> None:
         self.stock = stock
         self.orders = orders
+        # Channels whose orders may take suppliers' reported stock, and backorders.
+        self.dropship_channels = dropship_channels
+        self.presale_channels = presale_channels
+        self._virtual: dict[str, list[StockRow]] = defaultdict(list)
+        for row in stock.values():
+            if is_virtual(row.location):
+                self._virtual[row.sku].append(row)
         # SKUs for which every order holding a reservation is loaded (so stock may be bumped).
         self.bump_loaded = bump_loaded or set()
         self.movements: list[MovementRow] = []
@@ -184,6 +200,8 @@ class StockBook:
         row = self.stock.get(key)
         if row is None:
             row = self.stock[key] = StockRow(sku, location, dirty=True)
+            if is_virtual(location):
+                self._virtual[sku].append(row)
         return row
 
     def _line(self, order: OrderRow, sku: str, location: str) -> ResLine:
@@ -220,29 +238,37 @@ class StockBook:
             done = order.lines[key].shipped_unreserved if key in order.lines else 0
             need[key] = max(0, qty - done)
 
-        short = False
-        for key, qty in need.items():
-            row = self.stock.get(key)
-            if row is None or (qty > 0 and row.free < qty):
-                short = True
+        plan, short = self._plan(order.channel, need)
         if short:
             self._reject(order, msg, wanted, cause, need=need)
             return
 
         seq = _next_seq()
         reserved_lines = []
-        for key, qty in need.items():
-            line = self._line(order, *key)
-            line.quantity = wanted[key]
+        elsewhere: dict[StockKey, int] = defaultdict(int)
+        for (key, src), qty in plan.items():
+            if src != key:
+                elsewhere[key] += qty
+        for key in need:
+            if key in self.stock or key in order.lines:
+                line = self._line(order, *key)
+                line.quantity = wanted[key] - elsewhere[key]
+                line.seq = seq
+                line.dirty = True
+        for (key, src), qty in plan.items():
+            line = self._line(order, *src)
+            if src != key:
+                line.quantity += qty
             line.seq = seq
             line.dirty = True
-            if qty:
-                row = self.stock[key]
-                row.reserved += qty
-                row.dirty = True
-                line.open += qty
-                self.touched.add(row.sku)
-                reserved_lines.append(ReservedLine(sku=key[0], location=key[1], quantity=qty))
+            row = self.stock[src]
+            row.reserved += qty
+            row.dirty = True
+            line.open += qty
+            self.touched.add(row.sku)
+            reserved_lines.append(
+                ReservedLine(sku=src[0], location=src[1], quantity=qty, backorder=src[1] == PRESALE)
+            )
         order.status = "reserved" if reserved_lines else "fulfilled"
         self.outcome.accepted += 1
         if reserved_lines:
@@ -257,6 +283,39 @@ class StockBook:
                 cause,
             )
 
+    def _sources(self, channel: str, key: StockKey) -> list[StockRow]:
+        """Where a line of `channel` may reserve, in order: its own location, then the SKU's
+        dropship locations (by name) and presale, when the channel sells them."""
+        own = self.stock.get(key)
+        rows = [own] if own is not None else []
+        virtual = self._virtual.get(key[0])
+        if virtual and channel in self.dropship_channels:
+            rows += sorted((r for r in virtual if is_dropship(r.location)), key=_by_location)
+        if virtual and channel in self.presale_channels:
+            rows += [r for r in virtual if r.location == PRESALE]
+        return rows
+
+    def _plan(
+        self, channel: str, need: dict[StockKey, int]
+    ) -> tuple[dict[tuple[StockKey, StockKey], int], bool]:
+        """Units per (line, source) that reserve the whole order, and whether any line is short
+        (then nothing is reserved). A line with no row to reserve at is short."""
+        taken: dict[StockKey, int] = defaultdict(int)
+        plan: dict[tuple[StockKey, StockKey], int] = {}
+        short = False
+        for key, qty in need.items():
+            sources = self._sources(channel, key)
+            left = qty
+            for row in sources:
+                take = min(left, row.free - taken[row.key])
+                if take > 0:
+                    plan[(key, row.key)] = take
+                    taken[row.key] += take
+                    left -= take
+            if left or not sources:
+                short = True
+        return plan, short
+
     def _reject(
         self,
         order: OrderRow,
@@ -269,11 +328,11 @@ class StockBook:
     ) -> None:
         lines = []
         for key, qty in wanted.items():
-            row = self.stock.get(key)
-            available = row.free if row else 0
+            sources = self._sources(order.channel, key)
+            available = sum(r.free for r in sources)
             if all_reason is not None:
                 reason = all_reason
-            elif row is None:
+            elif not sources:
                 reason = RejectReason.UNKNOWN_SKU
             elif need is not None and need[key] > available:
                 reason = RejectReason.INSUFFICIENT_STOCK
@@ -346,17 +405,43 @@ class StockBook:
         for fl in msg.lines:
             key = (fl.sku, fl.location)
             row = self.stock.get(key)
-            if row is None:
+            others = sorted(
+                (
+                    ln
+                    for ln in order.lines.values()
+                    if ln.sku == fl.sku and ln.open and is_virtual(ln.location) and ln.key != key
+                ),
+                key=lambda ln: (ln.location == PRESALE, ln.location),
+            )
+            if row is None and not others:
                 continue  # not stock the hub keeps (the core rejected it when placed)
-            line = self._line(order, *key)
-            take = min(fl.quantity, line.open)
-            line.open -= take
-            line.shipped += take
-            line.shipped_unreserved += fl.quantity - take
-            line.dirty = True
-            row.reserved -= take
-            self._move(row, -fl.quantity, "sale", order.order_key, cause, msg.fulfilled_at)
-            self._check_bump(row, cause, msg.fulfilled_at)
+            left, here = fl.quantity, fl.quantity
+            line = self._line(order, *key) if row is not None else None
+            if line is not None and row is not None:
+                take = min(left, line.open)
+                line.open -= take
+                line.shipped += take
+                line.dirty = True
+                row.reserved -= take
+                left -= take
+            for other in others:
+                take = min(left, other.open)
+                if not take:
+                    continue
+                src = self.stock[other.key]
+                other.open -= take
+                other.shipped += take
+                other.dirty = True
+                src.reserved -= take
+                src.dirty = True
+                left -= take
+                if is_dropship(other.location):  # the supplier ships it from its own stock
+                    here -= take
+                    self._move(src, -take, "sale", order.order_key, cause, msg.fulfilled_at)
+            if line is not None and row is not None:
+                line.shipped_unreserved += left
+                self._move(row, -here, "sale", order.order_key, cause, msg.fulfilled_at)
+                self._check_bump(row, cause, msg.fulfilled_at)
         if order.placed and not any(line.open for line in order.lines.values()):
             order.status = "fulfilled"
 
@@ -422,6 +507,62 @@ class StockBook:
             msg.received_at,
             unit_cost=msg.unit_cost,
         )
+        self._fill_backorders(row, cause)
+
+    def _fill_backorders(self, row: StockRow, cause: str) -> None:
+        """Goods arrived: backorders of the SKU become reservations at the receiving location,
+        oldest first, as far as the free stock goes."""
+        presale = self.stock.get((row.sku, PRESALE))
+        if presale is None or presale.reserved <= 0 or is_virtual(row.location):
+            return
+        if row.sku not in self.bump_loaded:
+            raise NeedsBumpData({row.sku})
+        waiting = sorted(
+            (
+                (line.seq, order.order_key, order, line)
+                for order in self.orders.values()
+                for line in order.lines.values()
+                if line.key == presale.key and line.open > 0
+            ),
+            key=lambda h: (h[0], h[1]),
+        )
+        for _, _, order, line in waiting:
+            take = min(line.open, row.free)
+            if take <= 0:
+                break
+            line.open -= take
+            line.quantity -= take
+            line.dirty = True
+            presale.reserved -= take
+            presale.dirty = True
+            dst = self._line(order, row.sku, row.location)
+            dst.quantity += take
+            dst.open += take
+            dst.seq = dst.seq or line.seq
+            dst.dirty = True
+            row.reserved += take
+            row.dirty = True
+            order.dirty = True
+            self.touched.add(row.sku)
+
+    def apply_supplier_stock(
+        self, sku: str, location: str, quantity: int, ref: str, cause: str, at: datetime
+    ) -> None:
+        """A supplier's report sets its dropship location's stock, like a count; holders beyond
+        it are bumped, newest first."""
+        row = self._row(sku, location)
+        self._move(row, quantity - row.on_hand, "supplier_feed", ref, cause, at)
+        self._check_bump(row, cause, at, ReleaseReason.SUPPLIER_STOCK_LOST)
+
+    def set_presale(self, sku: str, target: int, ref: str, cause: str, at: datetime) -> None:
+        """The units that may be promised against confirmed inbound changed: the presale
+        location holds `target`; backorders beyond it are released, newest first."""
+        row = self.stock.get((sku, PRESALE))
+        if row is None and target == 0:
+            return
+        row = row or self._row(sku, PRESALE)
+        self._move(row, target - row.on_hand, "presale", ref, cause, at)
+        self._check_bump(row, cause, at, ReleaseReason.INBOUND_LOST)
 
     def apply_transferred(self, msg: StockTransferred, cause: str) -> None:
         src = self._row(msg.sku, msg.from_location)
@@ -449,7 +590,13 @@ class StockBook:
 
     # -- stock lost under reservations -------------------------------------------------------------
 
-    def _check_bump(self, row: StockRow, cause: str, at: datetime) -> None:
+    def _check_bump(
+        self,
+        row: StockRow,
+        cause: str,
+        at: datetime,
+        reason: ReleaseReason = ReleaseReason.STOCK_LOST,
+    ) -> None:
         """Stock physically left below what is reserved: release the newest orders' reservations
         (whole orders, all their lines) until reserved ≤ on_hand again."""
         while row.reserved > 0 and row.reserved > row.on_hand:
@@ -474,4 +621,8 @@ class StockBook:
             newest.status = "bumped"
             newest.dirty = True
             self.outcome.bumped += 1
-            self._release(newest, ReleaseReason.STOCK_LOST, cause, at)
+            self._release(newest, reason, cause, at)
+
+
+def _by_location(row: StockRow) -> str:
+    return row.location

@@ -14,6 +14,11 @@ purchase order rows (here), so the core and `approve` never wait on each other i
 - `on_receipt(session, msg)`: a `GoodsReceived` with a `po_number` fills the PO's lines (the core
   lowers `inbound` itself).
 - `approve(session, po_number, actor)`: a suggestion becomes an issued PO (inbound, outbox, audit).
+- Dropship: `handle` of a `SupplierStockReported` for a SKU marked dropship for that supplier
+  (`set_dropship`) and newer than the last report applied returns the quantity for the core to
+  set at `dropship.{supplier}` (`Handled.supplier_stock`); other reports are ignored and logged.
+- Presale: `presale_shares` and `confirmed_inbound` give the core what it needs to recompute a
+  SKU's presale location after every change of its confirmed inbound stock.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import insert, select, update
@@ -31,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit
 from hub.config import HubConfig
+from hub.domain.allocation import PRESALE, dropship_location, share_from_float
 from hub.finance import events as finance_events
 from hub.finance import ledger, payables
 from hub.finance.chart import Chart
@@ -38,8 +44,10 @@ from hub.finance.rules import CurrencyMismatch
 from hub.purchasing import policy, receiving
 from hub.purchasing.match import Hold, HoldReason, Tolerance, three_way_match
 from hub.purchasing.tables import (
+    DropshipItem,
     PoReceiptRow,
     PoSequence,
+    PresaleItem,
     PurchaseOrderLineRow,
     PurchaseOrderRow,
     ReplenishmentPolicy,
@@ -57,6 +65,7 @@ from schemas.purchasing import (
     PurchaseOrderLine,
     ShipmentNotified,
     SupplierInvoiceReceived,
+    SupplierStockReported,
 )
 from schemas.stock import GoodsReceived
 
@@ -85,12 +94,24 @@ class NotAwaitingApproval(PurchasingError):
         self.status = status
 
 
+@dataclass(frozen=True, slots=True)
+class SupplierStock:
+    """A supplier's report to apply: set `location`'s on_hand to `quantity`."""
+
+    sku: str
+    location: str
+    quantity: int
+    report_id: str
+    reported_at: datetime
+
+
 @dataclass
 class Handled:
     """What a supplier message changed beyond the purchasing tables."""
 
     envelopes: list[Envelope] = field(default_factory=list)
     inbound: list[tuple[str, str, int]] = field(default_factory=list)  # (sku, location, delta)
+    supplier_stock: list[SupplierStock] = field(default_factory=list)
 
 
 def tolerance_from_config(config: HubConfig | None) -> Tolerance:
@@ -121,16 +142,104 @@ def apply_inbound(
 async def skus_of(session: AsyncSession, messages: Iterable[CanonicalMessage]) -> set[str]:
     """The SKUs whose stock rows the core must lock before `handle` (read without locks: a
     PO's lines never change SKU)."""
+    messages = list(messages)
+    reported = {m.sku for m in messages if isinstance(m, SupplierStockReported)}
     numbers = {
         m.po_number
         for m in messages
         if isinstance(m, PurchaseOrderAcknowledged | ShipmentNotified | SupplierInvoiceReceived)
     }
     if not numbers:
-        return set()
+        return reported
     t = PurchaseOrderLineRow.__table__
     q = select(t.c.sku).where(t.c.po_number.in_(sorted(numbers))).distinct()
-    return set((await session.execute(q)).scalars().all())
+    return reported | set((await session.execute(q)).scalars().all())
+
+
+async def virtual_rows(
+    session: AsyncSession, messages: Iterable[CanonicalMessage], skus: Iterable[str]
+) -> set[StockKey]:
+    """Stock rows the core must create before locking: the dropship location of every report
+    for a SKU marked dropship for its supplier, and `presale` of `skus` (those with a share)."""
+    keys: set[StockKey] = set()
+    reports = {(m.sku, m.supplier) for m in messages if isinstance(m, SupplierStockReported)}
+    if reports:
+        t = DropshipItem.__table__
+        q = select(t.c.sku, t.c.supplier).where(t.c.sku.in_(sorted({s for s, _ in reports})))
+        for r in (await session.execute(q)).all():
+            if (r.sku, r.supplier) in reports:
+                keys.add((r.sku, dropship_location(r.supplier)))
+    keys |= {(sku, PRESALE) for sku in skus}
+    return keys
+
+
+async def presale_shares(session: AsyncSession, skus: Iterable[str]) -> dict[str, Decimal]:
+    """The presale share of each of `skus` that may be presold (share > 0)."""
+    t = PresaleItem.__table__
+    out: dict[str, Decimal] = {}
+    for part in locks._chunks(sorted(set(skus))):
+        q = select(t.c.sku, t.c.share).where(t.c.sku.in_(part), t.c.share > 0)
+        out.update({r.sku: Decimal(r.share) for r in (await session.execute(q)).all()})
+    return out
+
+
+async def confirmed_inbound(session: AsyncSession, skus: Iterable[str]) -> dict[str, int]:
+    """Units of each SKU the suppliers have confirmed and not yet delivered: on an acknowledged
+    PO, confirmed − received; on one not acknowledged, shipped (ASN) − received. Closed lines,
+    suggestions and cancelled POs count nothing. Call after the purchasing tables are flushed."""
+    wanted = sorted(set(skus))
+    out = dict.fromkeys(wanted, 0)
+    if not wanted:
+        return out
+    lt, pt = PurchaseOrderLineRow.__table__, PurchaseOrderRow.__table__
+    q = (
+        select(lt.c.sku, lt.c.confirmed, lt.c.shipped, lt.c.received, pt.c.acknowledgement_id)
+        .join(pt, pt.c.po_number == lt.c.po_number)
+        .where(
+            lt.c.sku.in_(wanted),
+            lt.c.closed.is_(False),
+            pt.c.status.notin_(("suggested", "cancelled", "rejected")),
+        )
+    )
+    for r in (await session.execute(q)).all():
+        promised = r.confirmed if r.acknowledgement_id else min(r.shipped, r.confirmed)
+        out[r.sku] += max(promised - r.received, 0)
+    return out
+
+
+async def set_dropship(
+    session: AsyncSession, sku: str, *, supplier: str, supplier_sku: str | None = None
+) -> DropshipItem:
+    """Mark `sku` as sold from `supplier`'s stock feed (its reports set `dropship.{supplier}`)."""
+    try:
+        dropship_location(supplier)
+    except ValueError as exc:
+        raise PurchasingError(str(exc)) from None
+    return await _upsert(
+        session, DropshipItem(sku=sku, supplier=supplier, supplier_sku=supplier_sku)
+    )
+
+
+async def set_presale_share(session: AsyncSession, sku: str, share: float) -> PresaleItem:
+    """At most `share` (0–1) of the SKU's confirmed inbound may be sold as backorders; it takes
+    effect with the next change of the SKU's confirmed inbound (0 stops new backorders then)."""
+    try:
+        value = share_from_float(share)
+    except ValueError as exc:
+        raise PurchasingError(str(exc)) from None
+    if not 0 <= value <= 1:
+        raise PurchasingError(f"presale share {share}: use a fraction from 0 to 1")
+    return await _upsert(session, PresaleItem(sku=sku, share=value))
+
+
+_Setting = TypeVar("_Setting", DropshipItem, PresaleItem)
+
+
+async def _upsert(session: AsyncSession, row: _Setting) -> _Setting:
+    """Store `row`, replacing the settings of the stored row with its primary key."""
+    merged = await session.merge(row)
+    await session.flush()
+    return merged
 
 
 # --- suppliers and policies ------------------------------------------------------------------
@@ -468,7 +577,42 @@ async def handle(
         return await _shipped(session, msg)
     if isinstance(msg, SupplierInvoiceReceived):
         return await _invoiced(session, env, msg, chart, tolerance)
-    return Handled()  # SupplierStockReported: the dropship feed is not stored yet
+    if isinstance(msg, SupplierStockReported):
+        return await _stock_reported(session, msg)
+    return Handled()
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
+async def _stock_reported(session: AsyncSession, msg: SupplierStockReported) -> Handled:
+    """Apply a report for a dropship SKU unless a report measured later was applied already."""
+    item = await session.get(DropshipItem, (msg.sku, msg.supplier), with_for_update=True)
+    if item is None:
+        log.info("stock report for a SKU not sold as dropship", sku=msg.sku, supplier=msg.supplier)
+        return Handled()
+    if item.reported_at is not None and _utc(msg.reported_at) <= _utc(item.reported_at):
+        log.info(
+            "stock report older than the one applied",
+            sku=msg.sku,
+            supplier=msg.supplier,
+            report_id=msg.report_id,
+            applied=item.report_id,
+        )
+        return Handled()
+    item.reported_quantity, item.reported_at, item.report_id = (
+        msg.quantity,
+        msg.reported_at,
+        msg.report_id,
+    )
+    await session.flush()
+    location = dropship_location(msg.supplier)
+    return Handled(
+        supplier_stock=[
+            SupplierStock(msg.sku, location, msg.quantity, msg.report_id, msg.reported_at)
+        ]
+    )
 
 
 async def _load(
@@ -720,9 +864,11 @@ async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> None:
         return
     receipt = receiving.receive([_po_line(r) for r in rows], msg.sku, msg.quantity)
     for row, line in zip(rows, receipt.lines, strict=True):
-        if line.received == row.received:
+        if msg.final and row.sku == msg.sku and not line.closed:
+            line = replace(line, closed=True)  # the supplier sends no more: close it short
+        elif line.received == row.received:
             continue
-        if line.received >= line.confirmed:
+        elif line.received >= line.confirmed:
             line = replace(line, closed=True)
         _store_line(row, line)
     if all(not r.open for r in rows):

@@ -4,6 +4,10 @@ A policy says when and how much to order per (SKU, location); a PO and its lines
 ordered, confirmed, shipped, received and invoiced; an invoice keeps its match result and the
 reasons it is held. PO numbers come from `po_sequence`, a counter row that is only ever
 incremented inside the transaction that stores the PO, so a number is never handed out twice.
+
+Migration `0004_dropship_presale`: SKUs sold from a supplier's stock feed (`dropship_items`, with
+the newest report applied) and the share of confirmed inbound stock a SKU may be presold against
+(`presale_items`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Index, Integer, String, func
+from sqlalchemy import CheckConstraint, Date, Index, Integer, Numeric, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.store.models import Base
@@ -157,6 +161,32 @@ class SupplierInvoiceRow(Base):
     voucher_id: Mapped[str | None] = mapped_column(String(64), default=None)
     invoiced_at: Mapped[dt.datetime] = mapped_column()
     received_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+
+class DropshipItem(Base):
+    """A SKU the supplier's stock feed may sell (location `dropship.{supplier}`). The newest
+    report applied is kept: an older one (by `reported_at`) arriving later is ignored."""
+
+    __tablename__ = "dropship_items"
+
+    sku: Mapped[str] = mapped_column(String(128), primary_key=True)
+    supplier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    supplier_sku: Mapped[str | None] = mapped_column(String(48), default=None)
+    reported_quantity: Mapped[int | None] = mapped_column(Integer, default=None)
+    reported_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    report_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+
+class PresaleItem(Base):
+    """A SKU that may be sold against confirmed inbound stock: at most `share` of it."""
+
+    __tablename__ = "presale_items"
+    __table_args__ = (CheckConstraint("share >= 0 AND share <= 1", name="ck_presale_items_share"),)
+
+    sku: Mapped[str] = mapped_column(String(128), primary_key=True)
+    share: Mapped[Decimal] = mapped_column(Numeric(6, 4))
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 
 
 class PoSequence(Base):

@@ -169,6 +169,7 @@ class ChannelLevel(Base):
     sku: Mapped[str] = mapped_column(String(128), primary_key=True)
     channel: Mapped[str] = mapped_column(String(64), primary_key=True)
     available: Mapped[int] = mapped_column(Integer)
+    presale_available: Mapped[int] = mapped_column(Integer, default=0)  # migration 0004
     version: Mapped[int] = mapped_column(BigInteger, default=1)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
