@@ -201,3 +201,16 @@ async def test_a_bad_replay_request_is_400_and_replays_nothing(hub_api, body):
     assert r.status_code == 400, r.text
     assert rt.publisher.records == []  # type: ignore[union-attr]
     assert await _audit(rt) == []
+
+
+async def test_viewers_see_dead_letters_without_their_error_text(hub_api):
+    rt, client = hub_api
+    assert rt.sessions is not None
+    await add_dead_letter(rt.sessions, 5, error="bad e-mail 'ada@example.org'")
+    seen = {}
+    for role in ("viewer", "operator"):
+        r = await client.get("/api/dlq", headers=_auth(TOKENS[role]))
+        [letter] = r.json()
+        assert letter["offset"] == 5
+        seen[role] = letter["error"]
+    assert seen == {"viewer": None, "operator": "bad e-mail 'ada@example.org'"}
