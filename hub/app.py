@@ -171,6 +171,22 @@ class Runtime:
             self.settings, self.publisher, only=self.only_account, transports=self.transports
         )
         finance = VoucherWorker(self.settings, self.publisher, only=self.only_account)
+        from hub.supplierworker import SupplierWorker
+
+        suppliers = SupplierWorker(
+            self.settings, self.publisher, only=self.only_account, transports=self.transports
+        )
+        if suppliers.links:  # orders out per supplier; its documents in, until stop
+            orders = KafkaBroker(
+                self.bootstrap,
+                client_id="hub-suppliers",
+                security=clients.faststream_security(self.settings),
+                logger=None,
+            )
+            suppliers.subscribe(orders)
+            await orders.start()
+            self.brokers.append(orders)
+            self.tasks.append(asyncio.create_task(suppliers.run(self.stop_event), name="suppliers"))
         if not worker.accounts and not finance.sinks:
             return
         broker = KafkaBroker(

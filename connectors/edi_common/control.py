@@ -47,7 +47,7 @@ class ControlNumbers:
         self._lock = threading.Lock()
 
     def next(self, name: str) -> int:
-        with self._lock, _exclusive(self._file_lock):
+        with self._lock, exclusive(self._file_lock):
             state = self._load()
             value = state.get(name, 0) + 1
             if value > self._limit:
@@ -58,7 +58,7 @@ class ControlNumbers:
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path | None) -> Iterator[None]:
+def exclusive(lock_path: Path | None) -> Iterator[None]:
     """An advisory lock across processes (POSIX flock); nothing without a file."""
     if lock_path is None:
         yield

@@ -25,7 +25,7 @@ from typing import Protocol
 
 import structlog
 
-from connectors.edi_common.control import atomic_write
+from connectors.edi_common.control import atomic_write, exclusive
 from connectors.edi_common.errors import EdiError
 from schemas.base import CanonicalMessage
 from schemas.envelope import Envelope
@@ -109,16 +109,33 @@ class Exchange:
         """Write an outbound message once per message id: a redelivered `PurchaseOrderIssued`
         must not become a second purchase order at the supplier. Returns None for a repeat.
 
-        The marker is written after the document, so a crash in between can repeat a document
-        (the supplier sees the same PO number twice) but never lose one.
+        The rendered document is recorded under `.sent/` before it goes to the outbox, and
+        marked done after: a crash in between writes the very same bytes again (same name,
+        same control numbers) on the next delivery, which the partner's translator discards as
+        a duplicate interchange; control numbers are never spent twice. An exclusive lock on
+        `.sent/.lock` serialises replicas sharing the folder.
         """
-        marker = self.root / ".sent" / _safe(envelope.id)
-        if marker.exists():
-            log.info("edi.already_sent", message_id=envelope.id)
-            return None
-        path = self.write_outbound(envelope.data)
-        atomic_write(marker, path.name.encode())
-        return path
+        sent = self.root / ".sent"
+        marker = sent / _safe(envelope.id)
+        pending = marker.with_name(marker.name + ".pending")
+        with exclusive(sent / ".lock"):
+            if marker.exists():
+                log.info("edi.already_sent", message_id=envelope.id)
+                return None
+            try:
+                name, content = _read_pending(pending)
+            except FileNotFoundError:
+                out = self.codec.render(envelope.data)
+                name, content = out.name, out.content
+                atomic_write(pending, name.encode() + b"\n" + content)
+            path = self.outbox / name
+            atomic_write(path, content)
+            atomic_write(marker, name.encode())
+            pending.unlink(missing_ok=True)
+            return path
+
+    def was_sent(self, message_id: str) -> bool:
+        return (self.root / ".sent" / _safe(message_id)).exists()
 
     def pending(self) -> list[Path]:
         """Settled inbox files, oldest first."""
@@ -217,6 +234,11 @@ class Exchange:
         target = _free_name(self.outbox / out.name)
         atomic_write(target, out.content)
         return target
+
+
+def _read_pending(path: Path) -> tuple[str, bytes]:
+    name, _, content = path.read_bytes().partition(b"\n")
+    return name.decode(), content
 
 
 def _safe(name: str) -> str:
