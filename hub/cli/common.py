@@ -38,6 +38,18 @@ def settings() -> Settings:
     return s
 
 
+def server_settings() -> Settings:
+    """`settings()` for a process serving `/api/*`: every configured token must resolve now
+    (an unset `env:` reference is a configuration error at start, not a failure per request)."""
+    s = settings()
+    try:
+        Tokens.from_settings(s)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+    return s
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 

@@ -10,7 +10,17 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from hub.cli.common import console, db_session, fail, guarded, out, print_json, run, settings
+from hub.cli.common import (
+    console,
+    db_session,
+    fail,
+    guarded,
+    out,
+    print_json,
+    run,
+    server_settings,
+    settings,
+)
 
 app = typer.Typer(
     help="Integration hub: purchase, sales and inventory in one truth.",
@@ -39,7 +49,7 @@ def serve(
     from hub.app import ROLES
     from hub.server import serve as _serve
 
-    run(_serve(settings(), set(ROLES), consumers=consumers))
+    run(_serve(server_settings(), set(ROLES), consumers=consumers))
 
 
 @app.command("run")
@@ -58,7 +68,7 @@ def run_role(
     }
     if role not in roles:
         raise fail(f"unknown role {role!r}: use gateway, core, relay or connector", 2)
-    s = settings()
+    s = server_settings()
     if role == "connector" and name and name not in s.hub.accounts:
         raise fail(f"unknown account {name!r}", 2)
     run(

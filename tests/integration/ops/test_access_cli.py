@@ -212,3 +212,13 @@ async def test_a_token_reference_in_the_config_names_the_actor(
     assert done.exit_code == 0, done.output
     [entry] = await _audit(sessions)
     assert entry.actor == "night-shift"
+
+
+async def test_a_server_with_an_unresolvable_token_refuses_to_start(hub_cli, monkeypatch, tmp_path):
+    config = tmp_path / "hub.toml"
+    config.write_text('[access.boss]\nrole = "admin"\ntoken = "env:BOSS_TOKEN"\n')
+    monkeypatch.setenv("HUB_CONFIG", str(config))
+    monkeypatch.delenv("BOSS_TOKEN", raising=False)
+    refused = await hub_cli(None, "run", "core")
+    assert refused.exit_code == 2, refused.output
+    assert "BOSS_TOKEN" in refused.output
