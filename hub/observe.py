@@ -1,9 +1,19 @@
-"""Logging (structlog, JSON off a terminal) and the bridge from core results to metrics."""
+"""Logging (structlog, JSON off a terminal) and the bridge from core results to metrics.
+
+Correlation: one id follows an order from its webhook to the reservation, the stock push and the
+voucher. The gateway assigns it, the CloudEvents header `ce_correlationid` carries it through
+Kafka, and every consumer binds it (with the message id, type and the record's topic, partition
+and offset) in structlog's context variables while it handles that record, then restores the
+context, so each log line names the order it is about and no line names an order it is not.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import structlog
 
@@ -48,6 +58,74 @@ def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
         logger_factory=_StderrLogger,
         cache_logger_on_first_use=False,
     )
+
+
+CORRELATION_HEADER = "ce_correlationid"
+# A batch line names at most this many correlation ids, and how many more there were.
+MAX_LOGGED_IDS = 20
+
+_FIELDS = {"ce_correlationid": "correlation_id", "ce_id": "message_id", "ce_type": "message_type"}
+
+
+def header_value(headers: Iterable[Sequence[Any]] | None, name: str) -> str | None:
+    """One header of a Kafka record (bytes or text values), or None."""
+    for k, v in headers or ():
+        if k == name and v is not None:
+            return v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v)
+    return None
+
+
+def record_fields(
+    headers: Iterable[Sequence[Any]] | None,
+    *,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> dict[str, Any]:
+    """The log fields of one record: correlation id, message id and type, and where it was read."""
+    fields: dict[str, Any] = {}
+    for k, v in headers or ():
+        name = _FIELDS.get(k)
+        if name is not None and v is not None and name not in fields:
+            fields[name] = v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else v
+    where = {"topic": topic, "partition": partition, "offset": offset}
+    fields.update({k: v for k, v in where.items() if v is not None})
+    return fields
+
+
+@contextlib.contextmanager
+def bound_record(
+    headers: Iterable[Sequence[Any]] | None,
+    *,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+    **extra: Any,
+) -> Iterator[dict[str, Any]]:
+    """Bind one record's fields for the log lines written while it is handled; on exit the
+    context is what it was before (nothing of this record leaks into the next)."""
+    fields = {**record_fields(headers, topic=topic, partition=partition, offset=offset), **extra}
+    with structlog.contextvars.bound_contextvars(**fields):
+        yield fields
+
+
+def bound_consumer_record(r: Any) -> contextlib.AbstractContextManager[dict[str, Any]]:
+    """`bound_record` for a consumer record (aiokafka's, or the core's `Record`)."""
+    return bound_record(r.headers, topic=r.topic, partition=r.partition, offset=r.offset)
+
+
+def bounded_ids(ids: Iterable[str | None], limit: int = MAX_LOGGED_IDS) -> dict[str, Any]:
+    """`correlation_ids` for a batch line: distinct, in order, at most `limit`, plus how many
+    were left out (`correlation_ids_more`) when there were more."""
+    seen: dict[str, None] = {}
+    for i in ids:
+        if i:
+            seen.setdefault(i, None)
+    distinct = list(seen)
+    out: dict[str, Any] = {"correlation_ids": distinct[:limit]}
+    if len(distinct) > limit:
+        out["correlation_ids_more"] = len(distinct) - limit
+    return out
 
 
 def record_batch(result: BatchResult, consumer: str = "core") -> None:

@@ -9,11 +9,15 @@ errors while parsing are logged and answered 400.
 
 A delivery is verified with the secrets of the account named in the URL only, so one tenant's
 secret can never post for another account.
+
+Every answer carries `X-Correlation-ID`: the id the webhook's messages carry on Kafka
+(`ce_correlationid`, see `hub.gateway.correlation`), bound in the log context for the request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -30,7 +34,9 @@ from connectors.errors import MalformedPayload, PayloadTooLarge, SignatureInvali
 from hub import metrics
 from hub.bus import BrokerUnavailable, Publisher
 from hub.config import ConfigError, HubConfig
+from hub.gateway import correlation
 from hub.gateway.openapi import openapi_document
+from hub.observe import MAX_LOGGED_IDS
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +75,17 @@ def create_gateway(
         return None
 
     async def webhook(request: Request) -> Response:
+        upstream = correlation.upstream_ids(request.headers)
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=correlation.provisional(), **upstream
+        ):
+            response = await handle(request)
+            response.headers[correlation.HEADER] = structlog.contextvars.get_contextvars()[
+                "correlation_id"
+            ]
+        return response
+
+    async def handle(request: Request) -> Response:
         started = time.perf_counter()
         name = request.path_params["connector"]
         account_name = request.path_params["account"]
@@ -126,6 +143,13 @@ def create_gateway(
             log.exception("gateway.parse_failed", connector=name, account=account_name)
             return _answer(name, "malformed", 400, _reason("payload could not be mapped"), started)
 
+        corr = correlation.derive(envelopes)
+        if corr is not None:
+            structlog.contextvars.bind_contextvars(correlation_id=corr)
+            envelopes = [
+                e if e.correlation_id else dataclasses.replace(e, correlation_id=corr)
+                for e in envelopes
+            ]
         if envelopes:
             try:
                 await asyncio.wait_for(publisher.publish(envelopes), timeout=publish_timeout)
@@ -136,7 +160,15 @@ def create_gateway(
                 log.exception("gateway.publish_failed", account=account_name)
                 return _unavailable(name, started)
         ids = [e.id for e in envelopes]
-        log.info("gateway.accepted", connector=name, account=account_name, messages=len(ids))
+        orders = sorted({k for e in envelopes if (k := getattr(e.data, "order_key", None))})
+        log.info(
+            "gateway.accepted",
+            connector=name,
+            account=account_name,
+            messages=len(ids),
+            message_ids=ids[:MAX_LOGGED_IDS],
+            order_keys=orders[:MAX_LOGGED_IDS],
+        )
         return _answer(name, "accepted", 200, {"accepted": len(ids), "ids": ids}, started)
 
     async def openapi(request: Request) -> Response:
