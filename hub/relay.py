@@ -4,14 +4,23 @@ At-least-once: a crash between publish and mark re-publishes those rows; every m
 its id, so consumers drop the duplicate. Rows of one key are committed in id order (the core
 holds that key's lock while writing them), so per-key order is kept. On PostgreSQL a session
 advisory lock elects one active relay among replicas; the others wait as hot standbys.
+
+Logs: each reservation decision it publishes (`reservation.published`, one line per order with
+its correlation id, message id and type) and each dead letter (`dead_letter.published`). A stock
+level the core wrote without a correlation id gets the ids of the orders whose decisions changed
+it in the same transaction (`LevelCauses`): `ce_correlationid` is the latest, `ce_causes` lists
+them all (bounded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from datetime import timedelta
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import delete, func, select, text, update
@@ -19,12 +28,93 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from hub.bus import BrokerUnavailable
 from hub.kafka.producer import KafkaPublisher
+from hub.observe import CORRELATION_HEADER, bound_record, header_value
 from hub.store.models import OutboxRow
+from schemas import topics
 from schemas.base import now_utc
 
 log = structlog.get_logger("hub.relay")
 
 ADVISORY_KEY = 0x4855_4252  # "HUBR"
+CAUSES_HEADER = "ce_causes"
+# Decisions that change what is reserved, hence a channel's available-to-sell.
+_CHANGES_LEVELS = ("hub.reservation.reserved.v1", "hub.reservation.released.v1")
+
+
+class LevelCauses:
+    """Which orders changed a SKU's stock level, for levels written without a correlation id.
+
+    The core writes one transaction's outbox rows together and in this order: vouchers, purchase
+    orders, reservation decisions, then the stock levels of the SKUs it touched, holding those
+    SKUs' locks. Read in id order, a transaction's rows are a run of other rows followed by a run
+    of levels sorted by SKU ("segment"; a level whose SKU sorts before the previous one's, or that
+    repeats a SKU and channel, starts a new one). A level's causes are the decisions of its
+    segment that name its SKU, and on PostgreSQL, where `created_at` is the transaction's start
+    time, of its transaction exactly. A level caused by something other than an order (a
+    stocktake) gets none. Bounded: at most `max_skus` SKUs are remembered, `max_ids` ids each.
+    """
+
+    def __init__(self, *, exact_time: bool, max_skus: int = 10_000, max_ids: int = 10) -> None:
+        self.exact_time = exact_time
+        self.max_skus = max_skus
+        self.max_ids = max_ids
+        self._segment = 0
+        self._in_levels = False
+        self._last: tuple[str, set[str]] = ("", set())
+        self._by_sku: OrderedDict[str, tuple[int, Any, list[str]]] = OrderedDict()
+
+    def note(self, sku: str, correlation_id: str, created_at: Any) -> None:
+        """A decision that changed `sku`, in the row order of the outbox."""
+        if self._in_levels:  # a new transaction's rows begin
+            self._segment += 1
+            self._in_levels = False
+        seg, at, ids = self._by_sku.pop(sku, (None, None, []))
+        if seg != self._segment or (self.exact_time and at != created_at):
+            ids = []
+        if correlation_id not in ids:
+            ids = [*ids, correlation_id][-self.max_ids :]
+        self._by_sku[sku] = (self._segment, created_at, ids)
+        while len(self._by_sku) > self.max_skus:
+            self._by_sku.popitem(last=False)
+
+    def other(self) -> None:
+        """A row that is neither a level nor a decision naming SKUs."""
+        if self._in_levels:
+            self._segment += 1
+            self._in_levels = False
+
+    def level(self, sku: str, channel: str) -> None:
+        """A stock-level row."""
+        last_sku, channels = self._last
+        if self._in_levels and (sku < last_sku or (sku == last_sku and channel in channels)):
+            self._segment += 1  # a transaction that wrote levels only
+        if sku != last_sku or not self._in_levels:
+            channels = set()
+        channels.add(channel)
+        self._last = (sku, channels)
+        self._in_levels = True
+
+    def causes(self, sku: str, created_at: Any) -> list[str]:
+        """The correlation ids of the decisions that changed `sku`'s level (call after `level`)."""
+        found = self._by_sku.get(sku)
+        if found is None:
+            return []
+        seg, at, ids = found
+        if seg != self._segment or (self.exact_time and at != created_at):
+            return []
+        return list(ids)
+
+
+def _json_object(payload: bytes) -> dict[str, Any]:
+    with contextlib.suppress(ValueError):
+        loaded = json.loads(payload)
+        if isinstance(loaded, dict):
+            return loaded
+    return {}
+
+
+def _as_bytes_headers(headers: Sequence[Sequence[str]]) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in headers]
 
 
 class OutboxRelay:
@@ -49,6 +139,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._leader_conn: AsyncConnection | None = None
         self.published = 0
+        self.causes = LevelCauses(exact_time=engine.dialect.name == "postgresql")
 
     def notify(self) -> None:
         """Wake the relay now (the core just committed outbox rows)."""
@@ -88,6 +179,7 @@ class OutboxRelay:
                         OutboxRow.key,
                         OutboxRow.headers,
                         OutboxRow.payload,
+                        OutboxRow.created_at,
                     )
                     .where(OutboxRow.sent_at.is_(None))
                     .order_by(OutboxRow.id)
@@ -96,12 +188,18 @@ class OutboxRelay:
             ).all()
         if not rows:
             return 0
-        await self.publisher.send_many(
-            [
-                (r.topic, r.key, bytes(r.payload), [(k, v.encode()) for k, v in r.headers])
-                for r in rows
-            ]
-        )
+        items: list[tuple[str, str | None, bytes, list[tuple[str, bytes]]]] = []
+        decisions: list[tuple[Any, list[tuple[str, bytes]], dict[str, Any]]] = []
+        for r in rows:
+            headers = _as_bytes_headers(r.headers)
+            payload = bytes(r.payload)
+            body = self._observe(r.topic, r.key, headers, payload, r.created_at)
+            if body is not None:
+                decisions.append((r, headers, body))
+            items.append((r.topic, r.key, payload, headers))
+        await self.publisher.send_many(items)
+        for r, headers, body in decisions:
+            _log_published(r.id, r.topic, headers, body)
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(OutboxRow)
@@ -112,6 +210,46 @@ class OutboxRelay:
         if self.on_published:
             self.on_published(len(rows))
         return len(rows)
+
+    def _observe(
+        self,
+        topic: str,
+        key: str | None,
+        headers: list[tuple[str, bytes]],
+        payload: bytes,
+        created_at: datetime | None,
+    ) -> dict[str, Any] | None:
+        """Note what a row tells about stock-level causes; give a level without a correlation id
+        its causes (in `headers`). Returns the body of rows logged once published."""
+        if topic == topics.STOCK_LEVELS:
+            body = _json_object(payload)
+            sku, channel = body.get("sku"), body.get("channel")
+            if not isinstance(sku, str) or not isinstance(channel, str):
+                self.causes.other()
+                return None
+            self.causes.level(sku, channel)
+            if header_value(headers, CORRELATION_HEADER) is None:
+                found = self.causes.causes(sku, created_at)
+                if found:
+                    headers.append((CORRELATION_HEADER, found[-1].encode()))
+                    headers.append((CAUSES_HEADER, ",".join(found).encode()))
+            return None
+        if topic not in (topics.RESERVATIONS, topics.DLQ):
+            self.causes.other()
+            return None
+        body = _json_object(payload)
+        corr = header_value(headers, CORRELATION_HEADER)
+        if (
+            topic == topics.RESERVATIONS
+            and corr
+            and header_value(headers, "ce_type") in (_CHANGES_LEVELS)
+        ):
+            for line in body.get("lines") or ():
+                if isinstance(line, dict) and isinstance(line.get("sku"), str):
+                    self.causes.note(line["sku"], corr, created_at)
+        else:
+            self.causes.other()
+        return body
 
     async def prune(self) -> int:
         async with self.sessions() as session, session.begin():
@@ -174,6 +312,35 @@ class OutboxRelay:
         if self._leader_conn is not None:
             with contextlib.suppress(Exception):
                 await self._leader_conn.close()
+
+
+def _log_published(
+    outbox_id: int, topic: str, headers: list[tuple[str, bytes]], body: dict[str, Any]
+) -> None:
+    with bound_record(headers, topic=topic, outbox_id=outbox_id):
+        if topic == topics.DLQ:
+            log.warning(
+                "dead_letter.published",
+                from_topic=header_value(headers, "dlq_topic"),
+                consumer=header_value(headers, "dlq_consumer"),
+                error=(header_value(headers, "dlq_error") or "")[:300],
+            )
+            return
+        ce_type = header_value(headers, "ce_type") or ""
+        lines = [ln for ln in body.get("lines") or () if isinstance(ln, dict)]
+        log.info(
+            "reservation.published",
+            decision=ce_type.removeprefix("hub.reservation.").removesuffix(".v1"),
+            order_key=body.get("order_key"),
+            lines=[
+                {
+                    k: ln[k]
+                    for k in ("sku", "location", "quantity", "requested", "reason")
+                    if k in ln
+                }
+                for ln in lines[:20]
+            ],
+        )
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

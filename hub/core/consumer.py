@@ -1,16 +1,26 @@
-"""The core's FastStream batch subscriber: one transaction and one offset commit per batch."""
+"""The core's FastStream batch subscriber: one transaction and one offset commit per batch.
+
+The core applies a batch as a whole, so it logs per batch: while a batch is processed the log
+context holds the batch's correlation ids (bounded), or, for a batch of one record, that record's
+correlation id, message id, type, topic, partition and offset; after the commit one line
+(`core.batch_applied`) names them with what the batch did. The per-order reservation decision is
+logged where it leaves the core: the relay publishing `hub.reservations.v1`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from hub.core.batch import CoreProcessor, is_transient
+from hub.core.batch import BatchResult, CoreProcessor, is_transient
 from hub.core.records import Record
+from hub.observe import CORRELATION_HEADER, bound_consumer_record, bounded_ids, header_value
 from schemas import topics
 
 log = structlog.get_logger("hub.core.consumer")
@@ -55,16 +65,42 @@ def add_core_subscriber(
     )
     async def on_batch(body: list[Any], message: KafkaMessage) -> None:
         records = [Record.from_consumer_record(r) for r in message.raw_message]
-        try:
-            await processor.process(records)
-        except Exception as exc:
-            log.error(
-                "batch not applied; will be re-read",
-                size=len(records),
-                error=repr(exc),
-                transient=is_transient(exc),
-            )
-            await asyncio.sleep(retry_delay)
-            raise
+        with batch_context(records):
+            try:
+                result = await processor.process(records)
+            except Exception as exc:
+                log.error(
+                    "batch not applied; will be re-read",
+                    size=len(records),
+                    error=repr(exc),
+                    transient=is_transient(exc),
+                )
+                await asyncio.sleep(retry_delay)
+                raise
+            log.info("core.batch_applied", size=len(records), **_outcome(result))
 
     return on_batch
+
+
+@contextlib.contextmanager
+def batch_context(records: Sequence[Record]) -> Iterator[None]:
+    """The log context of one batch, restored afterwards (see the module's docstring)."""
+    if len(records) == 1:
+        with bound_consumer_record(records[0]):
+            yield
+        return
+    ids = bounded_ids(header_value(r.headers, CORRELATION_HEADER) for r in records)
+    with structlog.contextvars.bound_contextvars(**ids):
+        yield
+
+
+def _outcome(result: object) -> dict[str, int]:
+    if not isinstance(result, BatchResult):
+        return {}
+    return {
+        "applied": result.applied,
+        "duplicates": result.duplicates,
+        "dead_lettered": result.dead_lettered,
+        "accepted": result.accepted,
+        "rejected": result.rejected,
+    }
