@@ -13,17 +13,22 @@ Kafka-independent: the caller feeds `StockLevelChanged` messages in with `offer`
 - permanent failures (a 4xx, an unknown SKU) go to `on_failure` (the caller sends them to the DLQ);
   the failed version is forgotten, so replaying it from the DLQ once the cause is fixed pushes it;
 - `on_latency(account, seconds, count)` gets, per successful batch, the time from the oldest
-  offer in it to the platform's confirmation.
+  offer in it to the platform's confirmation;
+- a level may come with the correlation ids of the orders that changed it; coalesced versions
+  pool theirs (newest last, at most `MAX_CAUSES`), and the push's log line names them. The
+  account workers run in a context of their own, so the log context of whoever offered first
+  never sticks to a worker's lines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -33,6 +38,8 @@ from connectors.errors import ConnectorError, UnknownAccount
 from schemas.levels import StockLevelChanged
 
 log = structlog.get_logger(__name__)
+MAX_CAUSES = 10
+MAX_LOGGED = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +50,7 @@ class PushFailure:
     level: StockLevelChanged
     reason: str
     status: int | None = None
+    correlation_ids: tuple[str, ...] = ()
 
 
 FailureCallback = Callable[[PushFailure], Awaitable[None] | None]
@@ -53,6 +61,7 @@ LatencyCallback = Callable[[str, float, int], None]
 class _Queued:
     level: StockLevelChanged
     offered_at: float
+    correlation_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -93,7 +102,9 @@ class StockPushOut:
 
     # --- feeding ----------------------------------------------------------------------------------
 
-    def offer(self, account: str, level: StockLevelChanged) -> bool:
+    def offer(
+        self, account: str, level: StockLevelChanged, correlation_ids: tuple[str, ...] = ()
+    ) -> bool:
         """Queue a level for an account; False if it is not newer than what was offered before."""
         state = self._accounts.get(account)
         if state is None:
@@ -103,18 +114,21 @@ class StockPushOut:
         state.seen[level.sku] = level.version
         previous = state.pending.get(level.sku)
         offered_at = previous.offered_at if previous else time.monotonic()
-        state.pending[level.sku] = _Queued(level, offered_at)
+        causes = _pool(previous.correlation_ids if previous else (), correlation_ids)
+        state.pending[level.sku] = _Queued(level, offered_at, causes)
         state.idle.clear()
         state.wake.set()
         self._ensure_worker(account, state)
         return True
 
-    def offer_level(self, level: StockLevelChanged) -> list[str]:
+    def offer_level(
+        self, level: StockLevelChanged, correlation_ids: tuple[str, ...] = ()
+    ) -> list[str]:
         """Offer a level to every account selling on its channel; the accounts that took it."""
         return [
             name
             for name, state in self._accounts.items()
-            if state.channel == level.channel and self.offer(name, level)
+            if state.channel == level.channel and self.offer(name, level, correlation_ids)
         ]
 
     def pending(self, account: str) -> dict[str, int]:
@@ -152,7 +166,7 @@ class StockPushOut:
             return
         with contextlib.suppress(RuntimeError):  # no loop yet: `start()` creates the worker
             state.task = asyncio.get_running_loop().create_task(
-                self._run(name, state), name=f"stock-push:{name}"
+                self._run(name, state), name=f"stock-push:{name}", context=contextvars.Context()
             )
 
     # --- the worker -------------------------------------------------------------------------------
@@ -177,7 +191,7 @@ class StockPushOut:
                     backoff = await self._requeue(name, state, batch, exc, backoff)
                     continue
                 for q in batch.values():
-                    await self._fail(name, state, q.level, exc.message, exc.status)
+                    await self._fail(name, state, q, exc.message, exc.status)
                 backoff = self.backoff_initial
                 continue
             except Exception as exc:
@@ -186,8 +200,10 @@ class StockPushOut:
             backoff = self.backoff_initial
             for sku, reason in result.failed.items():
                 if sku in batch:
-                    await self._fail(name, state, batch[sku].level, reason, None)
+                    await self._fail(name, state, batch[sku], reason, None)
             confirmed = [batch[s] for s in result.updated if s in batch]
+            if confirmed:
+                _log_pushed(name, confirmed)
             for q in confirmed:
                 version = max(state.pushed.get(q.level.sku, 0), q.level.version)
                 state.pushed[q.level.sku] = version
@@ -207,7 +223,12 @@ class StockPushOut:
             if sku not in state.pending:  # a newer version that arrived meanwhile wins
                 state.pending[sku] = q
         log.warning(
-            "stock_push.retry", account=name, skus=len(batch), error=repr(exc)[:300], wait=backoff
+            "stock_push.retry",
+            account=name,
+            skus=len(batch),
+            error=repr(exc)[:300],
+            wait=backoff,
+            **_causes(batch.values()),
         )
         await asyncio.sleep(backoff * (0.5 + random.random() / 2))
         return min(backoff * 2, self.backoff_max)
@@ -216,19 +237,66 @@ class StockPushOut:
         self,
         name: str,
         state: _Account,
-        level: StockLevelChanged,
+        queued: _Queued,
         reason: str,
         status: int | None,
     ) -> None:
+        level = queued.level
         if state.seen.get(level.sku) == level.version and level.sku not in state.pending:
             # Forget the failed version so that replaying it from the DLQ pushes it again.
             state.seen[level.sku] = state.pushed.get(level.sku, 0)
-        log.error("stock_push.failed", account=name, sku=level.sku, reason=reason, status=status)
+        log.error(
+            "stock_push.failed",
+            account=name,
+            sku=level.sku,
+            version=level.version,
+            reason=reason,
+            status=status,
+            **_causes([queued]),
+        )
         if self.on_failure is None:
             return
         try:
-            outcome = self.on_failure(PushFailure(name, level, reason, status))
+            failure = PushFailure(name, level, reason, status, queued.correlation_ids)
+            outcome = self.on_failure(failure)
             if inspect.isawaitable(outcome):
                 await outcome
         except Exception:
             log.exception("stock_push.failure_callback_failed", account=name, sku=level.sku)
+
+
+def _pool(older: tuple[str, ...], newer: tuple[str, ...]) -> tuple[str, ...]:
+    """The correlation ids of coalesced versions: distinct, newest last, at most MAX_CAUSES."""
+    if not older:
+        return newer[-MAX_CAUSES:]
+    pooled = [i for i in older if i not in newer] + list(newer)
+    return tuple(pooled[-MAX_CAUSES:])
+
+
+def _causes(queued: Iterable[_Queued]) -> dict[str, object]:
+    """Log fields naming the orders behind a batch: `correlation_ids` (bounded, newest cause of
+    each level), and `correlation_id` when there is exactly one."""
+    seen: dict[str, None] = {}
+    for q in queued:
+        for i in q.correlation_ids:
+            seen.setdefault(i, None)
+    ids = list(seen)
+    fields: dict[str, object] = {"correlation_ids": ids[:MAX_LOGGED]}
+    if len(ids) > MAX_LOGGED:
+        fields["correlation_ids_more"] = len(ids) - MAX_LOGGED
+    if len(ids) == 1:
+        fields["correlation_id"] = ids[0]
+    return fields
+
+
+def _log_pushed(account: str, confirmed: list[_Queued]) -> None:
+    log.info(
+        "stock_push.pushed",
+        account=account,
+        count=len(confirmed),
+        levels=[
+            {"sku": q.level.sku, "available": q.level.available, "version": q.level.version}
+            for q in confirmed[:MAX_LOGGED]
+        ],
+        **_causes(confirmed),
+    )

@@ -3,6 +3,11 @@
 Offsets are committed after the batch's levels reached every shop, or after a bounded wait: a
 shop that keeps failing keeps being retried in memory (newest version only), and the periodic
 reconcile repairs anything a crash lost. Permanent refusals go to the dead-letter topic.
+
+Each level is handled with its record's correlation id, message id, type, topic, partition and
+offset bound in the log context. A level names the orders that changed it (`ce_causes`, else
+`ce_correlationid`); the push that carries it logs them (`stock_push.pushed`), and so does its
+dead letter (`ce_correlationid`, `ce_causes`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from hub import metrics
 from hub.config import SHOP_CONNECTORS, Settings
 from hub.core.consumer import raw_body
 from hub.kafka.producer import KafkaPublisher
+from hub.observe import CORRELATION_HEADER, bound_consumer_record, header_value
+from hub.relay import CAUSES_HEADER
 from schemas import topics
 from schemas.levels import StockLevelChanged
 
@@ -77,6 +84,7 @@ class PushWorker:
             sku=failure.level.sku,
             reason=failure.reason,
             status=failure.status,
+            correlation_ids=list(failure.correlation_ids),
         )
         headers = [
             ("ce_specversion", b"1.0"),
@@ -90,6 +98,9 @@ class PushWorker:
             ("dlq_topic", topics.STOCK_LEVELS.encode()),
             ("dlq_consumer", group_for(self.only).encode()),
         ]
+        if failure.correlation_ids:
+            headers.append((CORRELATION_HEADER, failure.correlation_ids[-1].encode()))
+            headers.append((CAUSES_HEADER, ",".join(failure.correlation_ids).encode()))
         with contextlib.suppress(Exception):
             await self.publisher.send_many(
                 [
@@ -121,12 +132,15 @@ class PushWorker:
         async def on_levels(body: list[Any], message: KafkaMessage) -> None:
             offered: set[str] = set()
             for r in message.raw_message:
-                try:
-                    level = StockLevelChanged.model_validate_json(r.value)
-                except ValidationError:
-                    log.warning("not a stock level; skipped", offset=r.offset)
-                    continue
-                offered.update(self.pushout.offer_level(level))
+                with bound_consumer_record(r):
+                    try:
+                        level = StockLevelChanged.model_validate_json(r.value)
+                    except ValidationError:
+                        log.warning("not a stock level; skipped")
+                        continue
+                    taken = self.pushout.offer_level(level, level_causes(r.headers))
+                    log.debug("stock level offered", sku=level.sku, accounts=taken)
+                    offered.update(taken)
             if offered:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.drain_timeout):
@@ -140,3 +154,12 @@ class PushWorker:
         for client in self.clients.values():
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+
+def level_causes(headers: Any) -> tuple[str, ...]:
+    """The correlation ids of the orders that changed a level, newest last."""
+    causes = header_value(headers, CAUSES_HEADER)
+    if causes:
+        return tuple(i for i in causes.split(",") if i)
+    corr = header_value(headers, CORRELATION_HEADER)
+    return (corr,) if corr else ()

@@ -1,11 +1,16 @@
 """Finance sinks of the connector-worker role: each voucher of `hub.vouchers.v1` to every
 configured finance account (Beancount journal, accounting API). Idempotent on voucher id;
-a permanent refusal goes to the dead-letter topic, a transient one is retried."""
+a permanent refusal goes to the dead-letter topic, a transient one is retried.
+
+Each voucher is delivered with its record's correlation id (the order's, for an order's
+vouchers), message id, type, topic, partition and offset bound in the log context; each delivery
+logs `voucher.delivered` (or `voucher refused`), and a dead letter keeps the record's headers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -18,6 +23,7 @@ from hub import metrics
 from hub.config import Settings
 from hub.core.consumer import raw_body
 from hub.kafka.producer import KafkaPublisher
+from hub.observe import bound_consumer_record
 from schemas import topics
 from schemas.finance import VoucherIssued
 
@@ -60,12 +66,25 @@ class VoucherWorker:
         self.attempts = attempts
 
     async def _deliver(
-        self, name: str, sink: VoucherSink, voucher: VoucherIssued, raw: bytes
+        self,
+        name: str,
+        sink: VoucherSink,
+        voucher: VoucherIssued,
+        raw: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         for attempt in range(1, self.attempts + 1):
             try:
-                await sink.deliver(voucher)
+                fresh = await sink.deliver(voucher)
                 metrics.VOUCHERS_DELIVERED.labels(account=name, outcome="ok").inc()
+                log.info(
+                    "voucher.delivered",
+                    account=name,
+                    voucher=voucher.voucher_id,
+                    cause_type=voucher.cause_type,
+                    cause_ref=voucher.cause_ref,
+                    new=fresh,
+                )
                 return
             except ConnectorError as exc:
                 if exc.retryable and attempt < self.attempts:
@@ -82,15 +101,15 @@ class VoucherWorker:
                                 topics.DLQ,
                                 voucher.voucher_id,
                                 raw,
-                                [
-                                    ("ce_specversion", b"1.0"),
-                                    ("ce_id", voucher.voucher_id.encode()),
-                                    ("ce_type", voucher.ce_type.encode()),
-                                    ("ce_source", b"hub/finance"),
-                                    ("dlq_error", f"{name}: {exc}"[:2000].encode()),
-                                    ("dlq_topic", topics.VOUCHERS.encode()),
-                                    ("dlq_consumer", self.group.encode()),
-                                ],
+                                _dead_letter_headers(
+                                    headers,
+                                    voucher,
+                                    [
+                                        ("dlq_error", f"{name}: {exc}"[:2000].encode()),
+                                        ("dlq_topic", topics.VOUCHERS.encode()),
+                                        ("dlq_consumer", self.group.encode()),
+                                    ],
+                                ),
                             )
                         ]
                     )
@@ -111,13 +130,14 @@ class VoucherWorker:
         )
         async def on_vouchers(body: list[Any], message: KafkaMessage) -> None:
             for r in message.raw_message:
-                try:
-                    voucher = VoucherIssued.model_validate_json(r.value)
-                except ValidationError:
-                    log.warning("not a voucher; skipped", offset=r.offset)
-                    continue
-                for name, sink in self.sinks.items():
-                    await self._deliver(name, sink, voucher, r.value)
+                with bound_consumer_record(r):
+                    try:
+                        voucher = VoucherIssued.model_validate_json(r.value)
+                    except ValidationError:
+                        log.warning("not a voucher; skipped")
+                        continue
+                    for name, sink in self.sinks.items():
+                        await self._deliver(name, sink, voucher, r.value, tuple(r.headers or ()))
 
     async def stop(self) -> None:
         for sink in self.sinks.values():
@@ -125,3 +145,20 @@ class VoucherWorker:
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
+
+
+def _dead_letter_headers(
+    original: Sequence[tuple[str, bytes]],
+    voucher: VoucherIssued,
+    dlq: list[tuple[str, bytes]],
+) -> list[tuple[str, bytes]]:
+    """The record's own CloudEvents headers (correlation id included), then why it failed."""
+    kept = [(k, v) for k, v in original if k.startswith("ce_") or k == "content-type"]
+    if not any(k == "ce_id" for k, _ in kept):
+        kept = [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", voucher.voucher_id.encode()),
+            ("ce_type", voucher.ce_type.encode()),
+            ("ce_source", b"hub/finance"),
+        ]
+    return [*kept, *dlq]
