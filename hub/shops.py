@@ -157,6 +157,7 @@ class PushReport:
     failed: dict[str, str] = field(default_factory=dict)
     unchanged: int = 0
     not_on_platform: list[str] = field(default_factory=list)
+    platform_before: dict[str, int] = field(default_factory=dict)  # of the SKUs set (audit)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -586,6 +587,7 @@ async def push_stock(
             if sku in platform and (all_skus or platform[sku] != value)
         }
         report.unchanged = len(set(hub) & set(platform)) - len(levels)
+        report.platform_before = {sku: platform[sku] for sku in levels}
         if levels:
             result = await client.set_stock(levels)
             report.pushed, report.failed = dict(result.updated), dict(result.failed)

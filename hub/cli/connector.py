@@ -294,8 +294,9 @@ def push_stock_cmd(
                         sessions, "connector.push-stock", account, None, {"error": repr(exc)}
                     )
                 raise
+            before = {"platform": report.platform_before}
             after = {"pushed": report.pushed, "failed": report.failed}
-            await _audit(sessions, "connector.push-stock", account, None, after)
+            await _audit(sessions, "connector.push-stock", account, before, after)
             return report
 
     report = _run(go)

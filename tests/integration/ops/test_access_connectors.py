@@ -106,10 +106,9 @@ def test_an_operators_push_resync_and_fix_are_audited_under_the_token_name(shop)
     assert resync.before == {}  # never synced before
     assert resync.after is not None and resync.after["last_sync_at"] is not None
     assert resync.after["finished"] is True and resync.after["platform_skus"] == 1
-    assert (push.action, push.after) == (
-        "connector.push-stock",
-        {"pushed": {"A-1": 30}, "failed": {}},
-    )
+    assert push.action == "connector.push-stock"
+    assert push.before == {"platform": {"A-1": 5}}
+    assert push.after == {"pushed": {"A-1": 30}, "failed": {}}
     assert reconcile.action == "stock.reconcile"
     assert reconcile.before is not None and reconcile.before["platform"] == {"A-1": 4}
     assert reconcile.after is not None and reconcile.after["pushed"] == {"A-1": 30}
