@@ -21,6 +21,7 @@ from hub.cli.common import (
     server_settings,
     settings,
 )
+from hub.cli.stock_report import report as stock_report
 
 app = typer.Typer(
     help="Integration hub: purchase, sales and inventory in one truth.",
@@ -35,6 +36,7 @@ audit_app = typer.Typer(help="Audit log of operator actions.", no_args_is_help=T
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(stock_app, name="stock")
+stock_app.command("report")(stock_report)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(audit_app, name="audit")
 
