@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from hub.purchasing.policy import PolicyError
 from hub.purchasing.report import (
+    SkuFigures,
     closing_on_hand,
     figures,
     reorder_point_in_effect,
@@ -20,19 +22,26 @@ D = Decimal
 TODAY = date(2026, 12, 1)
 
 
+def _f(
+    on_hand: int, sales: list[int], closing: list[int], *, reserved: int = 0, **kw: Any
+) -> SkuFigures:
+    return figures(
+        sku="A",
+        location="main",
+        on_hand=on_hand,
+        reserved=reserved,
+        inbound=kw.pop("inbound", 0),
+        daily_sales=sales,
+        daily_closing=closing,
+        **kw,
+    )
+
+
 def test_velocity_sigma_cover_and_turnover_of_a_selling_sku() -> None:
     # 12 units over 4 days; σ = √((1 + 1 + 9 + 9) / 3) = 2.582; 24 available / 3 a day = 8 days;
     # average closing on hand (40 + 36 + 36 + 30) / 4 = 35.5, turnover 12 / 35.5 = 0.338,
     # over a year 0.338 × 365 / 4 = 30.85.
-    f = figures(
-        sku="A",
-        location="main",
-        on_hand=30,
-        reserved=6,
-        inbound=12,
-        daily_sales=[2, 4, 0, 6],
-        daily_closing=[40, 36, 36, 30],
-    )
+    f = _f(30, [2, 4, 0, 6], [40, 36, 36, 30], reserved=6, inbound=12)
     assert (f.sold, f.available, f.inbound) == (12, 24, 12)
     assert f.velocity == D("3.00") and f.demand_stdev == D("2.58")
     assert f.days_of_cover == D("8.00")
@@ -42,60 +51,27 @@ def test_velocity_sigma_cover_and_turnover_of_a_selling_sku() -> None:
 
 
 def test_stock_that_did_not_sell_has_unbounded_cover_and_is_a_slow_mover() -> None:
-    f = figures(
-        sku="B",
-        location="main",
-        on_hand=5,
-        reserved=0,
-        inbound=0,
-        daily_sales=[0] * 30,
-        daily_closing=[5] * 30,
-    )
+    f = _f(5, [0] * 30, [5] * 30)
     assert f.velocity == D("0.00") and f.days_of_cover is None
     assert f.turnover == D("0.00")
     assert (f.slow_mover, f.slow_reason) == (True, "no_sales")
 
 
 def test_nothing_on_hand_is_no_slow_mover_and_has_no_turnover() -> None:
-    f = figures(
-        sku="C",
-        location="main",
-        on_hand=0,
-        reserved=0,
-        inbound=0,
-        daily_sales=[0, 0],
-        daily_closing=[0, 0],
-    )
+    f = _f(0, [0, 0], [0, 0])
     assert not f.slow_mover and f.turnover is None and f.turnover_annual is None
 
 
 def test_cover_above_the_threshold_makes_a_slow_mover() -> None:
     # one unit in 30 days, 100 available: 3000 days of cover
-    kw = {
-        "sku": "D",
-        "location": "main",
-        "on_hand": 100,
-        "reserved": 0,
-        "inbound": 0,
-        "daily_sales": [1] + [0] * 29,
-        "daily_closing": [100] * 30,
-    }
-    f = figures(**kw, slow_days=90)  # type: ignore[arg-type]
+    f = _f(100, [1] + [0] * 29, [100] * 30, slow_days=90)
     assert f.days_of_cover == D("3000.00")
     assert (f.slow_mover, f.slow_reason) == (True, "cover")
-    assert not figures(**kw, slow_days=3000).slow_mover  # type: ignore[arg-type]
+    assert not _f(100, [1] + [0] * 29, [100] * 30, slow_days=3000).slow_mover
 
 
 def test_cover_counts_only_what_is_not_reserved() -> None:
-    f = figures(
-        sku="E",
-        location="main",
-        on_hand=10,
-        reserved=10,
-        inbound=0,
-        daily_sales=[5, 5],
-        daily_closing=[20, 10],
-    )
+    f = _f(10, [5, 5], [20, 10], reserved=10)
     assert f.days_of_cover == D("0.00") and not f.slow_mover
 
 
@@ -114,26 +90,9 @@ def test_closing_on_hand_is_rebuilt_backwards_from_the_journal() -> None:
 
 def test_mismatched_series_and_a_negative_threshold_are_refused() -> None:
     with pytest.raises(PolicyError, match="one sales and one closing"):
-        figures(
-            sku="F",
-            location="m",
-            on_hand=1,
-            reserved=0,
-            inbound=0,
-            daily_sales=[1, 2],
-            daily_closing=[1],
-        )
+        _f(1, [1, 2], [1])
     with pytest.raises(PolicyError, match="negative"):
-        figures(
-            sku="F",
-            location="m",
-            on_hand=1,
-            reserved=0,
-            inbound=0,
-            daily_sales=[1],
-            daily_closing=[1],
-            slow_days=-1,
-        )
+        _f(1, [1], [1], slow_days=-1)
 
 
 def _policy(**kw: object) -> ReplenishmentPolicy:
@@ -180,15 +139,7 @@ def test_an_auto_reorder_point_that_cannot_be_computed_says_why() -> None:
 
 
 def test_json_has_the_window_decimals_as_strings_and_null_cover() -> None:
-    row = figures(
-        sku="B",
-        location="main",
-        on_hand=5,
-        reserved=0,
-        inbound=0,
-        daily_sales=[0, 0],
-        daily_closing=[5, 5],
-    )
+    row = _f(5, [0, 0], [5, 5])
     doc = to_json([row], today=TODAY, days=2, slow_days=90)
     assert doc["window"] == {"days": 2, "from": "2026-11-29", "to": "2026-12-01", "slow_days": 90}
     [sku] = doc["skus"]
