@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.app import Runtime
+from hub.bus import BrokerUnavailable
 from hub.config import ChannelRule, HubConfig, Settings
 from hub.store.db import session_factory
 from hub.store.models import AuditEntry, DeadLetter
@@ -214,3 +215,21 @@ async def test_viewers_see_dead_letters_without_their_error_text(hub_api):
         assert letter["offset"] == 5
         seen[role] = letter["error"]
     assert seen == {"viewer": None, "operator": "bad e-mail 'ada@example.org'"}
+
+
+async def test_a_replay_the_broker_does_not_acknowledge_is_503_and_changes_nothing(hub_api):
+    rt, client = hub_api
+    assert rt.sessions is not None
+    letter = await add_dead_letter(rt.sessions, 6)
+
+    class Down:
+        async def send_many(self, items: Sequence[Any]) -> None:
+            raise BrokerUnavailable("broker did not acknowledge")
+
+    rt.publisher = Down()  # type: ignore[assignment]
+    r = await client.post("/api/dlq/replay", headers=_auth(TOKENS["operator"]), json={"all": True})
+    assert r.status_code == 503, r.text
+    assert await _audit(rt) == []
+    async with rt.sessions() as session:
+        row = await session.get(DeadLetter, letter)
+        assert row is not None and row.replayed_at is None
