@@ -14,7 +14,7 @@ a charge line (`SHIPPING`), revenue without goods and without tax.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -35,16 +35,47 @@ FINANCE_CONSUMER = "finance"
 ZERO = Decimal(0)
 
 
+# `session.info` keys of causes claimed ahead by `claim_first_times` (per transaction).
+_CHECKED = "hub.finance.causes_checked"
+_FRESH = "hub.finance.causes_fresh"
+
+
 async def first_time(session: AsyncSession, cause_id: str) -> bool:
     """Record that finance handled this cause; False if it had been handled before — even when
     it booked no voucher then (nothing had a price or a cost), so a redelivery that meets a
     different stock state still books nothing."""
+    checked: set[str] | None = session.info.get(_CHECKED)
+    if checked is not None and cause_id in checked:
+        fresh: set[str] = session.info[_FRESH]
+        if cause_id in fresh:
+            fresh.discard(cause_id)  # a second message with the same cause is not new
+            return True
+        return False
     result = await session.execute(
         insert(session, ProcessedMessage)
         .values(consumer=FINANCE_CONSUMER, message_id=cause_id)
         .on_conflict_do_nothing(index_elements=["consumer", "message_id"])
     )
     return getattr(result, "rowcount", 0) == 1
+
+
+async def claim_first_times(session: AsyncSession, cause_ids: Iterable[str]) -> None:
+    """Record many causes in one statement per 1,000 (a batch's messages) ahead of their
+    `first_time`, which then answers from memory: True once for each cause not handled before.
+    Only for causes whose messages will reach `first_time` in this transaction."""
+    checked: set[str] = session.info.setdefault(_CHECKED, set())
+    fresh: set[str] = session.info.setdefault(_FRESH, set())
+    ids = sorted(set(cause_ids) - checked)
+    for i in range(0, len(ids), 1000):
+        part = ids[i : i + 1000]
+        stmt = (
+            insert(session, ProcessedMessage)
+            .values([{"consumer": FINANCE_CONSUMER, "message_id": c} for c in part])
+            .on_conflict_do_nothing(index_elements=["consumer", "message_id"])
+            .returning(ProcessedMessage.message_id)
+        )
+        fresh.update((await session.execute(stmt)).scalars())
+        checked.update(part)
 
 
 def _share(row: OrderLinePrice, units: int, currency: str) -> tuple[Decimal, Decimal]:

@@ -11,7 +11,7 @@ the inventory account keeps equal to Σ on_hand × avg_cost.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -217,8 +217,24 @@ def _cause_id(msg: CanonicalMessage) -> str | None:
 
 
 async def post_all(session: AsyncSession, vouchers: list[VoucherIssued]) -> list[VoucherIssued]:
-    """Book the vouchers; the ones booked now (not before), for the outbox."""
-    return [v for v in vouchers if await ledger.post(session, v)]
+    """Book the vouchers (a message's, or a whole batch's at once); the ones booked now (not
+    before), for the outbox."""
+    return await ledger.post_many(session, vouchers)
+
+
+async def claim_causes(
+    session: AsyncSession, chart: Chart, msgs: Iterable[CanonicalMessage]
+) -> None:
+    """Record the causes of a batch's messages in one statement before `vouchers_for` runs for
+    each of them (it would otherwise make one round trip per message)."""
+    causes = []
+    for msg in msgs:
+        if getattr(msg, "currency", chart.currency) != chart.currency:
+            continue  # refused by `vouchers_for` before its cause is recorded
+        cause = _cause_id(msg)
+        if cause is not None:
+            causes.append(cause)
+    await billing.claim_first_times(session, causes)
 
 
 def envelope(voucher: VoucherIssued, correlation_id: str | None = None) -> Envelope:

@@ -4,7 +4,7 @@ with the warehouse and with the orders. Every function runs inside the caller's 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -47,50 +47,83 @@ async def post(session: AsyncSession, voucher: VoucherIssued) -> bool:
 
     Lines that name an order also move that order's receivable sub-ledger.
     """
-    stmt = (
-        insert(session, VoucherRow)
-        .values(
-            voucher_id=voucher.voucher_id,
-            date=voucher.date,
-            period=voucher.period,
-            cause_type=voucher.cause_type,
-            cause_ref=voucher.cause_ref,
-            currency=voucher.currency,
-            memo=voucher.memo,
-            lines=[line.model_dump(mode="json") for line in voucher.lines],
+    return bool(await post_many(session, [voucher]))
+
+
+# Rows per multi-row INSERT: 8 columns × 500 stays far below both databases' parameter limits.
+_CHUNK = 500
+
+
+async def post_many(
+    session: AsyncSession, vouchers: Sequence[VoucherIssued]
+) -> list[VoucherIssued]:
+    """Book many vouchers in a few statements, whatever their number: one INSERT … ON CONFLICT
+    DO NOTHING RETURNING per 500 vouchers, one for all their lines, one upsert for the orders'
+    receivables. Returns the vouchers booked now, in the given order (an id booked before, or
+    twice in the list, is booked once)."""
+    unique: dict[str, VoucherIssued] = {}
+    for v in vouchers:
+        unique.setdefault(v.voucher_id, v)
+    if not unique:
+        return []
+    booked: set[str] = set()
+    items = list(unique.values())
+    for i in range(0, len(items), _CHUNK):
+        part = items[i : i + _CHUNK]
+        stmt = (
+            insert(session, VoucherRow)
+            .values(
+                [
+                    {
+                        "voucher_id": v.voucher_id,
+                        "date": v.date,
+                        "period": v.period,
+                        "cause_type": v.cause_type,
+                        "cause_ref": v.cause_ref,
+                        "currency": v.currency,
+                        "memo": v.memo,
+                        "lines": [line.model_dump(mode="json") for line in v.lines],
+                    }
+                    for v in part
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["voucher_id"])
+            .returning(VoucherRow.voucher_id)
         )
-        .on_conflict_do_nothing(index_elements=["voucher_id"])
-    )
-    result = await session.execute(stmt)
-    if getattr(result, "rowcount", 0) != 1:
-        return False
-    cur = voucher.currency
-    rows: list[dict[str, Any]] = [
-        {
-            "voucher_id": voucher.voucher_id,
-            "line_no": n,
-            "account": line.account,
-            "account_name": line.account_name,
-            "currency": cur,
-            "debit_minor": to_minor(line.debit, cur),
-            "credit_minor": to_minor(line.credit, cur),
-            "sku": line.sku,
-            "location": line.location,
-            "order_key": line.order_key,
-        }
-        for n, line in enumerate(voucher.lines, start=1)
-    ]
+        booked.update((await session.execute(stmt)).scalars())
+    now = [v for v in items if v.voucher_id in booked]
+    if not now:
+        return []
+    rows: list[dict[str, Any]] = []
+    per_order: dict[str, list[Any]] = {}
+    for voucher in now:
+        cur = voucher.currency
+        billing = voucher.cause_type in BILLING_CAUSES
+        for n, line in enumerate(voucher.lines, start=1):
+            rows.append(
+                {
+                    "voucher_id": voucher.voucher_id,
+                    "line_no": n,
+                    "account": line.account,
+                    "account_name": line.account_name,
+                    "currency": cur,
+                    "debit_minor": to_minor(line.debit, cur),
+                    "credit_minor": to_minor(line.credit, cur),
+                    "sku": line.sku,
+                    "location": line.location,
+                    "order_key": line.order_key,
+                }
+            )
+            if line.order_key:
+                delta = to_minor(line.debit - line.credit, cur)
+                acc = per_order.setdefault(line.order_key, [cur, 0, 0])
+                if billing:
+                    acc[1] += delta
+                else:
+                    acc[2] -= delta
     await session.execute(insert(session, VoucherLineRow), rows)
-    per_order: dict[str, int] = defaultdict(int)
-    for line in voucher.lines:
-        if line.order_key:
-            per_order[line.order_key] += to_minor(line.debit - line.credit, cur)
-    billing = voucher.cause_type in BILLING_CAUSES
-    for order_key, delta in sorted(per_order.items()):
-        billed, paid = (delta, 0) if billing else (0, -delta)
-        ins = insert(session, OrderFinance).values(
-            order_key=order_key, currency=cur, billed_minor=billed, paid_minor=paid
-        )
+    if per_order:
+        ins = insert(session, OrderFinance)
         await session.execute(
             ins.on_conflict_do_update(
                 index_elements=["order_key"],
@@ -99,9 +132,13 @@ async def post(session: AsyncSession, voucher: VoucherIssued) -> bool:
                     "paid_minor": OrderFinance.paid_minor + ins.excluded.paid_minor,
                     "updated_at": func.now(),
                 },
-            )
+            ),
+            [  # in key order, so concurrent batches lock the orders' rows in one order
+                {"order_key": k, "currency": c, "billed_minor": b, "paid_minor": p}
+                for k, (c, b, p) in sorted(per_order.items())
+            ],
         )
-    return True
+    return now
 
 
 @dataclass(frozen=True, slots=True)

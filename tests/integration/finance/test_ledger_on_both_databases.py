@@ -235,3 +235,63 @@ async def test_the_finance_migration_downgrades_and_upgrades_again(engine: Async
     await upgrade(engine)
     assert await current(engine) == alembic_head()
     assert await _scenario(engine) == [True, True, True, True]
+
+
+def _payment(n: int, order: str, amount: str) -> Any:
+    return rules.payment_captured(
+        CHART,
+        order_key=order,
+        payment_id=f"P{n}",
+        at=AT,
+        amount=D(amount),
+        currency="CNY",
+        gateway="alipay",
+    )
+
+
+async def test_many_vouchers_book_in_bulk_as_one_by_one_would(engine: AsyncEngine) -> None:
+    """A batch's vouchers in one call: the ones booked before and the repeats in the list are
+    skipped, the lines and each order's receivable come out as posting one by one does."""
+    await _scenario(engine)  # books P1 for acme:1
+    async with session_factory(engine)() as s:
+        before = await s.scalar(select(func.count()).select_from(VoucherLineRow)) or 0
+    again = _payment(1, "acme:1", "113")
+    batch = [_payment(n, f"acme:{n % 3}", f"{n}.50") for n in range(2, 1202)]
+    batch.insert(600, again)
+    batch.append(batch[10])
+    async with session_factory(engine)() as s, s.begin():
+        booked = await ledger.post_many(s, batch)
+    assert [v.voucher_id for v in booked] == [v.voucher_id for v in batch[:600] + batch[601:-1]]
+    async with session_factory(engine)() as s:
+        lines = await s.scalar(select(func.count()).select_from(VoucherLineRow))
+        paid = {
+            r.order_key: r.paid_minor for r in (await s.execute(select(OrderFinance))).scalars()
+        }
+    assert lines == before + 2 * 1200  # two lines per payment
+    expected = {f"acme:{k}": 0 for k in range(3)}
+    expected["acme:1"] = 11300
+    for n in range(2, 1202):
+        expected[f"acme:{n % 3}"] += n * 100 + 50
+    assert paid == expected
+    async with session_factory(engine)() as s, s.begin():
+        assert await ledger.post_many(s, batch) == []
+        assert await ledger.check_books(s, CHART) == []
+
+
+async def test_causes_claimed_ahead_answer_first_time_once(engine: AsyncEngine) -> None:
+    from hub.finance import billing
+
+    async with session_factory(engine)() as s, s.begin():
+        assert await billing.first_time(s, "seen-before")
+    async with session_factory(engine)() as s, s.begin():
+        await billing.claim_first_times(s, ["seen-before", "new-1", "new-2", "new-1"])
+        answers = [
+            await billing.first_time(s, c) for c in ("new-1", "seen-before", "new-1", "new-2")
+        ]
+        assert answers == [True, False, False, True]
+        assert await billing.first_time(s, "never-claimed") is True
+    async with session_factory(engine)() as s, s.begin():
+        assert [await billing.first_time(s, c) for c in ("new-1", "never-claimed")] == [
+            False,
+            False,
+        ]
