@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydifact.segmentcollection import Interchange as EdifactInterchange
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -35,6 +36,10 @@ from schemas.envelope import Envelope, decode, message_id
 from schemas.purchasing import PurchaseOrderIssued, PurchaseOrderLine
 from schemas.stock import GoodsReceived
 from tests.builders import counted, place
+from tests.unit.connectors.edi.test_edifact_connector import ORDRSP
+from tests.unit.connectors.edi.test_edifact_connector import (
+    supplier_interchange as edifact_interchange,
+)
 from tests.unit.connectors.edi.test_x12_connector import (
     ACK_855,
     badx12_parse,
@@ -46,6 +51,7 @@ pytestmark = pytest.mark.integration
 
 EDI = "acme-supply"
 PORTAL = "portal-supply"
+EURO = "euro-parts"
 PRICE = Decimal("8.50")
 
 
@@ -66,6 +72,16 @@ def _settings(kafka: Any, db_url: str, tmp_path: Path, account: str = EDI) -> Se
                 "our_id": "STOCKHUB",
                 "partner_id": "ACMESUPPLY",
                 "currency": "CNY",
+                "settle_seconds": 0,
+                "poll_seconds": 0.2,
+            }
+        ),
+        EURO: AccountConfig.model_validate(
+            {
+                "connector": "edifact",
+                "path": str(tmp_path / "edifact"),
+                "our_id": "STOCKHUB",
+                "partner_id": "EUROPARTS",
                 "settle_seconds": 0,
                 "poll_seconds": 0.2,
             }
@@ -404,5 +420,33 @@ async def test_an_order_the_portal_refuses_goes_to_the_dead_letter_topic_with_it
         assert headers["dlq_consumer"] == f"hub-supplier-{PORTAL}"
         assert decode(letter.headers, letter.value).data == refused.data  # the original bytes
         assert portal.orders["PO-2026-900010"]["lines"] == [{}]  # the portal's order untouched
+    finally:
+        await rt.stop()
+
+
+async def test_an_edifact_supplier_gets_orders_and_its_ordrsp_reaches_purchasing(
+    kafka, db_url, tmp_path
+):
+    rt = Runtime(_settings(kafka, db_url, tmp_path, EURO))
+    await rt.start({"connectors"})
+    try:
+        assert rt.publisher is not None
+        order = _po("PO-2026-0042", EURO)
+        await rt.publisher.publish([order, order])
+        root = tmp_path / "edifact"
+        [sent] = await _until(lambda: _glob(root / "outbox", "ORDERS-*.edi"))
+        ic = EdifactInterchange.from_str(sent.read_text())
+        [msg] = list(ic.get_messages())
+        assert (msg.type, ic.recipient) == ("ORDERS", ["EUROPARTS", "ZZ"])
+        assert msg.get_segment("BGM").elements[1] == "PO-2026-0042"
+        _drop(root / "inbox", "ordrsp.edi", edifact_interchange("ORDRSP", ORDRSP))
+
+        async def published() -> list[Envelope]:
+            records = await read_topic(kafka.bootstrap, topics.PURCHASING)
+            return [decode(r.headers, r.value) for r in records]
+
+        [ack] = await _until(published)
+        assert ack.source == f"edifact/{EURO}" and ack.data.supplier == EURO
+        assert len(_glob(root / "outbox", "ORDERS-*.edi")) == 1  # the repeat wrote nothing
     finally:
         await rt.stop()
