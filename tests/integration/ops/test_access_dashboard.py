@@ -91,6 +91,7 @@ async def test_dashboard_and_viewer_reads_show_no_secrets_or_customer_data(
     try:
         assert rt.publisher is not None and rt.sessions is not None
         await rt.publisher.publish([counted("TEE-RED-M", 10), counted("MUG-BLUE", 10)])
+        await _until(lambda: rt.totals.applied >= 2)  # stocked before the order comes in
         app = create_app(rt)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
