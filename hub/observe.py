@@ -65,6 +65,7 @@ CORRELATION_HEADER = "ce_correlationid"
 MAX_LOGGED_IDS = 20
 
 _FIELDS = {"ce_correlationid": "correlation_id", "ce_id": "message_id", "ce_type": "message_type"}
+_RECORD_KEYS = (*_FIELDS.values(), "topic", "partition", "offset")
 
 
 def header_value(headers: Iterable[Sequence[Any]] | None, name: str) -> str | None:
@@ -105,8 +106,15 @@ def bound_record(
     """Bind one record's fields for the log lines written while it is handled; on exit the
     context is what it was before (nothing of this record leaks into the next)."""
     fields = {**record_fields(headers, topic=topic, partition=partition, offset=offset), **extra}
-    with structlog.contextvars.bound_contextvars(**fields):
+    # Tokens, not `bound_contextvars`: that one copies the whole context twice per record.
+    # A field the record lacks is masked (`...` is structlog's "unbound"), so that no id of an
+    # enclosing context passes for this record's.
+    masked = {k: ... for k in _RECORD_KEYS if k not in fields}
+    tokens = structlog.contextvars.bind_contextvars(**masked, **fields)
+    try:
         yield fields
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def bound_consumer_record(r: Any) -> contextlib.AbstractContextManager[dict[str, Any]]:

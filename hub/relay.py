@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from hub.bus import BrokerUnavailable
 from hub.kafka.producer import KafkaPublisher
-from hub.observe import CORRELATION_HEADER, bound_record, header_value
+from hub.observe import CORRELATION_HEADER, record_fields
 from hub.store.models import OutboxRow
 from schemas import topics
 from schemas.base import now_utc
@@ -37,6 +39,9 @@ log = structlog.get_logger("hub.relay")
 
 ADVISORY_KEY = 0x4855_4252  # "HUBR"
 CAUSES_HEADER = "ce_causes"
+_decode_json = json.JSONDecoder().decode
+_SKU = re.compile(r'"sku"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_LINE_FIELDS = ("sku", "location", "quantity", "requested", "reason")
 # Decisions that change what is reserved, hence a channel's available-to-sell.
 _CHANGES_LEVELS = ("hub.reservation.reserved.v1", "hub.reservation.released.v1")
 
@@ -105,16 +110,32 @@ class LevelCauses:
         return list(ids)
 
 
+def _level_of(key: str | None, payload: bytes) -> tuple[str | None, str | None]:
+    """(SKU, channel) of a level row: from its key `{sku}@{channel}` (no parsing), else its body."""
+    sku, at, channel = (key or "").rpartition("@")
+    if at and sku and channel:
+        return sku, channel
+    body = _json_object(payload)
+    found = body.get("sku"), body.get("channel")
+    return found if all(isinstance(v, str) for v in found) else (None, None)
+
+
+def _skus_of(payload: bytes) -> list[str]:
+    """The SKUs of a decision's lines, without parsing the whole body: in JSON text a `"sku":"`
+    whose quotes are not escaped is a key, never part of a string."""
+    try:
+        text = payload.decode()
+    except UnicodeDecodeError:
+        return []
+    return [_decode_json(f'"{m}"') if "\\" in m else m for m in _SKU.findall(text)]
+
+
 def _json_object(payload: bytes) -> dict[str, Any]:
-    with contextlib.suppress(ValueError):
-        loaded = json.loads(payload)
-        if isinstance(loaded, dict):
-            return loaded
-    return {}
-
-
-def _as_bytes_headers(headers: Sequence[Sequence[str]]) -> list[tuple[str, bytes]]:
-    return [(k, v.encode()) for k, v in headers]
+    try:
+        loaded = _decode_json(payload.decode())
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 class OutboxRelay:
@@ -189,17 +210,21 @@ class OutboxRelay:
         if not rows:
             return 0
         items: list[tuple[str, str | None, bytes, list[tuple[str, bytes]]]] = []
-        decisions: list[tuple[Any, list[tuple[str, bytes]], dict[str, Any]]] = []
+        decisions: list[tuple[Any, dict[str, str], dict[str, Any]]] = []
+        verbose = log.is_enabled_for(logging.INFO)
         for r in rows:
-            headers = _as_bytes_headers(r.headers)
+            names: dict[str, str] = dict(r.headers)  # as stored: text
             payload = bytes(r.payload)
-            body = self._observe(r.topic, r.key, headers, payload, r.created_at)
-            if body is not None:
-                decisions.append((r, headers, body))
+            extra = self._observe(r.topic, r.key, names, payload, r.created_at)
+            if r.topic == topics.DLQ:
+                decisions.append((r, names, {}))
+            elif verbose and r.topic == topics.RESERVATIONS:
+                decisions.append((r, names, _json_object(payload)))
+            headers = [(k, v.encode()) for k, v in (*r.headers, *extra)]
             items.append((r.topic, r.key, payload, headers))
         await self.publisher.send_many(items)
-        for r, headers, body in decisions:
-            _log_published(r.id, r.topic, headers, body)
+        for r, names, body in decisions:
+            _log_published(r.id, r.topic, names, body)
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(OutboxRow)
@@ -215,41 +240,31 @@ class OutboxRelay:
         self,
         topic: str,
         key: str | None,
-        headers: list[tuple[str, bytes]],
+        headers: dict[str, str],
         payload: bytes,
         created_at: datetime | None,
-    ) -> dict[str, Any] | None:
-        """Note what a row tells about stock-level causes; give a level without a correlation id
-        its causes (in `headers`). Returns the body of rows logged once published."""
+    ) -> list[tuple[str, str]]:
+        """Note what a row tells about stock-level causes; the headers a level without a
+        correlation id gets: its causes."""
         if topic == topics.STOCK_LEVELS:
-            body = _json_object(payload)
-            sku, channel = body.get("sku"), body.get("channel")
-            if not isinstance(sku, str) or not isinstance(channel, str):
+            sku, channel = _level_of(key, payload)
+            if sku is None or channel is None:
                 self.causes.other()
-                return None
+                return []
             self.causes.level(sku, channel)
-            if header_value(headers, CORRELATION_HEADER) is None:
-                found = self.causes.causes(sku, created_at)
-                if found:
-                    headers.append((CORRELATION_HEADER, found[-1].encode()))
-                    headers.append((CAUSES_HEADER, ",".join(found).encode()))
-            return None
-        if topic not in (topics.RESERVATIONS, topics.DLQ):
-            self.causes.other()
-            return None
-        body = _json_object(payload)
-        corr = header_value(headers, CORRELATION_HEADER)
-        if (
-            topic == topics.RESERVATIONS
-            and corr
-            and header_value(headers, "ce_type") in (_CHANGES_LEVELS)
-        ):
-            for line in body.get("lines") or ():
-                if isinstance(line, dict) and isinstance(line.get("sku"), str):
-                    self.causes.note(line["sku"], corr, created_at)
+            if CORRELATION_HEADER in headers:
+                return []
+            found = self.causes.causes(sku, created_at)
+            if not found:
+                return []
+            return [(CORRELATION_HEADER, found[-1]), (CAUSES_HEADER, ",".join(found))]
+        corr = headers.get(CORRELATION_HEADER)
+        if topic == topics.RESERVATIONS and corr and headers.get("ce_type") in _CHANGES_LEVELS:
+            for sku in _skus_of(payload):
+                self.causes.note(sku, corr, created_at)
         else:
             self.causes.other()
-        return body
+        return []
 
     async def prune(self) -> int:
         async with self.sessions() as session, session.begin():
@@ -315,32 +330,30 @@ class OutboxRelay:
 
 
 def _log_published(
-    outbox_id: int, topic: str, headers: list[tuple[str, bytes]], body: dict[str, Any]
+    outbox_id: int, topic: str, headers: dict[str, str], body: dict[str, Any]
 ) -> None:
-    with bound_record(headers, topic=topic, outbox_id=outbox_id):
-        if topic == topics.DLQ:
-            log.warning(
-                "dead_letter.published",
-                from_topic=header_value(headers, "dlq_topic"),
-                consumer=header_value(headers, "dlq_consumer"),
-                error=(header_value(headers, "dlq_error") or "")[:300],
-            )
-            return
-        ce_type = header_value(headers, "ce_type") or ""
-        lines = [ln for ln in body.get("lines") or () if isinstance(ln, dict)]
-        log.info(
-            "reservation.published",
-            decision=ce_type.removeprefix("hub.reservation.").removesuffix(".v1"),
-            order_key=body.get("order_key"),
-            lines=[
-                {
-                    k: ln[k]
-                    for k in ("sku", "location", "quantity", "requested", "reason")
-                    if k in ln
-                }
-                for ln in lines[:20]
-            ],
+    # One line per record: its fields go on the line itself, nothing to bind and restore.
+    fields = record_fields(headers.items(), topic=topic)
+    if topic == topics.DLQ:
+        log.warning(
+            "dead_letter.published",
+            outbox_id=outbox_id,
+            from_topic=headers.get("dlq_topic"),
+            consumer=headers.get("dlq_consumer"),
+            error=headers.get("dlq_error", "")[:300],
+            **fields,
         )
+        return
+    ce_type = str(fields.get("message_type", ""))
+    lines = [ln for ln in body.get("lines") or () if isinstance(ln, dict)]
+    log.info(
+        "reservation.published",
+        outbox_id=outbox_id,
+        decision=ce_type.removeprefix("hub.reservation.").removesuffix(".v1"),
+        order_key=body.get("order_key"),
+        lines=[{k: ln[k] for k in _LINE_FIELDS if k in ln} for ln in lines[:20]],
+        **fields,
+    )
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
