@@ -110,15 +110,18 @@ async def _order_flow(
 
 
 async def test_one_correlation_id_follows_an_order_from_webhook_to_voucher(
-    kafka, tmp_path: Path, capsys: pytest.CaptureFixture[str], json_logs: None
+    kafka, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], json_logs: None
 ) -> None:
+    run = uuid.uuid4().int % 10**9  # the PostgreSQL database is shared by the session's tests
+    sku_a, sku_b, order_a, order_b = f"A-{run}", f"B-{run}", run * 10 + 1, run * 10 + 2
+    key_a, key_b = f"acme:{order_a}", f"acme:{order_b}"
     shop = ShopifySimulator(webhook_secret="acme-webhook-secret", currency="CNY")
-    shop.add_product("A-1", 0)
-    shop.add_product("B-2", 0)
+    shop.add_product(sku_a, 0)
+    shop.add_product(sku_b, 0)
     books = tmp_path / "books.beancount"
     s = Settings(
         kafka_bootstrap=kafka.bootstrap,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+        database_url=db_url,
         var_dir=tmp_path / "var",
         core_group=f"core-{uuid.uuid4().hex[:6]}",
         consumer_session_timeout_ms=6000,
@@ -145,26 +148,26 @@ async def test_one_correlation_id_follows_an_order_from_webhook_to_voucher(
     logs = Logs(capsys)
     try:
         assert rt.publisher is not None
-        await rt.publisher.publish([counted("A-1", 10), counted("B-2", 10)])
-        await logs.wait("stock_push.pushed", _pushes("A-1", 10))
-        await logs.wait("stock_push.pushed", _pushes("B-2", 10))
+        await rt.publisher.publish([counted(sku_a, 10, str(run)), counted(sku_b, 10, str(run))])
+        await logs.wait("stock_push.pushed", _pushes(sku_a, 10))
+        await logs.wait("stock_push.pushed", _pushes(sku_b, 10))
         app = create_gateway(s.hub, rt.publisher)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://hub"
         ) as gateway:
             # One after the other, so that no batch line legitimately names both orders.
-            first, lines1 = await _order_flow(logs, gateway, shop, 1001, "A-1", 8)
-            second, lines2 = await _order_flow(logs, gateway, shop, 1002, "B-2", 8)
+            first, lines1 = await _order_flow(logs, gateway, shop, order_a, sku_a, 8)
+            second, lines2 = await _order_flow(logs, gateway, shop, order_b, sku_b, 8)
     finally:
         await rt.stop()
 
     # Derived from the platform's order: a redelivery (or a later webhook) keeps it.
-    assert first == for_order("acme:1001")
-    assert second == for_order("acme:1002")
+    assert first == for_order(key_a)
+    assert second == for_order(key_b)
     assert first != second
     for corr, other, other_key, lines in (
-        (first, second, "acme:1002", lines1),
-        (second, first, "acme:1001", lines2),
+        (first, second, key_b, lines1),
+        (second, first, key_a, lines2),
     ):
         for step, line in lines.items():
             assert line.get("correlation_id") == corr, (step, line)
@@ -177,6 +180,6 @@ async def test_one_correlation_id_follows_an_order_from_webhook_to_voucher(
     for line in logs.read():
         text = json.dumps(line)
         if line.get("correlation_id") == first:
-            assert second not in text and "acme:1002" not in text, line
+            assert second not in text and key_b not in text, line
         if line.get("correlation_id") == second:
-            assert first not in text and "acme:1001" not in text, line
+            assert first not in text and key_a not in text, line

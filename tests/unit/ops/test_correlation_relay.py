@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.contextvars import clear_contextvars, get_contextvars, merge_contextvars
 from structlog.testing import capture_logs
 
-from hub.core.batch import outbox_row
-from hub.relay import CAUSES_HEADER, LevelCauses, OutboxRelay
+from hub.core.batch import DeadLetterInfo, dead_letter_outbox_row, outbox_row
+from hub.core.records import Record
+from hub.relay import CAUSES_HEADER, LevelCauses, OutboxRelay, _level_of, _skus_of
 from hub.store.db import make_engine, session_factory
 from hub.store.migrate import upgrade
 from hub.store.models import OutboxRow
@@ -193,3 +194,50 @@ async def test_relay_logs_decisions_and_names_the_orders_behind_each_level(engin
         {"sku": "A", "location": "main", "quantity": 1},
         {"sku": "B", "location": "main", "quantity": 1},
     ]
+
+
+async def test_a_dead_letter_is_logged_with_the_correlation_id_of_its_record(engine):
+    sessions = session_factory(engine)
+    bad = Record(
+        "hub.orders.v1",
+        1,
+        42,
+        b"acme:9",
+        b"{not json",
+        (("ce_id", b"m-9"), ("ce_type", b"hub.order.placed.v1"), ("ce_correlationid", b"c-9")),
+    )
+    async with sessions() as session, session.begin():
+        row = dead_letter_outbox_row(DeadLetterInfo(bad, "invalid body"), "core")
+        await session.execute(insert(OutboxRow), [row])
+    sent = Sent()
+    relay = OutboxRelay(engine, sessions, sent)  # type: ignore[arg-type]
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        assert await relay.drain_once() == 1
+    [line] = [e for e in logs if e["event"] == "dead_letter.published"]
+    assert (line["correlation_id"], line["message_id"], line["from_topic"]) == (
+        "c-9",
+        "m-9",
+        "hub.orders.v1",
+    )
+    assert line["error"] == "invalid body" and line["topic"] == "hub.dlq.v1"
+    assert get_contextvars() == {}
+
+
+def test_a_levels_sku_and_channel_come_from_its_key_or_else_its_body():
+    assert _level_of("A-1@online", b"") == ("A-1", "online")
+    assert _level_of(None, b'{"sku": "A@1", "channel": "online"}') == ("A@1", "online")
+    assert _level_of("A-1", b"not json") == (None, None)
+
+
+def test_a_decisions_skus_are_read_exactly_even_with_quotes_in_names():
+    msg = StockReserved(
+        order_key='acme:"sku":"X"',
+        account="acme",
+        channel="online",
+        lines=(
+            ReservedLine(sku='odd "sku":"Y" \\ name', location="main", quantity=1),
+            ReservedLine(sku="A-1", location="main", quantity=2),
+        ),
+        reserved_at=T,
+    )
+    assert _skus_of(msg.model_dump_json().encode()) == ['odd "sku":"Y" \\ name', "A-1"]
