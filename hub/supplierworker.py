@@ -15,7 +15,8 @@ For every supplier account of the config (`connector = "x12" | "edifact" | "supp
   Message ids are derived from each document's content, so a poll that crashes after publishing
   publishes the same ids again and the core, idempotent by message id, applies them once.
 
-The supplier id the messages carry is the account name. A connector never touches the store.
+The supplier id the messages carry is the account's `supplier` key, by default the account name.
+A connector never touches the store.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from hub.core.consumer import raw_body
 from hub.kafka.producer import KafkaPublisher
 from schemas import topics
 from schemas.base import CanonicalMessage, now_utc
-from schemas.envelope import Envelope, EnvelopeError, decode
+from schemas.envelope import Envelope, EnvelopeError, content_id, decode
 from schemas.purchasing import (
     PurchaseOrderCancelled,
     PurchaseOrderChanged,
@@ -66,7 +67,8 @@ SUPPLIER_DOCUMENTS = Counter(
 
 
 class SupplierLink(Protocol):
-    name: str
+    name: str  # the account
+    supplier: str  # the supplier id its messages carry
     connector: str
 
     async def send(self, envelope: Envelope) -> bool:
@@ -83,8 +85,9 @@ class SupplierLink(Protocol):
 class EdiLink:
     """An X12 or EDIFACT exchange folder."""
 
-    def __init__(self, name: str, connector: str, exchange: Exchange) -> None:
+    def __init__(self, name: str, connector: str, exchange: Exchange, supplier: str) -> None:
         self.name, self.connector, self.exchange = name, connector, exchange
+        self.supplier = supplier
 
     async def send(self, envelope: Envelope) -> bool:
         return await asyncio.to_thread(self.exchange.send, envelope) is not None
@@ -107,6 +110,7 @@ class PortalLink:
         self, name: str, client: Any, state_dir: Path, *, overlap: timedelta = timedelta(minutes=5)
     ) -> None:
         self.name = name
+        self.supplier: str = client.supplier
         self.client = client
         self.state_dir = state_dir
         self.overlap = overlap
@@ -171,10 +175,10 @@ class PortalLink:
             if ack is not None:
                 found.append(ack)
                 answered.add(number)
-        found += await self.client.shipments(since)
-        found += await self.client.invoices(since)
-        found += await self.client.stock()
-        envelopes = [to_envelope(m, supplier=self.name) for m in found]
+        found += await self.client.shipments(since, rejected=self._set_aside)
+        found += await self.client.invoices(since, rejected=self._set_aside)
+        found += await self.client.stock(rejected=self._set_aside)
+        envelopes = [to_envelope(m, supplier=self.supplier) for m in found]
         fresh = [e for e in envelopes if e.id not in self._published]
         if fresh:
             await publish(fresh)
@@ -189,6 +193,25 @@ class PortalLink:
             }
         )
         return len(fresh)
+
+    def _set_aside(self, kind: str, payload: Any, reason: str) -> None:
+        """A feed item the hub cannot use: kept in `rejected/` with the reason, as the EDI
+        exchange keeps a malformed file; the feed goes on with the next item."""
+        body = json.dumps(payload, sort_keys=True, default=str)
+        name = f"{kind}-{content_id(body)}.json"
+        target = self.state_dir / "rejected" / name
+        if not target.exists():
+            atomic_write(
+                target, json.dumps({"reason": reason, "payload": payload}, default=str).encode()
+            )
+            SUPPLIER_DOCUMENTS.labels(account=self.name, direction="in", outcome="rejected").inc()
+            log.error(
+                "portal sent what the hub cannot use",
+                account=self.name,
+                kind=kind,
+                reason=reason,
+                kept=str(target),
+            )
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -208,21 +231,25 @@ def build_link(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> SupplierLink:
+    """`supplier` (default: the account name) is the supplier id of `hub po supplier` whose
+    orders this account sends, and which its documents carry."""
+    supplier = str(config.extra.get("supplier") or name)
     if config.connector == "x12":
         from connectors.x12.exchange import x12_exchange_for
 
-        return EdiLink(name, "x12", x12_exchange_for(name, config))
+        return EdiLink(name, "x12", x12_exchange_for(name, config, supplier=supplier), supplier)
     if config.connector == "edifact":
         from connectors.edifact.exchange import edifact_exchange_for
 
-        return EdiLink(name, "edifact", edifact_exchange_for(name, config))
+        exchange = edifact_exchange_for(name, config, supplier=supplier)
+        return EdiLink(name, "edifact", exchange, supplier)
     from connectors.supplier_rest.client import SupplierPortalClient
 
     token = config.secret("api_token")
     if not config.api_url or not token:
         raise ConfigError(f"account {name!r}: api_url and api_token are required")
     state = Path(config.path) if config.path else settings.var_dir / "suppliers" / name
-    client = SupplierPortalClient(config.api_url, token, supplier=name, transport=transport)
+    client = SupplierPortalClient(config.api_url, token, supplier=supplier, transport=transport)
     return PortalLink(name, client, state)
 
 
@@ -272,7 +299,7 @@ class SupplierWorker:
         except EnvelopeError as exc:
             log.warning("not a purchase order message; skipped", error=exc.reason)
             return
-        if getattr(env.data, "supplier", None) != link.name:
+        if getattr(env.data, "supplier", None) != link.supplier:
             return
         try:
             sent = await link.send(env)

@@ -20,11 +20,13 @@ def edifact_exchange(
     return Exchange(root, EdifactCodec(partner, numbers), settle_seconds=settle_seconds)
 
 
-def edifact_exchange_for(name: str, config: AccountConfig) -> Exchange:
+def edifact_exchange_for(
+    name: str, config: AccountConfig, *, supplier: str | None = None
+) -> Exchange:
     """The exchange of a configured `edifact` supplier account (keys: edi_common.settings)."""
     acc = EdiAccount.from_config(name, config, currency="EUR")
     partner = EdifactPartner(
-        supplier=name,
+        supplier=supplier or name,
         us=Party(acc.our_id, acc.our_qualifier),
         them=Party(acc.partner_id, acc.partner_qualifier),
         currency=acc.currency,

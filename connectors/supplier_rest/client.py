@@ -36,6 +36,8 @@ from schemas.purchasing import (
 )
 
 T = TypeVar("T")
+#: Called with (kind, payload, reason) for a feed item the hub cannot use.
+Rejected = Callable[[str, Any, str], None]
 
 
 class SupplierPortalClient:
@@ -96,14 +98,38 @@ class SupplierPortalClient:
             raise
         return self._map(acknowledgement_from_json, _json(resp))
 
-    async def shipments(self, since: datetime | None = None) -> list[ShipmentNotified]:
-        return [self._map(shipment_from_json, i) async for i in self._pages("/shipments", since)]
+    async def shipments(
+        self, since: datetime | None = None, *, rejected: Rejected | None = None
+    ) -> list[ShipmentNotified]:
+        """Ship notices updated since `since`. A payload the hub cannot use raises
+        `ConnectorError(retryable=False)`, or with `rejected` is handed to it and skipped."""
+        return await self._mapped(shipment_from_json, "shipment", "/shipments", since, rejected)
 
-    async def invoices(self, since: datetime | None = None) -> list[SupplierInvoiceReceived]:
-        return [self._map(invoice_from_json, i) async for i in self._pages("/invoices", since)]
+    async def invoices(
+        self, since: datetime | None = None, *, rejected: Rejected | None = None
+    ) -> list[SupplierInvoiceReceived]:
+        return await self._mapped(invoice_from_json, "invoice", "/invoices", since, rejected)
 
-    async def stock(self) -> list[SupplierStockReported]:
-        return [self._map(stock_from_json, i) async for i in self._pages("/stock", None)]
+    async def stock(self, *, rejected: Rejected | None = None) -> list[SupplierStockReported]:
+        return await self._mapped(stock_from_json, "stock", "/stock", None, rejected)
+
+    async def _mapped(
+        self,
+        fn: Callable[..., T],
+        kind: str,
+        path: str,
+        since: datetime | None,
+        rejected: Rejected | None,
+    ) -> list[T]:
+        out: list[T] = []
+        async for item in self._pages(path, since):
+            try:
+                out.append(self._map(fn, item))
+            except ConnectorError as exc:
+                if rejected is None:
+                    raise
+                rejected(kind, item, exc.message)
+        return out
 
     def _map(self, fn: Callable[..., T], payload: Any) -> T:
         try:

@@ -18,12 +18,12 @@ def x12_exchange(root: Path | str, partner: X12Partner, *, settle_seconds: float
     return Exchange(root, X12Codec(partner, numbers), settle_seconds=settle_seconds)
 
 
-def x12_exchange_for(name: str, config: AccountConfig) -> Exchange:
+def x12_exchange_for(name: str, config: AccountConfig, *, supplier: str | None = None) -> Exchange:
     """The exchange of a configured `x12` supplier account (keys: connectors.edi_common.settings)."""
     acc = EdiAccount.from_config(name, config, currency="USD")
     try:
         partner = X12Partner(
-            supplier=name,
+            supplier=supplier or name,
             us=Party(acc.our_qualifier, acc.our_id),
             them=Party(acc.partner_qualifier, acc.partner_id),
             currency=acc.currency,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -120,10 +121,7 @@ async def _po_list(monkeypatch: pytest.MonkeyPatch, db_url: str) -> dict[str, An
     monkeypatch.setenv("HUB_DATABASE_URL", db_url)
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["po", "list", "--json"])
     assert result.exit_code == 0, result.output
-    import json
-
-    pos: dict[str, Any] = {p["po_number"]: p for p in json.loads(result.stdout)["purchase_orders"]}
-    return pos
+    return {p["po_number"]: p for p in json.loads(result.stdout)["purchase_orders"]}
 
 
 async def _status(rt: Runtime, number: str, wanted: str) -> bool:
@@ -448,5 +446,52 @@ async def test_an_edifact_supplier_gets_orders_and_its_ordrsp_reaches_purchasing
         [ack] = await _until(published)
         assert ack.source == f"edifact/{EURO}" and ack.data.supplier == EURO
         assert len(_glob(root / "outbox", "ORDERS-*.edi")) == 1  # the repeat wrote nothing
+    finally:
+        await rt.stop()
+
+
+async def test_a_portal_item_the_hub_cannot_use_is_kept_aside_and_the_feed_goes_on(
+    kafka, db_url, tmp_path
+):
+    portal = SupplierPortal()
+    settings = _settings(kafka, db_url, tmp_path, PORTAL)
+    account = settings.hub.accounts[PORTAL]
+    supplied = AccountConfig.model_validate(account.model_dump() | {"supplier": "acme-portal"})
+    settings.__dict__["hub"] = HubConfig(accounts={PORTAL: supplied})
+    rt = Runtime(settings, transports={PORTAL: httpx.ASGITransport(app=portal.app)})
+    await rt.start({"connectors"})
+    try:
+        assert rt.publisher is not None
+        # orders are routed by the supplier id the account declares, not by the account name
+        await rt.publisher.publish(
+            [_po("PO-2026-900020", PORTAL), _po("PO-2026-900021", "acme-portal")]
+        )
+        await _until(lambda: "PO-2026-900021" in portal.orders)
+        assert "PO-2026-900020" not in portal.orders
+        bad = {
+            "id": "SHP-X",
+            "po_number": "PO-2026-900021",
+            "shipped_at": "yesterday",
+            "lines": [],
+            "updated_at": now_utc().isoformat(),
+        }
+        portal.shipments.append(bad)
+        portal.set_stock("TEE", 40)
+
+        async def published() -> list[Envelope]:
+            records = await read_topic(kafka.bootstrap, topics.PURCHASING)
+            return [decode(r.headers, r.value) for r in records]
+
+        [stock] = await _until(published)
+        assert (stock.data.sku, stock.data.quantity, stock.data.supplier) == (
+            "TEE",
+            40,
+            "acme-portal",
+        )
+        [kept] = await _until(
+            lambda: _glob(tmp_path / "portal-state" / "rejected", "shipment-*.json")
+        )
+        aside = json.loads(kept.read_text())
+        assert aside["payload"]["id"] == "SHP-X" and "shipped_at" in aside["reason"]
     finally:
         await rt.stop()
