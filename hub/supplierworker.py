@@ -182,6 +182,8 @@ class PortalLink:
         fresh = [e for e in envelopes if e.id not in self._published]
         if fresh:
             await publish(fresh)
+            if len(self._published) > 100_000:  # forgetting only re-publishes ids the core knows
+                self._published.clear()
             self._published.update(e.id for e in fresh)
         # Only after publishing: a crash before this line re-reads (same ids) instead of losing.
         current = self._state()
