@@ -495,3 +495,27 @@ async def test_a_portal_item_the_hub_cannot_use_is_kept_aside_and_the_feed_goes_
         assert aside["payload"]["id"] == "SHP-X" and "shipped_at" in aside["reason"]
     finally:
         await rt.stop()
+
+
+async def test_an_order_survives_a_portal_outage_longer_than_the_clients_retries(
+    kafka, db_url, tmp_path
+):
+    portal = SupplierPortal()
+    settings = _settings(kafka, db_url, tmp_path, PORTAL)
+    account = settings.hub.accounts[PORTAL]
+    slow_poll = AccountConfig.model_validate(account.model_dump() | {"poll_seconds": 3600})
+    settings.__dict__["hub"] = HubConfig(accounts={PORTAL: slow_poll})
+    rt = Runtime(settings, transports={PORTAL: httpx.ASGITransport(app=portal.app)})
+    await rt.start({"connectors"})
+    try:
+        assert rt.publisher is not None
+        await _until(lambda: ("GET", "/stock") in portal.faults.calls)  # the first poll is done
+        portal.faults.fail_next(7, status=503)  # 5 attempts per delivery: the batch is read again
+        await rt.publisher.publish([_po("PO-2026-900030", PORTAL)])
+        await _until(lambda: "PO-2026-900030" in portal.orders)
+        posts = [c for c in portal.faults.calls if c == ("POST", "/purchase-orders")]
+        assert len(posts) == 8  # 7 refused, then accepted once
+        assert await read_topic(kafka.bootstrap, topics.DLQ) == []
+        assert len(list((tmp_path / "portal-state" / ".sent").iterdir())) == 1
+    finally:
+        await rt.stop()
