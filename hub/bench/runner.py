@@ -36,6 +36,7 @@ from hub.app import Runtime
 from hub.bench import store, workload
 from hub.bench.limits import raw_pipe_limit
 from hub.bench.loadgen import Plan, Sample, drive
+from hub.bench.roles import RoleSet
 from hub.config import AccountConfig, ChannelRule, HubConfig, Settings
 from hub.kafka import clients
 from hub.kafka.embedded import EmbeddedBroker, free_port
@@ -84,6 +85,10 @@ class BenchOptions:
     webhook_pool: int = 2000
     client: str = "raw"
     profile: bool = False
+    # True: core, relay and gateway each in its own `hub run ROLE` process (a scaled deployment,
+    # and each role's memory on its own); False: all three in the benchmark's process, as
+    # `hub serve` runs them.
+    split: bool = True
 
     def url(self) -> str:
         if self.database_url:
@@ -158,6 +163,33 @@ def bench_settings(opts: BenchOptions, bootstrap: str) -> Settings:
     return s
 
 
+def role_env(opts: BenchOptions, bootstrap: str, http_port: int) -> dict[str, str]:
+    """The environment of `hub run ROLE` for the benchmark: the same broker, database, channel
+    and shop account as `bench_settings`, through the documented variables and config file."""
+    var = (opts.out / "var").resolve()
+    var.mkdir(parents=True, exist_ok=True)
+    config = var / "bench-hub.toml"
+    config.write_text(
+        "[channels.online]\nshare = 1.0\n\n"
+        f"[accounts.{SHOP}]\n"
+        'connector = "shopify"\nchannel = "online"\nlocation = "main"\n'
+        'webhook_secret = "env:BENCH_SHOP_WEBHOOK_SECRET"\n'
+    )
+    return {
+        "HUB_KAFKA_BOOTSTRAP": bootstrap,
+        "HUB_DATABASE_URL": opts.url(),
+        "HUB_CONFIG": str(config),
+        "HUB_VAR_DIR": str(var),
+        "HUB_HTTP_HOST": "127.0.0.1",
+        "HUB_HTTP_PORT": str(http_port),
+        "HUB_CORE_BATCH_SIZE": str(opts.batch_size),
+        "HUB_LOG_LEVEL": "WARNING",
+        "HUB_LOG_FORMAT": "json",
+        "HUB_RECONCILE_INTERVAL_S": "0",
+        "BENCH_SHOP_WEBHOOK_SECRET": SECRET,
+    }
+
+
 async def _watch(bootstrap: str, watcher: Watcher, stop: asyncio.Event) -> None:
     import json
 
@@ -188,14 +220,14 @@ async def _watch(bootstrap: str, watcher: Watcher, stop: asyncio.Event) -> None:
         await consumer.stop()
 
 
-async def _sample(rt: Runtime, tl: Timeline, stop: asyncio.Event) -> None:
+async def _sample(bench: Bench, rt: Runtime, stop: asyncio.Event) -> None:
+    tl = bench.tl
     tick = 0
     while not stop.is_set():
-        decided = rt.totals.accepted + rt.totals.rejected
-        tl.points.append((time.time() - tl.t0, decided, rss_mb(), tl.phase))
-        if rt.relay is not None and tick % 4 == 0:
+        tl.points.append((time.time() - tl.t0, bench.decided(rt), bench.core_rss_mb(), tl.phase))
+        if tick % 4 == 0:
             with contextlib.suppress(Exception):
-                tl.backlog.append((time.time() - tl.t0, (await rt.relay.backlog())[0]))
+                tl.backlog.append((time.time() - tl.t0, await bench.backlog(rt)))
         tick += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.25)
@@ -228,6 +260,30 @@ class Bench:
         self.e_pool = workload.sku_names("E", opts.webhook_pool)
         self.next_order_id = 10_000_000
         self.sender: KafkaPublisher | None = None
+        self.roles: RoleSet | None = None
+        self.http_port = 0
+
+    # --- what the hub has done, in-process or in its role processes -------------------------
+
+    def decided(self, rt: Runtime) -> int:
+        """Orders decided so far: committed by the in-process core, or (roles in their own
+        processes) decisions seen on `hub.reservations.v1`, i.e. committed and relayed."""
+        if self.roles is None:
+            return rt.totals.accepted + rt.totals.rejected
+        return len(self.watcher.decisions)
+
+    async def backlog(self, rt: Runtime) -> int:
+        if self.roles is None:
+            return (await rt.relay.backlog())[0] if rt.relay is not None else 0
+        assert rt.sessions is not None
+        return await store.outbox_backlog(rt.sessions)
+
+    def core_rss_mb(self) -> float:
+        """Resident memory of the process that runs the core."""
+        if self.roles is None:
+            return rss_mb()
+        self.roles.check_alive()
+        return self.roles.sample().get("core") or 0.0
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -255,7 +311,19 @@ class Bench:
             await store.reset_database(url)
             settings = bench_settings(o, broker.bootstrap)
             rt = Runtime(settings, consumers=o.consumers)
-            await rt.start({"core", "relay", "gateway"})
+            if o.split:
+                # The benchmark's own process only seeds, sends, watches and verifies.
+                await rt.start({"client"})
+                self.http_port = free_port()
+                self.roles = RoleSet(
+                    role_env(o, broker.bootstrap, self.http_port), o.out / "roles", self.http_port
+                )
+                await self.roles.start()
+            else:
+                await rt.start({"core", "relay", "gateway"})
+            r["roles"] = (
+                "one process per role" if o.split else "core, relay, gateway in one process"
+            )
             assert rt.engine is not None and rt.sessions is not None
             t = time.perf_counter()
             stock_per_sku = 3 * o.orders
@@ -277,8 +345,8 @@ class Bench:
             )
             await self.sender.start()
             tasks.append(asyncio.create_task(_watch(rt.bootstrap, self.watcher, stop)))
-            tasks.append(asyncio.create_task(_sample(rt, self.tl, stop)))
-            r["rss_start_mb"] = round(rss_mb(), 1)
+            tasks.append(asyncio.create_task(_sample(self, rt, stop)))
+            r["rss_start_mb"] = round(self.core_rss_mb(), 1)
 
             uniform = workload.demand("uniform", self.skus, self.hot, o.orders, seed=1)
             await self._limits(rt, uniform)
@@ -300,7 +368,7 @@ class Bench:
                     (o.out / "profile.txt").write_text(profiler.output_text(unicode=True))
             self.tl.phase = "settle"
             await self._settle(rt)
-            r["rss_end_mb"] = round(rss_mb(), 1)
+            r["rss_end_mb"] = round(self.core_rss_mb(), 1)
             self.tl.phase = "limits again"
             after = await raw_pipe_limit(
                 rt.bootstrap,
@@ -319,10 +387,18 @@ class Bench:
                     await task
             if self.sender is not None:
                 await self.sender.stop()
+            if self.roles is not None:
+                await self.roles.stop()
             if rt is not None:
                 await rt.stop()
             await asyncio.to_thread(broker.stop)
-        r["peak_rss_mb"] = round(peak_mb(), 1)
+        if self.roles is not None:
+            peaks = self.roles.peaks()
+            r["role_peak_rss_mb"] = peaks
+            r["peak_rss_mb"] = max((p for p in peaks.values() if p is not None), default=None)
+            r["bench_process_peak_rss_mb"] = round(peak_mb(), 1)
+        else:
+            r["peak_rss_mb"] = round(peak_mb(), 1)
         r["loadgen_peak_rss_mb"] = round(peak_mb(resource.RUSAGE_CHILDREN), 1)
         r["wall_seconds"] = round(time.perf_counter() - started, 1)
         self._ratios()
@@ -365,7 +441,7 @@ class Bench:
         self.tl.phase = phase
         items = workload.order_items(phase, seq)
         self.keys.update(workload.order_key(phase, n) for n in range(len(seq)))
-        base = rt.totals.accepted + rt.totals.rejected
+        base = self.decided(rt)
         n = len(items)
         gate = asyncio.Semaphore(4)
 
@@ -380,7 +456,7 @@ class Bench:
         await asyncio.gather(*(send(p) for p in workload.chunks(items, 1000)))
         sent = time.perf_counter() - t0
         await _until(
-            lambda: rt.totals.accepted + rt.totals.rejected - base >= n,
+            lambda: self.decided(rt) - base >= n,
             max(60.0, n / 200),
             f"{phase} orders",
         )
@@ -398,19 +474,24 @@ class Bench:
         from hub.web.app import create_app
 
         o = self.opts
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(rt),
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
+        server: uvicorn.Server | None = None
+        http: asyncio.Task[Any] | None = None
+        if self.roles is not None:
+            port = self.http_port  # the gateway's own process
+        else:
+            port = free_port()
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(rt),
+                    host="127.0.0.1",
+                    port=port,
+                    log_level="warning",
+                    lifespan="off",
+                    access_log=False,
+                )
             )
-        )
-        http = asyncio.create_task(server.serve())
-        await _until(lambda: bool(server.started), 10, "HTTP server start")
+            http = asyncio.create_task(server.serve())
+            await _until(lambda: bool(server.started), 10, "HTTP server start")
         url = f"http://127.0.0.1:{port}/webhooks/shopify/{SHOP}"
         ctx = multiprocessing.get_context("spawn")
         try:
@@ -479,9 +560,10 @@ class Bench:
                     f"p99 {r['webhook_p99_ms']} ms; webhook → stock level p99 {r['e2e_p99_ms']} ms"
                 )
         finally:
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await http
+            if server is not None and http is not None:
+                server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await http
 
     def _order_ids(self, count: int) -> int:
         first = self.next_order_id
@@ -516,7 +598,7 @@ class Bench:
         keys = self.keys
 
         async def drained() -> bool:
-            if rt.relay is not None and (await rt.relay.backlog())[0] > 0:
+            if await self.backlog(rt) > 0:
                 return False
             return all(k in self.watcher.decisions for k in keys)
 

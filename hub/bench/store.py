@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from hub.queries import invariant_problems
+from hub.store.models import OutboxRow
 
 BENCH_TABLE = "bench_stock"
 SEED_CAUSE = "bench-seed"
@@ -206,3 +207,12 @@ async def hot_stock(
             )
         ).all()
     return sorted((s, int(h), int(r)) for s, h, r in rows)
+
+
+async def outbox_backlog(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Outbox rows not yet published (the relay's backlog, read from the store)."""
+    async with sessions() as s:
+        n = await s.scalar(
+            select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None))
+        )
+    return int(n or 0)

@@ -41,6 +41,12 @@ def bench(
         "raw", "--client", help="Webhook sender: raw (lean HTTP/1.1 keep-alive) or httpx"
     ),
     profile: bool = typer.Option(False, "--profile", help="pyinstrument profile to --out"),
+    one_process: bool = typer.Option(
+        False,
+        "--one-process",
+        help="Core, relay and gateway in the benchmark's process as `hub serve` runs them "
+        "(default: each role in its own `hub run ROLE` process)",
+    ),
 ) -> None:
     """Measure reservations, webhook intake and end-to-end latency against the raw limits of
     the same broker and database; exit 1 if any order was oversold or not decided exactly once."""
@@ -63,6 +69,7 @@ def bench(
         concurrency=concurrency,
         profile=profile,
         client=client,
+        split=not one_process,
     )
     bench_run = asyncio.run(run_bench(opts, say=lambda m: console.print(f"[dim]{m}")))
     result = bench_run.result

@@ -14,9 +14,20 @@ from hub.bench.report import write_json, write_plot
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("db", "split"),
+    [("sqlite", False), ("postgresql", True)],
+    ids=["sqlite-one-process", "postgresql-role-processes"],
+)
+async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(
+    tmp_path, db: str, split: bool
+) -> None:
     opts = BenchOptions(
-        db="sqlite",
+        db=db,
+        database_url=(
+            "postgresql+asyncpg://postgres@127.0.0.1:5432/hub_bench_test" if split else None
+        ),
+        split=split,
         orders=200,
         skus=50,
         seconds=1.0,
@@ -40,3 +51,7 @@ async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(tmp_p
     assert result["flash_sold_out_exactly"] is True
     assert result["ok"] is True
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if split:  # each role's memory, measured in its own process
+        assert set(result["role_peak_rss_mb"]) == {"core", "relay", "gateway"}
+        assert all(v > 20 for v in result["role_peak_rss_mb"].values())
+        assert result["peak_rss_mb"] == max(result["role_peak_rss_mb"].values())
