@@ -10,7 +10,7 @@ import inspect
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +30,7 @@ from hub.kafka.reader import read_topic
 from hub.purchasing import service
 from hub.purchasing.tables import SupplierInvoiceRow
 from hub.store.models import Stock
-from hub.supplierworker import SUPPLIER_DOCUMENTS
+from hub.supplierworker import SUPPLIER_DOCUMENTS, build_link
 from schemas import topics
 from schemas.base import now_utc
 from schemas.envelope import Envelope, decode, message_id
@@ -519,3 +519,55 @@ async def test_an_order_survives_a_portal_outage_longer_than_the_clients_retries
         assert len(list((tmp_path / "portal-state" / ".sent").iterdir())) == 1
     finally:
         await rt.stop()
+
+
+async def test_a_poll_that_crashes_after_publishing_is_read_again_and_applied_once(
+    kafka, db_url, tmp_path
+):
+    settings = _settings(kafka, db_url, tmp_path)
+    account = settings.hub.accounts[EDI]
+    quiet = AccountConfig.model_validate(account.model_dump() | {"poll_seconds": 3600})
+    settings.__dict__["hub"] = HubConfig(accounts={EDI: quiet})
+    rt = Runtime(settings)
+    await rt.start({"core", "relay", "connectors"})
+    try:
+        assert rt.publisher is not None
+        sku = "CRASH-TEE"
+        await _low_stock(rt, sku, EDI)
+        [sent] = await _until(lambda: _glob(tmp_path / "edi" / "outbox", "850-*.edi"))
+        segs = segments(sent.read_text())
+        number, qty = (
+            segs[[s[0] for s in segs].index("BEG")][3],
+            int(next(s for s in segs if s[0] == "PO1")[2]),
+        )
+        _drop(tmp_path / "edi" / "inbox", "855.edi", _answer(number, sku, qty, "855", 601))
+        link = build_link(EDI, quiet, settings)  # a second poller on the same folder
+
+        async def publish_then_crash(envelopes: Sequence[Envelope]) -> None:
+            assert rt.publisher is not None
+            await rt.publisher.publish(envelopes)
+            raise RuntimeError("the process dies before the file is moved")
+
+        with pytest.raises(RuntimeError):
+            await link.poll(publish_then_crash)
+        assert (tmp_path / "edi" / "inbox" / "855.edi").exists()  # still to do
+        assert await link.poll(rt.publisher.publish) == 1  # read again after the restart
+        await _until(lambda: _status(rt, number, "acknowledged"))
+
+        async def both_applied_or_skipped() -> bool:
+            return rt.totals.duplicates >= 1
+
+        await _until(both_applied_or_skipped)  # the second copy was recognised as a duplicate
+        records = await read_topic(kafka.bootstrap, topics.PURCHASING)
+        assert len({dict(r.headers)["ce_id"] for r in records}) == 1 and len(records) == 2
+        listed = (await _po_list_sessions(rt))[number]
+        assert listed["lines"][0]["confirmed"] == qty
+        assert len(_glob(tmp_path / "edi" / "outbox", "997-*.edi")) == 1
+    finally:
+        await rt.stop()
+
+
+async def _po_list_sessions(rt: Runtime) -> dict[str, Any]:
+    assert rt.sessions is not None
+    async with rt.sessions() as s:
+        return {p["po_number"]: p for p in await service.purchase_orders(s)}
