@@ -85,6 +85,16 @@ def test_consecutive_records_never_share_a_correlation_id(logs):
     assert [e["message_id"] for e in logs] == ["m1", "m2", "m3"]
 
 
+def test_a_record_without_ids_does_not_pass_for_the_enclosing_ones(logs):
+    with bound_contextvars(correlation_id="outer", message_id="m-outer"):
+        with bound_record(headers(None, "m-inner")[:0], offset=4):
+            log.info("inner")
+        log.info("outer")
+    inner, outer = logs
+    assert "correlation_id" not in inner and "message_id" not in inner and inner["offset"] == 4
+    assert (outer["correlation_id"], outer["message_id"]) == ("outer", "m-outer")
+
+
 def test_a_failing_record_does_not_leave_its_ids_behind(logs):
     with pytest.raises(RuntimeError), bound_record(headers("c-bad", "m-bad")):
         raise RuntimeError("boom")
