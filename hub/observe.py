@@ -61,6 +61,8 @@ def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
 
 
 CORRELATION_HEADER = "ce_correlationid"
+# On a stock level: the correlation ids of the orders that changed it, comma-separated, newest last.
+CAUSES_HEADER = "ce_causes"
 # A batch line names at most this many correlation ids, and how many more there were.
 MAX_LOGGED_IDS = 20
 

@@ -28,8 +28,7 @@ from hub import metrics
 from hub.config import SHOP_CONNECTORS, Settings
 from hub.core.consumer import raw_body
 from hub.kafka.producer import KafkaPublisher
-from hub.observe import CORRELATION_HEADER, bound_consumer_record, header_value
-from hub.relay import CAUSES_HEADER
+from hub.observe import CAUSES_HEADER, CORRELATION_HEADER, bound_consumer_record, header_value
 from schemas import topics
 from schemas.levels import StockLevelChanged
 

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from hub.bus import BrokerUnavailable
 from hub.kafka.producer import KafkaPublisher
-from hub.observe import CORRELATION_HEADER, record_fields
+from hub.observe import CAUSES_HEADER, CORRELATION_HEADER, record_fields
 from hub.store.models import OutboxRow
 from schemas import topics
 from schemas.base import now_utc
@@ -38,7 +38,6 @@ from schemas.base import now_utc
 log = structlog.get_logger("hub.relay")
 
 ADVISORY_KEY = 0x4855_4252  # "HUBR"
-CAUSES_HEADER = "ce_causes"
 _decode_json = json.JSONDecoder().decode
 _SKU = re.compile(r'"sku"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _LINE_FIELDS = ("sku", "location", "quantity", "requested", "reason")

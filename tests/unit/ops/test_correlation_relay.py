@@ -16,7 +16,8 @@ from structlog.testing import capture_logs
 
 from hub.core.batch import DeadLetterInfo, dead_letter_outbox_row, outbox_row
 from hub.core.records import Record
-from hub.relay import CAUSES_HEADER, LevelCauses, OutboxRelay, _level_of, _skus_of
+from hub.observe import CAUSES_HEADER
+from hub.relay import LevelCauses, OutboxRelay, _level_of, _skus_of
 from hub.store.db import make_engine, session_factory
 from hub.store.migrate import upgrade
 from hub.store.models import OutboxRow
