@@ -48,6 +48,7 @@ from hub.store.models import (
 from schemas import topics
 from schemas.base import CanonicalMessage, now_utc
 from schemas.envelope import Envelope, EnvelopeError, decode, message_id
+from schemas.finance import VoucherIssued
 from schemas.levels import StockLevelChanged
 from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
 from schemas.payments import PaymentCaptured, PaymentRefunded
@@ -210,6 +211,28 @@ def dead_letter_outbox_row(info: DeadLetterInfo, consumer: str) -> dict[str, Any
         "headers": headers,
         "payload": r.value or b"",
     }
+
+
+class _VoucherQueue:
+    """A batch's vouchers, booked together in a few statements (`ledger.post_many`) instead of
+    three round trips each; booked at once whenever something is about to read the books."""
+
+    def __init__(self, out: list[Envelope]) -> None:
+        self.out = out
+        self.pending: list[tuple[VoucherIssued, str]] = []
+
+    def add(self, vouchers: Iterable[VoucherIssued], correlation_id: str) -> None:
+        self.pending.extend((v, correlation_id) for v in vouchers)
+
+    async def flush(self, session: AsyncSession) -> None:
+        if not self.pending:
+            return
+        corr: dict[str, str] = {}
+        for v, c in self.pending:
+            corr.setdefault(v.voucher_id, c)
+        booked = await finance_events.post_all(session, [v for v, _ in self.pending])
+        self.pending.clear()
+        self.out.extend(finance_events.envelope(v, corr[v.voucher_id]) for v in booked)
 
 
 class CoreProcessor:
@@ -409,12 +432,19 @@ class CoreProcessor:
         applied: list[Envelope] = []
         vouchers: list[Envelope] = []
         priced = await self._price_new_orders(session, good, done)
+        ledger_queue = _VoucherQueue(vouchers)
+        if self.chart:
+            await finance_events.claim_causes(
+                session,
+                self.chart,
+                [e.data for _, e in good if e.id not in done and e.id not in priced],
+            )
         for _, env in good:
             if env.id in done:
                 result.duplicates += 1
                 continue
             costs = (
-                await self._book(session, book, env, vouchers)
+                await self._book(session, book, env, ledger_queue)
                 if self.chart and env.id not in priced
                 else None
             )
@@ -450,6 +480,7 @@ class CoreProcessor:
             o.lines_refused,
         )
         result.released, result.bumped = o.released, o.bumped
+        await ledger_queue.flush(session)
 
         now = now_utc()
         issued = await purchasing.replenish(session, book.stock, book.touched, now)
@@ -500,14 +531,16 @@ class CoreProcessor:
         return {placed[i].id for i in handled}
 
     async def _book(
-        self, session: AsyncSession, book: StockBook, env: Envelope, out: list[Envelope]
+        self, session: AsyncSession, book: StockBook, env: Envelope, queue: _VoucherQueue
     ) -> dict[tuple[str, str], Decimal | None] | None:
-        """Book the vouchers the message causes, against the stock as it is before its effect.
-        Returns the unit costs restocked returns come back at."""
+        """Make the vouchers the message causes, against the stock as it is before its effect
+        (booked with the batch's others by `queue`). Returns the unit costs restocked returns
+        come back at."""
         assert self.chart is not None
         msg = env.data
         costs: dict[tuple[str, str], Decimal | None] | None = None
         if isinstance(msg, OrderReturned):
+            await queue.flush(session)  # a return reads its sale's cost back from the books
             lines = await billing.return_lines(session, self.chart, msg)
             costs = {(ln.sku, ln.location): ln.unit_cost for ln in lines}
         try:
@@ -515,8 +548,7 @@ class CoreProcessor:
         except CurrencyMismatch as exc:
             log.warning("no voucher booked", cause=env.id, reason=str(exc))
             return costs
-        for voucher in await finance_events.post_all(session, made):
-            out.append(finance_events.envelope(voucher, env.correlation_id or env.id))
+        queue.add(made, env.correlation_id or env.id)
         return costs
 
     def _envelope(self, msg: CanonicalMessage, cause: str, by_id: dict[str, Envelope]) -> Envelope:

@@ -194,3 +194,32 @@ async def test_a_foreign_currency_sale_is_refused_before_anything_is_written(
             await events.vouchers_for(s, CHART, usd, {})
         assert (await s.execute(select(OrderLinePrice))).scalars().all() == []
         assert (await s.execute(select(ProcessedMessage))).scalars().all() == []
+
+
+async def test_the_core_books_a_whole_batch_as_it_books_one_message_at_a_time(
+    engine: AsyncEngine,
+) -> None:
+    """The core books a batch's vouchers together; a return in the same batch as its sale
+    still finds the cost the sale booked, and the books end as the message-by-message run."""
+    from hub.core.batch import CoreProcessor
+    from schemas.envelope import Envelope, message_id
+    from tests.builders import records
+
+    msgs = [RECEIPT_1, PLACED, SHIP_1, SHIP_2, PAID, RECEIPT_2, COUNT, RETURNED]
+    envs = [
+        Envelope(id=message_id("test", m.ce_type, str(i)), source="test", data=m, time=T)
+        for i, m in enumerate(msgs)
+    ]
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    result = await core.process(records(*envs))
+    assert result.applied == len(msgs) and result.vouchers > 0
+    tb = await balances(engine)
+    assert tb["6401"] == D("20.00")
+    assert tb["1122"] == D("-33.90")
+    assert tb["6001"] == D("-113.93") + D("30.00")
+    async with session_factory(engine)() as s:
+        tee = await s.get(Stock, ("TEE", "main"))
+        assert tee is not None and tee.on_hand == 13
+        assert D(tee.avg_cost) == costing.receive(12, D("11.25"), 1, D("10.00"))
+    again = await core.process(records(*envs))
+    assert again.vouchers == 0 and await balances(engine) == tb
