@@ -53,20 +53,16 @@ async def stock_view(session: AsyncSession, sku: str, rules: dict[str, Rule]) ->
     ]
     pre = next((r for r in rows if r.location == PRESALE), None)
     presale_level = Level(pre.on_hand, pre.reserved) if pre else None
-    channels = {
-        name: {
-            "available": channel_available(
-                (
-                    Level(r.on_hand, r.reserved, r.safety_stock)
-                    for r in rows
-                    if rule.sells_from(r.location)
-                ),
-                rule,
-            ),
-            "presale_available": presale_available(presale_level, rule),
-        }
-        for name, rule in rules.items()
-    }
+    channels: dict[str, dict[str, int]] = {}
+    for name, rule in rules.items():
+        mine = (
+            Level(r.on_hand, r.reserved, r.safety_stock)
+            for r in rows
+            if rule.sells_from(r.location)
+        )
+        channels[name] = {"available": channel_available(mine, rule)}
+        if rule.presale:  # shown apart from stock, to channels that presell only
+            channels[name]["presale_available"] = presale_available(presale_level, rule)
     own = [r for r in rows if not is_virtual(r.location)]
     dropship = [r for r in rows if is_dropship(r.location)]
     return {

@@ -190,7 +190,7 @@ def stock_show(sku: str, as_json: JsonOpt = False) -> None:
         )
     out.print(t)
     for ch, v in view["channels"].items():  # type: ignore[attr-defined]
-        presale = f", presale {v['presale_available']}" if v["presale_available"] else ""
+        presale = f", presale {v['presale_available']}" if "presale_available" in v else ""
         out.print(f"channel [bold]{ch}[/]: available {v['available']}{presale}")
 
 

@@ -464,7 +464,8 @@ class CoreProcessor:
             else:
                 self._dispatch(book, env, costs)
                 if isinstance(env.data, GoodsReceived) and env.data.po_number:
-                    await purchasing.on_receipt(session, env.data)
+                    closed = await purchasing.on_receipt(session, env.data)
+                    purchasing.apply_inbound(book.stock, closed)
                     vouchers += await purchasing.rematch(
                         session, env.data.po_number, self.chart or DEFAULT_CHART
                     )

@@ -12,7 +12,7 @@ purchase order rows (here), so the core and `approve` never wait on each other i
   envelopes for the outbox and the inbound changes `(sku, location, delta)` for the core's rows
   (`apply_inbound`). Lock the SKUs of `skus_of(...)` before calling it.
 - `on_receipt(session, msg)`: a `GoodsReceived` with a `po_number` fills the PO's lines (the core
-  lowers `inbound` itself).
+  lowers `inbound` itself); a `final` one closes them short and returns the inbound that goes.
 - `approve(session, po_number, actor)`: a suggestion becomes an issued PO (inbound, outbox, audit).
 - Dropship: `handle` of a `SupplierStockReported` for a SKU marked dropship for that supplier
   (`set_dropship`) and newer than the last report applied returns the quantity for the core to
@@ -333,7 +333,8 @@ async def replenish(
     session: AsyncSession, rows: Mapping[StockKey, Any], touched: set[str], now: datetime
 ) -> list[Envelope]:
     """Order for the touched SKUs whose projected stock (on_hand + inbound − reserved of the
-    core's locked `rows`) fell to the reorder point and that have no open PO line."""
+    core's locked `rows`) fell to the reorder point and that have no open PO line. (Backorders
+    need no term here: they only exist while an open PO line confirms inbound stock.)"""
     if not touched:
         return []
     policies: list[ReplenishmentPolicy] = []
@@ -852,20 +853,25 @@ async def _match(
 # --- receipts --------------------------------------------------------------------------------
 
 
-async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> None:
-    """Put a receipt on its PO's lines in line order; record over- and under-delivery."""
+async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> list[tuple[str, str, int]]:
+    """Put a receipt on its PO's lines in line order; record over- and under-delivery. A
+    `final` receipt closes the SKU's lines: returns the inbound they no longer bring
+    `(sku, location, -units)` for the core's rows (`apply_inbound`)."""
     if not msg.po_number:
-        return
+        return []
     if await session.get(PoReceiptRow, (msg.po_number, msg.receipt_id, msg.sku)) is not None:
-        return
+        return []
     po, rows = await _load(session, msg.po_number)
     if po is None:
         log.warning("receipt for an unknown PO", po_number=msg.po_number, sku=msg.sku)
-        return
+        return []
     receipt = receiving.receive([_po_line(r) for r in rows], msg.sku, msg.quantity)
+    short: list[tuple[str, str, int]] = []
     for row, line in zip(rows, receipt.lines, strict=True):
         if msg.final and row.sku == msg.sku and not line.closed:
-            line = replace(line, closed=True)  # the supplier sends no more: close it short
+            if line.open_quantity:  # the supplier sends no more: close it short
+                short.append((row.sku, row.location, -line.open_quantity))
+            line = replace(line, closed=True)
         elif line.received == row.received:
             continue
         elif line.received >= line.confirmed:
@@ -888,6 +894,7 @@ async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> None:
         )
     )
     await session.flush()
+    return short
 
 
 # --- reading ---------------------------------------------------------------------------------

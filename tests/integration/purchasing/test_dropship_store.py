@@ -202,7 +202,4 @@ async def test_cli_marks_a_sku_and_stock_show_lists_the_suppliers_figures(
         "available": 5,
         "suppliers": {"acme-supply": {"reported": 7, "reserved": 2}},
     }
-    assert view["channels"] == {
-        "online": {"available": 5, "presale_available": 0},
-        "store": {"available": 0, "presale_available": 0},
-    }
+    assert view["channels"] == {"online": {"available": 5}, "store": {"available": 0}}
