@@ -171,11 +171,12 @@ class OutboxRelay:
         if self._leader_conn is not None:
             try:
                 await self._leader_conn.execute(text("SELECT 1"))
+                # End the implicit transaction: the advisory lock belongs to the session, and a
+                # transaction left open would hold back VACUUM for as long as the relay leads.
+                await self._leader_conn.commit()
                 return True
             except Exception:
-                with contextlib.suppress(Exception):
-                    await self._leader_conn.close()
-                self._leader_conn = None
+                await self._resign()
         conn = await self.engine.connect()
         got = (
             await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
@@ -323,9 +324,21 @@ class OutboxRelay:
                         ],
                         return_when=asyncio.FIRST_COMPLETED,
                     )
-        if self._leader_conn is not None:
+        await self._resign()
+
+    async def _resign(self) -> None:
+        """Give the lead up: unlock, and never hand the locked session back to the pool (a
+        pooled session would keep the lock, and no standby could take over)."""
+        conn, self._leader_conn = self._leader_conn, None
+        if conn is None:
+            return
+        try:
+            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+            await conn.commit()
+            await conn.close()
+        except Exception:
             with contextlib.suppress(Exception):
-                await self._leader_conn.close()
+                await conn.invalidate()  # the connection is closed, and the lock with it
 
 
 def _log_published(
