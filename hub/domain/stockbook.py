@@ -245,20 +245,19 @@ class StockBook:
 
         seq = _next_seq()
         reserved_lines = []
-        elsewhere: dict[StockKey, int] = defaultdict(int)
-        for (key, src), qty in plan.items():
-            if src != key:
-                elsewhere[key] += qty
         for key in need:
             if key in self.stock or key in order.lines:
                 line = self._line(order, *key)
-                line.quantity = wanted[key] - elsewhere[key]
+                line.quantity = wanted[key]
                 line.seq = seq
                 line.dirty = True
         for (key, src), qty in plan.items():
             line = self._line(order, *src)
-            if src != key:
+            if src != key:  # taken elsewhere: that location's line holds these units
                 line.quantity += qty
+                own = order.lines.get(key)
+                if own is not None:
+                    own.quantity -= qty
             line.seq = seq
             line.dirty = True
             row = self.stock[src]
@@ -300,9 +299,17 @@ class StockBook:
     ) -> tuple[dict[tuple[StockKey, StockKey], int], bool]:
         """Units per (line, source) that reserve the whole order, and whether any line is short
         (then nothing is reserved). A line with no row to reserve at is short."""
-        taken: dict[StockKey, int] = defaultdict(int)
         plan: dict[tuple[StockKey, StockKey], int] = {}
         short = False
+        if channel not in self.dropship_channels and channel not in self.presale_channels:
+            for key, qty in need.items():  # the common case: the line's own location only
+                row = self.stock.get(key)
+                if row is None or row.free < qty:
+                    short = True
+                elif qty:
+                    plan[(key, key)] = qty
+            return plan, short
+        taken: dict[StockKey, int] = defaultdict(int)
         for key, qty in need.items():
             sources = self._sources(channel, key)
             left = qty
