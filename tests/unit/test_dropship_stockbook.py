@@ -112,3 +112,22 @@ def test_channel_available_counts_dropship_only_for_dropship_channels():
     for rule, expected in ((Rule(dropship=True), 9), (Rule(), 3)):
         mine = [lv for loc, lv in rows.items() if rule.sells_from(loc)]
         assert channel_available(mine, rule) == expected
+
+
+def test_a_sku_the_hub_never_stocks_is_sold_and_shipped_from_the_supplier_alone():
+    b = StockBook(
+        {("A", DS): StockRow("A", DS, on_hand=4)},
+        {"s:1": OrderRow("s:1"), "s:2": OrderRow("s:2")},
+        bump_loaded={"A"},
+        dropship_channels=frozenset({"online"}),
+    )
+    placed(b, "s:1", 3)
+    placed(b, "s:2", 1, channel="store")  # no row of its own and no dropship: unknown to it
+    assert set(b.orders["s:1"].lines) == {("A", DS)}
+    rejected = b.out[-1][0]
+    assert isinstance(rejected, ReservationRejected)
+    assert rejected.lines[0].reason.value == "unknown_sku"
+    env = fulfil("s:1", [("A", 3)])
+    b.apply_fulfilled(env.data, env.id)  # type: ignore[arg-type]
+    assert held(b) == {DS: (1, 0)}
+    assert b.orders["s:1"].status == "fulfilled"
