@@ -56,6 +56,12 @@ EURO = "euro-parts"
 PRICE = Decimal("8.50")
 
 
+@pytest.fixture(autouse=True)
+def _empty_store(engine: Any) -> None:
+    """Every test starts from an empty, migrated store: rows other tests left (an unsent PO in
+    the outbox) would otherwise reach the supplier as well."""
+
+
 def _settings(kafka: Any, db_url: str, tmp_path: Path, account: str = EDI) -> Settings:
     s = Settings(
         kafka_bootstrap=kafka.bootstrap,
