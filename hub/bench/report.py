@@ -31,7 +31,14 @@ ROWS = (
     ("webhook_p99_ms", "webhook latency p99 at half (ms)"),
     ("e2e_p50_ms", "webhook → stock level p50 (ms)"),
     ("e2e_p99_ms", "webhook → stock level p99 (ms)"),
-    ("peak_rss_mb", "peak RSS, hub process (MB)"),
+    ("peak_rss_mb", "peak RSS, hub (largest role process, MB)"),
+    ("core_peak_rss_mb", "peak RSS, core role (MB)"),
+    ("relay_peak_rss_mb", "peak RSS, relay role (MB)"),
+    ("gateway_peak_rss_mb", "peak RSS, gateway role (MB)"),
+    ("memory_orders_decided", "memory phase: orders decided"),
+    ("core_rss_after_warmup_mb", "memory phase: core RSS after warm-up (MB)"),
+    ("core_rss_end_mb", "memory phase: core RSS at the end (MB)"),
+    ("core_rss_slope_mb_per_100k_orders", "memory phase: core RSS slope (MB/100k orders)"),
     ("broker_peak_rss_mb", "peak RSS, broker (MB)"),
     ("oversell", "oversell (units)"),
     ("orders_sent", "orders sent"),
@@ -47,6 +54,10 @@ def table(result: dict[str, Any]) -> Table:
     t.add_column("value", justify="right")
     t.add_column("target", justify="right")
     targets = result.get("targets", {})
+    result = {
+        **result,
+        **{f"{k}_peak_rss_mb": v for k, v in (result.get("role_peak_rss_mb") or {}).items()},
+    }
     for key, label in ROWS:
         if key not in result or result[key] is None:
             continue

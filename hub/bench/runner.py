@@ -56,6 +56,9 @@ REQUIRED_KEYS = (
     "peak_rss_mb",
 )
 PHASES = ("uniform", "zipf", "hot", "flash", "webhooks")
+# Not in a default run: `memory` sends orders at a steady rate for `memory_seconds` (ten
+# minutes by default) and follows the core's resident memory against the orders it decided.
+ALL_PHASES = (*PHASES, "memory")
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/hub_bench"
 SHOP = "shop"
 SECRET = "bench-webhook-secret"
@@ -89,6 +92,8 @@ class BenchOptions:
     # and each role's memory on its own); False: all three in the benchmark's process, as
     # `hub serve` runs them.
     split: bool = True
+    memory_seconds: float = 600.0
+    memory_rate: int = 1000
 
     def url(self) -> str:
         if self.database_url:
@@ -161,6 +166,30 @@ def bench_settings(opts: BenchOptions, bootstrap: str) -> Settings:
         },
     )
     return s
+
+
+def memory_figures(samples: list[tuple[float, int, float]], orders: int) -> dict[str, Any]:
+    """RSS after the warm-up (the first fifth of the orders), at the end, and the least-squares
+    slope of RSS against orders decided after the warm-up, in MB per 100,000 orders."""
+    warm = [(n, rss) for _, n, rss in samples if n >= orders / 5 and rss > 0]
+    if len(warm) < 2:
+        return {
+            "core_rss_after_warmup_mb": None,
+            "core_rss_end_mb": round(samples[-1][2], 1) if samples else None,
+            "core_rss_slope_mb_per_100k_orders": None,
+            "core_rss_growth_after_warmup_pct": None,
+        }
+    n_mean = sum(n for n, _ in warm) / len(warm)
+    r_mean = sum(r for _, r in warm) / len(warm)
+    var = sum((n - n_mean) ** 2 for n, _ in warm)
+    slope = sum((n - n_mean) * (r - r_mean) for n, r in warm) / var if var else 0.0
+    start, end = warm[0][1], warm[-1][1]
+    return {
+        "core_rss_after_warmup_mb": round(start, 1),
+        "core_rss_end_mb": round(end, 1),
+        "core_rss_slope_mb_per_100k_orders": round(slope * 100_000, 2),
+        "core_rss_growth_after_warmup_pct": round(100 * (end - start) / start, 1),
+    }
 
 
 def role_env(opts: BenchOptions, bootstrap: str, http_port: int) -> dict[str, str]:
@@ -361,6 +390,8 @@ class Bench:
                         await self._reservations(rt, phase, seq)
                 if "webhooks" in o.phases:
                     await self._webhooks(rt)
+                if "memory" in o.phases:
+                    await self._memory(rt)
             finally:
                 if profiler is not None:
                     profiler.stop()
@@ -467,6 +498,50 @@ class Bench:
         self.result[f"{name}_send_seconds"] = round(sent, 3)
         self.result[f"{name}_us_per_order"] = round(1e6 * seconds / n, 1)
         self.say(f"{phase}: {n} orders decided in {seconds:.2f}s → {rate:,.0f} orders/s")
+
+    # --- the core's memory over a long steady run --------------------------------------------
+
+    async def _memory(self, rt: Runtime) -> None:
+        """Orders at a steady rate for `memory_seconds`; the core's RSS sampled every second
+        against the orders it has decided. After a warm-up (the first fifth of the orders: pools,
+        caches and the interpreter's arenas fill), flat means no growth with orders seen."""
+        o = self.opts
+        self.tl.phase = "memory"
+        sender = self.sender
+        assert sender is not None
+        base = self.decided(rt)
+        samples: list[tuple[float, int, float]] = []  # (seconds, orders decided, core RSS MB)
+        t0 = time.monotonic()
+        sent = 0
+        next_sample = t0
+        while (now := time.monotonic()) - t0 < o.memory_seconds:
+            due = int((now - t0) * o.memory_rate)
+            if due > sent:
+                envs = [
+                    workload.order_envelope("mem", n, self.skus[n % len(self.skus)])
+                    for n in range(sent, due)
+                ]
+                await sender.send_many(workload.encode(envs))
+                sent = due
+            if now >= next_sample:
+                samples.append((now - t0, self.decided(rt) - base, self.core_rss_mb()))
+                next_sample += 1.0
+            await asyncio.sleep(0.1)
+        await _until(lambda: self.decided(rt) - base >= sent, 600, "memory phase orders")
+        samples.append((time.monotonic() - t0, self.decided(rt) - base, self.core_rss_mb()))
+        assert rt.sessions is not None
+        r = self.result
+        r["memory_orders_sent"] = sent
+        r["memory_orders_decided"] = await store.count_decided(
+            rt.sessions, workload.order_key("mem", 0)[: -len("0")]
+        )
+        r["memory_seconds"] = round(samples[-1][0], 1)
+        r.update(memory_figures(samples, sent))
+        self.say(
+            f"memory: {sent:,} orders over {r['memory_seconds']:.0f}s; core RSS "
+            f"{r['core_rss_after_warmup_mb']} MB after warm-up → {r['core_rss_end_mb']} MB at "
+            f"the end ({r['core_rss_slope_mb_per_100k_orders']} MB per 100k orders)"
+        )
 
     # --- webhooks through the gateway -------------------------------------------------------
 
@@ -627,6 +702,7 @@ class Bench:
             and v.decided == len(self.keys)
             and not dup
             and r.get("flash_sold_out_exactly", True)
+            and r.get("memory_orders_decided", 0) == r.get("memory_orders_sent", 0)
         )
 
     def _ratios(self) -> None:

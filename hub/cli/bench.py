@@ -47,15 +47,29 @@ def bench(
         help="Core, relay and gateway in the benchmark's process as `hub serve` runs them "
         "(default: each role in its own `hub run ROLE` process)",
     ),
+    memory_seconds: float = typer.Option(
+        600.0,
+        "--memory-seconds",
+        min=1.0,
+        help="Length of the `memory` phase (not in a default run)",
+    ),
+    memory_rate: int = typer.Option(
+        1000, "--memory-rate", min=1, help="Orders per second of the `memory` phase"
+    ),
 ) -> None:
     """Measure reservations, webhook intake and end-to-end latency against the raw limits of
     the same broker and database; exit 1 if any order was oversold or not decided exactly once."""
     from hub.bench import BenchOptions, run_bench
     from hub.bench.report import print_table, write_json, write_plot
+    from hub.bench.runner import ALL_PHASES
 
     configure_logging("console", "WARNING")
     console = Console(stderr=True)
     chosen = tuple(p.strip() for p in phases.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in ALL_PHASES]
+    if unknown or not chosen:
+        console.print(f"[red]unknown phase(s) {unknown}: choose from {', '.join(ALL_PHASES)}")
+        raise typer.Exit(2)
     opts = BenchOptions(
         db=db.value,
         database_url=database_url,
@@ -70,6 +84,8 @@ def bench(
         profile=profile,
         client=client,
         split=not one_process,
+        memory_seconds=memory_seconds,
+        memory_rate=memory_rate,
     )
     bench_run = asyncio.run(run_bench(opts, say=lambda m: console.print(f"[dim]{m}")))
     result = bench_run.result

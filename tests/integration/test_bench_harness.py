@@ -55,3 +55,18 @@ async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(
         assert set(result["role_peak_rss_mb"]) == {"core", "relay", "gateway"}
         assert all(v > 20 for v in result["role_peak_rss_mb"].values())
         assert result["peak_rss_mb"] == max(result["role_peak_rss_mb"].values())
+
+
+def test_memory_figures_follow_rss_against_orders_after_the_warm_up() -> None:
+    from hub.bench.runner import memory_figures
+
+    # 10,000 orders; RSS climbs during the warm-up, then grows 1 MB per 2,000 orders
+    samples = [(float(i), i * 500, 100.0 + (i * 500) / 2000) for i in range(21)]
+    fig = memory_figures(samples, 10_000)
+    assert fig["core_rss_after_warmup_mb"] == 101.0  # at 2,000 orders
+    assert fig["core_rss_end_mb"] == 105.0
+    assert fig["core_rss_slope_mb_per_100k_orders"] == 50.0
+    assert fig["core_rss_growth_after_warmup_pct"] == round(100 * 4 / 101, 1)
+    flat = memory_figures([(float(i), i * 500, 120.0) for i in range(21)], 10_000)
+    assert flat["core_rss_slope_mb_per_100k_orders"] == 0.0
+    assert memory_figures([(0.0, 0, 90.0)], 10_000)["core_rss_slope_mb_per_100k_orders"] is None
