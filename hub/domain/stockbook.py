@@ -503,8 +503,8 @@ class StockBook:
     def apply_received(self, msg: GoodsReceived, cause: str) -> None:
         row = self._row(msg.sku, msg.location)
         row.avg_cost = costing.receive(row.on_hand, row.avg_cost, msg.quantity, msg.unit_cost)
-        if msg.po_number:
-            row.inbound = max(0, row.inbound - msg.quantity)
+        # Inbound falls by what the receipt fills on its PO's open lines, which purchasing works
+        # out (`on_receipt`): units beyond them, or on a closed PO, were never inbound.
         self._move(
             row,
             msg.quantity,

@@ -11,8 +11,9 @@ purchase order rows (here), so the core and `approve` never wait on each other i
 - `handle(session, env, chart)`: a supplier's acknowledgement, ship notice or invoice. Returns the
   envelopes for the outbox and the inbound changes `(sku, location, delta)` for the core's rows
   (`apply_inbound`). Lock the SKUs of `skus_of(...)` before calling it.
-- `on_receipt(session, msg)`: a `GoodsReceived` with a `po_number` fills the PO's lines (the core
-  lowers `inbound` itself); a `final` one closes them short and returns the inbound that goes.
+- `on_receipt(session, msg)`: a `GoodsReceived` with a `po_number` fills the PO's open lines and
+  returns the inbound that goes: what it filled, and with a `final` one what the lines will not
+  bring. An over-delivery, or a receipt on a closed PO, was never inbound and lowers nothing.
 - `approve(session, po_number, actor)`: a suggestion becomes an issued PO (inbound, outbox, audit).
 - Dropship: `handle` of a `SupplierStockReported` for a SKU marked dropship for that supplier
   (`set_dropship`) and newer than the last report applied returns the quantity for the core to
@@ -854,9 +855,10 @@ async def _match(
 
 
 async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> list[tuple[str, str, int]]:
-    """Put a receipt on its PO's lines in line order; record over- and under-delivery. A
-    `final` receipt closes the SKU's lines: returns the inbound they no longer bring
-    `(sku, location, -units)` for the core's rows (`apply_inbound`)."""
+    """Put a receipt on its PO's lines in line order; record over- and under-delivery.
+    Returns the inbound changes for the core's rows (`apply_inbound`), as `(sku, location,
+    -units)`: the units the receipt filled on open lines (not an over-delivery, nor anything
+    on a closed PO), and with a `final` receipt what the SKU's lines will no longer bring."""
     if not msg.po_number:
         return []
     if await session.get(PoReceiptRow, (msg.po_number, msg.receipt_id, msg.sku)) is not None:
@@ -867,6 +869,9 @@ async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> list[tuple[st
         return []
     receipt = receiving.receive([_po_line(r) for r in rows], msg.sku, msg.quantity)
     short: list[tuple[str, str, int]] = []
+    filled = msg.quantity - receipt.over_delivered
+    if filled:
+        short.append((msg.sku, msg.location, -filled))
     for row, line in zip(rows, receipt.lines, strict=True):
         if msg.final and row.sku == msg.sku and not line.closed:
             if line.open_quantity:  # the supplier sends no more: close it short

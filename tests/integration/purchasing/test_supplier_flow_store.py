@@ -224,3 +224,39 @@ async def test_an_invoice_held_for_missing_goods_is_booked_when_they_arrive(sess
         assert await service.rematch(s, number, CHART) == []  # nothing left that goods can clear
     (line,) = await lines_of(sessions, "TEE")
     assert line.invoiced == 36
+
+
+async def test_a_late_receipt_on_a_closed_po_leaves_the_next_pos_inbound(sessions, policy_for):
+    """Inbound falls by what a receipt fills on open lines: more units on a PO already closed
+    are an over-delivery, and the next PO for the SKU keeps counting as inbound."""
+    from hub.core.batch import CoreProcessor
+    from tests.builders import fulfil, place, records
+    from tests.integration.purchasing.harness import RULES
+
+    first = await _ordered(sessions, policy_for)  # 8 on hand, 36 inbound
+    await handle_step(sessions, ack(first, "TEE", 36, LineAckStatus.ACCEPTED))
+    await receipt_step(sessions, receipt(first, "TEE", 36, rid="GRN-1"))
+    assert (await po(sessions, first)).status == "closed"
+    stock = await stock_of(sessions, "TEE")
+    assert (stock.on_hand, stock.inbound) == (44, 0)
+
+    sales = [
+        e
+        for i in range(34)
+        for e in (place(f"shop:b{i}", [("TEE", 1)]), fulfil(f"shop:b{i}", [("TEE", 1)]))
+    ]
+    await CoreProcessor(sessions, RULES).process(records(*sales))
+    await replenish_step(sessions, {"TEE"})
+    second = [ln for ln in await lines_of(sessions, "TEE") if ln.po_number != first]
+    assert len(second) == 1
+    before = await stock_of(sessions, "TEE")
+    assert before.inbound == second[0].ordered > 0
+
+    await receipt_step(sessions, receipt(first, "TEE", 4, rid="GRN-LATE"))
+    after = await stock_of(sessions, "TEE")
+    assert (after.on_hand, after.inbound) == (before.on_hand + 4, before.inbound)
+    (late,) = [ln for ln in await lines_of(sessions, "TEE") if ln.po_number == first]
+    assert late.over_delivered == 4
+
+    await receipt_step(sessions, receipt(second[0].po_number, "TEE", 10, rid="GRN-2"))
+    assert (await stock_of(sessions, "TEE")).inbound == before.inbound - 10
