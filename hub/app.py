@@ -147,12 +147,7 @@ class Runtime:
             chart=chart_from_config(s.hub),
             tolerance=tolerance_from_config(s.hub),
         )
-        broker = KafkaBroker(
-            self.bootstrap,
-            client_id=f"hub-core-{index}",
-            security=clients.faststream_security(s),
-            logger=None,
-        )
+        broker = self._broker(f"hub-core-{index}")
         add_core_subscriber(
             broker,
             processor,
@@ -164,6 +159,17 @@ class Runtime:
         await broker.start()
         self.brokers.append(broker)
         self.processors.append(processor)
+
+    def _broker(self, client_id: str) -> KafkaBroker:
+        """A FastStream broker for this process's subscribers, with FastStream's own Prometheus
+        middleware (received, processed and in-flight messages and handling time per handler)."""
+        return KafkaBroker(
+            self.bootstrap,
+            client_id=client_id,
+            security=clients.faststream_security(self.settings),
+            logger=None,
+            middlewares=(metrics.faststream_middleware(),),
+        )
 
     async def _start_connectors(self) -> None:
         assert self.publisher is not None
@@ -177,24 +183,14 @@ class Runtime:
             self.settings, self.publisher, only=self.only_account, transports=self.transports
         )
         if suppliers.links:  # orders out per supplier; its documents in, until stop
-            orders = KafkaBroker(
-                self.bootstrap,
-                client_id="hub-suppliers",
-                security=clients.faststream_security(self.settings),
-                logger=None,
-            )
+            orders = self._broker("hub-suppliers")
             suppliers.subscribe(orders)
             await orders.start()
             self.brokers.append(orders)
             self.tasks.append(asyncio.create_task(suppliers.run(self.stop_event), name="suppliers"))
         if not worker.accounts and not finance.sinks:
             return
-        broker = KafkaBroker(
-            self.bootstrap,
-            client_id="hub-connectors",
-            security=clients.faststream_security(self.settings),
-            logger=None,
-        )
+        broker = self._broker("hub-connectors")
         if worker.accounts:
             await worker.start()
             worker.subscribe(broker)

@@ -10,6 +10,8 @@ for it work unchanged against the hub.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -200,6 +202,15 @@ def set_group_lag_totals(group: str, *, max_messages: int, max_seconds: float, t
     GROUP_MAX_LAG.labels(group=group).set(max_messages)
     GROUP_MAX_LAG_SECONDS.labels(group=group).set(max_seconds)
     GROUP_SUM_LAG.labels(group=group).set(total)
+
+
+def faststream_middleware() -> Any:
+    """FastStream's Prometheus middleware on the hub's registry: per-handler figures
+    (`faststream_received_messages_total`, `faststream_message_process_duration_seconds`, …).
+    Instances share the registered metrics, so every broker of a process may have one."""
+    from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+
+    return KafkaPrometheusMiddleware(registry=REGISTRY, app_name="hub")
 
 
 def exposition() -> bytes:

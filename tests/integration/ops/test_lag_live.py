@@ -157,6 +157,19 @@ async def test_paused_core_shows_lag_and_a_non_ok_status_then_recovers(kafka, tm
         assert gauges[("kafka_consumergroup_group_sum_lag", "")] == 0
         assert gauges[("hub_consumergroup_status", "OK")] == 1
         assert gauges[("hub_consumergroup_status", g["status"])] == 0
+        # FastStream's own per-handler figures, on the same exposition
+        handled = {
+            (s.name, s.labels.get("handler")): s.value
+            for family in text_string_to_metric_families(metrics.exposition().decode())
+            for s in family.samples
+            if s.name.startswith("faststream_")
+        }
+        core_handler = [h for n, h in handled if n == "faststream_received_messages_total"]
+        assert any(h and topics.ORDERS in h for h in core_handler), core_handler
+        assert any(
+            n == "faststream_received_processed_messages_duration_seconds_count" and v > 0
+            for (n, _), v in handled.items()
+        )
     finally:
         if resumed is not None:
             await resumed.stop()
