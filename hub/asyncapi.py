@@ -33,6 +33,11 @@ def _headers_schema() -> dict[str, Any]:
             "ce_source": {**s, "description": "Producer, e.g. shopify/acme"},
             "ce_time": {**s, "format": "date-time"},
             "ce_correlationid": {**s, "description": "Follows one order end to end"},
+            "ce_causes": {
+                **s,
+                "description": "Stock levels: the correlation ids of the orders that changed "
+                "the level in one core transaction (comma-separated, at most 10, newest last)",
+            },
             "content-type": {"const": "application/json"},
         },
     }
