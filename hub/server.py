@@ -11,7 +11,7 @@ import structlog
 import uvicorn
 
 from hub.app import Runtime
-from hub.config import Settings
+from hub.config import ConfigError, Settings
 from hub.web.app import create_app
 
 log = structlog.get_logger("hub.server")
@@ -36,7 +36,13 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runtime.stop_event.set)
-    await runtime.start(roles, migrate=migrate)
+    try:
+        await runtime.start(roles, migrate=migrate)
+    except ConfigError:
+        # A bad account or setting is the operator's to fix: stop what started, then say which
+        # (the command line exits 2 with the message).
+        await runtime.stop()
+        raise
     server = HubServer(
         uvicorn.Config(
             create_app(runtime),
