@@ -31,7 +31,7 @@ from hub.observe import record_batch
 from hub.purchasing.service import tolerance_from_config
 from hub.pushworker import PushWorker
 from hub.relay import OutboxRelay, wait_any
-from hub.store.db import make_engine, session_factory
+from hub.store.db import make_engine, server_warnings, session_factory
 from hub.store.migrate import upgrade
 from hub.store.models import ChannelRuleRow
 from hub.voucherworker import VoucherWorker
@@ -87,6 +87,8 @@ class Runtime:
         self.sessions = session_factory(self.engine)
         if migrate:
             await upgrade(self.engine)
+        for warning in await server_warnings(self.engine):
+            log.warning("database server", problem=warning)
         await self._sync_channel_rules()
         self.publisher = KafkaPublisher(self.bootstrap, client=kw, verify=self._ensure_topics)
         await self.publisher.start()

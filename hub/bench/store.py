@@ -216,3 +216,26 @@ async def outbox_backlog(sessions: async_sessionmaker[AsyncSession]) -> int:
             select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None))
         )
     return int(n or 0)
+
+
+async def autovacuum_on(engine: AsyncEngine) -> bool | None:
+    """The server's `autovacuum` setting (None on SQLite, which has none)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    async with engine.connect() as conn:
+        return (await conn.execute(text("SHOW autovacuum"))).scalar_one() == "on"
+
+
+async def vacuum_analyze(engine: AsyncEngine) -> None:
+    """VACUUM ANALYZE the hub's tables, what autovacuum does on a default PostgreSQL (or
+    ANALYZE on SQLite): planner statistics that follow the tables' growth, dead rows reclaimed."""
+    from hub.store.models import Base
+
+    if engine.dialect.name != "postgresql":
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE"))
+        return
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f"VACUUM (ANALYZE) {names}"))

@@ -50,3 +50,21 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def server_warnings(engine: AsyncEngine) -> list[str]:
+    """What in the database server's settings will hurt the hub over time (PostgreSQL): without
+    autovacuum its tables keep every dead row and their planner statistics go stale, so the
+    core's keyed lookups turn into scans as the tables grow."""
+    if engine.dialect.name != "postgresql":
+        return []
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        autovacuum = (await conn.execute(text("SHOW autovacuum"))).scalar_one()
+    if autovacuum != "on":
+        return [
+            "PostgreSQL autovacuum is off: the hub's tables will bloat and their statistics go "
+            "stale; turn it on, or run VACUUM ANALYZE on a schedule"
+        ]
+    return []
