@@ -11,7 +11,6 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 
@@ -156,54 +155,6 @@ def daily_demand(sales: Iterable[tuple[date, int]], *, start: date, days: int) -
         if 0 <= i < days:
             series[i] += qty
     return series
-
-
-# --- stock report ----------------------------------------------------------------------------
-
-_TWO = Decimal("0.01")
-
-
-@dataclass(frozen=True, slots=True)
-class StockReportRow:
-    sku: str
-    location: str
-    on_hand: int
-    sold: int
-    velocity: Decimal  # units per day over the window
-    days_of_cover: Decimal | None  # None: nothing sold, cover is unbounded
-    turnover: Decimal | None  # annualised: yearly sales / average on hand; None without stock
-    slow_mover: bool
-
-
-def stock_report_row(
-    *,
-    sku: str,
-    location: str,
-    on_hand: int,
-    sold: int,
-    window_days: int,
-    average_on_hand: float | None = None,
-    slow_cover_days: int = 90,
-) -> StockReportRow:
-    """Velocity, days of cover, turnover; slow mover = stock that lasts longer than
-    `slow_cover_days` at the current velocity (or stock that did not sell at all)."""
-    if window_days < 1:
-        raise PolicyError("the report window needs at least one day")
-    velocity = Decimal(sold) / Decimal(window_days)
-    cover = None if sold == 0 else Decimal(max(on_hand, 0)) / velocity
-    avg = Decimal(str(average_on_hand)) if average_on_hand is not None else Decimal(on_hand)
-    turnover = None if avg <= 0 else Decimal(sold) * Decimal(365) / Decimal(window_days) / avg
-    slow = on_hand > 0 and (cover is None or cover > slow_cover_days)
-    return StockReportRow(
-        sku=sku,
-        location=location,
-        on_hand=on_hand,
-        sold=sold,
-        velocity=velocity.quantize(_TWO, ROUND_HALF_UP),
-        days_of_cover=None if cover is None else cover.quantize(_TWO, ROUND_HALF_UP),
-        turnover=None if turnover is None else turnover.quantize(_TWO, ROUND_HALF_UP),
-        slow_mover=slow,
-    )
 
 
 def window_start(today: date, window_days: int) -> date:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -17,7 +16,6 @@ from hub.purchasing.policy import (
     daily_demand,
     decide,
     reorder_point_from_demand,
-    stock_report_row,
 )
 
 
@@ -141,26 +139,6 @@ def test_days_without_sales_count_as_zero_demand() -> None:
     sales = [(date(2026, 11, 1), 3), (date(2026, 11, 3), 2), (date(2026, 11, 3), 1)]
     sales.append((date(2026, 10, 31), 99))  # outside the window
     assert daily_demand(sales, start=start, days=4) == [3, 0, 3, 0]
-
-
-def test_report_row_velocity_cover_and_turnover() -> None:
-    row = stock_report_row(sku="A", location="main", on_hand=60, sold=90, window_days=30)
-    assert row.velocity == Decimal("3.00")
-    assert row.days_of_cover == Decimal("20.00")
-    assert row.turnover == Decimal("18.25")  # 90 × 365/30 / 60
-    assert not row.slow_mover
-
-
-def test_stock_that_does_not_sell_is_a_slow_mover_with_unbounded_cover() -> None:
-    row = stock_report_row(sku="B", location="main", on_hand=5, sold=0, window_days=30)
-    assert row.slow_mover and row.days_of_cover is None and row.velocity == 0
-
-
-def test_stock_covering_more_than_the_threshold_is_a_slow_mover() -> None:
-    row = stock_report_row(
-        sku="C", location="main", on_hand=500, sold=10, window_days=30, slow_cover_days=90
-    )
-    assert row.days_of_cover == Decimal("1500.00") and row.slow_mover
 
 
 demand_windows = st.lists(st.integers(0, 200), min_size=2, max_size=90)
