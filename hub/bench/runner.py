@@ -557,7 +557,7 @@ class Bench:
         r = self.result
         r["memory_orders_sent"] = sent
         r["memory_orders_decided"] = await store.count_decided(
-            rt.sessions, workload.order_key("mem", 0)[: -len("0")]
+            rt.sessions, workload.order_key_prefix("mem")
         )
         r["memory_seconds"] = round(samples[-1][0], 1)
         r.update(memory_figures(samples, sent))

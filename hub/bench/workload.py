@@ -70,8 +70,13 @@ def demand(
     raise ValueError(f"unknown demand mode {mode!r}")
 
 
+def order_key_prefix(phase: str) -> str:
+    """What every order key of a phase starts with."""
+    return f"{ACCOUNT}:{phase}-"
+
+
 def order_key(phase: str, n: int) -> str:
-    return f"{ACCOUNT}:{phase}-{n}"
+    return f"{order_key_prefix(phase)}{n}"
 
 
 def order_envelope(phase: str, n: int, sku: str, quantity: int = 1) -> Envelope:
