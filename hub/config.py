@@ -163,6 +163,12 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
     kafka_ssl_cafile: str | None = None
+    kafka_fetch_max_wait_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=30000,
+        description="how long a fetch waits for data; unset: 500 on Kafka, 10 on the embedded broker",
+    )
     # Core tuning
     core_group: str = Field(default="hub-core", description="Consumer group of the core")
     core_batch_size: int = Field(default=1000, ge=1)

@@ -27,6 +27,7 @@ from connectors.pushout import PushFailure, StockPushOut
 from hub import metrics
 from hub.config import SHOP_CONNECTORS, Settings
 from hub.core.consumer import raw_body
+from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
 from hub.observe import CAUSES_HEADER, CORRELATION_HEADER, bound_consumer_record, header_value
 from schemas import topics
@@ -124,6 +125,7 @@ class PushWorker:
             batch=True,
             max_records=2000,
             batch_timeout_ms=20,
+            fetch_max_wait_ms=fetch_max_wait_ms(self.settings),
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=raw_body,

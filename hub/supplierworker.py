@@ -42,6 +42,7 @@ from connectors.errors import ConnectorError
 from hub import metrics
 from hub.config import AccountConfig, ConfigError, Settings
 from hub.core.consumer import raw_body
+from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
 from schemas import topics
 from schemas.base import CanonicalMessage, now_utc
@@ -265,6 +266,7 @@ class SupplierWorker:
         transports: dict[str, Any] | None = None,
     ) -> None:
         self.publisher = publisher
+        self.fetch_wait_ms = fetch_max_wait_ms(settings)
         self.links: dict[str, SupplierLink] = {}
         self.intervals: dict[str, float] = {}
         for name, cfg in settings.hub.accounts.items():
@@ -337,6 +339,7 @@ class SupplierWorker:
             batch=True,
             max_records=200,
             batch_timeout_ms=50,
+            fetch_max_wait_ms=self.fetch_wait_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=raw_body,

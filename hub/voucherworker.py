@@ -22,6 +22,7 @@ from connectors.errors import ConnectorError
 from hub import metrics
 from hub.config import Settings
 from hub.core.consumer import raw_body
+from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
 from hub.observe import bound_consumer_record
 from schemas import topics
@@ -61,6 +62,7 @@ class VoucherWorker:
         attempts: int = 5,
     ) -> None:
         self.sinks = build_sinks(settings, only)
+        self.fetch_wait_ms = fetch_max_wait_ms(settings)
         self.publisher = publisher
         self.group = "hub-finance" if only is None else f"hub-finance-{only}"
         self.attempts = attempts
@@ -124,6 +126,7 @@ class VoucherWorker:
             batch=True,
             max_records=500,
             batch_timeout_ms=50,
+            fetch_max_wait_ms=self.fetch_wait_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=raw_body,

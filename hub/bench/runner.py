@@ -39,6 +39,7 @@ from hub.bench.loadgen import Plan, Sample, drive
 from hub.bench.roles import RoleSet
 from hub.config import AccountConfig, ChannelRule, HubConfig, Settings
 from hub.kafka import clients
+from hub.kafka.clients import EMBEDDED_FETCH_WAIT_MS
 from hub.kafka.embedded import EmbeddedBroker, free_port
 from hub.kafka.producer import KafkaPublisher
 from schemas import topics
@@ -157,6 +158,7 @@ def bench_settings(opts: BenchOptions, bootstrap: str) -> Settings:
         database_url=opts.url(),
         var_dir=opts.out / "var",
         core_batch_size=opts.batch_size,
+        kafka_fetch_max_wait_ms=EMBEDDED_FETCH_WAIT_MS,
         log_level="WARNING",
     )
     s.__dict__["hub"] = HubConfig(
@@ -212,6 +214,8 @@ def role_env(opts: BenchOptions, bootstrap: str, http_port: int) -> dict[str, st
         "HUB_HTTP_HOST": "127.0.0.1",
         "HUB_HTTP_PORT": str(http_port),
         "HUB_CORE_BATCH_SIZE": str(opts.batch_size),
+        # The roles get the broker's address, not the knowledge that it is the embedded one.
+        "HUB_KAFKA_FETCH_MAX_WAIT_MS": str(EMBEDDED_FETCH_WAIT_MS),
         "HUB_LOG_LEVEL": "WARNING",
         "HUB_LOG_FORMAT": "json",
         "HUB_RECONCILE_INTERVAL_S": "0",
@@ -229,6 +233,7 @@ async def _watch(bootstrap: str, watcher: Watcher, stop: asyncio.Event) -> None:
         group_id=f"bench-watch-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        fetch_max_wait_ms=EMBEDDED_FETCH_WAIT_MS,
     )
     await consumer.start()
     try:

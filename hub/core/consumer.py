@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from hub.core.batch import BatchResult, CoreProcessor, is_transient
 from hub.core.records import Record
+from hub.kafka.clients import KAFKA_FETCH_WAIT_MS
 from hub.observe import CORRELATION_HEADER, bound_consumer_record, bounded_ids, header_value
 from schemas import topics
 
@@ -42,6 +43,7 @@ def add_core_subscriber(
     batch_size: int = 1000,
     batch_timeout_ms: int = 20,
     session_timeout_ms: int = 10000,
+    fetch_max_wait_ms: int = KAFKA_FETCH_WAIT_MS,
     retry_delay: float = 1.0,
 ) -> Any:
     """Subscribe `processor` to the core's input topics as one consumer of `group_id`.
@@ -59,6 +61,7 @@ def add_core_subscriber(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         session_timeout_ms=session_timeout_ms,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         heartbeat_interval_ms=max(1000, session_timeout_ms // 3),
         max_poll_interval_ms=300_000,
         decoder=raw_body,

@@ -25,6 +25,20 @@ def bootstrap(settings: Settings) -> str:
     )
 
 
+# Apache Kafka answers a waiting fetch as soon as a record arrives, so its wait only bounds an
+# idle poll. The embedded broker answers when the wait runs out: its wait is added to every hop
+# (measured: 119 ms p50 per hop at aiokafka's 500 ms default, 3 ms at 10 ms).
+KAFKA_FETCH_WAIT_MS = 500
+EMBEDDED_FETCH_WAIT_MS = 10
+
+
+def fetch_max_wait_ms(settings: Settings) -> int:
+    """The consumers' `fetch_max_wait_ms`: as configured, else by the kind of broker."""
+    if settings.kafka_fetch_max_wait_ms is not None:
+        return settings.kafka_fetch_max_wait_ms
+    return KAFKA_FETCH_WAIT_MS if settings.kafka_bootstrap else EMBEDDED_FETCH_WAIT_MS
+
+
 def client_kwargs(settings: Settings) -> dict[str, Any]:
     """aiokafka keyword arguments for TLS/SASL from the settings."""
     kw: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
