@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,7 +34,7 @@ from hub.finance import events as finance_events
 from hub.finance.chart import Chart, chart_from_config
 from hub.finance.rules import CurrencyMismatch
 from hub.purchasing import service as purchasing
-from hub.store import locks
+from hub.store import bulk, locks
 from hub.store.models import (
     ChannelLevel,
     DeadLetter,
@@ -173,17 +173,8 @@ def table(model: Any) -> Table:
 
 
 async def update_by_key(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
-    """UPDATE … WHERE primary key = … as one executemany (no ORM bookkeeping on the hot path)."""
-    table = model.__table__
-    keys = [c.name for c in table.primary_key.columns]
-    values = [k for k in rows[0] if k not in keys]
-    stmt = (
-        table.update()
-        .where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
-        .values({v: bindparam(v) for v in values})
-    )
-    params = [{**{f"k_{k}": r[k] for k in keys}, **{v: r[v] for v in values}} for r in rows]
-    await session.execute(stmt, params)
+    """UPDATE … WHERE primary key = … for every row in one statement (`hub.store.bulk`)."""
+    await bulk.update(session, table(model), rows)
 
 
 def outbox_row(env: Envelope) -> dict[str, Any]:
@@ -378,16 +369,9 @@ class CoreProcessor:
         skus |= {r.sku for r in res_rows} | bump_skus | supplier_skus
         stock_rows = await locks.lock_stock(session, skus, create)
 
-        # Only now, holding the locks, ask which messages were already applied.
-        ids = [env.id for _, env in good]
-        done: set[str] = set()
-        if ids:
-            t = ProcessedMessage.__table__
-            for part in locks._chunks(ids):
-                q = select(t.c.message_id).where(
-                    t.c.consumer == self.consumer, locks.one_of(session, t.c.message_id, part)
-                )
-                done.update((await session.execute(q)).scalars().all())
+        # Only now, holding the locks, claim the messages: the inbox rows of those not applied
+        # before are written here, in the transaction of their effect.
+        done = await self._claim(session, [env.id for _, env in good], now_utc())
 
         book = StockBook(
             stock={
@@ -492,15 +476,22 @@ class CoreProcessor:
         for msg, cause in book.out:
             outbox.append(outbox_row(self._envelope(msg, cause, by_id)))
         result.levels_published = await self._levels(session, book, outbox, now)
-        await self._write(session, book, stock_before, applied, now)
+        await self._write(session, book, stock_before, now)
         for info in bad:
             inserted = await self._dead_letter(session, info)
             if inserted:
                 outbox.append(dead_letter_outbox_row(info, self.consumer))
                 result.dead_lettered += 1
-        if outbox:
-            await session.execute(insert(table(OutboxRow)), outbox)
+        await bulk.insert(session, table(OutboxRow), outbox)
         return result
+
+    async def _claim(self, session: AsyncSession, ids: list[str], now: datetime) -> set[str]:
+        """Write the inbox rows of `ids`; returns the ids that had one already (applied before)."""
+        rows = [{"consumer": self.consumer, "message_id": i, "processed_at": now} for i in ids]
+        new = await bulk.insert_new(
+            session, table(ProcessedMessage), rows, ("consumer", "message_id")
+        )
+        return {i for i in ids if (self.consumer, i) not in new}
 
     @staticmethod
     async def _presale(
@@ -650,8 +641,7 @@ class CoreProcessor:
                         )
                     )
                 )
-        if new_rows:
-            await session.execute(insert(table(ChannelLevel)), new_rows)
+        await bulk.insert(session, table(ChannelLevel), new_rows)
         if changed:
             await update_by_key(session, ChannelLevel, changed)
         return len(new_rows) + len(changed)
@@ -661,7 +651,6 @@ class CoreProcessor:
         session: AsyncSession,
         book: StockBook,
         stock_before: set[Any],
-        applied: list[Envelope],
         now: datetime,
     ) -> None:
         stock = [
@@ -724,13 +713,13 @@ class CoreProcessor:
                     "seq": line.seq,
                 }
                 (new_lines if line.new else changed_lines).append(row)
-        if new_lines:
-            await session.execute(insert(table(Reservation)), new_lines)
+        await bulk.insert(session, table(Reservation), new_lines)
         if changed_lines:
             await update_by_key(session, Reservation, changed_lines)
         if book.movements:
-            await session.execute(
-                insert(table(Movement)),
+            await bulk.insert(
+                session,
+                table(Movement),
                 [
                     {
                         "sku": m.sku,
@@ -744,14 +733,6 @@ class CoreProcessor:
                         "at": m.at,
                     }
                     for m in book.movements
-                ],
-            )
-        if applied:
-            await session.execute(
-                insert(table(ProcessedMessage)),
-                [
-                    {"consumer": self.consumer, "message_id": e.id, "processed_at": now}
-                    for e in applied
                 ],
             )
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import func, select
-from sqlalchemy import insert as sa_insert
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.finance import costing
@@ -26,6 +26,7 @@ from hub.finance.chart import Chart, Role
 from hub.finance.ledger import from_minor, insert
 from hub.finance.rules import ReturnLine, SaleLine, voucher_id
 from hub.finance.tables import OrderLinePrice, VoucherLineRow, VoucherRow
+from hub.store import bulk
 from hub.store.models import ProcessedMessage
 from schemas.orders import OrderFulfilled, OrderPlaced, OrderReturned
 
@@ -205,8 +206,7 @@ async def remember_prices_bulk(
                     "billed": 0,
                 }
             )
-    if rows:
-        await session.execute(sa_insert(OrderLinePrice), rows)
+    await bulk.insert(session, cast(Table, OrderLinePrice.__table__), rows)
     return handled
 
 

@@ -11,19 +11,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import String, any_, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.store import bulk
 from hub.store.models import Order, Reservation, Stock
 
 CHUNK = 5000
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def one_of(session: AsyncSession, column: Any, keys: Sequence[str]) -> Any:
@@ -44,9 +39,7 @@ async def insert_ignore(
     session: AsyncSession, table: Any, rows: list[dict[str, Any]], keys: list[str]
 ) -> None:
     """INSERT … ON CONFLICT DO NOTHING, for rows that may already exist."""
-    for part in _chunks(rows):
-        stmt = _insert(session, table).on_conflict_do_nothing(index_elements=keys)
-        await session.execute(stmt, list(part))
+    await bulk.insert(session, table, rows, ignore_conflicts_on=keys)
 
 
 async def lock_orders(session: AsyncSession, keys: Iterable[str]) -> list[Row[Any]]:

@@ -1,0 +1,125 @@
+"""`hub.store.bulk`, the core's many-rows writes, on SQLite and PostgreSQL: defaults, JSON and
+binary values, skipped conflicts, the keys an insert claimed, updates by key."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Table, select
+
+from hub.store import bulk
+from hub.store.models import OutboxRow, ProcessedMessage, Stock
+
+STOCK = cast(Table, Stock.__table__)
+OUTBOX = cast(Table, OutboxRow.__table__)
+INBOX = cast(Table, ProcessedMessage.__table__)
+AT = datetime(2026, 11, 11, 8, 30, tzinfo=UTC)
+
+
+async def _stock(sessions) -> dict[tuple[str, str], tuple[Any, ...]]:
+    async with sessions() as s:
+        rows = (await s.execute(select(STOCK).order_by(STOCK.c.sku))).all()
+    return {(r.sku, r.location): (r.on_hand, r.reserved, r.avg_cost) for r in rows}
+
+
+async def test_insert_fills_python_defaults_and_skips_existing_keys(sessions):
+    async with sessions() as s, s.begin():
+        await bulk.insert(s, STOCK, [{"sku": "A", "location": "main", "on_hand": 5}])
+    async with sessions() as s, s.begin():
+        await bulk.insert(
+            s,
+            STOCK,
+            [{"sku": "A", "location": "main"}, {"sku": "B", "location": "main"}],
+            ignore_conflicts_on=("sku", "location"),
+        )
+    got = await _stock(sessions)
+    assert got == {("A", "main"): (5, 0, Decimal(0)), ("B", "main"): (0, 0, Decimal(0))}
+
+
+async def test_insert_keeps_json_bytes_and_nulls(sessions):
+    rows = [
+        {
+            "topic": "t",
+            "key": "k1",
+            "headers": [["ce_id", "1"], ["x", "é"]],
+            "payload": b"\x00\xff",
+        },
+        {"topic": "t", "key": None, "headers": [], "payload": b"{}"},
+    ]
+    async with sessions() as s, s.begin():
+        await bulk.insert(s, OUTBOX, rows)
+    async with sessions() as s:
+        got = (await s.execute(select(OUTBOX).order_by(OUTBOX.c.id))).all()
+    assert [(r.key, r.headers, bytes(r.payload), r.sent_at) for r in got] == [
+        ("k1", [["ce_id", "1"], ["x", "é"]], b"\x00\xff", None),
+        (None, [], b"{}", None),
+    ]
+
+
+async def test_insert_new_returns_only_the_keys_it_wrote(sessions):
+    def row(i: str) -> dict[str, Any]:
+        return {"consumer": "core", "message_id": i, "processed_at": AT}
+
+    keys = ("consumer", "message_id")
+    async with sessions() as s, s.begin():
+        first = await bulk.insert_new(s, INBOX, [row("a"), row("b")], keys)
+    async with sessions() as s, s.begin():
+        second = await bulk.insert_new(s, INBOX, [row("b"), row("c"), row("c")], keys)
+    assert first == {("core", "a"), ("core", "b")}
+    assert second == {("core", "c")}
+    async with sessions() as s:
+        stored = (await s.execute(select(INBOX.c.message_id))).scalars().all()
+    assert sorted(stored) == ["a", "b", "c"]
+
+
+async def test_update_by_key_changes_only_the_given_rows(sessions):
+    async with sessions() as s, s.begin():
+        await bulk.insert(
+            s,
+            STOCK,
+            [{"sku": x, "location": "main", "on_hand": 10} for x in ("A", "B", "C")],
+        )
+    async with sessions() as s, s.begin():
+        await bulk.update(
+            s,
+            STOCK,
+            [
+                {"sku": "A", "location": "main", "reserved": 3, "avg_cost": Decimal("1.250000")},
+                {"sku": "C", "location": "main", "reserved": 7, "avg_cost": Decimal("0.5")},
+            ],
+        )
+    assert await _stock(sessions) == {
+        ("A", "main"): (10, 3, Decimal("1.25")),
+        ("B", "main"): (10, 0, Decimal(0)),
+        ("C", "main"): (10, 7, Decimal("0.5")),
+    }
+    with pytest.raises(ValueError, match="twice"):
+        async with sessions() as s, s.begin():
+            await bulk.update(
+                s,
+                STOCK,
+                [{"sku": "A", "location": "main", "reserved": 1}] * 2,
+            )
+
+
+async def test_a_concurrent_claim_of_the_same_key_waits_and_finds_it_taken(sessions):
+    """PostgreSQL: the second insert waits on the key; SQLite: on the database lock."""
+    row = {"consumer": "core", "message_id": "m1", "processed_at": AT}
+    keys = ("consumer", "message_id")
+    async with sessions() as first:
+        await first.begin()
+        assert await bulk.insert_new(first, INBOX, [row], keys) == {("core", "m1")}
+
+        async def second() -> set[tuple[Any, ...]]:
+            async with sessions() as s, s.begin():
+                return await bulk.insert_new(s, INBOX, [row], keys)
+
+        racing = asyncio.create_task(second())
+        await asyncio.sleep(0.3)
+        assert not racing.done()  # it waits for the first transaction's outcome
+        await first.commit()
+    assert await asyncio.wait_for(racing, 5) == set()
