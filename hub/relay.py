@@ -25,12 +25,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import BigInteger, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.bus import BrokerUnavailable
 from hub.kafka.producer import KafkaPublisher
 from hub.observe import CAUSES_HEADER, CORRELATION_HEADER, record_fields
+from hub.store.locks import one_of
 from hub.store.models import OutboxRow
 from schemas import topics
 from schemas.base import now_utc
@@ -228,7 +229,7 @@ class OutboxRelay:
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(OutboxRow)
-                .where(OutboxRow.id.in_([r.id for r in rows]))
+                .where(one_of(session, OutboxRow.id, [r.id for r in rows], BigInteger))
                 .values(sent_at=now_utc())
             )
         self.published += len(rows)

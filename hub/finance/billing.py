@@ -27,6 +27,7 @@ from hub.finance.ledger import from_minor, insert
 from hub.finance.rules import ReturnLine, SaleLine, voucher_id
 from hub.finance.tables import OrderLinePrice, VoucherLineRow, VoucherRow
 from hub.store import bulk
+from hub.store.locks import one_of
 from hub.store.models import ProcessedMessage
 from schemas.orders import OrderFulfilled, OrderPlaced, OrderReturned
 
@@ -178,7 +179,7 @@ async def remember_prices_bulk(
         (
             await session.execute(
                 select(OrderLinePrice.order_key)
-                .where(OrderLinePrice.order_key.in_(keys))
+                .where(one_of(session, OrderLinePrice.order_key, sorted(keys)))
                 .distinct()
             )
         ).scalars()

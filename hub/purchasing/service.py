@@ -342,12 +342,14 @@ async def replenish(
     open_keys: set[StockKey] = set()
     lt = PurchaseOrderLineRow.__table__
     for part in locks._chunks(sorted(touched)):
-        q = select(ReplenishmentPolicy).where(ReplenishmentPolicy.sku.in_(part))
+        q = select(ReplenishmentPolicy).where(locks.one_of(session, ReplenishmentPolicy.sku, part))
         policies.extend((await session.execute(q)).scalars().all())
     if not policies:
         return []
     for part in locks._chunks(sorted({p.sku for p in policies})):
-        q = select(lt.c.sku, lt.c.location).where(lt.c.sku.in_(part), lt.c.open.is_(True))
+        q = select(lt.c.sku, lt.c.location).where(
+            locks.one_of(session, lt.c.sku, part), lt.c.open.is_(True)
+        )
         for r in (await session.execute(q)).all():
             open_keys.add((r.sku, r.location))
     suppliers = {

@@ -28,6 +28,13 @@ def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
         "max_overflow": pool_size,
         "pool_pre_ping": True,
     }
+    if make_url(url).get_driver_name() == "asyncpg":
+        # The driver prepares every statement, and after five runs PostgreSQL may keep a
+        # generic plan made from the statistics of that moment. The core's lookups by a key
+        # array planned while a table was nearly empty stayed sequential scans as it grew:
+        # reservations by order key cost 466 ms a batch after 50,000 orders. Planned per
+        # run, each statement is planned for the table's current size (a fraction of a ms).
+        kwargs["connect_args"] = {"server_settings": {"plan_cache_mode": "force_custom_plan"}}
     return create_async_engine(url, **kwargs)
 
 

@@ -21,13 +21,13 @@ from hub.store.models import Order, Reservation, Stock
 CHUNK = 5000
 
 
-def one_of(session: AsyncSession, column: Any, keys: Sequence[str]) -> Any:
+def one_of(session: AsyncSession, column: Any, keys: Iterable[Any], item_type: Any = String) -> Any:
     """`column IN keys`; on PostgreSQL `= ANY(:array)`, one bound parameter instead of a thousand
     rendered into the statement (measurably cheaper per batch)."""
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     if dialect == "postgresql":
-        return column == any_(bindparam(None, list(keys), type_=ARRAY(String)))
-    return column.in_(keys)
+        return column == any_(bindparam(None, list(keys), type_=ARRAY(item_type)))
+    return column.in_(list(keys))
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
