@@ -61,18 +61,22 @@ class Envelope:
     def key(self) -> str:
         return self.data.kafka_key()
 
-    def headers(self) -> list[tuple[str, bytes]]:
+    def header_texts(self) -> list[tuple[str, str]]:
+        """The headers as text (the outbox stores them so)."""
         h = [
-            ("ce_specversion", SPECVERSION.encode()),
-            ("ce_id", self.id.encode()),
-            ("ce_type", self.type.encode()),
-            ("ce_source", self.source.encode()),
-            ("ce_time", self.time.isoformat().encode()),
-            ("content-type", CONTENT_TYPE.encode()),
+            ("ce_specversion", SPECVERSION),
+            ("ce_id", self.id),
+            ("ce_type", self.type),
+            ("ce_source", self.source),
+            ("ce_time", self.time.isoformat()),
+            ("content-type", CONTENT_TYPE),
         ]
         if self.correlation_id:
-            h.append(("ce_correlationid", self.correlation_id.encode()))
+            h.append(("ce_correlationid", self.correlation_id))
         return h
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [(k, v.encode()) for k, v in self.header_texts()]
 
     def body(self) -> bytes:
         return self.data.model_dump_json().encode()

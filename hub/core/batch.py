@@ -181,7 +181,7 @@ def outbox_row(env: Envelope) -> dict[str, Any]:
     return {
         "topic": env.topic,
         "key": env.key,
-        "headers": [[k, v.decode()] for k, v in env.headers()],
+        "headers": env.header_texts(),
         "payload": env.body(),
     }
 

@@ -7,15 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.finance import costing
 from hub.finance.chart import CN_SMALL_BUSINESS, Chart, Role
 from hub.finance.tables import OrderFinance, VoucherLineRow, VoucherRow
+from hub.store import bulk
 from hub.store.models import Stock
 from schemas.base import CURRENCY_EXPONENT
 from schemas.finance import VoucherIssued
@@ -50,15 +51,11 @@ async def post(session: AsyncSession, voucher: VoucherIssued) -> bool:
     return bool(await post_many(session, [voucher]))
 
 
-# Rows per multi-row INSERT: 8 columns × 500 stays far below both databases' parameter limits.
-_CHUNK = 500
-
-
 async def post_many(
     session: AsyncSession, vouchers: Sequence[VoucherIssued]
 ) -> list[VoucherIssued]:
     """Book many vouchers in a few statements, whatever their number: one INSERT … ON CONFLICT
-    DO NOTHING RETURNING per 500 vouchers, one for all their lines, one upsert for the orders'
+    DO NOTHING RETURNING for the vouchers (`hub.store.bulk`), one for all their lines, one upsert for the orders'
     receivables. Returns the vouchers booked now, in the given order (an id booked before, or
     twice in the list, is booked once)."""
     unique: dict[str, VoucherIssued] = {}
@@ -66,31 +63,26 @@ async def post_many(
         unique.setdefault(v.voucher_id, v)
     if not unique:
         return []
-    booked: set[str] = set()
     items = list(unique.values())
-    for i in range(0, len(items), _CHUNK):
-        part = items[i : i + _CHUNK]
-        stmt = (
-            insert(session, VoucherRow)
-            .values(
-                [
-                    {
-                        "voucher_id": v.voucher_id,
-                        "date": v.date,
-                        "period": v.period,
-                        "cause_type": v.cause_type,
-                        "cause_ref": v.cause_ref,
-                        "currency": v.currency,
-                        "memo": v.memo,
-                        "lines": [line.model_dump(mode="json") for line in v.lines],
-                    }
-                    for v in part
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["voucher_id"])
-            .returning(VoucherRow.voucher_id)
-        )
-        booked.update((await session.execute(stmt)).scalars())
+    new = await bulk.insert_new(
+        session,
+        cast(Table, VoucherRow.__table__),
+        [
+            {
+                "voucher_id": v.voucher_id,
+                "date": v.date,
+                "period": v.period,
+                "cause_type": v.cause_type,
+                "cause_ref": v.cause_ref,
+                "currency": v.currency,
+                "memo": v.memo,
+                "lines": [line.model_dump(mode="json") for line in v.lines],
+            }
+            for v in items
+        ],
+        ("voucher_id",),
+    )
+    booked = {k[0] for k in new}
     now = [v for v in items if v.voucher_id in booked]
     if not now:
         return []
@@ -121,7 +113,7 @@ async def post_many(
                     acc[1] += delta
                 else:
                     acc[2] -= delta
-    await session.execute(insert(session, VoucherLineRow), rows)
+    await bulk.insert(session, cast(Table, VoucherLineRow.__table__), rows)
     if per_order:
         ins = insert(session, OrderFinance)
         await session.execute(
