@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Generator
 
@@ -43,6 +44,11 @@ async def serve(
         # (the command line exits 2 with the message).
         await runtime.stop()
         raise
+    # What start-up loaded (modules, schemas, table metadata) lives as long as the process:
+    # out of the collector's sight, a full collection under load scans only what the work made
+    # (27 ms for the imports alone, paid again at every full collection otherwise).
+    gc.collect()
+    gc.freeze()
     server = HubServer(
         uvicorn.Config(
             create_app(runtime),

@@ -170,5 +170,7 @@ async def _drive(plan: Plan) -> list[Sample]:
 
 
 def drive(plan: Plan) -> list[Sample]:
-    """Entry point in the child process."""
-    return asyncio.run(_drive(plan))
+    """Entry point in the child process (on uvloop, as the hub's processes run)."""
+    from hub.cli.common import run_loop
+
+    return run_loop(_drive(plan))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from hub.cli.common import run_loop
 from hub.observe import configure_logging
 
 
@@ -87,7 +87,7 @@ def bench(
         memory_seconds=memory_seconds,
         memory_rate=memory_rate,
     )
-    bench_run = asyncio.run(run_bench(opts, say=lambda m: console.print(f"[dim]{m}")))
+    bench_run = run_loop(run_bench(opts, say=lambda m: console.print(f"[dim]{m}")))
     result = bench_run.result
     write_json(result, out)
     try:

@@ -50,9 +50,19 @@ def server_settings() -> Settings:
     return s
 
 
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on uvloop's event loop (libuv), where it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a declared dependency
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
-        return asyncio.run(coro)
+        return run_loop(coro)
     except ConfigError as exc:
         console.print(f"[red]configuration error:[/] {exc}")
         raise typer.Exit(2) from None
