@@ -157,7 +157,8 @@ class Runtime:
             batch_size=s.core_batch_size,
             batch_timeout_ms=s.core_batch_timeout_ms,
             session_timeout_ms=s.consumer_session_timeout_ms,
-            fetch_max_wait_ms=clients.fetch_max_wait_ms(s),
+            fetch_min_bytes=s.core_fetch_min_bytes,
+            fetch_max_wait_ms=s.core_fetch_max_wait_ms,
         )
         await broker.start()
         self.brokers.append(broker)

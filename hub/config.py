@@ -173,6 +173,14 @@ class Settings(BaseSettings):
     core_group: str = Field(default="hub-core", description="Consumer group of the core")
     core_batch_size: int = Field(default=1000, ge=1)
     core_batch_timeout_ms: int = Field(default=20, ge=1)
+    core_fetch_min_bytes: int = Field(
+        default=65536,
+        ge=1,
+        description="the broker holds the core's fetch until this much is ready (group commit)",
+    )
+    core_fetch_max_wait_ms: int = Field(
+        default=25, ge=1, le=30000, description="… or until this long has passed"
+    )
     consumer_session_timeout_ms: int = Field(default=10000, ge=1000)
     relay_batch_size: int = Field(default=2000, ge=1)
     relay_interval_ms: int = Field(default=50, ge=1)
