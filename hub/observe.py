@@ -19,6 +19,7 @@ import structlog
 
 from hub import metrics
 from hub.core.batch import BatchResult
+from schemas import envelope
 
 
 class _StderrLogger:
@@ -60,9 +61,8 @@ def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
     )
 
 
-CORRELATION_HEADER = "ce_correlationid"
-# On a stock level: the correlation ids of the orders that changed it, comma-separated, newest last.
-CAUSES_HEADER = "ce_causes"
+CORRELATION_HEADER = envelope.CORRELATION_HEADER
+CAUSES_HEADER = envelope.CAUSES_HEADER  # on a stock level: the orders that changed it
 # A batch line names at most this many correlation ids, and how many more there were.
 MAX_LOGGED_IDS = 20
 

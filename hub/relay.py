@@ -6,10 +6,8 @@ holds that key's lock while writing them), so per-key order is kept. On PostgreS
 advisory lock elects one active relay among replicas; the others wait as hot standbys.
 
 Logs: each reservation decision it publishes (`reservation.published`, one line per order with
-its correlation id, message id and type) and each dead letter (`dead_letter.published`). A stock
-level the core wrote without a correlation id gets the ids of the orders whose decisions changed
-it in the same transaction (`LevelCauses`): `ce_correlationid` is the latest, `ce_causes` lists
-them all (bounded).
+its correlation id, message id and type) and each dead letter (`dead_letter.published`). Rows go
+out with the headers the core wrote (a stock level names the orders that changed it itself).
 """
 
 from __future__ import annotations
@@ -18,10 +16,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
-from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -30,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from hub.bus import BrokerUnavailable
 from hub.kafka.producer import KafkaPublisher
-from hub.observe import CAUSES_HEADER, CORRELATION_HEADER, record_fields
+from hub.observe import record_fields
 from hub.store.locks import one_of
 from hub.store.models import OutboxRow
 from schemas import topics
@@ -40,94 +36,7 @@ log = structlog.get_logger("hub.relay")
 
 ADVISORY_KEY = 0x4855_4252  # "HUBR"
 _decode_json = json.JSONDecoder().decode
-_SKU = re.compile(r'"sku"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _LINE_FIELDS = ("sku", "location", "quantity", "requested", "reason")
-# Decisions that change what is reserved, hence a channel's available-to-sell.
-_CHANGES_LEVELS = ("hub.reservation.reserved.v1", "hub.reservation.released.v1")
-
-
-class LevelCauses:
-    """Which orders changed a SKU's stock level, for levels written without a correlation id.
-
-    The core writes one transaction's outbox rows together and in this order: vouchers, purchase
-    orders, reservation decisions, then the stock levels of the SKUs it touched, holding those
-    SKUs' locks. Read in id order, a transaction's rows are a run of other rows followed by a run
-    of levels sorted by SKU ("segment"; a level whose SKU sorts before the previous one's, or that
-    repeats a SKU and channel, starts a new one). A level's causes are the decisions of its
-    segment that name its SKU, and on PostgreSQL, where `created_at` is the transaction's start
-    time, of its transaction exactly. A level caused by something other than an order (a
-    stocktake) gets none. Bounded: at most `max_skus` SKUs are remembered, `max_ids` ids each.
-    """
-
-    def __init__(self, *, exact_time: bool, max_skus: int = 10_000, max_ids: int = 10) -> None:
-        self.exact_time = exact_time
-        self.max_skus = max_skus
-        self.max_ids = max_ids
-        self._segment = 0
-        self._in_levels = False
-        self._last: tuple[str, set[str]] = ("", set())
-        self._by_sku: OrderedDict[str, tuple[int, Any, list[str]]] = OrderedDict()
-
-    def note(self, sku: str, correlation_id: str, created_at: Any) -> None:
-        """A decision that changed `sku`, in the row order of the outbox."""
-        if self._in_levels:  # a new transaction's rows begin
-            self._segment += 1
-            self._in_levels = False
-        seg, at, ids = self._by_sku.pop(sku, (None, None, []))
-        if seg != self._segment or (self.exact_time and at != created_at):
-            ids = []
-        if correlation_id not in ids:
-            ids = [*ids, correlation_id][-self.max_ids :]
-        self._by_sku[sku] = (self._segment, created_at, ids)
-        while len(self._by_sku) > self.max_skus:
-            self._by_sku.popitem(last=False)
-
-    def other(self) -> None:
-        """A row that is neither a level nor a decision naming SKUs."""
-        if self._in_levels:
-            self._segment += 1
-            self._in_levels = False
-
-    def level(self, sku: str, channel: str) -> None:
-        """A stock-level row."""
-        last_sku, channels = self._last
-        if self._in_levels and (sku < last_sku or (sku == last_sku and channel in channels)):
-            self._segment += 1  # a transaction that wrote levels only
-        if sku != last_sku or not self._in_levels:
-            channels = set()
-        channels.add(channel)
-        self._last = (sku, channels)
-        self._in_levels = True
-
-    def causes(self, sku: str, created_at: Any) -> list[str]:
-        """The correlation ids of the decisions that changed `sku`'s level (call after `level`)."""
-        found = self._by_sku.get(sku)
-        if found is None:
-            return []
-        seg, at, ids = found
-        if seg != self._segment or (self.exact_time and at != created_at):
-            return []
-        return list(ids)
-
-
-def _level_of(key: str | None, payload: bytes) -> tuple[str | None, str | None]:
-    """(SKU, channel) of a level row: from its key `{sku}@{channel}` (no parsing), else its body."""
-    sku, at, channel = (key or "").rpartition("@")
-    if at and sku and channel:
-        return sku, channel
-    body = _json_object(payload)
-    found = body.get("sku"), body.get("channel")
-    return found if all(isinstance(v, str) for v in found) else (None, None)
-
-
-def _skus_of(payload: bytes) -> list[str]:
-    """The SKUs of a decision's lines, without parsing the whole body: in JSON text a `"sku":"`
-    whose quotes are not escaped is a key, never part of a string."""
-    try:
-        text = payload.decode()
-    except UnicodeDecodeError:
-        return []
-    return [_decode_json(f'"{m}"') if "\\" in m else m for m in _SKU.findall(text)]
 
 
 def _json_object(payload: bytes) -> dict[str, Any]:
@@ -160,7 +69,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._leader_conn: AsyncConnection | None = None
         self.published = 0
-        self.causes = LevelCauses(exact_time=engine.dialect.name == "postgresql")
 
     def notify(self) -> None:
         """Wake the relay now (the core just committed outbox rows)."""
@@ -201,7 +109,6 @@ class OutboxRelay:
                         OutboxRow.key,
                         OutboxRow.headers,
                         OutboxRow.payload,
-                        OutboxRow.created_at,
                     )
                     .where(OutboxRow.sent_at.is_(None))
                     .order_by(OutboxRow.id)
@@ -214,14 +121,12 @@ class OutboxRelay:
         decisions: list[tuple[Any, dict[str, str], dict[str, Any]]] = []
         verbose = log.is_enabled_for(logging.INFO)
         for r in rows:
-            names: dict[str, str] = dict(r.headers)  # as stored: text
             payload = bytes(r.payload)
-            extra = self._observe(r.topic, r.key, names, payload, r.created_at)
             if r.topic == topics.DLQ:
-                decisions.append((r, names, {}))
+                decisions.append((r, dict(r.headers), {}))
             elif verbose and r.topic == topics.RESERVATIONS:
-                decisions.append((r, names, _json_object(payload)))
-            headers = [(k, v.encode()) for k, v in (*r.headers, *extra)]
+                decisions.append((r, dict(r.headers), _json_object(payload)))
+            headers = [(k, v.encode()) for k, v in r.headers]
             items.append((r.topic, r.key, payload, headers))
         await self.publisher.send_many(items)
         for r, names, body in decisions:
@@ -236,36 +141,6 @@ class OutboxRelay:
         if self.on_published:
             self.on_published(len(rows))
         return len(rows)
-
-    def _observe(
-        self,
-        topic: str,
-        key: str | None,
-        headers: dict[str, str],
-        payload: bytes,
-        created_at: datetime | None,
-    ) -> list[tuple[str, str]]:
-        """Note what a row tells about stock-level causes; the headers a level without a
-        correlation id gets: its causes."""
-        if topic == topics.STOCK_LEVELS:
-            sku, channel = _level_of(key, payload)
-            if sku is None or channel is None:
-                self.causes.other()
-                return []
-            self.causes.level(sku, channel)
-            if CORRELATION_HEADER in headers:
-                return []
-            found = self.causes.causes(sku, created_at)
-            if not found:
-                return []
-            return [(CORRELATION_HEADER, found[-1]), (CAUSES_HEADER, ",".join(found))]
-        corr = headers.get(CORRELATION_HEADER)
-        if topic == topics.RESERVATIONS and corr and headers.get("ce_type") in _CHANGES_LEVELS:
-            for sku in _skus_of(payload):
-                self.causes.note(sku, corr, created_at)
-        else:
-            self.causes.other()
-        return []
 
     async def prune(self) -> int:
         async with self.sessions() as session, session.begin():

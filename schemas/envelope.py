@@ -13,6 +13,9 @@ from schemas.base import CanonicalMessage, now_utc
 from schemas.registry import MESSAGE_TYPES
 
 SPECVERSION = "1.0"
+CORRELATION_HEADER = "ce_correlationid"
+# On a stock level: the correlation ids of the orders that changed it, comma-separated, newest last.
+CAUSES_HEADER = "ce_causes"
 CONTENT_TYPE = "application/json"
 _NAMESPACE = uuid.UUID("6b1c3f0e-2d7a-4c59-9a43-0f3e0c1d9b21")
 
@@ -48,6 +51,7 @@ class Envelope:
     data: CanonicalMessage
     time: datetime = field(default_factory=now_utc)
     correlation_id: str | None = None
+    causes: tuple[str, ...] = ()
 
     @property
     def type(self) -> str:
@@ -72,7 +76,9 @@ class Envelope:
             ("content-type", CONTENT_TYPE),
         ]
         if self.correlation_id:
-            h.append(("ce_correlationid", self.correlation_id))
+            h.append((CORRELATION_HEADER, self.correlation_id))
+        if self.causes:
+            h.append((CAUSES_HEADER, ",".join(self.causes)))
         return h
 
     def headers(self) -> list[tuple[str, bytes]]:

@@ -58,12 +58,14 @@ from schemas.purchasing import (
     SupplierInvoiceReceived,
     SupplierStockReported,
 )
+from schemas.reservations import ReservationReleased, StockReserved
 from schemas.stock import GoodsReceived, StockAdjusted, StockCounted, StockTransferred
 
 log = structlog.get_logger("hub.core")
 DEFAULT_CHART = chart_from_config(None)
 
 SOURCE = "hub/core"
+MAX_LEVEL_CAUSES = 10
 SUPPLIER_DOCS = (
     PurchaseOrderAcknowledged,
     ShipmentNotified,
@@ -475,7 +477,9 @@ class CoreProcessor:
         by_id = {e.id: e for e in applied}
         for msg, cause in book.out:
             outbox.append(outbox_row(self._envelope(msg, cause, by_id)))
-        result.levels_published = await self._levels(session, book, outbox, now)
+        result.levels_published = await self._levels(
+            session, book, outbox, now, self._level_causes(book, by_id)
+        )
         await self._write(session, book, stock_before, now)
         for info in bad:
             inserted = await self._dead_letter(session, info)
@@ -575,10 +579,33 @@ class CoreProcessor:
         elif isinstance(d, StockTransferred):
             book.apply_transferred(d, cause)
 
+    @staticmethod
+    def _level_causes(book: StockBook, by_id: dict[str, Envelope]) -> dict[str, list[str]]:
+        """Per SKU, the correlation ids of the batch's orders whose reservation or release changed
+        it, oldest first, at most `MAX_LEVEL_CAUSES` (the newest)."""
+        out: dict[str, list[str]] = {}
+        for msg, cause in book.out:
+            if not isinstance(msg, StockReserved | ReservationReleased):
+                continue
+            origin = by_id.get(cause)
+            corr = (origin.correlation_id or origin.id) if origin else cause
+            for line in msg.lines:
+                ids = out.setdefault(line.sku, [])
+                if corr not in ids:
+                    ids.append(corr)
+                    del ids[:-MAX_LEVEL_CAUSES]
+        return out
+
     async def _levels(
-        self, session: AsyncSession, book: StockBook, outbox: list[dict[str, Any]], now: datetime
+        self,
+        session: AsyncSession,
+        book: StockBook,
+        outbox: list[dict[str, Any]],
+        now: datetime,
+        causes: Mapping[str, list[str]],
     ) -> int:
-        """Publish a StockLevelChanged per (SKU, channel) whose available value changed."""
+        """Publish a StockLevelChanged per (SKU, channel) whose available value changed, naming
+        the orders that changed it (`ce_correlationid` the newest, `ce_causes` all of them)."""
         if not book.touched or not self.rules:
             return 0
         t = ChannelLevel.__table__
@@ -631,6 +658,7 @@ class CoreProcessor:
                     version=version,
                     changed_at=now,
                 )
+                ids = causes.get(sku, ())
                 outbox.append(
                     outbox_row(
                         Envelope(
@@ -638,6 +666,8 @@ class CoreProcessor:
                             source=SOURCE,
                             data=msg,
                             time=now,
+                            correlation_id=ids[-1] if ids else None,
+                            causes=tuple(ids),
                         )
                     )
                 )

@@ -143,3 +143,40 @@ async def test_cancel_before_place_leaves_no_reservation(sessions):
         assert (await s.execute(select(Stock.reserved))).scalar_one() == 0
         assert (await s.execute(select(Order.status))).scalar_one() == "cancelled"
         assert await invariant_problems(s) == []
+
+
+async def test_each_stock_level_names_the_orders_whose_decisions_changed_it(sessions):
+    from dataclasses import replace
+
+    from hub.observe import CAUSES_HEADER, CORRELATION_HEADER
+    from schemas.levels import StockLevelChanged
+
+    proc = CoreProcessor(sessions, {"online": Rule()})
+
+    async def levels() -> dict[tuple[str, int], tuple[str | None, str | None]]:
+        async with sessions() as s:
+            rows = (
+                await s.execute(select(OutboxRow).where(OutboxRow.topic == topics.STOCK_LEVELS))
+            ).scalars()
+            out = {}
+            for r in rows:
+                msg = StockLevelChanged.model_validate_json(r.payload)
+                h = dict(r.headers)
+                out[(msg.sku, msg.version)] = (h.get(CORRELATION_HEADER), h.get(CAUSES_HEADER))
+            return out
+
+    await proc.process(records(counted("A", 5), counted("B", 5)))
+    first = replace(place("shop:1", [("A", 1), ("B", 1)]), correlation_id="corr-1")
+    too_big = replace(place("shop:2", [("A", 9)]), correlation_id="corr-2")  # rejected
+    plain = place("shop:3", [("B", 2)])  # no correlation id: its own id stands for it
+    await proc.process(records(first, too_big, plain))
+    await proc.process(records(replace(cancel("shop:1"), correlation_id="corr-9")))
+
+    assert await levels() == {
+        ("A", 1): (None, None),  # the stocktake: no order's
+        ("B", 1): (None, None),
+        ("A", 2): ("corr-1", "corr-1"),  # the rejection changed nothing
+        ("B", 2): (plain.id, f"corr-1,{plain.id}"),
+        ("A", 3): ("corr-9", "corr-9"),  # the cancellation released shop:1's units
+        ("B", 3): ("corr-9", "corr-9"),
+    }

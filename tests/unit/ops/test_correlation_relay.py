@@ -1,5 +1,5 @@
-"""The relay logs each reservation decision with its order's correlation id, and gives a stock
-level written without one the ids of the orders that changed it in the same transaction."""
+"""The relay logs each reservation decision with its order's correlation id, and publishes every
+row with the headers the core wrote (a stock level's causes among them)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from hub.core.batch import DeadLetterInfo, dead_letter_outbox_row, outbox_row
 from hub.core.records import Record
 from hub.observe import CAUSES_HEADER
-from hub.relay import LevelCauses, OutboxRelay, _level_of, _skus_of
+from hub.relay import OutboxRelay
 from hub.store.db import make_engine, session_factory
 from hub.store.migrate import upgrade
 from hub.store.models import OutboxRow
@@ -29,64 +29,6 @@ from tests.unit.ops.test_correlation_context import level
 
 T = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 1, 12, 0, 1, tzinfo=UTC)
-
-
-def test_a_level_takes_the_decisions_of_its_own_transaction_only():
-    c = LevelCauses(exact_time=False)
-    c.note("A", "order-1", T)
-    c.note("A", "order-2", T)
-    c.note("B", "order-2", T)
-    c.level("A", "online")
-    assert c.causes("A", T) == ["order-1", "order-2"]
-    c.level("A", "wholesale")
-    assert c.causes("A", T) == ["order-1", "order-2"]
-    c.level("B", "online")
-    assert c.causes("B", T) == ["order-2"]
-    c.level("C", "online")
-    assert c.causes("C", T) == []
-    # The next transaction, a stocktake of A that wrote a voucher, then A's level.
-    c.other()
-    c.level("A", "online")
-    assert c.causes("A", T) == []
-
-
-def test_a_transaction_of_levels_only_is_told_apart_by_the_order_of_its_skus():
-    c = LevelCauses(exact_time=False)
-    c.note("A", "order-1", T)
-    c.note("B", "order-1", T)
-    c.level("B", "online")
-    assert c.causes("B", T) == ["order-1"]
-    c.level("A", "online")  # sorts before B: another transaction's level
-    assert c.causes("A", T) == []
-    c.note("C", "order-2", T)
-    c.level("C", "online")
-    c.level("C", "online")  # C and its channel again: another transaction
-    assert c.causes("C", T) == []
-
-
-def test_on_postgresql_the_transaction_time_separates_interleaved_transactions():
-    c = LevelCauses(exact_time=True)
-    c.note("A", "order-1", T)
-    c.level("A", "online")
-    assert c.causes("A", T2) == []
-    assert c.causes("A", T) == ["order-1"]
-
-
-def test_causes_are_bounded():
-    c = LevelCauses(exact_time=False, max_skus=2, max_ids=3)
-    for i in range(5):
-        c.note("A", f"o{i}", T)
-    c.note("B", "b", T)
-    c.note("C", "c", T)
-    c.level("A", "online")
-    assert c.causes("A", T) == []  # evicted, the oldest SKU
-    c.level("C", "online")
-    assert c.causes("C", T) == ["c"]
-    c2 = LevelCauses(exact_time=False, max_ids=3)
-    for i in range(5):
-        c2.note("A", f"o{i}", T)
-    c2.level("A", "online")
-    assert c2.causes("A", T) == ["o2", "o3", "o4"]
 
 
 class Sent:
@@ -139,8 +81,14 @@ def rejected(order: str, corr: str, sku: str) -> Envelope:
     return Envelope(id=f"x-{order}", source="hub/core", data=msg, correlation_id=corr)
 
 
-def lvl(sku: str, version: int) -> Envelope:
-    return Envelope(id=f"l-{sku}-{version}", source="hub/core", data=level(sku, version))
+def lvl(sku: str, version: int, *causes: str) -> Envelope:
+    return Envelope(
+        id=f"l-{sku}-{version}",
+        source="hub/core",
+        data=level(sku, version),
+        correlation_id=causes[-1] if causes else None,
+        causes=causes,
+    )
 
 
 def counted(sku: str) -> Envelope:
@@ -148,14 +96,14 @@ def counted(sku: str) -> Envelope:
     return Envelope(id=f"n-{sku}", source="stocktake", data=msg)
 
 
-async def test_relay_logs_decisions_and_names_the_orders_behind_each_level(engine):
+async def test_relay_logs_decisions_and_passes_each_levels_causes_on(engine):
     sessions = session_factory(engine)
     decided = [reserved("acme:1", "corr-1", "A", "B"), rejected("acme:2", "corr-2", "A")]
     transactions = [
-        [*decided, lvl("A", 2), lvl("B", 2)],
-        [lvl("A", 3)],  # a transaction of a level only: no order's
-        [reserved("acme:3", "corr-3", "B"), lvl("B", 3)],
-        [counted("B"), lvl("B", 4)],  # another row, then a level: no order's
+        [*decided, lvl("A", 2, "corr-1"), lvl("B", 2, "corr-1")],
+        [lvl("A", 3)],
+        [reserved("acme:3", "corr-3", "B"), lvl("B", 3, "corr-0", "corr-3")],
+        [counted("B"), lvl("B", 4)],
     ]
     for rows in transactions:
         async with sessions() as session, session.begin():
@@ -178,10 +126,10 @@ async def test_relay_logs_decisions_and_names_the_orders_behind_each_level(engin
         ]
         return h.get("ce_correlationid"), h.get(CAUSES_HEADER)
 
-    assert causes("A", 2) == ("corr-1", "corr-1")  # the rejection changed nothing
+    assert causes("A", 2) == ("corr-1", "corr-1")
     assert causes("B", 2) == ("corr-1", "corr-1")
     assert causes("A", 3) == (None, None)
-    assert causes("B", 3) == ("corr-3", "corr-3")
+    assert causes("B", 3) == ("corr-3", "corr-0,corr-3")
     assert causes("B", 4) == (None, None)
 
     decisions = [e for e in logs if e["event"] == "reservation.published"]
@@ -222,23 +170,3 @@ async def test_a_dead_letter_is_logged_with_the_correlation_id_of_its_record(eng
     )
     assert line["error"] == "invalid body" and line["topic"] == "hub.dlq.v1"
     assert get_contextvars() == {}
-
-
-def test_a_levels_sku_and_channel_come_from_its_key_or_else_its_body():
-    assert _level_of("A-1@online", b"") == ("A-1", "online")
-    assert _level_of(None, b'{"sku": "A@1", "channel": "online"}') == ("A@1", "online")
-    assert _level_of("A-1", b"not json") == (None, None)
-
-
-def test_a_decisions_skus_are_read_exactly_even_with_quotes_in_names():
-    msg = StockReserved(
-        order_key='acme:"sku":"X"',
-        account="acme",
-        channel="online",
-        lines=(
-            ReservedLine(sku='odd "sku":"Y" \\ name', location="main", quantity=1),
-            ReservedLine(sku="A-1", location="main", quantity=2),
-        ),
-        reserved_at=T,
-    )
-    assert _skus_of(msg.model_dump_json().encode()) == ['odd "sku":"Y" \\ name', "A-1"]
