@@ -95,6 +95,7 @@ class BenchOptions:
     split: bool = True
     memory_seconds: float = 600.0
     memory_rate: int = 1000
+    webhook_rate: float = 0.0  # paced latency phase; 0: half the measured maximum
 
     def url(self) -> str:
         if self.database_url:
@@ -630,7 +631,7 @@ class Bench:
                 await self._settle(rt)
 
                 self.tl.phase = "webhooks-half"
-                rate = max(1.0, max_rate / 2)
+                rate = o.webhook_rate or max(1.0, max_rate / 2)
                 count = int(rate * o.seconds) + 1
                 plan = Plan(
                     url,
@@ -649,6 +650,9 @@ class Bench:
                 self._track(plan, ok)
                 lat = [s.latency for s in ok]
                 r["webhook_rate_at_half"] = round(rate)
+                r["webhook_rate_chosen_by"] = (
+                    "--webhook-rate" if o.webhook_rate else "half the measured maximum"
+                )
                 r["webhook_p50_ms"] = round(1000 * percentile(lat, 50), 2)
                 r["webhook_p99_ms"] = round(1000 * percentile(lat, 99), 2)
                 r["webhook_half_errors"] = len(samples) - len(ok)

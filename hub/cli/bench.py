@@ -53,6 +53,12 @@ def bench(
         min=1.0,
         help="Length of the `memory` phase (not in a default run)",
     ),
+    webhook_rate: float = typer.Option(
+        0.0,
+        "--webhook-rate",
+        min=0.0,
+        help="Webhooks per second of the paced latency phase (0: half the measured maximum)",
+    ),
     memory_rate: int = typer.Option(
         1000, "--memory-rate", min=1, help="Orders per second of the `memory` phase"
     ),
@@ -86,6 +92,7 @@ def bench(
         split=not one_process,
         memory_seconds=memory_seconds,
         memory_rate=memory_rate,
+        webhook_rate=webhook_rate,
     )
     bench_run = run_loop(run_bench(opts, say=lambda m: console.print(f"[dim]{m}")))
     result = bench_run.result
