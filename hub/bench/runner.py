@@ -388,7 +388,7 @@ class Bench:
             r["seed_seconds"] = round(time.perf_counter() - t, 2)
             # Statistics after the bulk load, as after any; and where the server does not run
             # autovacuum, the benchmark does its work so plans follow the tables' growth.
-            await store.vacuum_analyze(rt.engine)
+            await store.vacuum_analyze(rt.engine, throttled=False)  # nothing measured yet
             vacuum = await store.autovacuum_on(rt.engine)
             r["autovacuum"] = {True: "on", False: "off", None: "n/a"}[vacuum]
             if vacuum is False:

@@ -226,9 +226,11 @@ async def autovacuum_on(engine: AsyncEngine) -> bool | None:
         return (await conn.execute(text("SHOW autovacuum"))).scalar_one() == "on"
 
 
-async def vacuum_analyze(engine: AsyncEngine) -> None:
+async def vacuum_analyze(engine: AsyncEngine, *, throttled: bool = True) -> None:
     """VACUUM ANALYZE the hub's tables, what autovacuum does on a default PostgreSQL (or
-    ANALYZE on SQLite): planner statistics that follow the tables' growth, dead rows reclaimed."""
+    ANALYZE on SQLite): planner statistics that follow the tables' growth, dead rows reclaimed.
+    `throttled` as autovacuum is by default (2 ms pause per 200 cost units): an unthrottled
+    VACUUM takes the CPU from the run in bursts that autovacuum would spread out."""
     from hub.store.models import Base
 
     if engine.dialect.name != "postgresql":
@@ -238,4 +240,7 @@ async def vacuum_analyze(engine: AsyncEngine) -> None:
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
+        if throttled:
+            await conn.execute(text("SET vacuum_cost_delay = '2ms'"))
+            await conn.execute(text("SET vacuum_cost_limit = 200"))
         await conn.execute(text(f"VACUUM (ANALYZE) {names}"))
