@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,26 @@ def alembic_config() -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def _alembic(
+    engine: AsyncEngine, action: Callable[[Config, str], None], revision: str
+) -> None:
     def _run(sync_conn: Any) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, revision)
+        action(cfg, revision)
 
+    # alembic manages its own transaction (the SQLite BEGIN IMMEDIATE hook is on the engine).
     async with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            # Our BEGIN IMMEDIATE hook is on the engine; alembic manages its own transaction.
-            pass
         await conn.run_sync(_run)
         await conn.commit()
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    await _alembic(engine, command.upgrade, revision)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    await _alembic(engine, command.downgrade, revision)
 
 
 async def current(engine: AsyncEngine) -> str | None:

@@ -3,13 +3,10 @@ it back on downgrade, and is a revision step without effect on SQLite."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from alembic import command
 from sqlalchemy import text
 
-from hub.store.migrate import alembic_config, current, upgrade
+from hub.store.migrate import current, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 EXPECTED = {"stock": 80, "channel_levels": 80, "orders": 60, "reservations": 80}
@@ -36,14 +33,7 @@ async def test_fillfactor_migration_round_trips(engine):
     postgres = engine.dialect.name == "postgresql"
     assert await _fillfactors(engine) == (EXPECTED if postgres else {})
 
-    def down(sync_conn: Any) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = sync_conn
-        command.downgrade(cfg, "0004_dropship_presale")
-
-    async with engine.connect() as conn:
-        await conn.run_sync(down)
-        await conn.commit()
+    await downgrade(engine, "0004_dropship_presale")
     assert await current(engine) == "0004_dropship_presale"
     assert await _fillfactors(engine) == (dict.fromkeys(EXPECTED) if postgres else {})
     await upgrade(engine)  # back to head: the PostgreSQL database is shared by later tests

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
@@ -21,7 +20,7 @@ from hub.finance import costing, ledger, rules
 from hub.finance.chart import CN_SMALL_BUSINESS
 from hub.finance.tables import OrderFinance, VoucherLineRow
 from hub.store.db import make_engine, session_factory
-from hub.store.migrate import alembic_config, current, upgrade
+from hub.store.migrate import alembic_config, current, downgrade, upgrade
 from hub.store.models import Stock
 
 pytestmark = pytest.mark.integration
@@ -223,14 +222,7 @@ def alembic_head() -> str | None:
 
 
 async def test_the_finance_migration_downgrades_and_upgrades_again(engine: AsyncEngine) -> None:
-    def down(sync_conn: Any) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = sync_conn
-        command.downgrade(cfg, "0001_core")
-
-    async with engine.connect() as conn:
-        await conn.run_sync(down)
-        await conn.commit()
+    await downgrade(engine, "0001_core")
     assert await current(engine) == "0001_core"
     await upgrade(engine)
     assert await current(engine) == alembic_head()

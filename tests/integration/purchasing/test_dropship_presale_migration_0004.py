@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect
 
 from hub.purchasing import service
-from hub.store.migrate import alembic_config, current, upgrade
+from hub.store.migrate import current, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 TABLES = {"dropship_items", "presale_items"}
@@ -29,14 +28,7 @@ async def test_dropship_presale_migration_downgrades_and_upgrades_again(engine, 
     tables, columns = await _schema(engine)
     assert tables >= TABLES and "presale_available" in columns
 
-    def down(sync_conn: Any) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = sync_conn
-        command.downgrade(cfg, "0003_purchasing")
-
-    async with engine.connect() as conn:
-        await conn.run_sync(down)
-        await conn.commit()
+    await downgrade(engine, "0003_purchasing")
     assert await current(engine) == "0003_purchasing"
     tables, columns = await _schema(engine)
     assert not TABLES & tables and "presale_available" not in columns

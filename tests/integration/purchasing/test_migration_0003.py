@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from alembic import command
 from sqlalchemy import inspect
 
-from hub.store.migrate import alembic_config, current, upgrade
+from hub.store.migrate import current, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 TABLES = {
@@ -31,14 +28,7 @@ async def _tables(engine) -> set[str]:
 async def test_purchasing_migration_downgrades_and_upgrades_again(engine, sessions, policy_for):
     assert await _tables(engine) >= TABLES
 
-    def down(sync_conn: Any) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = sync_conn
-        command.downgrade(cfg, "0002_finance")
-
-    async with engine.connect() as conn:
-        await conn.run_sync(down)
-        await conn.commit()
+    await downgrade(engine, "0002_finance")
     assert await current(engine) == "0002_finance"
     assert not TABLES & await _tables(engine)
     await upgrade(engine)  # back to head: the PostgreSQL database is shared by later tests
