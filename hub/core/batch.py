@@ -174,11 +174,6 @@ def table(model: Any) -> Table:
     return cast(Table, model.__table__)
 
 
-async def update_by_key(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
-    """UPDATE … WHERE primary key = … for every row in one statement (`hub.store.bulk`)."""
-    await bulk.update(session, table(model), rows)
-
-
 def outbox_row(env: Envelope) -> dict[str, Any]:
     return {
         "topic": env.topic,
@@ -672,8 +667,7 @@ class CoreProcessor:
                     )
                 )
         await bulk.insert(session, table(ChannelLevel), new_rows)
-        if changed:
-            await update_by_key(session, ChannelLevel, changed)
+        await bulk.update(session, table(ChannelLevel), changed)
         return len(new_rows) + len(changed)
 
     async def _write(
@@ -704,8 +698,7 @@ class CoreProcessor:
                 [{"sku": s["sku"], "location": s["location"]} for s in created],
                 ["sku", "location"],
             )
-        if stock:
-            await update_by_key(session, Stock, stock)
+        await bulk.update(session, table(Stock), stock)
         orders = [
             {
                 "order_key": o.order_key,
@@ -722,8 +715,7 @@ class CoreProcessor:
             for o in book.orders.values()
             if o.dirty
         ]
-        if orders:
-            await update_by_key(session, Order, orders)
+        await bulk.update(session, table(Order), orders)
         new_lines: list[dict[str, Any]] = []
         changed_lines: list[dict[str, Any]] = []
         for o in book.orders.values():
@@ -744,8 +736,7 @@ class CoreProcessor:
                 }
                 (new_lines if line.new else changed_lines).append(row)
         await bulk.insert(session, table(Reservation), new_lines)
-        if changed_lines:
-            await update_by_key(session, Reservation, changed_lines)
+        await bulk.update(session, table(Reservation), changed_lines)
         if book.movements:
             await bulk.insert(
                 session,

@@ -55,9 +55,9 @@ async def post_many(
     session: AsyncSession, vouchers: Sequence[VoucherIssued]
 ) -> list[VoucherIssued]:
     """Book many vouchers in a few statements, whatever their number: one INSERT … ON CONFLICT
-    DO NOTHING RETURNING for the vouchers (`hub.store.bulk`), one for all their lines, one upsert for the orders'
-    receivables. Returns the vouchers booked now, in the given order (an id booked before, or
-    twice in the list, is booked once)."""
+    DO NOTHING RETURNING for the vouchers (`hub.store.bulk`), one for all their lines, one
+    upsert for the orders' receivables. Returns the vouchers booked now, in the given order (an
+    id booked before, or twice in the list, is booked once)."""
     unique: dict[str, VoucherIssued] = {}
     for v in vouchers:
         unique.setdefault(v.voucher_id, v)

@@ -35,7 +35,9 @@ def _array_type(col: Column[Any]) -> str:
     return f"{col.type.compile(dialect=_PG)}[]"
 
 
-def _defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
+@functools.lru_cache(maxsize=256)
+def _defaults(table: Table, given: tuple[str, ...]) -> dict[str, Any]:
+    """The Python-side defaults of the columns not `given` (once per table and column set)."""
     out: dict[str, Any] = {}
     for col in table.columns:
         if col.name in given or col.default is None:

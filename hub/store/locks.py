@@ -24,8 +24,7 @@ CHUNK = 5000
 def one_of(session: AsyncSession, column: Any, keys: Iterable[Any], item_type: Any = String) -> Any:
     """`column IN keys`; on PostgreSQL `= ANY(:array)`, one bound parameter instead of a thousand
     rendered into the statement (measurably cheaper per batch)."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    if dialect == "postgresql":
+    if bulk.is_postgres(session):
         return column == any_(bindparam(None, list(keys), type_=ARRAY(item_type)))
     return column.in_(list(keys))
 
