@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
 
 from hub.core.batch import CoreProcessor
 from hub.domain.allocation import Rule
+from hub.observe import CAUSES_HEADER, CORRELATION_HEADER
 from hub.queries import invariant_problems, stock_view
 from hub.store.models import DeadLetter, Order, OutboxRow, ProcessedMessage, Stock
 from schemas import topics
+from schemas.levels import StockLevelChanged
 from tests.builders import cancel, counted, fulfil, place, record, records
 
 RULES = {"online": Rule(), "wholesale": Rule(share=__import__("decimal").Decimal("0.5"))}
@@ -146,11 +149,6 @@ async def test_cancel_before_place_leaves_no_reservation(sessions):
 
 
 async def test_each_stock_level_names_the_orders_whose_decisions_changed_it(sessions):
-    from dataclasses import replace
-
-    from hub.observe import CAUSES_HEADER, CORRELATION_HEADER
-    from schemas.levels import StockLevelChanged
-
     proc = CoreProcessor(sessions, {"online": Rule()})
 
     async def levels() -> dict[tuple[str, int], tuple[str | None, str | None]]:
