@@ -7,10 +7,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.conn import CloseReason
 from aiokafka.errors import KafkaError
 
 from hub.bus import BrokerUnavailable
 from schemas.envelope import Envelope
+
+# Closes that mean the broker or the path to it failed; an idle drop or a shutdown does not.
+_BREAKS = frozenset(
+    {CloseReason.CONNECTION_BROKEN, CloseReason.CONNECTION_TIMEOUT, CloseReason.OUT_OF_SYNC}
+)
 
 
 class KafkaPublisher:
@@ -18,12 +24,12 @@ class KafkaPublisher:
 
     A broker that came back without its topics (the embedded one keeps them in memory) would
     acknowledge records into topics that no longer exist, and a 200 would be answered for a
-    message nobody will read. A broker cannot restart under a live TCP connection, so trust is
-    kept per connection: when the producer's connections differ from the trusted ones, the broker
-    behind them is asked for its topic list (a listing creates no topic) before anything is sent,
-    and an acknowledgement counts only if every trusted connection is the same open connection
-    after it. A send during which one broke fails; the caller retries, and after any failure the
-    next send first runs `verify`, which re-creates missing topics.
+    message nobody will read. A broker cannot restart under a live TCP connection, so the
+    publisher watches the producer's connections close: after any close it asks the broker for
+    its topic list (a listing creates no topic) before it sends again, and an acknowledgement
+    counts only if no connection broke between that listing and the acknowledgement. A send
+    during which one broke fails; the caller retries, and after any failure the next send first
+    runs `verify`, which re-creates missing topics.
     """
 
     def __init__(
@@ -46,42 +52,43 @@ class KafkaPublisher:
             **(client or {}),
         )
         self._started = False
-        self._trusted: dict[int, object] = {}
+        self._closes = 0  # connections closed for any reason
+        self._breaks = 0  # connections closed because the broker or the network failed
+        self._trusted: tuple[int, int] | None = None  # (closes, breaks) when topics were listed
         self._listed: set[str] = set()
         self._trust_lock = asyncio.Lock()
+        # Every connection the client makes reports its close here (the callback is read when
+        # the connection is made, so it is wrapped before the first one).
+        client_ = self.producer.client
+        on_close = client_._on_connection_closed
 
-    def _links(self) -> dict[int, object]:
-        """The producer's open connections, by identity (the objects are held, so no id is
-        reused while it is compared)."""
-        conns = self.producer.client._conns.values()
-        return {id(c): c for c in conns if c.connected()}
+        def closed(conn: Any, reason: Any) -> None:
+            self._closes += 1
+            if reason in _BREAKS:
+                self._breaks += 1
+            on_close(conn, reason)
+
+        client_._on_connection_closed = closed
 
     def _still_trusted(self, topics: set[str]) -> bool:
-        links = self._links()
-        return (
-            bool(self._trusted) and links.keys() == self._trusted.keys() and topics <= self._listed
-        )
+        return self._trusted == (self._closes, self._breaks) and topics <= self._listed
 
-    async def _trust(self, topics: set[str]) -> None:
-        """Trust the current connections once the broker behind them lists `topics`."""
+    async def _trust(self, topics: set[str]) -> tuple[int, int]:
+        """Trust the broker behind the current connections once it lists `topics`."""
         async with self._trust_lock:
-            if self._still_trusted(topics):
-                return
-            self._trusted = {}
-            client = self.producer.client
-            links = self._links()
-            if not links:
-                await client.force_metadata_update()
-                links = self._links()
-                if not links:
-                    raise BrokerUnavailable("no connection to the broker")
-            listed = (await client.fetch_all_metadata()).topics()
-            if not links.keys() <= self._links().keys():
-                raise BrokerUnavailable("the connection to the broker changed while listing topics")
-            missing = sorted(topics - listed)
-            if missing:
-                raise BrokerUnavailable(f"the broker does not know {', '.join(missing)}")
-            self._trusted, self._listed = links, set(listed)
+            if not self._still_trusted(topics):
+                self._trusted = None
+                before = (self._closes, self._breaks)
+                listed = (await self.producer.client.fetch_all_metadata()).topics()
+                if self._breaks != before[1]:
+                    raise BrokerUnavailable("a connection to the broker broke while listing topics")
+                missing = sorted(topics - listed)
+                if missing:
+                    raise BrokerUnavailable(f"the broker does not know {', '.join(missing)}")
+                # Connections the listing itself made or dropped are part of what it saw.
+                self._trusted, self._listed = (self._closes, self._breaks), set(listed)
+            assert self._trusted is not None
+            return self._trusted
 
     async def start(self) -> None:
         await self.producer.start()
@@ -106,11 +113,11 @@ class KafkaPublisher:
                         if self._suspect:
                             await self.verify()
                             self._suspect = False
-                            self._trusted = {}
+                            self._trusted = None
                 sent = {topic for topic, *_ in items}
-                if not self._still_trusted(sent):
-                    await self._trust(sent)
                 trusted = self._trusted
+                if trusted is None or not self._still_trusted(sent):
+                    trusted = await self._trust(sent)
                 futures = [
                     await self.producer.send(
                         topic,
@@ -121,8 +128,8 @@ class KafkaPublisher:
                     for topic, key, value, headers in items
                 ]
                 await asyncio.gather(*futures)
-                if not trusted or not trusted.keys() <= self._links().keys():
-                    raise BrokerUnavailable("the connection to the broker broke during the send")
+                if self._breaks != trusted[1]:
+                    raise BrokerUnavailable("a connection to the broker broke during the send")
         except BrokerUnavailable:
             self._suspect = self.verify is not None
             raise

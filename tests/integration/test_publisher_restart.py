@@ -2,8 +2,8 @@
 
 The embedded broker forgets its topics when it restarts; a producer with the old metadata would
 have records acknowledged into a topic no consumer reads. The publisher asks the broker for its
-topic list when its connections change (a restart cannot keep a TCP connection) and refuses a send
-during which a connection broke, instead of refreshing metadata before every send.
+topic list after any of its connections closed (a restart cannot keep a TCP connection) and refuses
+a send during which a connection broke, instead of refreshing metadata before every send.
 
 What this cannot cover on the embedded broker: aiokafka retries a batch that was in flight when
 the broker died on the new connection before anyone can look, the broker acknowledges it into a
@@ -36,27 +36,57 @@ def _record(n: int) -> tuple[str, str | None, bytes, list[tuple[str, bytes]]]:
     return (TOPIC, f"k{n}", f"order-{n}".encode(), [])
 
 
-async def test_steady_sends_do_not_ask_for_metadata_each_time(tmp_path: Path) -> None:
+def _count_questions(pub: KafkaPublisher) -> list[int]:
+    """Count the publisher's metadata refreshes and topic listings."""
+    client = pub.producer.client
+    asked = [0]
+    refresh, listing = client.force_metadata_update, client.fetch_all_metadata
+
+    def counted_refresh():  # type: ignore[no-untyped-def]
+        asked[0] += 1
+        return refresh()
+
+    async def counted_listing():  # type: ignore[no-untyped-def]
+        asked[0] += 1
+        return await listing()
+
+    client.force_metadata_update = counted_refresh  # type: ignore[method-assign]
+    client.fetch_all_metadata = counted_listing  # type: ignore[method-assign]
+    return asked
+
+
+async def test_steady_sends_do_not_ask_the_broker_about_topics_each_time(tmp_path: Path) -> None:
     broker = EmbeddedBroker.start(log=tmp_path / "broker.log")
     await ensure_topics(broker.bootstrap, partitions=2)
     pub = KafkaPublisher(broker.bootstrap)
     await pub.start()
     try:
-        client = pub.producer.client
-        refreshes = 0
-        refresh = client.force_metadata_update
-
-        def counting():  # type: ignore[no-untyped-def]
-            nonlocal refreshes
-            refreshes += 1
-            return refresh()
-
-        client.force_metadata_update = counting  # type: ignore[method-assign]
+        asked = _count_questions(pub)
         for n in range(40):
             await pub.send_many([_record(n)])
-        assert refreshes <= 2, f"{refreshes} metadata refreshes for 40 sends on one connection"
+        assert asked[0] <= 2, f"the broker was asked {asked[0]} times for 40 sends"
         got = {r.value for r in await read_topic(broker.bootstrap, TOPIC)}
         assert got == {f"order-{n}".encode() for n in range(40)}
+    finally:
+        await pub.stop()
+        broker.stop()
+
+
+async def test_an_idle_connection_dropped_is_checked_again_but_fails_nothing(
+    tmp_path: Path,
+) -> None:
+    broker = EmbeddedBroker.start(log=tmp_path / "broker.log")
+    await ensure_topics(broker.bootstrap, partitions=2)
+    pub = KafkaPublisher(broker.bootstrap, client={"connections_max_idle_ms": 300})
+    await pub.start()
+    try:
+        await pub.send_many([_record(0)])
+        asked = _count_questions(pub)
+        await asyncio.sleep(1.0)  # the producer drops its idle connections
+        await pub.send_many([_record(1)])  # not refused: nothing broke
+        assert asked[0] >= 1, "a new connection was trusted without looking at its topics"
+        got = {r.value for r in await read_topic(broker.bootstrap, TOPIC)}
+        assert got == {b"order-0", b"order-1"}
     finally:
         await pub.stop()
         broker.stop()
