@@ -18,6 +18,9 @@ CORRELATION_HEADER = "ce_correlationid"
 CAUSES_HEADER = "ce_causes"
 CONTENT_TYPE = "application/json"
 _NAMESPACE = uuid.UUID("6b1c3f0e-2d7a-4c59-9a43-0f3e0c1d9b21")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+# The RFC 4122 variant bits (10xx) over the hash's nibble at that place, indexed by the nibble.
+_VARIANT = "89ab" * 4
 
 
 class EnvelopeError(ValueError):
@@ -29,8 +32,13 @@ class EnvelopeError(ValueError):
 
 
 def message_id(*parts: str) -> str:
-    """A deterministic message id from platform identities (a duplicate maps to the same id)."""
-    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+    """A deterministic message id from platform identities (a duplicate maps to the same id).
+
+    The text of `uuid.uuid5(namespace, "\\x1f".join(parts))`, formatted from the SHA-1 digest
+    directly: a third of the cost, and every order and stock level takes several.
+    """
+    h = hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
 
 
 def content_id(*parts: str | bytes) -> str:

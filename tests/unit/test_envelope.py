@@ -1,9 +1,13 @@
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas import Envelope, EnvelopeError, OrderLine, OrderPlaced, decode, message_id
+from schemas.envelope import _NAMESPACE as ENVELOPE_NAMESPACE
 
 
 def _order() -> OrderPlaced:
@@ -108,6 +112,11 @@ def test_unknown_currency_is_refused():
             lines=[OrderLine(sku="A", quantity=1)],
             total=Decimal(1),
         )
+
+
+@given(st.lists(st.text(), min_size=1, max_size=5))
+def test_message_ids_are_the_uuid5_of_their_parts(parts: list[str]) -> None:
+    assert message_id(*parts) == str(uuid.uuid5(ENVELOPE_NAMESPACE, "\x1f".join(parts)))
 
 
 def test_message_ids_are_deterministic():
