@@ -152,7 +152,8 @@ def create_gateway(
             ]
         if envelopes:
             try:
-                await asyncio.wait_for(publisher.publish(envelopes), timeout=publish_timeout)
+                async with asyncio.timeout(publish_timeout):  # no task per request, unlike wait_for
+                    await publisher.publish(envelopes)
             except (BrokerUnavailable, TimeoutError) as exc:
                 log.warning("gateway.broker_unavailable", account=account_name, error=repr(exc))
                 return _unavailable(name, started)
