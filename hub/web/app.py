@@ -9,7 +9,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from hub import metrics
 from hub.access import AccessDenied, Tokens, endpoint_role
@@ -107,5 +107,7 @@ def _optional_routes(runtime: Runtime) -> list[Any]:
             from hub.gateway.app import create_gateway
         except ImportError:
             return routes
-        routes.append(Mount("/", app=create_gateway(runtime.settings.hub, runtime.publisher)))
+        # The gateway's routes themselves, not its app mounted: a webhook then passes one
+        # Starlette middleware stack, not two (the gateway app adds no middleware of its own).
+        routes.extend(create_gateway(runtime.settings.hub, runtime.publisher).routes)
     return routes
