@@ -19,7 +19,6 @@ import structlog
 
 from hub import metrics
 from hub.core.batch import BatchResult
-from schemas import envelope
 
 
 class _StderrLogger:
@@ -61,8 +60,6 @@ def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
     )
 
 
-CORRELATION_HEADER = envelope.CORRELATION_HEADER
-CAUSES_HEADER = envelope.CAUSES_HEADER  # on a stock level: the orders that changed it
 # A batch line names at most this many correlation ids, and how many more there were.
 MAX_LOGGED_IDS = 20
 

@@ -29,8 +29,9 @@ from hub.config import SHOP_CONNECTORS, Settings
 from hub.core.consumer import raw_body
 from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
-from hub.observe import CAUSES_HEADER, CORRELATION_HEADER, bound_consumer_record, header_value
+from hub.observe import bound_consumer_record, header_value
 from schemas import topics
+from schemas.envelope import CAUSES_HEADER, CORRELATION_HEADER
 from schemas.levels import StockLevelChanged
 
 log = structlog.get_logger("hub.pushworker")

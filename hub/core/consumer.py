@@ -21,8 +21,9 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from hub.core.batch import BatchResult, CoreProcessor, is_transient
 from hub.core.records import Record
 from hub.kafka.clients import KAFKA_FETCH_WAIT_MS
-from hub.observe import CORRELATION_HEADER, bound_consumer_record, bounded_ids, header_value
+from hub.observe import bound_consumer_record, bounded_ids, header_value
 from schemas import topics
+from schemas.envelope import CORRELATION_HEADER
 
 log = structlog.get_logger("hub.core.consumer")
 

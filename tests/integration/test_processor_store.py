@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 
 from hub.core.batch import CoreProcessor
 from hub.domain.allocation import Rule
-from hub.observe import CAUSES_HEADER, CORRELATION_HEADER
 from hub.queries import invariant_problems, stock_view
 from hub.store.models import DeadLetter, Order, OutboxRow, ProcessedMessage, Stock
 from schemas import topics
+from schemas.envelope import CAUSES_HEADER, CORRELATION_HEADER
 from schemas.levels import StockLevelChanged
 from tests.builders import cancel, counted, fulfil, place, record, records
 

@@ -16,19 +16,17 @@ from structlog.testing import capture_logs
 
 from hub.core.batch import DeadLetterInfo, dead_letter_outbox_row, outbox_row
 from hub.core.records import Record
-from hub.observe import CAUSES_HEADER
 from hub.relay import OutboxRelay
 from hub.store.db import make_engine, session_factory
 from hub.store.migrate import upgrade
 from hub.store.models import OutboxRow
-from schemas.envelope import Envelope
+from schemas.envelope import CAUSES_HEADER, Envelope
 from schemas.levels import StockLevelChanged
 from schemas.reservations import ReservationRejected, ReservedLine, StockReserved
 from schemas.stock import StockCounted
 from tests.unit.ops.test_correlation_context import level
 
 T = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-T2 = datetime(2026, 11, 1, 12, 0, 1, tzinfo=UTC)
 
 
 class Sent:
