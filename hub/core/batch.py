@@ -174,6 +174,13 @@ def table(model: Any) -> Table:
     return cast(Table, model.__table__)
 
 
+def _correlation(cause: str, by_id: dict[str, Envelope]) -> str:
+    """The correlation id of what the message `cause` caused: the message's own correlation id,
+    else its id (a cause outside the batch stands for itself)."""
+    origin = by_id.get(cause)
+    return (origin.correlation_id or origin.id) if origin else cause
+
+
 def outbox_row(env: Envelope) -> dict[str, Any]:
     return {
         "topic": env.topic,
@@ -543,13 +550,11 @@ class CoreProcessor:
         return costs
 
     def _envelope(self, msg: CanonicalMessage, cause: str, by_id: dict[str, Envelope]) -> Envelope:
-        origin = by_id.get(cause)
-        corr = (origin.correlation_id or origin.id) if origin else cause
         return Envelope(
             id=message_id(SOURCE, msg.ce_type, cause, msg.kafka_key()),
             source=SOURCE,
             data=msg,
-            correlation_id=corr,
+            correlation_id=_correlation(cause, by_id),
         )
 
     @staticmethod
@@ -582,8 +587,7 @@ class CoreProcessor:
         for msg, cause in book.out:
             if not isinstance(msg, StockReserved | ReservationReleased):
                 continue
-            origin = by_id.get(cause)
-            corr = (origin.correlation_id or origin.id) if origin else cause
+            corr = _correlation(cause, by_id)
             for line in msg.lines:
                 ids = out.setdefault(line.sku, [])
                 if corr not in ids:
