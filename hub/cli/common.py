@@ -51,11 +51,9 @@ def server_settings() -> Settings:
 
 
 def run_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` on uvloop's event loop (libuv), where it is installed."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - a declared dependency
-        return asyncio.run(coro)
+    """`asyncio.run` on uvloop's event loop (libuv)."""
+    import uvloop
+
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
 
