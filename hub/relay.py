@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import typing
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import BigInteger, delete, func, select, text, update
+from sqlalchemy import BigInteger, Table, Text, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.bus import BrokerUnavailable
@@ -37,6 +38,22 @@ log = structlog.get_logger("hub.relay")
 ADVISORY_KEY = 0x4855_4252  # "HUBR"
 _decode_json = json.JSONDecoder().decode
 _LINE_FIELDS = ("sku", "location", "quantity", "requested", "reason")
+_OUTBOX = typing.cast(Table, OutboxRow.__table__)
+# The pending rows, oldest first, through the table itself (no ORM entities to build) and with
+# the headers as their stored text, decoded here by one bound decoder rather than by the
+# driver's JSON codec per row.
+_PENDING = (
+    select(
+        _OUTBOX.c.id,
+        _OUTBOX.c.topic,
+        _OUTBOX.c.key,
+        cast(_OUTBOX.c.headers, Text),
+        _OUTBOX.c.payload,
+    )
+    .where(_OUTBOX.c.sent_at.is_(None))
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("n"))
+)
 
 
 def _json_object(payload: bytes) -> dict[str, Any]:
@@ -101,40 +118,27 @@ class OutboxRelay:
     async def drain_once(self) -> int:
         """Publish one batch of pending rows; returns how many were sent."""
         async with self.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        OutboxRow.id,
-                        OutboxRow.topic,
-                        OutboxRow.key,
-                        OutboxRow.headers,
-                        OutboxRow.payload,
-                    )
-                    .where(OutboxRow.sent_at.is_(None))
-                    .order_by(OutboxRow.id)
-                    .limit(self.batch_size)
-                )
-            ).all()
+            rows = (await session.execute(_PENDING, {"n": self.batch_size})).all()
         if not rows:
             return 0
         items: list[tuple[str, str | None, bytes, list[tuple[str, bytes]]]] = []
-        decisions: list[tuple[Any, dict[str, str], dict[str, Any]]] = []
+        decisions: list[tuple[int, str, dict[str, str], dict[str, Any]]] = []
         verbose = log.is_enabled_for(logging.INFO)
-        for r in rows:
-            payload = bytes(r.payload)
-            if r.topic == topics.DLQ:
-                decisions.append((r, dict(r.headers), {}))
-            elif verbose and r.topic == topics.RESERVATIONS:
-                decisions.append((r, dict(r.headers), _json_object(payload)))
-            headers = [(k, v.encode()) for k, v in r.headers]
-            items.append((r.topic, r.key, payload, headers))
+        for row_id, topic, key, header_text, raw in rows:
+            payload = bytes(raw)
+            pairs = _decode_json(header_text)
+            if topic == topics.DLQ:
+                decisions.append((row_id, topic, dict(pairs), {}))
+            elif verbose and topic == topics.RESERVATIONS:
+                decisions.append((row_id, topic, dict(pairs), _json_object(payload)))
+            items.append((topic, key, payload, [(k, v.encode()) for k, v in pairs]))
         await self.publisher.send_many(items)
-        for r, names, body in decisions:
-            _log_published(r.id, r.topic, names, body)
+        for row_id, topic, names, body in decisions:
+            _log_published(row_id, topic, names, body)
         async with self.sessions() as session, session.begin():
             await session.execute(
-                update(OutboxRow)
-                .where(one_of(session, OutboxRow.id, [r.id for r in rows], BigInteger))
+                update(_OUTBOX)
+                .where(one_of(session, _OUTBOX.c.id, [r[0] for r in rows], BigInteger))
                 .values(sent_at=now_utc())
             )
         self.published += len(rows)
