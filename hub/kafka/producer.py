@@ -28,6 +28,10 @@ _BREAKS = frozenset(
 )
 
 
+# From this many records a send goes as record batches; fewer (a webhook's few messages, sent
+# by many requests at once) are added record by record, which also lets concurrent requests
+# share one batch.
+BATCH_FROM = 32
 _M = 0x5BD1E995
 _WORDS = struct.Struct("<I").iter_unpack
 
@@ -117,6 +121,7 @@ class KafkaPublisher:
         self._trusted: tuple[int, int] | None = None  # (closes, breaks) when topics were listed
         self._listed: set[str] = set()
         self._trust_lock = asyncio.Lock()
+        self._batching = asyncio.Lock()
         # Every connection the client makes reports its close here (the callback is read when
         # the connection is made, so it is wrapped before the first one).
         client_ = self.producer.client
@@ -178,18 +183,23 @@ class KafkaPublisher:
                 trusted = self._trusted
                 if trusted is None or not self._still_trusted(sent):
                     trusted = await self._trust(sent)
-                if len(items) == 1:
-                    topic, key, value, headers = items[0]
-                    await (
+                if len(items) < BATCH_FROM:
+                    futures = [
                         await self.producer.send(
                             topic,
                             value=value,
                             key=key.encode() if key is not None else None,
                             headers=headers,
                         )
-                    )
+                        for topic, key, value, headers in items
+                    ]
                 else:
-                    await asyncio.gather(*await self._send_batches(items))
+                    # One caller at a time hands over whole batches: the client lets a batch
+                    # wait for the partition's previous one to leave, and callers waiting
+                    # together on one partition can each run out of time while others go first.
+                    async with self._batching:
+                        futures = await self._send_batches(items)
+                await asyncio.gather(*futures)
                 if self._breaks != trusted[1]:
                     raise BrokerUnavailable("a connection to the broker broke during the send")
         except BrokerUnavailable:

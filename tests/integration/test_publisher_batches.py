@@ -4,6 +4,8 @@ the call returns only when all of them are acknowledged."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -35,7 +37,7 @@ async def test_a_large_send_keeps_partition_and_per_key_order(kafka: KafkaUnderT
     ]
     try:
         await pub.send_many(sent)
-        await pub.send_many(sent[:1])  # and one record alone, the gateway's path
+        await pub.send_many(sent[:1])  # and one record alone, added record by record
     finally:
         await pub.stop()
     parts = list(range(PARTITIONS))
@@ -52,3 +54,35 @@ async def test_a_large_send_keeps_partition_and_per_key_order(kafka: KafkaUnderT
         for key, ns in by_key.items():
             expected = [int(v[:8]) for t, k, v, _ in wanted if k == key]
             assert ns == expected, key
+
+
+async def test_concurrent_sends_of_every_size_are_all_acknowledged(kafka: KafkaUnderTest) -> None:
+    """The gateway's many small concurrent sends (a webhook is a few messages) and large ones
+    from several callers share a producer (`hub serve`, the benchmark's sender): none may wait
+    out the send timeout behind the others' batches of the same partition."""
+    await ensure_topics(kafka.bootstrap, partitions=2)
+    pub = KafkaPublisher(kafka.bootstrap, timeout=4.0)
+    await pub.start()
+    counts = {"small": 0, "large": 0}
+
+    async def small(worker: int) -> None:
+        for n in range(40):
+            await pub.send_many(
+                [(topics.ORDERS, f"w{worker}-{n}", b"o" * 1500, []) for _ in range(3)]
+            )
+            counts["small"] += 3
+
+    async def large(worker: int) -> None:
+        for _ in range(5):
+            await pub.send_many(
+                [(topics.ORDERS, f"l{worker}-{i % 50}", b"r" * 300, []) for i in range(400)]
+            )
+            counts["large"] += 400
+
+    try:
+        await asyncio.gather(*(small(w) for w in range(64)), *(large(w) for w in range(16)))
+    finally:
+        await pub.stop()
+    records = await read_topic(kafka.bootstrap, topics.ORDERS)
+    assert counts == {"small": 64 * 40 * 3, "large": 16 * 5 * 400}
+    assert len(records) == sum(counts.values())
