@@ -177,10 +177,12 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         backoff = self.interval
         while not stop.is_set():
+            wake_on = [self._wake, stop]
             try:
                 if not await self._lead():
                     await _wait(stop, 2.0)
                     continue
+                self._wake.clear()  # a wake-up from here on means rows this drain may miss
                 sent = await self.drain_once()
                 backoff = self.interval
                 if loop.time() - last_prune > 60:
@@ -191,19 +193,12 @@ class OutboxRelay:
             except BrokerUnavailable as exc:
                 log.warning("relay cannot publish; retrying", error=str(exc)[:200])
                 backoff = min(5.0, max(backoff * 2, 0.2))
+                wake_on = [stop]  # new rows do not end a backoff: the broker is the problem
             except Exception as exc:
                 log.error("relay error; retrying", error=repr(exc)[:300])
                 backoff = min(5.0, max(backoff * 2, 0.2))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(backoff):
-                    await asyncio.wait(
-                        [
-                            asyncio.ensure_future(self._wake.wait()),
-                            asyncio.ensure_future(stop.wait()),
-                        ],
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
+                wake_on = [stop]
+            await wait_any(wake_on, backoff)
         await self._resign()
 
     async def _resign(self) -> None:
