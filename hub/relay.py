@@ -16,20 +16,19 @@ import asyncio
 import contextlib
 import json
 import logging
-import typing
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import BigInteger, Table, Text, bindparam, cast, delete, func, select, text, update
+from sqlalchemy import BigInteger, Text, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.bus import BrokerUnavailable
 from hub.kafka.producer import KafkaPublisher
 from hub.observe import record_fields
 from hub.store.locks import one_of
-from hub.store.models import OutboxRow
+from hub.store.models import OutboxRow, table
 from schemas import topics
 from schemas.base import now_utc
 
@@ -38,7 +37,7 @@ log = structlog.get_logger("hub.relay")
 ADVISORY_KEY = 0x4855_4252  # "HUBR"
 _decode_json = json.JSONDecoder().decode
 _LINE_FIELDS = ("sku", "location", "quantity", "requested", "reason")
-_OUTBOX = typing.cast(Table, OutboxRow.__table__)
+_OUTBOX = table(OutboxRow)
 # The pending rows, oldest first, through the table itself (no ORM entities to build) and with
 # the headers as their stored text, decoded here by one bound decoder rather than by the
 # driver's JSON codec per row.

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -44,6 +44,7 @@ from hub.store.models import (
     ProcessedMessage,
     Reservation,
     Stock,
+    table,
 )
 from schemas import topics
 from schemas.base import CanonicalMessage, now_utc
@@ -167,11 +168,6 @@ def _conflict(exc: BaseException) -> bool:
     return (isinstance(exc, IntegrityError) and "processed_messages" in text) or any(
         s in text for s in ("deadlock", "could not serialize", "unique", "duplicate key")
     )
-
-
-def table(model: Any) -> Table:
-    """The Core table of a model (Core statements skip the ORM's per-row bookkeeping)."""
-    return cast(Table, model.__table__)
 
 
 def _correlation(cause: str, by_id: dict[str, Envelope]) -> str:

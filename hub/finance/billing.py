@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.finance import costing
@@ -28,7 +27,7 @@ from hub.finance.rules import ReturnLine, SaleLine, voucher_id
 from hub.finance.tables import OrderLinePrice, VoucherLineRow, VoucherRow
 from hub.store import bulk
 from hub.store.locks import one_of
-from hub.store.models import ProcessedMessage
+from hub.store.models import ProcessedMessage, table
 from schemas.orders import OrderFulfilled, OrderPlaced, OrderReturned
 
 SHIPPING = ("~shipping", "~")
@@ -207,7 +206,7 @@ async def remember_prices_bulk(
                     "billed": 0,
                 }
             )
-    await bulk.insert(session, cast(Table, OrderLinePrice.__table__), rows)
+    await bulk.insert(session, table(OrderLinePrice), rows)
     return handled
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +17,7 @@ from hub.finance import costing
 from hub.finance.chart import CN_SMALL_BUSINESS, Chart, Role
 from hub.finance.tables import OrderFinance, VoucherLineRow, VoucherRow
 from hub.store import bulk
-from hub.store.models import Stock
+from hub.store.models import Stock, table
 from schemas.base import CURRENCY_EXPONENT
 from schemas.finance import VoucherIssued
 
@@ -66,7 +66,7 @@ async def post_many(
     items = list(unique.values())
     new = await bulk.insert_new(
         session,
-        cast(Table, VoucherRow.__table__),
+        table(VoucherRow),
         [
             {
                 "voucher_id": v.voucher_id,
@@ -113,7 +113,7 @@ async def post_many(
                     acc[1] += delta
                 else:
                     acc[2] -= delta
-    await bulk.insert(session, cast(Table, VoucherLineRow.__table__), rows)
+    await bulk.insert(session, table(VoucherLineRow), rows)
     if per_order:
         ins = insert(session, OrderFinance)
         await session.execute(
