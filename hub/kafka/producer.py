@@ -2,9 +2,9 @@
 
 Many records at once (the relay's drains, from `BATCH_FROM` records) are grouped by partition and
 handed to the client as record batches, one future per batch, instead of one `send` and one
-future per record: a third of the client CPU per record. Keys go to the partition Kafka's own clients choose (murmur2 of the key,
-as the Java client and aiokafka's default partitioner compute it), so a key keeps its partition
-whichever path its records take.
+future per record: a third of the client CPU per record. Keys go to the partition Kafka's own
+clients choose (murmur2 of the key, as the Java client and aiokafka's default partitioner
+compute it), whichever path their records take: both ask the same `KeyPartitioner`.
 """
 
 from __future__ import annotations
@@ -216,22 +216,14 @@ class KafkaPublisher:
         the order given (so per key: a key has one partition)."""
         producer = self.producer
         partitions: dict[str, list[int]] = {}
-        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]]
-        groups = {}
+        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes, Any]]] = {}
         for topic, key, value, headers in items:
             parts = partitions.get(topic)
             if parts is None:
                 parts = partitions[topic] = sorted(await producer.partitions_for(topic))
             k = key.encode() if key is not None else None
-            p = (
-                parts[self.partitioner.hash(k) % len(parts)]
-                if k is not None
-                else random.choice(parts)
-            )
-            group = groups.get((topic, p))
-            if group is None:
-                group = groups[(topic, p)] = []
-            group.append((k, value, headers))
+            p = self.partitioner(k, parts, parts)
+            groups.setdefault((topic, p), []).append((k, value, headers))
         futures: list[asyncio.Future[Any]] = []
         for (topic, p), records in groups.items():
             batch = producer.create_batch()
