@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import Table, select
 
 from hub.store import bulk
-from hub.store.models import OutboxRow, ProcessedMessage, Stock
+from hub.store.models import DeadLetter, OutboxRow, ProcessedMessage, Stock
 
 STOCK = cast(Table, Stock.__table__)
 OUTBOX = cast(Table, OutboxRow.__table__)
 INBOX = cast(Table, ProcessedMessage.__table__)
+DEAD = cast(Table, DeadLetter.__table__)
 AT = datetime(2026, 11, 11, 8, 30, tzinfo=UTC)
 
 
@@ -57,6 +58,71 @@ async def test_insert_keeps_json_bytes_and_nulls(sessions):
     assert [(r.key, r.headers, bytes(r.payload), r.sent_at) for r in got] == [
         ("k1", [["ce_id", "1"], ["x", "é"]], b"\x00\xff", None),
         (None, [], b"{}", None),
+    ]
+
+
+async def test_values_come_back_exactly_as_written(sessions):
+    """Decimals to the column's scale, aware times to the microsecond, text that needs escaping
+    inside JSON, every byte value, empty and null bytes, a reserved word as a column name."""
+    awkward = 'q"uote \\ back\nnew\ttab \u2028 \U0001f600 \x01 é'
+    every_byte = bytes(range(256))
+    at = datetime(2026, 11, 11, 23, 59, 59, 999999, tzinfo=UTC)
+    async with sessions() as s, s.begin():
+        await bulk.insert(
+            s,
+            STOCK,
+            [
+                {
+                    "sku": awkward,
+                    "location": "main",
+                    "on_hand": 2_000_000_000,
+                    "avg_cost": Decimal("123456789.123456"),
+                    "updated_at": at,
+                }
+            ],
+        )
+        await bulk.insert(
+            s,
+            DEAD,
+            [
+                {
+                    "consumer": "core",
+                    "topic": "t",
+                    "partition": 3,
+                    "offset": 2**40,
+                    "key": every_byte,
+                    "headers": [[awkward, awkward]],
+                    "payload": b"",
+                    "error": awkward,
+                },
+                {
+                    "consumer": "core",
+                    "topic": "t",
+                    "partition": 3,
+                    "offset": 2**40 + 1,
+                    "key": None,
+                    "headers": [],
+                    "payload": None,
+                    "error": "",
+                },
+            ],
+        )
+        await bulk.update(
+            s, STOCK, [{"sku": awkward, "location": "main", "reserved": 7, "updated_at": at}]
+        )
+    async with sessions() as s:
+        stock = (await s.execute(select(STOCK))).one()
+        dead = (await s.execute(select(DEAD).order_by(DEAD.c.offset))).all()
+    assert (stock.sku, stock.on_hand, stock.reserved, stock.avg_cost) == (
+        awkward,
+        2_000_000_000,
+        7,
+        Decimal("123456789.123456"),
+    )
+    assert stock.updated_at.replace(tzinfo=stock.updated_at.tzinfo or UTC) == at
+    assert [(r.offset, r.key, r.headers, r.payload, r.error) for r in dead] == [
+        (2**40, every_byte, [[awkward, awkward]], b"", awkward),
+        (2**40 + 1, None, [], None, ""),
     ]
 
 
