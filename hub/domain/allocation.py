@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from typing import NamedTuple
 
 DROPSHIP_PREFIX = "dropship."
 PRESALE = "presale"
@@ -56,8 +57,10 @@ class Rule:
         return location in self.locations or (self.dropship and is_dropship(location))
 
 
-@dataclass(frozen=True, slots=True)
-class Level:
+class Level(NamedTuple):
+    """One location's stock as the allocation sees it (a tuple: the core builds one per row and
+    channel of every batch, and a frozen dataclass cost three times as much to make)."""
+
     on_hand: int
     reserved: int
     safety_stock: int = 0
@@ -72,7 +75,10 @@ def channel_available(levels: Iterable[Level], rule: Rule) -> int:
     """What the channel may sell: share of the locations' total, rounded down, minus the buffer,
     at most the cap, never negative."""
     base = sum(level.available for level in levels)
-    shared = int((Decimal(base) * rule.share).to_integral_value(rounding=ROUND_FLOOR))
+    if rule.share == 1:  # the common rule: no Decimal arithmetic for a whole share
+        shared = base
+    else:
+        shared = int((Decimal(base) * rule.share).to_integral_value(rounding=ROUND_FLOOR))
     value = shared - rule.buffer
     if rule.cap:
         value = min(value, rule.cap)
