@@ -61,22 +61,22 @@ async def first_time(session: AsyncSession, cause_id: str) -> bool:
 
 
 async def claim_first_times(session: AsyncSession, cause_ids: Iterable[str]) -> None:
-    """Record many causes in one statement per 1,000 (a batch's messages) ahead of their
+    """Record many causes in one statement (a batch's messages) ahead of their
     `first_time`, which then answers from memory: True once for each cause not handled before.
     Only for causes whose messages will reach `first_time` in this transaction."""
     checked: set[str] = session.info.setdefault(_CHECKED, set())
     fresh: set[str] = session.info.setdefault(_FRESH, set())
     ids = sorted(set(cause_ids) - checked)
-    for i in range(0, len(ids), 1000):
-        part = ids[i : i + 1000]
-        stmt = (
-            insert(session, ProcessedMessage)
-            .values([{"consumer": FINANCE_CONSUMER, "message_id": c} for c in part])
-            .on_conflict_do_nothing(index_elements=["consumer", "message_id"])
-            .returning(ProcessedMessage.message_id)
-        )
-        fresh.update((await session.execute(stmt)).scalars())
-        checked.update(part)
+    # One prepared statement whatever the count (a multi-row VALUES was compiled anew for every
+    # batch size: 4% of the core's CPU at a paced trickle of webhooks).
+    claimed = await bulk.insert_new(
+        session,
+        table(ProcessedMessage),
+        [{"consumer": FINANCE_CONSUMER, "message_id": c} for c in ids],
+        ("consumer", "message_id"),
+    )
+    fresh.update(message for _, message in claimed)
+    checked.update(ids)
 
 
 def _share(row: OrderLinePrice, units: int, currency: str) -> tuple[Decimal, Decimal]:
