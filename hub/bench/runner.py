@@ -130,7 +130,8 @@ def settle_heap() -> None:
     """Before a timed phase: what the run has built so far (prepared orders, earlier results,
     the watcher's records) is frozen out of the collector's scans. Full collections over it took
     100–125 ms in this process, and the watcher stamps what it reads here: a pause in it would
-    be counted as the hub's webhook → stock level latency."""
+    be counted as the hub's webhook → stock level latency. Nothing is unfrozen: the process ends
+    with the run."""
     gc.collect()
     gc.freeze()
 

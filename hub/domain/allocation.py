@@ -59,7 +59,7 @@ class Rule:
 
 class Level(NamedTuple):
     """One location's stock as the allocation sees it (a tuple: the core builds one per row and
-    channel of every batch, and a frozen dataclass cost three times as much to make)."""
+    channel of every batch, and a frozen dataclass cost 2.6 times as much to make)."""
 
     on_hand: int
     reserved: int
