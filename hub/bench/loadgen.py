@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import httpx
 
 from connectors.shopify.simulator import ShopifySimulator
+from hub.heap import freeze_heap
 
 
 @dataclass
@@ -118,8 +119,7 @@ class RawPool:
 def collector_paused() -> Iterator[None]:
     """No garbage collection inside the block; what exists when it starts is frozen (never
     scanned again), what the block left behind is collected after it."""
-    gc.collect()
-    gc.freeze()
+    freeze_heap()
     gc.disable()
     try:
         yield

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import gc
 import multiprocessing
 import resource
 import time
@@ -39,6 +38,7 @@ from hub.bench.limits import raw_pipe_limit
 from hub.bench.loadgen import Plan, Sample, drive
 from hub.bench.roles import RoleSet
 from hub.config import AccountConfig, ChannelRule, HubConfig, Settings
+from hub.heap import freeze_heap
 from hub.kafka import clients
 from hub.kafka.clients import EMBEDDED_FETCH_WAIT_MS
 from hub.kafka.embedded import EmbeddedBroker, free_port
@@ -124,16 +124,6 @@ class Watcher:
     decisions: dict[str, int] = field(default_factory=dict)
     levels: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     level_prefix: str = "E-"
-
-
-def settle_heap() -> None:
-    """Before a timed phase: what the run has built so far (prepared orders, earlier results,
-    the watcher's records) is frozen out of the collector's scans. Full collections over it took
-    100–125 ms in this process, and the watcher stamps what it reads here: a pause in it would
-    be counted as the hub's webhook → stock level latency. Nothing is unfrozen: the process ends
-    with the run."""
-    gc.collect()
-    gc.freeze()
 
 
 def rss_mb() -> float:
@@ -511,7 +501,11 @@ class Bench:
 
     async def _reservations(self, rt: Runtime, phase: str, seq: list[str]) -> None:
         self.tl.phase = phase
-        settle_heap()
+        # Before each timed phase, what the run has built so far leaves the collector's scans:
+        # full collections over it took 100–125 ms in this process, and the watcher stamps what
+        # it reads here, so a pause would count as the hub's webhook → stock level latency.
+        # Nothing is unfrozen: the process ends with the run.
+        freeze_heap()
         items = workload.order_items(phase, seq)
         self.keys.update(workload.order_key(phase, n) for n in range(len(seq)))
         base = self.decided(rt)
@@ -549,7 +543,7 @@ class Bench:
         caches and the interpreter's arenas fill), flat means no growth with orders seen."""
         o = self.opts
         self.tl.phase = "memory"
-        settle_heap()
+        freeze_heap()
         sender = self.sender
         assert sender is not None
         base = self.decided(rt)
@@ -616,7 +610,7 @@ class Bench:
             with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
                 loop = asyncio.get_running_loop()
                 self.tl.phase = "webhooks-max"
-                settle_heap()
+                freeze_heap()
                 plan = Plan(
                     url,
                     SECRET,
@@ -645,7 +639,7 @@ class Bench:
                 await self._settle(rt)
 
                 self.tl.phase = "webhooks-half"
-                settle_heap()
+                freeze_heap()
                 rate = o.webhook_rate or max(1.0, max_rate / 2)
                 count = int(rate * o.seconds) + 1
                 plan = Plan(

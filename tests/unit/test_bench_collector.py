@@ -7,7 +7,7 @@ import gc
 import weakref
 
 from hub.bench.loadgen import collector_paused
-from hub.bench.runner import settle_heap
+from hub.heap import freeze_heap
 
 
 class _Node:
@@ -38,10 +38,10 @@ def test_no_collection_inside_the_window_and_its_garbage_collected_after() -> No
     assert during == before + 1  # the one full collection before the window, none inside
 
 
-def test_settle_heap_freezes_what_the_run_built() -> None:
+def test_freeze_heap_freezes_what_the_process_built() -> None:
     try:
         kept = [_Node() for _ in range(1000)]
-        settle_heap()
+        freeze_heap()
         assert gc.get_freeze_count() >= len(kept)
         assert gc.isenabled()
     finally:
