@@ -179,7 +179,7 @@ class OutboxRelay:
             wake_on = [self._wake, stop]
             try:
                 if not await self._lead():
-                    await _wait(stop, 2.0)
+                    await wait_any([stop], 2.0)
                     continue
                 self._wake.clear()  # a wake-up from here on means rows this drain may miss
                 sent = await self.drain_once()
@@ -189,14 +189,13 @@ class OutboxRelay:
                     await self.prune()
                 if sent == self.batch_size:
                     continue
-            except BrokerUnavailable as exc:
-                log.warning("relay cannot publish; retrying", error=str(exc)[:200])
-                backoff = min(5.0, max(backoff * 2, 0.2))
-                wake_on = [stop]  # new rows do not end a backoff: the broker is the problem
             except Exception as exc:
-                log.error("relay error; retrying", error=repr(exc)[:300])
+                if isinstance(exc, BrokerUnavailable):
+                    log.warning("relay cannot publish; retrying", error=str(exc)[:200])
+                else:
+                    log.error("relay error; retrying", error=repr(exc)[:300])
                 backoff = min(5.0, max(backoff * 2, 0.2))
-                wake_on = [stop]
+                wake_on = [stop]  # new rows do not cut short the backoff from a failure
             await wait_any(wake_on, backoff)
         await self._resign()
 
@@ -240,10 +239,6 @@ def _log_published(
         lines=[{k: ln[k] for k in _LINE_FIELDS if k in ln} for ln in lines[:20]],
         **fields,
     )
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    await wait_any([stop], seconds)
 
 
 async def wait_any(events: list[asyncio.Event], seconds: float) -> None:
