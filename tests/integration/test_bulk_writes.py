@@ -6,18 +6,18 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
 from hub.store import bulk
-from hub.store.models import DeadLetter, OutboxRow, ProcessedMessage, Stock
+from hub.store.models import DeadLetter, OutboxRow, ProcessedMessage, Stock, table
 
-STOCK = cast(Table, Stock.__table__)
-OUTBOX = cast(Table, OutboxRow.__table__)
-INBOX = cast(Table, ProcessedMessage.__table__)
-DEAD = cast(Table, DeadLetter.__table__)
+STOCK = table(Stock)
+OUTBOX = table(OutboxRow)
+INBOX = table(ProcessedMessage)
+DEAD = table(DeadLetter)
 AT = datetime(2026, 11, 11, 8, 30, tzinfo=UTC)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from hub.bus import BrokerUnavailable
 from hub.relay import OutboxRelay
 from hub.store import bulk
-from hub.store.models import OutboxRow
+from hub.store.models import OutboxRow, table
 from schemas import topics
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ class _Recorder:
 
 async def _commit_row(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session, session.begin():
-        await bulk.insert(session, OutboxRow.__table__, [dict(ROW)])  # type: ignore[arg-type]
+        await bulk.insert(session, table(OutboxRow), [dict(ROW)])
 
 
 async def _running(relay: OutboxRelay, stop: asyncio.Event) -> asyncio.Task[None]:
@@ -105,7 +105,7 @@ async def test_wake_ups_do_not_cut_short_the_backoff_from_a_failing_broker(
         stop.set()
         await task
         async with sessions() as session, session.begin():  # no unsent rows for later tests
-            await session.execute(OutboxRow.__table__.delete())
+            await session.execute(table(OutboxRow).delete())
 
 
 async def test_the_relay_leaves_no_task_behind_per_round(
