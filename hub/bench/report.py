@@ -29,6 +29,9 @@ ROWS = (
     ("webhook_rate_at_half", "webhook rate for latency (1/s)"),
     ("webhook_p50_ms", "webhook latency p50 at half (ms)"),
     ("webhook_p99_ms", "webhook latency p99 at half (ms)"),
+    ("webhook_target_half_rate", "webhook rate at half the 1,500/s target (1/s)"),
+    ("webhook_target_half_p50_ms", "webhook latency p50 at half the target (ms)"),
+    ("webhook_target_half_p99_ms", "webhook latency p99 at half the target (ms)"),
     ("e2e_p50_ms", "webhook → stock level p50 (ms)"),
     ("e2e_p99_ms", "webhook → stock level p99 (ms)"),
     ("peak_rss_mb", "peak RSS, hub (largest role process, MB)"),
@@ -138,7 +141,11 @@ def _matplotlib(tl: Timeline, path: Path) -> None:
         twin.set_ylabel("outbox backlog (rows)", color="tab:purple")
     ax1.set_title("hub bench: throughput, latency and memory over time")
     _phases(ax1, tl)
-    for name, colour in (("webhook at max", "tab:orange"), ("webhook at half", "tab:blue")):
+    for name, colour in (
+        ("webhook at max", "tab:orange"),
+        ("webhook at half", "tab:blue"),
+        ("webhook at half the target", "tab:cyan"),
+    ):
         pts = [(t, ms) for t, ms, s in tl.latencies if s == name]
         if pts:
             ax2.scatter([t for t, _ in pts], [ms for _, ms in pts], s=2, c=colour, label=name)

@@ -64,12 +64,15 @@ ALL_PHASES = (*PHASES, "memory")
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/hub_bench"
 SHOP = "shop"
 SECRET = "bench-webhook-secret"
+# The plot's name of each paced phase's latencies.
+SERIES = {"webhooks-half": "webhook at half", "webhooks-target-half": "webhook at half the target"}
 DECISIONS = {b"hub.reservation.reserved.v1", b"hub.reservation.rejected.v1"}
 TARGETS = {
     "uniform_orders_per_s": 5000,
     "hot_sku_orders_per_s": 2500,
     "webhooks_per_s": 1500,
     "webhook_p99_ms": 50,
+    "webhook_target_half_p99_ms": 50,
     "e2e_p99_ms": 500,
 }
 
@@ -638,36 +641,17 @@ class Bench:
                 )
                 await self._settle(rt)
 
-                self.tl.phase = "webhooks-half"
-                freeze_heap()
                 rate = o.webhook_rate or max(1.0, max_rate / 2)
-                count = int(rate * o.seconds) + 1
-                plan = Plan(
-                    url,
-                    SECRET,
-                    self.e_pool,
-                    self._order_ids(count),
-                    count,
-                    "paced",
-                    o.seconds,
-                    concurrency=max(256, o.concurrency),
-                    rate=rate,
-                    client=o.client,
-                )
-                samples = await loop.run_in_executor(pool, drive, plan)
-                ok = [s for s in samples if s.status == 200]
-                self._track(plan, ok)
-                lat = [s.latency for s in ok]
+                plan, samples = await self._paced(rt, pool, url, "webhooks-half", self.e_pool, rate)
+                lat = [s.latency for s in samples if s.status == 200]
                 r["webhook_rate_at_half"] = round(rate)
                 r["webhook_rate_chosen_by"] = (
                     "--webhook-rate" if o.webhook_rate else "half the measured maximum"
                 )
                 r["webhook_p50_ms"] = round(1000 * percentile(lat, 50), 2)
                 r["webhook_p99_ms"] = round(1000 * percentile(lat, 99), 2)
-                r["webhook_half_errors"] = len(samples) - len(ok)
-                self._latencies(samples, "webhook at half")
-                await self._settle(rt)
-                e2e = self._e2e(plan, ok)
+                r["webhook_half_errors"] = len(samples) - len(lat)
+                e2e = self._e2e(plan, [s for s in samples if s.status == 200])
                 r["e2e_measured_to"] = "StockLevelChanged on hub.stock-levels.v1"
                 r["e2e_p50_ms"] = round(1000 * percentile(e2e, 50), 1)
                 r["e2e_p99_ms"] = round(1000 * percentile(e2e, 99), 1)
@@ -676,11 +660,61 @@ class Bench:
                     f"webhooks at {rate:,.0f}/s: p50 {r['webhook_p50_ms']} ms, "
                     f"p99 {r['webhook_p99_ms']} ms; webhook → stock level p99 {r['e2e_p99_ms']} ms"
                 )
+
+                # The intake target reads "p99 < 50 ms at half of that rate": half of 1,500/s,
+                # whatever this machine's maximum. Measured too, on the max phase's SKUs.
+                rate = TARGETS["webhooks_per_s"] / 2
+                _, samples = await self._paced(
+                    rt, pool, url, "webhooks-target-half", self.w_pool, rate
+                )
+                lat = [s.latency for s in samples if s.status == 200]
+                r["webhook_target_half_rate"] = round(rate)
+                r["webhook_target_half_p50_ms"] = round(1000 * percentile(lat, 50), 2)
+                r["webhook_target_half_p99_ms"] = round(1000 * percentile(lat, 99), 2)
+                r["webhook_target_half_errors"] = len(samples) - len(lat)
+                self.say(
+                    f"webhooks at {rate:,.0f}/s (half the target): "
+                    f"p50 {r['webhook_target_half_p50_ms']} ms, "
+                    f"p99 {r['webhook_target_half_p99_ms']} ms"
+                )
         finally:
             if server is not None and http is not None:
                 server.should_exit = True
                 with contextlib.suppress(Exception):
                     await http
+
+    async def _paced(
+        self,
+        rt: Runtime,
+        pool: concurrent.futures.Executor,
+        url: str,
+        phase: str,
+        skus: list[str],
+        rate: float,
+    ) -> tuple[Plan, list[Sample]]:
+        """One paced webhook phase at `rate` for `--seconds`; its orders are tracked and its
+        latencies plotted, and it returns once the hub has decided them all."""
+        o = self.opts
+        self.tl.phase = phase
+        freeze_heap()
+        count = int(rate * o.seconds) + 1
+        plan = Plan(
+            url,
+            SECRET,
+            skus,
+            self._order_ids(count),
+            count,
+            "paced",
+            o.seconds,
+            concurrency=max(256, o.concurrency),
+            rate=rate,
+            client=o.client,
+        )
+        samples = await asyncio.get_running_loop().run_in_executor(pool, drive, plan)
+        self._track(plan, [s for s in samples if s.status == 200])
+        self._latencies(samples, SERIES[phase])
+        await self._settle(rt)
+        return plan, samples
 
     def _order_ids(self, count: int) -> int:
         first = self.next_order_id
