@@ -21,7 +21,7 @@ ROWS = (
     ("raw_kafka_produce_consume_after_per_s", "limit: aiokafka produce+consume at the end"),
     ("raw_update_per_s", "limit: conditional UPDATE, 1000/tx (rows/s)"),
     ("raw_update_hot_row_per_s", "limit: conditional UPDATE, one row (rows/s)"),
-    ("raw_limit_orders_per_s", "raw pipe limit (min of the two, orders/s)"),
+    ("raw_limit_orders_per_s", "raw pipe limit (Kafka's better, min of the two, orders/s)"),
     ("uniform_ratio_to_raw_limit", "uniform ÷ raw limit"),
     ("hot_sku_ratio_to_raw_limit", "hot SKU ÷ raw limit"),
     ("hot_to_uniform_ratio", "hot SKU ÷ uniform"),

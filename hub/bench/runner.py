@@ -442,6 +442,9 @@ class Bench:
                 client=clients.client_kwargs(rt.settings),
             )
             r["raw_kafka_produce_consume_after_per_s"] = round(after.per_s)
+            r["raw_limit_orders_per_s"] = raw_limit(
+                r["raw_kafka_produce_consume_per_s"], round(after.per_s), r["raw_update_per_s"]
+            )
             await self._verify(rt)
             peak = proc_peak_mb(broker.process.pid if broker.process else None)
             r["broker_peak_rss_mb"] = round(peak, 1) if peak is not None else None
@@ -494,7 +497,7 @@ class Bench:
         r["raw_kafka_produce_consume_per_s"] = round(pipe.per_s)
         r["raw_update_per_s"] = round(upd.per_s)
         r["raw_update_hot_row_per_s"] = round(hot.per_s)
-        r["raw_limit_orders_per_s"] = round(min(pipe.per_s, upd.per_s))
+        r["raw_limit_orders_per_s"] = raw_limit(round(pipe.per_s), None, round(upd.per_s))
         self.say(
             f"limits: kafka produce+consume {pipe.per_s:,.0f}/s, conditional UPDATE "
             f"{upd.per_s:,.0f}/s (hot row {hot.per_s:,.0f}/s), 1000 per transaction"
@@ -808,6 +811,14 @@ class Bench:
                 "measured": r.get("uniform_ratio_to_raw_limit"),
                 "met": (r.get("uniform_ratio_to_raw_limit") or 0) >= 0.5,
             }
+
+
+def raw_limit(kafka_start: int, kafka_end: int | None, update: int) -> int:
+    """The raw pipe limit in orders/s: an order needs both the broker and the database, so the
+    smaller of the two; the broker's is the better of its measurements at the start and the end
+    of the run (one dip in a shared machine is not what the pipe can do, and the hub's ratio to
+    the better one is the stricter)."""
+    return min(max(kafka_start, kafka_end or 0), update)
 
 
 def _met(key: str, value: Any, target: float) -> bool | None:

@@ -10,6 +10,7 @@ import pytest
 
 from hub.bench import REQUIRED_KEYS, BenchOptions, run_bench
 from hub.bench.report import write_json, write_plot
+from hub.bench.runner import raw_limit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,6 +48,13 @@ async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(
     assert result["webhook_target_half_rate"] == 750
     assert result["webhook_target_half_p99_ms"] >= result["webhook_target_half_p50_ms"] > 0
     assert result["webhook_target_half_errors"] == 0
+    assert result["raw_limit_orders_per_s"] == min(
+        max(
+            result["raw_kafka_produce_consume_per_s"],
+            result["raw_kafka_produce_consume_after_per_s"],
+        ),
+        result["raw_update_per_s"],
+    )
     assert result["oversell"] == 0
     assert result["invariant_problems"] == []
     assert result["orders_decided"] == result["orders_sent"] >= 4 * 200
@@ -59,6 +67,12 @@ async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(
         assert set(result["role_peak_rss_mb"]) == {"core", "relay", "gateway"}
         assert all(v > 20 for v in result["role_peak_rss_mb"].values())
         assert result["peak_rss_mb"] == max(result["role_peak_rss_mb"].values())
+
+
+def test_raw_limit_is_the_scarcer_resource_with_the_brokers_better_measurement() -> None:
+    assert raw_limit(26_694, 50_714, 59_401) == 50_714  # a dip at the start does not count
+    assert raw_limit(68_439, 67_526, 56_813) == 56_813  # the database is the scarcer here
+    assert raw_limit(40_000, None, 59_401) == 40_000  # before the second measurement
 
 
 def test_memory_figures_follow_rss_against_orders_after_the_warm_up() -> None:
