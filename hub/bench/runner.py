@@ -442,9 +442,6 @@ class Bench:
                 client=clients.client_kwargs(rt.settings),
             )
             r["raw_kafka_produce_consume_after_per_s"] = round(after.per_s)
-            r["raw_limit_orders_per_s"] = raw_limit(
-                r["raw_kafka_produce_consume_per_s"], round(after.per_s), r["raw_update_per_s"]
-            )
             await self._verify(rt)
             peak = proc_peak_mb(broker.process.pid if broker.process else None)
             r["broker_peak_rss_mb"] = round(peak, 1) if peak is not None else None
@@ -497,7 +494,6 @@ class Bench:
         r["raw_kafka_produce_consume_per_s"] = round(pipe.per_s)
         r["raw_update_per_s"] = round(upd.per_s)
         r["raw_update_hot_row_per_s"] = round(hot.per_s)
-        r["raw_limit_orders_per_s"] = raw_limit(round(pipe.per_s), None, round(upd.per_s))
         self.say(
             f"limits: kafka produce+consume {pipe.per_s:,.0f}/s, conditional UPDATE "
             f"{upd.per_s:,.0f}/s (hot row {hot.per_s:,.0f}/s), 1000 per transaction"
@@ -786,6 +782,12 @@ class Bench:
 
     def _ratios(self) -> None:
         r = self.result
+        if "raw_update_per_s" in r:
+            r["raw_limit_orders_per_s"] = raw_limit(
+                r["raw_kafka_produce_consume_per_s"],
+                r.get("raw_kafka_produce_consume_after_per_s"),
+                r["raw_update_per_s"],
+            )
         limit = r.get("raw_limit_orders_per_s") or 0
         for name in ("uniform", "zipf", "hot_sku", "flash"):
             v = r.get(f"{name}_orders_per_s")
