@@ -91,22 +91,17 @@ class OutboxRelay:
         self._wake.set()
 
     async def _lead(self) -> bool:
-        if self.engine.dialect.name != "postgresql":
+        """Whether this relay may publish: it holds the advisory lock, or takes it now. The lock
+        is held by a session of its own, in autocommit so that it keeps no transaction open (an
+        idle transaction would hold back VACUUM for as long as the relay leads). That session is
+        checked before each publish (`_still_leading`), not on every poll."""
+        if self.engine.dialect.name != "postgresql" or self._leader_conn is not None:
             return True
-        if self._leader_conn is not None:
-            try:
-                await self._leader_conn.execute(text("SELECT 1"))
-                # End the implicit transaction: the advisory lock belongs to the session, and a
-                # transaction left open would hold back VACUUM for as long as the relay leads.
-                await self._leader_conn.commit()
-                return True
-            except Exception:
-                await self._resign()
         conn = await self.engine.connect()
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         got = (
             await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
         ).scalar()
-        await conn.commit()
         if got:
             self._leader_conn = conn
             log.info("relay is the active publisher")
@@ -114,11 +109,26 @@ class OutboxRelay:
         await conn.close()
         return False
 
+    async def _still_leading(self) -> bool:
+        """The session that holds the lock is alive (so no other relay can have taken it)."""
+        if self._leader_conn is None:
+            return True  # not elected through the lock: SQLite, or a drain outside `run`
+        try:
+            await self._leader_conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            log.warning("relay lost its lock's session; standing down")
+            await self._resign()
+            return False
+
     async def drain_once(self) -> int:
         """Publish one batch of pending rows; returns how many were sent."""
-        async with self.sessions() as session:
-            rows = (await session.execute(_PENDING, {"n": self.batch_size})).all()
-        if not rows:
+        async with self.engine.connect() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # One statement alone: no BEGIN and ROLLBACK around it on every poll.
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = (await conn.execute(_PENDING, {"n": self.batch_size})).all()
+        if not rows or not await self._still_leading():
             return 0
         items: list[tuple[str, str | None, bytes, list[tuple[str, bytes]]]] = []
         decisions: list[tuple[int, str, dict[str, str], dict[str, Any]]] = []
@@ -207,7 +217,6 @@ class OutboxRelay:
             return
         try:
             await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
-            await conn.commit()
             await conn.close()
         except Exception:
             with contextlib.suppress(Exception):
