@@ -32,6 +32,7 @@ ROWS = (
     ("webhook_target_half_rate", "webhook rate at half the 1,500/s target (1/s)"),
     ("webhook_target_half_p50_ms", "webhook latency p50 at half the target (ms)"),
     ("webhook_target_half_p99_ms", "webhook latency p99 at half the target (ms)"),
+    ("webhook_target_half_above_max", "half the target above the measured max (queueing)"),
     ("e2e_p50_ms", "webhook → stock level p50 (ms)"),
     ("e2e_p99_ms", "webhook → stock level p99 (ms)"),
     ("peak_rss_mb", "peak RSS, hub (largest role process, MB)"),
@@ -65,7 +66,10 @@ def table(result: dict[str, Any]) -> Table:
         if key not in result or result[key] is None:
             continue
         value = result[key]
-        shown = f"{value:,}" if isinstance(value, int) else str(value)
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        else:
+            shown = f"{value:,}" if isinstance(value, int) else str(value)
         target = targets.get(key)
         mark = ""
         if target and target.get("met") is not None:

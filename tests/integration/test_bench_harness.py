@@ -48,6 +48,8 @@ async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(
     assert result["webhook_target_half_rate"] == 750
     assert result["webhook_target_half_p99_ms"] >= result["webhook_target_half_p50_ms"] > 0
     assert result["webhook_target_half_errors"] == 0
+    # ... and says when that rate was more than the machine accepted at most (a queue).
+    assert result["webhook_target_half_above_max"] is (result["webhooks_per_s"] < 750)
     assert result["raw_limit_orders_per_s"] == min(
         max(
             result["raw_kafka_produce_consume_per_s"],
