@@ -50,8 +50,10 @@ async def _read_all(bootstrap: str, topic: str) -> list:
 
 
 async def test_two_core_consumers_reserve_exactly_the_stock_and_replays_change_nothing(
-    kafka, db_url, tmp_path
+    kafka, db_url, engine, tmp_path
 ):
+    # `engine` empties the session's PostgreSQL database first: the counts below are of all
+    # orders, and a test before this one may have left its own.
     rt = Runtime(_settings(kafka, db_url, tmp_path), consumers=2)
     await rt.start({"core", "relay"})
     try:
