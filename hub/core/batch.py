@@ -364,8 +364,9 @@ class CoreProcessor:
             order_keys |= await locks.holders_of(session, bump_skus)
 
         # Locks in the global order: orders, then stock.
-        order_rows = await locks.lock_orders(session, order_keys)
-        res_rows = await locks.reservations_of(session, order_keys)
+        order_rows, created = await locks.lock_orders(session, order_keys)
+        # An order created in this transaction holds no reservation yet: none to read.
+        res_rows = await locks.reservations_of(session, order_keys - created)
         skus |= {r.sku for r in res_rows} | bump_skus | supplier_skus
         stock_rows = await locks.lock_stock(session, skus, create)
 

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy import JSON, Column, Table, bindparam, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _PG = postgresql.dialect()
@@ -70,9 +71,10 @@ def _insert_sql(
     )
     if conflict:
         sql += f" ON CONFLICT ({', '.join(_QUOTE(c) for c in conflict)}) DO NOTHING"
-    if returning:
-        sql += f" RETURNING {', '.join(_QUOTE(c) for c in returning)}"
-    return text(sql)
+    if not returning:
+        return text(sql)
+    sql += f" RETURNING {', '.join(_QUOTE(c) for c in returning)}"
+    return text(sql).columns(*(table.c[c] for c in returning))  # typed: values as selected
 
 
 @functools.lru_cache(maxsize=256)
@@ -171,6 +173,31 @@ async def insert_new(
     if new:
         await session.execute(table.insert(), new)
     return inserted
+
+
+async def insert_new_rows(
+    session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> list[Row[Any]]:
+    """`insert_new`, returning the rows inserted whole (every column, defaults included). On
+    PostgreSQL one `INSERT … ON CONFLICT DO NOTHING RETURNING`, whose rows stay locked by it;
+    elsewhere the inserted keys are read back."""
+    if not rows:
+        return []
+    if is_postgres(session):
+        cols, full = _complete(table, rows)
+        everything = tuple(c.name for c in table.columns)
+        stmt = _insert_sql(table, cols, tuple(keys), everything)
+        return list((await session.execute(stmt, _arrays(table, cols, full))).all())
+    inserted = sorted(await insert_new(session, table, rows, keys))
+    key_cols = [table.c[k] for k in keys]
+    out: list[Row[Any]] = []
+    for i in range(0, len(inserted), 500):
+        part = inserted[i : i + 500]
+        where = (
+            key_cols[0].in_([p[0] for p in part]) if len(keys) == 1 else tuple_(*key_cols).in_(part)
+        )
+        out.extend((await session.execute(select(table).where(where))).all())
+    return out
 
 
 async def update(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:

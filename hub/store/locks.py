@@ -16,7 +16,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.store import bulk
-from hub.store.models import Order, Reservation, Stock
+from hub.store.models import Order, Reservation, Stock, table
 
 CHUNK = 5000
 
@@ -41,17 +41,25 @@ async def insert_ignore(
     await bulk.insert(session, table, rows, ignore_conflicts_on=keys)
 
 
-async def lock_orders(session: AsyncSession, keys: Iterable[str]) -> list[Row[Any]]:
-    """Create missing order rows, then lock all of them in key order."""
+async def lock_orders(
+    session: AsyncSession, keys: Iterable[str]
+) -> tuple[list[Row[Any]], set[str]]:
+    """Create missing order rows, then lock all of them in key order. Returns the rows and the
+    keys created now. On PostgreSQL the new rows come back from their INSERT, which locks them,
+    and only the others are selected: a batch of new orders, as in a sale, takes one statement."""
     ordered = sorted(set(keys))
     if not ordered:
-        return []
-    await insert_ignore(
-        session, Order.__table__, [{"order_key": k} for k in ordered], ["order_key"]
-    )
-    rows: list[Row[Any]] = []
-    t = Order.__table__
-    for part in _chunks(ordered):
+        return [], set()
+    t = table(Order)
+    new = [{"order_key": k} for k in ordered]
+    if bulk.is_postgres(session):
+        rows = await bulk.insert_new_rows(session, t, new, ["order_key"])
+        created = {r.order_key for r in rows}
+        rest = [k for k in ordered if k not in created]
+    else:  # the transaction holds the whole database: read every row back
+        created = {k for (k,) in await bulk.insert_new(session, t, new, ["order_key"])}
+        rows, rest = [], ordered
+    for part in _chunks(rest):
         stmt = (
             select(t)
             .where(one_of(session, t.c.order_key, part))
@@ -59,7 +67,8 @@ async def lock_orders(session: AsyncSession, keys: Iterable[str]) -> list[Row[An
             .with_for_update()
         )
         rows.extend((await session.execute(stmt)).all())
-    return rows
+    rows.sort(key=lambda r: r.order_key)
+    return rows, created
 
 
 async def lock_stock(

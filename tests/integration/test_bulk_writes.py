@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hub.store import bulk
+from hub.store import bulk, locks
 from hub.store.models import DeadLetter, OutboxRow, ProcessedMessage, Stock, table
 
 STOCK = table(Stock)
@@ -140,6 +140,32 @@ async def test_insert_new_returns_only_the_keys_it_wrote(sessions):
     async with sessions() as s:
         stored = (await s.execute(select(INBOX.c.message_id))).scalars().all()
     assert sorted(stored) == ["a", "b", "c"]
+
+
+async def test_insert_new_rows_returns_the_new_rows_whole(sessions):
+    async with sessions() as s, s.begin():
+        await bulk.insert(s, STOCK, [{"sku": "A", "location": "main", "on_hand": 5}])
+    async with sessions() as s, s.begin():
+        rows = await bulk.insert_new_rows(
+            s,
+            STOCK,
+            [{"sku": "A", "location": "main"}, {"sku": "B", "location": "main", "on_hand": 2}],
+            ("sku", "location"),
+        )
+    assert [(r.sku, r.location, r.on_hand, r.reserved) for r in rows] == [("B", "main", 2, 0)]
+    assert rows[0].avg_cost == Decimal(0) and isinstance(rows[0].avg_cost, Decimal)
+    assert (await _stock(sessions))[("A", "main")][0] == 5  # the existing row untouched
+
+
+async def test_locking_orders_tells_the_new_ones_apart(sessions):
+    async with sessions() as s, s.begin():
+        first, created = await locks.lock_orders(s, ["b:2", "a:1"])
+    assert [r.order_key for r in first] == ["a:1", "b:2"] and created == {"a:1", "b:2"}
+    assert [(r.status, r.placed, r.total) for r in first] == [("new", False, None)] * 2
+    async with sessions() as s, s.begin():
+        rows, created = await locks.lock_orders(s, {"c:3", "a:1", "b:2"})
+    assert [r.order_key for r in rows] == ["a:1", "b:2", "c:3"]
+    assert created == {"c:3"}
 
 
 async def test_update_by_key_changes_only_the_given_rows(sessions):
