@@ -416,7 +416,7 @@ class CoreProcessor:
 
         applied: list[Envelope] = []
         vouchers: list[Envelope] = []
-        priced = await self._price_new_orders(session, good, done)
+        priced = await self._price_new_orders(session, good, done, created)
         ledger_queue = _VoucherQueue(vouchers)
         if self.chart:
             await finance_events.claim_causes(
@@ -512,7 +512,11 @@ class CoreProcessor:
             book.set_presale(sku, presale_target(shares[sku], inbound[sku]), ref, env.id, env.time)
 
     async def _price_new_orders(
-        self, session: AsyncSession, good: list[tuple[Record, Envelope]], done: set[str]
+        self,
+        session: AsyncSession,
+        good: list[tuple[Record, Envelope]],
+        done: set[str],
+        created: set[str],
     ) -> set[str]:
         """Remember the prices of the batch's new orders in one statement (the common case of a
         flash sale); orders with history go through the voucher rules one by one."""
@@ -522,7 +526,7 @@ class CoreProcessor:
             env for _, env in good if isinstance(env.data, OrderPlaced) and env.id not in done
         ]
         orders = [env.data for env in placed if isinstance(env.data, OrderPlaced)]
-        handled = await billing.remember_prices_bulk(session, orders, self.chart.currency)
+        handled = await billing.remember_prices_bulk(session, orders, self.chart.currency, created)
         return {placed[i].id for i in handled}
 
     async def _book(

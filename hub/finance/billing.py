@@ -14,7 +14,7 @@ a charge line (`SHIPPING`), revenue without goods and without tax.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -166,22 +166,32 @@ def _price_lines(msg: OrderPlaced) -> dict[tuple[str, str], tuple[int, Decimal, 
 
 
 async def remember_prices_bulk(
-    session: AsyncSession, msgs: Sequence[OrderPlaced], currency: str
+    session: AsyncSession,
+    msgs: Sequence[OrderPlaced],
+    currency: str,
+    created: Collection[str] = (),
 ) -> set[int]:
     """Price a batch's new orders in one statement: those with no price rows yet (nothing of
     them shipped first, so nothing to bill late). Returns the indexes of the messages handled;
-    the others go through `remember_prices` one by one. Same rows as `remember_prices`."""
+    the others go through `remember_prices` one by one. Same rows as `remember_prices`.
+    `created`: orders whose row this transaction created, so none has price rows to look up
+    (prices are written with the order's row, in the core's transaction)."""
     keys = {m.order_key for m in msgs if m.currency == currency}
     if not keys:
         return set()
-    existing = set(
-        (
-            await session.execute(
-                select(OrderLinePrice.order_key)
-                .where(one_of(session, OrderLinePrice.order_key, sorted(keys)))
-                .distinct()
-            )
-        ).scalars()
+    unknown = sorted(keys.difference(created))
+    existing = (
+        set(
+            (
+                await session.execute(
+                    select(OrderLinePrice.order_key)
+                    .where(one_of(session, OrderLinePrice.order_key, unknown))
+                    .distinct()
+                )
+            ).scalars()
+        )
+        if unknown
+        else set()
     )
     rows: list[dict[str, object]] = []
     handled: set[int] = set()

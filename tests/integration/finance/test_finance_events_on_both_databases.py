@@ -223,3 +223,47 @@ async def test_the_core_books_a_whole_batch_as_it_books_one_message_at_a_time(
         assert D(tee.avg_cost) == costing.receive(12, D("11.25"), 1, D("10.00"))
     again = await core.process(records(*envs))
     assert again.vouchers == 0 and await balances(engine) == tb
+
+
+async def test_a_batch_of_new_orders_is_priced_without_reading_prices_back(
+    engine: AsyncEngine,
+) -> None:
+    """Prices are written with an order's row, in the core's transaction: an order whose row
+    the batch created has none to look up. One seen before (shipped before it was placed) is
+    looked up, and its shipped units are billed when its prices arrive."""
+    from sqlalchemy import event
+
+    from hub.core.batch import CoreProcessor
+    from schemas.envelope import Envelope, message_id
+    from tests.builders import records
+
+    def env(m: CanonicalMessage) -> Envelope:
+        return Envelope(id=message_id("test", m.ce_type, m.kafka_key()), source="test", data=m)
+
+    lookups: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _seen(_conn, _cursor, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "order_line_prices" in statement:
+            lookups.append(statement)
+
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    await core.process(records(env(RECEIPT_1), env(SHIP_1)))
+    lookups.clear()
+    late = await core.process(records(env(PLACED)))
+    assert lookups and late.vouchers == 1  # the two TEE shipped before: revenue booked now
+
+    lookups.clear()
+    fresh = PLACED.model_copy(update={"order_key": "acme:1002", "platform_order_id": "1002"})
+    result = await core.process(records(env(fresh)))
+    assert result.applied == 1 and lookups == []
+    async with session_factory(engine)() as s:
+        priced = (
+            (await s.execute(select(OrderLinePrice).where(OrderLinePrice.order_key == "acme:1002")))
+            .scalars()
+            .all()
+        )
+    assert sorted((p.sku, p.ordered, p.priced) for p in priced) == sorted(
+        [("TEE", 3, True), ("MUG", 1, True), (billing.SHIPPING[0], 1, True)]
+    )
+    await balances(engine)  # the books check out
