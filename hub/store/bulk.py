@@ -152,16 +152,9 @@ async def insert_new(
         stmt = _insert_sql(table, cols, tuple(keys), tuple(keys))
         result = await session.execute(stmt, _arrays(table, cols, full))
         return {tuple(r) for r in result.all()}
-    wanted = {tuple(r[k] for k in keys) for r in rows}
-    existing: set[tuple[Any, ...]] = set()
+    wanted = sorted({tuple(r[k] for k in keys) for r in rows})
     key_cols = [table.c[k] for k in keys]
-    listed = sorted(wanted)
-    for i in range(0, len(listed), 500):
-        part = listed[i : i + 500]
-        where = (
-            key_cols[0].in_([p[0] for p in part]) if len(keys) == 1 else tuple_(*key_cols).in_(part)
-        )
-        existing.update(tuple(r) for r in (await session.execute(select(*key_cols).where(where))))
+    existing = {tuple(r) for r in await _with_keys(session, table, key_cols, keys, wanted)}
     new: list[dict[str, Any]] = []
     inserted: set[tuple[Any, ...]] = set()
     for r in rows:
@@ -180,7 +173,7 @@ async def insert_new_rows(
 ) -> list[Row[Any]]:
     """`insert_new`, returning the rows inserted whole (every column, defaults included). On
     PostgreSQL one `INSERT … ON CONFLICT DO NOTHING RETURNING`, whose rows stay locked by it;
-    elsewhere the inserted keys are read back."""
+    on SQLite the inserted keys are read back."""
     if not rows:
         return []
     if is_postgres(session):
@@ -189,14 +182,26 @@ async def insert_new_rows(
         stmt = _insert_sql(table, cols, tuple(keys), everything)
         return list((await session.execute(stmt, _arrays(table, cols, full))).all())
     inserted = sorted(await insert_new(session, table, rows, keys))
+    return await _with_keys(session, table, list(table.columns), keys, inserted)
+
+
+async def _with_keys(
+    session: AsyncSession,
+    table: Table,
+    columns: Sequence[Any],
+    keys: Sequence[str],
+    wanted: Sequence[tuple[Any, ...]],
+) -> list[Row[Any]]:
+    """`columns` of the rows whose `keys` are among `wanted`, 500 keys a statement (the SQLite
+    paths, where a key array is not a parameter)."""
     key_cols = [table.c[k] for k in keys]
     out: list[Row[Any]] = []
-    for i in range(0, len(inserted), 500):
-        part = inserted[i : i + 500]
+    for i in range(0, len(wanted), 500):
+        part = wanted[i : i + 500]
         where = (
             key_cols[0].in_([p[0] for p in part]) if len(keys) == 1 else tuple_(*key_cols).in_(part)
         )
-        out.extend((await session.execute(select(table).where(where))).all())
+        out.extend((await session.execute(select(*columns).where(where))).all())
     return out
 
 

@@ -45,20 +45,18 @@ async def lock_orders(
     session: AsyncSession, keys: Iterable[str]
 ) -> tuple[list[Row[Any]], set[str]]:
     """Create missing order rows, then lock all of them in key order. Returns the rows and the
-    keys created now. On PostgreSQL the new rows come back from their INSERT, which locks them,
-    and only the others are selected: a batch of new orders, as in a sale, takes one statement."""
+    keys created now. The new rows come back from their insert (on PostgreSQL its RETURNING,
+    which locks them) and only the others are selected: on PostgreSQL a batch of new orders, as
+    in a sale, takes one statement."""
     ordered = sorted(set(keys))
     if not ordered:
         return [], set()
     t = table(Order)
-    new = [{"order_key": k} for k in ordered]
-    if bulk.is_postgres(session):
-        rows = await bulk.insert_new_rows(session, t, new, ["order_key"])
-        created = {r.order_key for r in rows}
-        rest = [k for k in ordered if k not in created]
-    else:  # the transaction holds the whole database: read every row back
-        created = {k for (k,) in await bulk.insert_new(session, t, new, ["order_key"])}
-        rows, rest = [], ordered
+    rows = await bulk.insert_new_rows(
+        session, t, [{"order_key": k} for k in ordered], ["order_key"]
+    )
+    created = {r.order_key for r in rows}
+    rest = [k for k in ordered if k not in created]
     for part in _chunks(rest):
         stmt = (
             select(t)
