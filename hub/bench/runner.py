@@ -675,16 +675,12 @@ class Bench:
                 r["webhook_target_half_errors"] = len(samples) - len(lat)
                 # Offered above what this machine accepted at most, the phase measures a queue
                 # (latency counts from each request's scheduled time), not latency at half load.
-                r["webhook_target_half_above_max"] = rate > max_rate
+                above = r["webhook_target_half_above_max"] = rate > max_rate
+                queue = f" (above this machine's maximum of {max_rate:,.0f}/s: queueing)"
                 self.say(
                     f"webhooks at {rate:,.0f}/s (half the target): "
                     f"p50 {r['webhook_target_half_p50_ms']} ms, "
-                    f"p99 {r['webhook_target_half_p99_ms']} ms"
-                    + (
-                        f" (above this machine's maximum of {max_rate:,.0f}/s: queueing)"
-                        if rate > max_rate
-                        else ""
-                    )
+                    f"p99 {r['webhook_target_half_p99_ms']} ms" + (queue if above else "")
                 )
         finally:
             if server is not None and http is not None:
