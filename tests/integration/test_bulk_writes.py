@@ -4,7 +4,7 @@ binary values, skipped conflicts, the keys an insert claimed, updates by key."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -62,8 +62,9 @@ async def test_insert_keeps_json_bytes_and_nulls(sessions):
 
 
 async def test_values_come_back_exactly_as_written(sessions):
-    """Decimals to the column's scale, aware times to the microsecond, text that needs escaping
-    inside JSON, every byte value, empty and null bytes, a reserved word as a column name."""
+    """Decimals to the column's scale, aware times to the microsecond (in any zone), text that
+    needs escaping inside JSON, every byte value, empty and null bytes, a reserved word as a
+    column name."""
     awkward = 'q"uote \\ back\nnew\ttab \u2028 \U0001f600 \x01 é'
     every_byte = bytes(range(256))
     at = datetime(2026, 11, 11, 23, 59, 59, 999999, tzinfo=UTC)
@@ -78,7 +79,14 @@ async def test_values_come_back_exactly_as_written(sessions):
                     "on_hand": 2_000_000_000,
                     "avg_cost": Decimal("123456789.123456"),
                     "updated_at": at,
-                }
+                },
+                {
+                    "sku": "east",
+                    "location": "main",
+                    "on_hand": 0,
+                    "avg_cost": Decimal("-0.000001"),
+                    "updated_at": at.astimezone(timezone(timedelta(hours=8))),
+                },
             ],
         )
         await bulk.insert(
@@ -111,7 +119,8 @@ async def test_values_come_back_exactly_as_written(sessions):
             s, STOCK, [{"sku": awkward, "location": "main", "reserved": 7, "updated_at": at}]
         )
     async with sessions() as s:
-        stock = (await s.execute(select(STOCK))).one()
+        stock = (await s.execute(select(STOCK).where(STOCK.c.sku == awkward))).one()
+        east = (await s.execute(select(STOCK).where(STOCK.c.sku == "east"))).one()
         dead = (await s.execute(select(DEAD).order_by(DEAD.c.offset))).all()
     assert (stock.sku, stock.on_hand, stock.reserved, stock.avg_cost) == (
         awkward,
@@ -120,6 +129,9 @@ async def test_values_come_back_exactly_as_written(sessions):
         Decimal("123456789.123456"),
     )
     assert stock.updated_at.replace(tzinfo=stock.updated_at.tzinfo or UTC) == at
+    assert east.avg_cost == Decimal("-0.000001")
+    if east.updated_at.tzinfo is not None:  # PostgreSQL; SQLite keeps the wall time as given
+        assert east.updated_at == at
     assert [(r.offset, r.key, r.headers, r.payload, r.error) for r in dead] == [
         (2**40, every_byte, [[awkward, awkward]], b"", awkward),
         (2**40 + 1, None, [], None, ""),
