@@ -177,6 +177,10 @@ def _correlation(cause: str, by_id: dict[str, Envelope]) -> str:
     return (origin.correlation_id or origin.id) if origin else cause
 
 
+def _by_order_key(row: dict[str, Any]) -> str:
+    return str(row["order_key"])
+
+
 def outbox_row(env: Envelope) -> dict[str, Any]:
     return {
         "topic": env.topic,
@@ -365,7 +369,7 @@ class CoreProcessor:
 
         # Locks in the global order: orders, then stock.
         order_rows, created = await locks.lock_orders(session, order_keys)
-        # An order created in this transaction holds no reservation yet: none to read.
+        # An order new in this transaction holds no reservation yet: none to read.
         res_rows = await locks.reservations_of(session, order_keys - created)
         skus |= {r.sku for r in res_rows} | bump_skus | supplier_skus
         stock_rows = await locks.lock_stock(session, skus, create)
@@ -394,7 +398,8 @@ class CoreProcessor:
                     r.placed_at,
                 )
                 for r in order_rows
-            },
+            }
+            | {k: OrderRow(k) for k in created},
             bump_loaded=bump_skus,
             dropship_channels=frozenset(c for c, rule in self.rules.items() if rule.dropship),
             presale_channels=frozenset(c for c, rule in self.rules.items() if rule.presale),
@@ -479,7 +484,7 @@ class CoreProcessor:
         result.levels_published = await self._levels(
             session, book, outbox, now, self._level_causes(book, by_id)
         )
-        await self._write(session, book, stock_before, now)
+        await self._write(session, book, stock_before, created, now)
         for info in bad:
             inserted = await self._dead_letter(session, info)
             if inserted:
@@ -680,8 +685,11 @@ class CoreProcessor:
         session: AsyncSession,
         book: StockBook,
         stock_before: set[Any],
+        new_orders: set[str],
         now: datetime,
     ) -> None:
+        """Write what the batch changed: stock, orders (the new ones inserted whole, in key
+        order), reservation lines and movements."""
         stock = [
             {
                 "sku": r.sku,
@@ -718,9 +726,16 @@ class CoreProcessor:
                 "updated_at": now,
             }
             for o in book.orders.values()
-            if o.dirty
+            if o.dirty or o.order_key in new_orders
         ]
-        await bulk.update(session, table(Order), orders)
+        await bulk.insert(
+            session,
+            table(Order),
+            sorted((o for o in orders if o["order_key"] in new_orders), key=_by_order_key),
+        )
+        await bulk.update(
+            session, table(Order), [o for o in orders if o["order_key"] not in new_orders]
+        )
         new_lines: list[dict[str, Any]] = []
         changed_lines: list[dict[str, Any]] = []
         for o in book.orders.values():

@@ -171,23 +171,6 @@ async def insert_new(
     return inserted
 
 
-async def insert_new_rows(
-    session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
-) -> list[Row[Any]]:
-    """`insert_new`, returning the rows inserted whole (every column, defaults included). On
-    PostgreSQL one `INSERT … ON CONFLICT DO NOTHING RETURNING`, whose rows stay locked by it;
-    on SQLite the inserted keys are read back."""
-    if not rows:
-        return []
-    if is_postgres(session):
-        cols, full = _complete(table, rows)
-        everything = tuple(c.name for c in table.columns)
-        stmt = _insert_sql(table, cols, tuple(keys), everything)
-        return list((await session.execute(stmt, _params(table, cols, full))).all())
-    inserted = sorted(await insert_new(session, table, rows, keys))
-    return await _with_keys(session, table, list(table.columns), keys, inserted)
-
-
 async def _with_keys(
     session: AsyncSession,
     table: Table,

@@ -44,20 +44,18 @@ async def insert_ignore(
 async def lock_orders(
     session: AsyncSession, keys: Iterable[str]
 ) -> tuple[list[Row[Any]], set[str]]:
-    """Create missing order rows, then lock all of them in key order. Returns the rows and the
-    keys created now. The new rows come back from their insert (on PostgreSQL its RETURNING,
-    which locks them) and only the others are selected: on PostgreSQL a batch of new orders, as
-    in a sale, takes one statement."""
+    """Lock the existing rows of the orders `keys` in key order; returns them and the keys that
+    have no row yet.
+
+    The missing rows are the caller's to insert, with their values, before it commits: one
+    INSERT where creating them here would take an INSERT now and an UPDATE of the same rows at
+    the end (a sale's batch is all new orders). A concurrent transaction that inserts one of
+    those keys first makes that INSERT wait for its outcome and then fail with a unique
+    violation, a conflict the core retries; the retry finds the row and locks it here."""
     ordered = sorted(set(keys))
-    if not ordered:
-        return [], set()
     t = table(Order)
-    rows = await bulk.insert_new_rows(
-        session, t, [{"order_key": k} for k in ordered], ["order_key"]
-    )
-    created = {r.order_key for r in rows}
-    rest = [k for k in ordered if k not in created]
-    for part in _chunks(rest):
+    rows: list[Row[Any]] = []
+    for part in _chunks(ordered):
         stmt = (
             select(t)
             .where(one_of(session, t.c.order_key, part))
@@ -65,8 +63,7 @@ async def lock_orders(
             .with_for_update()
         )
         rows.extend((await session.execute(stmt)).all())
-    rows.sort(key=lambda r: r.order_key)
-    return rows, created
+    return rows, set(ordered) - {r.order_key for r in rows}
 
 
 async def lock_stock(

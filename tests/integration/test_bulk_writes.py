@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from hub.store import bulk, locks
-from hub.store.models import DeadLetter, OutboxRow, ProcessedMessage, Stock, table
+from hub.store.models import DeadLetter, Order, OutboxRow, ProcessedMessage, Stock, table
 
 STOCK = table(Stock)
 OUTBOX = table(OutboxRow)
 INBOX = table(ProcessedMessage)
 DEAD = table(DeadLetter)
+ORDERS = table(Order)
 AT = datetime(2026, 11, 11, 8, 30, tzinfo=UTC)
 
 
@@ -154,30 +156,40 @@ async def test_insert_new_returns_only_the_keys_it_wrote(sessions):
     assert sorted(stored) == ["a", "b", "c"]
 
 
-async def test_insert_new_rows_returns_the_new_rows_whole(sessions):
-    async with sessions() as s, s.begin():
-        await bulk.insert(s, STOCK, [{"sku": "A", "location": "main", "on_hand": 5}])
-    async with sessions() as s, s.begin():
-        rows = await bulk.insert_new_rows(
-            s,
-            STOCK,
-            [{"sku": "A", "location": "main"}, {"sku": "B", "location": "main", "on_hand": 2}],
-            ("sku", "location"),
-        )
-    assert [(r.sku, r.location, r.on_hand, r.reserved) for r in rows] == [("B", "main", 2, 0)]
-    assert rows[0].avg_cost == Decimal(0) and isinstance(rows[0].avg_cost, Decimal)
-    assert (await _stock(sessions))[("A", "main")][0] == 5  # the existing row untouched
-
-
 async def test_locking_orders_tells_the_new_ones_apart(sessions):
     async with sessions() as s, s.begin():
-        first, created = await locks.lock_orders(s, ["b:2", "a:1"])
-    assert [r.order_key for r in first] == ["a:1", "b:2"] and created == {"a:1", "b:2"}
-    assert [(r.status, r.placed, r.total) for r in first] == [("new", False, None)] * 2
+        rows, new = await locks.lock_orders(s, ["b:2", "a:1"])
+        assert rows == [] and new == {"a:1", "b:2"}
+        await bulk.insert(s, ORDERS, [{"order_key": "a:1"}, {"order_key": "b:2"}])
     async with sessions() as s, s.begin():
-        rows, created = await locks.lock_orders(s, {"c:3", "a:1", "b:2"})
-    assert [r.order_key for r in rows] == ["a:1", "b:2", "c:3"]
-    assert created == {"c:3"}
+        rows, new = await locks.lock_orders(s, {"c:3", "a:1", "b:2"})
+    assert [(r.order_key, r.status, r.placed, r.total) for r in rows] == [
+        ("a:1", "new", False, None),
+        ("b:2", "new", False, None),
+    ]
+    assert new == {"c:3"}
+
+
+async def test_an_order_inserted_by_a_concurrent_batch_fails_the_later_insert(sessions):
+    """Two transactions that both found an order missing: the second insert waits for the
+    first transaction and then fails on the key (the core retries it as a conflict)."""
+    async with sessions() as first:
+        await first.begin()
+        assert (await locks.lock_orders(first, ["a:1"]))[1] == {"a:1"}
+        await bulk.insert(first, ORDERS, [{"order_key": "a:1", "status": "reserved"}])
+
+        async def second() -> None:
+            async with sessions() as s, s.begin():
+                await bulk.insert(s, ORDERS, [{"order_key": "a:1", "status": "rejected"}])
+
+        racing = asyncio.create_task(second())
+        await asyncio.sleep(0.3)
+        assert not racing.done()
+        await first.commit()
+    with pytest.raises(IntegrityError, match=r"(?i)unique|duplicate"):
+        await asyncio.wait_for(racing, 5)
+    async with sessions() as s:
+        assert (await s.execute(select(ORDERS.c.status))).scalars().all() == ["reserved"]
 
 
 async def test_update_by_key_changes_only_the_given_rows(sessions):
