@@ -67,6 +67,9 @@ DEFAULT_CHART = chart_from_config(None)
 
 SOURCE = "hub/core"
 MAX_LEVEL_CAUSES = 10
+# While the batch's writes run, the outbox is serialized in steps of this many messages, so
+# the writer sends its next statement within a millisecond of the last one's answer.
+YIELD_EVERY = 64
 SUPPLIER_DOCS = (
     PurchaseOrderAcknowledged,
     ShipmentNotified,
@@ -175,6 +178,14 @@ def _correlation(cause: str, by_id: dict[str, Envelope]) -> str:
     else its id (a cause outside the batch stands for itself)."""
     origin = by_id.get(cause)
     return (origin.correlation_id or origin.id) if origin else cause
+
+
+@dataclass
+class _LevelRows:
+    """The channel level rows a batch inserts (first publication) and updates."""
+
+    new: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _by_order_key(row: dict[str, Any]) -> str:
@@ -475,16 +486,28 @@ class CoreProcessor:
 
         now = now_utc()
         issued = await purchasing.replenish(session, book.stock, book.touched, now)
-        outbox: list[dict[str, Any]] = [outbox_row(v) for v in [*vouchers, *issued]]
+        current = await self._current_levels(session, book)
+        # The stock, order and reservation writes go to the database while this coroutine
+        # serializes the outbox (a third of a batch's CPU): the session is the writer's alone
+        # until it is awaited, and the outbox only reads the book, which is final by now.
+        writing = asyncio.create_task(self._write(session, book, stock_before, created, now))
+        try:
+            outbox: list[dict[str, Any]] = [outbox_row(v) for v in [*vouchers, *issued]]
+            by_id = {e.id: e for e in applied}
+            for i, (msg, cause) in enumerate(book.out):
+                outbox.append(outbox_row(self._envelope(msg, cause, by_id)))
+                if i % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)  # let the writer read its answer and send the next
+            levels = await self._levels(book, current, outbox, now, self._level_causes(book, by_id))
+        except BaseException:
+            await asyncio.gather(writing, return_exceptions=True)
+            raise
+        await writing
+        await bulk.insert(session, table(ChannelLevel), levels.new)
+        await bulk.update(session, table(ChannelLevel), levels.changed)
+        result.levels_published = len(levels.new) + len(levels.changed)
         result.vouchers = sum(1 for v in vouchers if v.topic == topics.VOUCHERS)
         result.purchase_orders = len(issued)
-        by_id = {e.id: e for e in applied}
-        for msg, cause in book.out:
-            outbox.append(outbox_row(self._envelope(msg, cause, by_id)))
-        result.levels_published = await self._levels(
-            session, book, outbox, now, self._level_causes(book, by_id)
-        )
-        await self._write(session, book, stock_before, created, now)
         for info in bad:
             inserted = await self._dead_letter(session, info)
             if inserted:
@@ -601,32 +624,42 @@ class CoreProcessor:
                     del ids[:-MAX_LEVEL_CAUSES]
         return out
 
-    async def _levels(
-        self,
-        session: AsyncSession,
-        book: StockBook,
-        outbox: list[dict[str, Any]],
-        now: datetime,
-        causes: Mapping[str, list[str]],
-    ) -> int:
-        """Publish a StockLevelChanged per (SKU, channel) whose available value changed, naming
-        the orders that changed it (`ce_correlationid` the newest, `ce_causes` all of them)."""
-        if not book.touched or not self.rules:
-            return 0
-        t = ChannelLevel.__table__
-        skus = sorted(book.touched)
+    async def _current_levels(
+        self, session: AsyncSession, book: StockBook
+    ) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """(available, presale available, version) last published per (SKU, channel) touched."""
         current: dict[tuple[str, str], tuple[int, int, int]] = {}
-        for part in locks._chunks(skus):
+        if not book.touched or not self.rules:
+            return current
+        t = ChannelLevel.__table__
+        for part in locks._chunks(sorted(book.touched)):
             for r in (
                 await session.execute(select(t).where(locks.one_of(session, t.c.sku, part)))
             ).all():
                 current[(r.sku, r.channel)] = (r.available, r.presale_available, r.version)
+        return current
+
+    async def _levels(
+        self,
+        book: StockBook,
+        current: Mapping[tuple[str, str], tuple[int, int, int]],
+        outbox: list[dict[str, Any]],
+        now: datetime,
+        causes: Mapping[str, list[str]],
+    ) -> _LevelRows:
+        """Publish a StockLevelChanged per (SKU, channel) whose available value changed, naming
+        the orders that changed it (`ce_correlationid` the newest, `ce_causes` all of them);
+        returns the channel level rows to insert and to update. Only reads the book; yields to
+        the event loop every `YIELD_EVERY` SKUs (see `_apply`)."""
+        rows_out = _LevelRows()
+        if not book.touched or not self.rules:
+            return rows_out
         by_sku: dict[str, list[StockRow]] = {}
         for row in book.stock.values():
             by_sku.setdefault(row.sku, []).append(row)
-        new_rows: list[dict[str, Any]] = []
-        changed: list[dict[str, Any]] = []
-        for sku in skus:
+        for i, sku in enumerate(sorted(book.touched)):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             rows = by_sku.get(sku, [])
             pre = next((r for r in rows if r.location == PRESALE), None)
             for channel, rule in self.rules.items():
@@ -643,7 +676,7 @@ class CoreProcessor:
                 if prev is None and value == 0 and backorders == 0 and not mine:
                     continue
                 version = (prev[2] + 1) if prev else 1
-                (changed if prev else new_rows).append(
+                (rows_out.changed if prev else rows_out.new).append(
                     {
                         "sku": sku,
                         "channel": channel,
@@ -676,9 +709,7 @@ class CoreProcessor:
                         )
                     )
                 )
-        await bulk.insert(session, table(ChannelLevel), new_rows)
-        await bulk.update(session, table(ChannelLevel), changed)
-        return len(new_rows) + len(changed)
+        return rows_out
 
     async def _write(
         self,

@@ -66,16 +66,21 @@ async def test_two_replicas_racing_on_one_sku_reserve_exactly_the_stock(sessions
         assert await stock_view(s, "HOT", RULES) == view
 
 
-async def test_a_failure_mid_batch_writes_nothing(sessions, monkeypatch):
+@pytest.mark.parametrize("step", ["_write", "_levels"])
+async def test_a_failure_mid_batch_writes_nothing(sessions, monkeypatch, step):
+    """The writes and the outbox's serialization overlap: a failure in either rolls the whole
+    batch back, and the other has finished before the error leaves the processor."""
     p = CoreProcessor(sessions, RULES, max_attempts=1)
     await p.process(records(counted("A", 5)))
 
     async def boom(*args, **kwargs):
+        await asyncio.sleep(0)
         raise ConnectionError("database went away")
 
-    monkeypatch.setattr(p, "_write", boom)
+    monkeypatch.setattr(p, step, boom)
     with pytest.raises(ConnectionError):
         await p.process(records(place("s:1", [("A", 2)])))
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
     async with sessions() as s:
         assert (await s.execute(select(Stock.reserved))).scalar_one() == 0
         assert (
