@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic_core import to_json
-from sqlalchemy import Column, LargeBinary, Table, bindparam, select, text, tuple_
+from sqlalchemy import LargeBinary, Table, bindparam, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _PG = postgresql.dialect()
@@ -31,8 +30,11 @@ def is_postgres(session: AsyncSession) -> bool:
     return bool(session.bind and session.bind.dialect.name == "postgresql")
 
 
-def _is_bytes(col: Column[Any]) -> bool:
-    return isinstance(col.type, LargeBinary)
+@functools.lru_cache(maxsize=256)
+def _split(table: Table, cols: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The columns that travel in the JSON document, and the binary ones (one array each)."""
+    binary = tuple(c for c in cols if isinstance(table.c[c].type, LargeBinary))
+    return tuple(c for c in cols if c not in binary), binary
 
 
 @functools.lru_cache(maxsize=256)
@@ -48,12 +50,11 @@ def _defaults(table: Table, given: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _source(table: Table, cols: Sequence[str]) -> tuple[str, str]:
+def _source(table: Table, cols: tuple[str, ...]) -> tuple[str, str]:
     """The rows as a table `u`, and the select list that reads it: the columns but the binary
     ones from one JSON document (`json_to_recordset`, each value read by its column type's
     input function), each binary column from its own BYTEA[] array, zipped by `ROWS FROM`."""
-    doc = [c for c in cols if not _is_bytes(table.c[c])]
-    binary = [c for c in cols if _is_bytes(table.c[c])]
+    doc, binary = _split(table, cols)
     calls = []
     if doc:
         defs = ", ".join(f"{_QUOTE(c)} {table.c[c].type.compile(dialect=_PG)}" for c in doc)
@@ -75,10 +76,9 @@ def _insert_sql(
     )
     if conflict:
         sql += f" ON CONFLICT ({', '.join(_QUOTE(c) for c in conflict)}) DO NOTHING"
-    if not returning:
-        return text(sql)
-    sql += f" RETURNING {', '.join(_QUOTE(c) for c in returning)}"
-    return text(sql).columns(*(table.c[c] for c in returning))  # typed: values as selected
+    if returning:
+        sql += f" RETURNING {', '.join(_QUOTE(c) for c in returning)}"
+    return text(sql)
 
 
 @functools.lru_cache(maxsize=256)
@@ -90,7 +90,7 @@ def _update_sql(table: Table, keys: tuple[str, ...], values: tuple[str, ...]) ->
     return text(f"UPDATE {t} SET {sets} FROM {source} WHERE {where}")
 
 
-def _params(table: Table, cols: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _params(table: Table, cols: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The parameters of `_source`: the rows as one JSON document, pydantic-core's serializer
     writing Decimal and datetime as their exact text, and one array per binary column.
 
@@ -98,9 +98,9 @@ def _params(table: Table, cols: Sequence[str], rows: Sequence[dict[str, Any]]) -
     array against the collection ABCs to find nested arrays (two checks a string; 45–55 ms of
     the core's CPU in a batch of 1,000 orders went to encoding its arrays), while the serializer
     writes a thousand rows in ~1 ms."""
-    binary = [c for c in cols if _is_bytes(table.c[c])]
+    doc, binary = _split(table, cols)
     params: dict[str, Any] = {f"b{i}": [r[c] for r in rows] for i, c in enumerate(binary)}
-    if len(binary) < len(cols):
+    if doc:
         skip = {"__all__": set(binary)} if binary else None
         params["doc"] = to_json(rows, exclude=skip).decode()
     return params
@@ -157,7 +157,13 @@ async def insert_new(
         return {tuple(r) for r in result.all()}
     wanted = sorted({tuple(r[k] for k in keys) for r in rows})
     key_cols = [table.c[k] for k in keys]
-    existing = {tuple(r) for r in await _with_keys(session, table, key_cols, keys, wanted)}
+    existing: set[tuple[Any, ...]] = set()
+    for i in range(0, len(wanted), 500):  # a key array is not a parameter on SQLite
+        part = wanted[i : i + 500]
+        where = (
+            key_cols[0].in_([p[0] for p in part]) if len(keys) == 1 else tuple_(*key_cols).in_(part)
+        )
+        existing.update(tuple(r) for r in await session.execute(select(*key_cols).where(where)))
     new: list[dict[str, Any]] = []
     inserted: set[tuple[Any, ...]] = set()
     for r in rows:
@@ -169,26 +175,6 @@ async def insert_new(
     if new:
         await session.execute(table.insert(), new)
     return inserted
-
-
-async def _with_keys(
-    session: AsyncSession,
-    table: Table,
-    columns: Sequence[Any],
-    keys: Sequence[str],
-    wanted: Sequence[tuple[Any, ...]],
-) -> list[Row[Any]]:
-    """`columns` of the rows whose `keys` are among `wanted`, 500 keys a statement (the SQLite
-    paths, where a key array is not a parameter)."""
-    key_cols = [table.c[k] for k in keys]
-    out: list[Row[Any]] = []
-    for i in range(0, len(wanted), 500):
-        part = wanted[i : i + 500]
-        where = (
-            key_cols[0].in_([p[0] for p in part]) if len(keys) == 1 else tuple_(*key_cols).in_(part)
-        )
-        out.extend((await session.execute(select(*columns).where(where))).all())
-    return out
 
 
 async def update(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
