@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import structlog
@@ -186,10 +187,6 @@ class _LevelRows:
 
     new: list[dict[str, Any]] = field(default_factory=list)
     changed: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _by_order_key(row: dict[str, Any]) -> str:
-    return str(row["order_key"])
 
 
 def outbox_row(env: Envelope) -> dict[str, Any]:
@@ -379,9 +376,9 @@ class CoreProcessor:
             order_keys |= await locks.holders_of(session, bump_skus)
 
         # Locks in the global order: orders, then stock.
-        order_rows, created = await locks.lock_orders(session, order_keys)
+        order_rows, new_orders = await locks.lock_orders(session, order_keys)
         # An order new in this transaction holds no reservation yet: none to read.
-        res_rows = await locks.reservations_of(session, order_keys - created)
+        res_rows = await locks.reservations_of(session, order_keys - new_orders)
         skus |= {r.sku for r in res_rows} | bump_skus | supplier_skus
         stock_rows = await locks.lock_stock(session, skus, create)
 
@@ -410,7 +407,7 @@ class CoreProcessor:
                 )
                 for r in order_rows
             }
-            | {k: OrderRow(k) for k in created},
+            | {k: OrderRow(k) for k in new_orders},
             bump_loaded=bump_skus,
             dropship_channels=frozenset(c for c, rule in self.rules.items() if rule.dropship),
             presale_channels=frozenset(c for c, rule in self.rules.items() if rule.presale),
@@ -432,7 +429,7 @@ class CoreProcessor:
 
         applied: list[Envelope] = []
         vouchers: list[Envelope] = []
-        priced = await self._price_new_orders(session, good, done, created)
+        priced = await self._price_new_orders(session, good, done, new_orders)
         ledger_queue = _VoucherQueue(vouchers)
         if self.chart:
             await finance_events.claim_causes(
@@ -490,7 +487,7 @@ class CoreProcessor:
         # The stock, order and reservation writes go to the database while this coroutine
         # serializes the outbox (a third of a batch's CPU): the session is the writer's alone
         # until it is awaited, and the outbox only reads the book, which is final by now.
-        writing = asyncio.create_task(self._write(session, book, stock_before, created, now))
+        writing = asyncio.create_task(self._write(session, book, stock_before, new_orders, now))
         try:
             outbox: list[dict[str, Any]] = [outbox_row(v) for v in [*vouchers, *issued]]
             by_id = {e.id: e for e in applied}
@@ -544,7 +541,7 @@ class CoreProcessor:
         session: AsyncSession,
         good: list[tuple[Record, Envelope]],
         done: set[str],
-        created: set[str],
+        new_orders: set[str],
     ) -> set[str]:
         """Remember the prices of the batch's new orders in one statement (the common case of a
         flash sale); orders with history go through the voucher rules one by one."""
@@ -554,7 +551,9 @@ class CoreProcessor:
             env for _, env in good if isinstance(env.data, OrderPlaced) and env.id not in done
         ]
         orders = [env.data for env in placed if isinstance(env.data, OrderPlaced)]
-        handled = await billing.remember_prices_bulk(session, orders, self.chart.currency, created)
+        handled = await billing.remember_prices_bulk(
+            session, orders, self.chart.currency, new_orders
+        )
         return {placed[i].id for i in handled}
 
     async def _book(
@@ -743,30 +742,29 @@ class CoreProcessor:
                 ["sku", "location"],
             )
         await bulk.update(session, table(Stock), stock)
-        orders = [
-            {
-                "order_key": o.order_key,
-                "account": o.account,
-                "channel": o.channel,
-                "status": o.status,
-                "placed": o.placed,
-                "cancelled": o.cancelled,
-                "currency": o.currency,
-                "total": o.total,
-                "placed_at": o.placed_at,
-                "updated_at": now,
-            }
-            for o in book.orders.values()
-            if o.dirty or o.order_key in new_orders
-        ]
-        await bulk.insert(
-            session,
-            table(Order),
-            sorted((o for o in orders if o["order_key"] in new_orders), key=_by_order_key),
-        )
-        await bulk.update(
-            session, table(Order), [o for o in orders if o["order_key"] not in new_orders]
-        )
+        new_rows: list[dict[str, Any]] = []
+        changed_rows: list[dict[str, Any]] = []
+        for o in book.orders.values():
+            new = o.order_key in new_orders
+            if not (new or o.dirty):
+                continue
+            (new_rows if new else changed_rows).append(
+                {
+                    "order_key": o.order_key,
+                    "account": o.account,
+                    "channel": o.channel,
+                    "status": o.status,
+                    "placed": o.placed,
+                    "cancelled": o.cancelled,
+                    "currency": o.currency,
+                    "total": o.total,
+                    "placed_at": o.placed_at,
+                    "updated_at": now,
+                }
+            )
+        new_rows.sort(key=itemgetter("order_key"))
+        await bulk.insert(session, table(Order), new_rows)
+        await bulk.update(session, table(Order), changed_rows)
         new_lines: list[dict[str, Any]] = []
         changed_lines: list[dict[str, Any]] = []
         for o in book.orders.values():

@@ -169,17 +169,17 @@ async def remember_prices_bulk(
     session: AsyncSession,
     msgs: Sequence[OrderPlaced],
     currency: str,
-    created: Collection[str] = (),
+    new_orders: Collection[str] = (),
 ) -> set[int]:
     """Price a batch's new orders in one statement: those with no price rows yet (nothing of
     them shipped first, so nothing to bill late). Returns the indexes of the messages handled;
     the others go through `remember_prices` one by one. Same rows as `remember_prices`.
-    `created`: orders whose row this transaction created, so none has price rows to look up
-    (prices are written with the order's row, in the core's transaction)."""
+    `new_orders`: orders with no row before this transaction, so none has price rows to look
+    up (prices are written with the order's row, in the core's transaction)."""
     keys = {m.order_key for m in msgs if m.currency == currency}
     if not keys:
         return set()
-    unknown = sorted(keys.difference(created))
+    unknown = sorted(keys.difference(new_orders))
     existing = (
         set(
             (
