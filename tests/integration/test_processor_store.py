@@ -4,15 +4,18 @@ half-written failures, dead letters."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
 from hub.core.batch import CoreProcessor
 from hub.domain.allocation import Rule
 from hub.queries import invariant_problems, stock_view
+from hub.store import locks
 from hub.store.models import DeadLetter, Order, OutboxRow, ProcessedMessage, Stock
 from schemas import topics
 from schemas.envelope import CAUSES_HEADER, CORRELATION_HEADER
@@ -64,6 +67,39 @@ async def test_two_replicas_racing_on_one_sku_reserve_exactly_the_stock(sessions
     assert await _accepted(sessions) == 50
     async with sessions() as s:
         assert await stock_view(s, "HOT", RULES) == view
+
+
+async def test_two_replicas_applying_the_same_new_orders_decide_each_once(sessions, monkeypatch):
+    """Both find the orders missing and both go to insert them: the later insert fails on the
+    key, the batch is retried as a conflict, and the retry finds the messages applied. (Each
+    waits after its lock step until the other has taken it too; on SQLite the other is held
+    by the database lock instead, and the wait runs out.)"""
+    a = CoreProcessor(sessions, RULES)
+    b = CoreProcessor(sessions, RULES)
+    await a.process(records(counted("A", 100), counted("B", 100)))
+    lock_orders, arrived, both = locks.lock_orders, [], asyncio.Event()
+
+    async def in_step(session, keys):
+        found = await lock_orders(session, keys)
+        arrived.append(found[1])
+        if len(arrived) == 2:
+            both.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(both.wait(), 1)
+        return found
+
+    monkeypatch.setattr(locks, "lock_orders", in_step)
+    batch = [place(f"shop:{i}", [("A" if i % 2 else "B", 1)]) for i in range(20)]
+    with capture_logs() as logs:
+        first, second = await asyncio.gather(a.process(records(*batch)), b.process(records(*batch)))
+    assert sorted([first.accepted, second.accepted]) == [0, 20]
+    assert first.duplicates + second.duplicates == 20
+    assert await _accepted(sessions, "shop:") == 20
+    if len(arrived[1]) == 20:  # both found them missing (PostgreSQL): one retried
+        assert [e for e in logs if e["event"] == "batch conflict, retrying"]
+    async with sessions() as s:
+        assert (await s.execute(select(func.sum(Stock.reserved)))).scalar_one() == 20
+        assert await invariant_problems(s) == []
 
 
 @pytest.mark.parametrize("step", ["_write", "_levels"])
