@@ -34,6 +34,7 @@ from hub.finance import billing
 from hub.finance import events as finance_events
 from hub.finance.chart import Chart, chart_from_config
 from hub.finance.rules import CurrencyMismatch
+from hub.finance.tables import OrderLinePrice
 from hub.purchasing import service as purchasing
 from hub.store import bulk, locks
 from hub.store.models import (
@@ -382,9 +383,12 @@ class CoreProcessor:
         skus |= {r.sku for r in res_rows} | bump_skus | supplier_skus
         stock_rows = await locks.lock_stock(session, skus, create)
 
-        # Only now, holding the locks, claim the messages: the inbox rows of those not applied
-        # before are written here, in the transaction of their effect.
-        done = await self._claim(session, [env.id for _, env in good], now_utc())
+        # Only now, holding the locks, look the messages up in the inbox: a replica that applied
+        # one of them held these locks until it committed, so its inbox row is visible here. The
+        # inbox rows of the others are written with the batch's effects (`_write`): a replica
+        # writing the same one at the same time fails this transaction (unique key), which is
+        # then retried and finds it.
+        done = await self._applied_before(session, [env.id for _, env in good])
 
         book = StockBook(
             stock={
@@ -429,7 +433,7 @@ class CoreProcessor:
 
         applied: list[Envelope] = []
         vouchers: list[Envelope] = []
-        priced = await self._price_new_orders(session, good, done, new_orders)
+        priced, prices = await self._price_new_orders(session, good, done, new_orders)
         ledger_queue = _VoucherQueue(vouchers)
         if self.chart:
             await finance_events.claim_causes(
@@ -484,10 +488,17 @@ class CoreProcessor:
         now = now_utc()
         issued = await purchasing.replenish(session, book.stock, book.touched, now)
         current = await self._current_levels(session, book)
-        # The stock, order and reservation writes go to the database while this coroutine
-        # serializes the outbox (a third of a batch's CPU): the session is the writer's alone
-        # until it is awaited, and the outbox only reads the book, which is final by now.
-        writing = asyncio.create_task(self._write(session, book, stock_before, new_orders, now))
+        # The stock, order, reservation, price and inbox writes go to the database while this
+        # coroutine serializes the outbox (a third of a batch's CPU): the session is the
+        # writer's alone until it is awaited, and the outbox only reads the book, which is final
+        # by now.
+        inbox = [
+            {"consumer": self.consumer, "message_id": i, "processed_at": now}
+            for i in sorted(e.id for e in applied)
+        ]
+        writing = asyncio.create_task(
+            self._write(session, book, stock_before, new_orders, prices, inbox, now)
+        )
         try:
             outbox: list[dict[str, Any]] = [outbox_row(v) for v in [*vouchers, *issued]]
             by_id = {e.id: e for e in applied}
@@ -513,13 +524,22 @@ class CoreProcessor:
         await bulk.insert(session, table(OutboxRow), outbox)
         return result
 
-    async def _claim(self, session: AsyncSession, ids: list[str], now: datetime) -> set[str]:
-        """Write the inbox rows of `ids`; returns the ids that had one already (applied before)."""
-        rows = [{"consumer": self.consumer, "message_id": i, "processed_at": now} for i in ids]
-        new = await bulk.insert_new(
-            session, table(ProcessedMessage), rows, ("consumer", "message_id")
-        )
-        return {i for i in ids if (self.consumer, i) not in new}
+    async def _applied_before(self, session: AsyncSession, ids: list[str]) -> set[str]:
+        """The ids among `ids` that have an inbox row of this consumer: applied before."""
+        t = ProcessedMessage.__table__
+        found: set[str] = set()
+        for part in locks._chunks(sorted(ids)):
+            found.update(
+                (
+                    await session.execute(
+                        select(t.c.message_id).where(
+                            t.c.consumer == self.consumer,
+                            locks.one_of(session, t.c.message_id, part),
+                        )
+                    )
+                ).scalars()
+            )
+        return found
 
     @staticmethod
     async def _presale(
@@ -542,19 +562,31 @@ class CoreProcessor:
         good: list[tuple[Record, Envelope]],
         done: set[str],
         new_orders: set[str],
-    ) -> set[str]:
+    ) -> tuple[set[str], list[dict[str, Any]]]:
         """Remember the prices of the batch's new orders in one statement (the common case of a
-        flash sale); orders with history go through the voucher rules one by one."""
+        flash sale); orders with history go through the voucher rules one by one. Returns the
+        messages priced, and their price rows if nothing in the batch reads them back (no other
+        message of those orders): `_write` writes these with the batch's effects, else they are
+        written here."""
         if self.chart is None:
-            return set()
+            return set(), []
         placed = [
             env for _, env in good if isinstance(env.data, OrderPlaced) and env.id not in done
         ]
         orders = [env.data for env in placed if isinstance(env.data, OrderPlaced)]
-        handled = await billing.remember_prices_bulk(
+        handled, rows = await billing.price_rows_bulk(
             session, orders, self.chart.currency, new_orders
         )
-        return {placed[i].id for i in handled}
+        priced = {placed[i].id for i in handled}
+        keys = {orders[i].order_key for i in handled}
+        if any(
+            getattr(env.data, "order_key", None) in keys
+            for _, env in good
+            if env.id not in priced and env.id not in done
+        ):
+            await bulk.insert(session, table(OrderLinePrice), rows)
+            return priced, []
+        return priced, rows
 
     async def _book(
         self, session: AsyncSession, book: StockBook, env: Envelope, queue: _VoucherQueue
@@ -716,10 +748,14 @@ class CoreProcessor:
         book: StockBook,
         stock_before: set[Any],
         new_orders: set[str],
+        prices: list[dict[str, Any]],
+        inbox: list[dict[str, Any]],
         now: datetime,
     ) -> None:
         """Write what the batch changed: stock, orders (the new ones inserted whole, in key
-        order), reservation lines and movements."""
+        order), reservation lines, movements, the new orders' prices left to it, and the inbox
+        rows of the messages applied (in key order, so that two replicas racing on the same
+        messages cannot deadlock)."""
         stock = [
             {
                 "sku": r.sku,
@@ -805,6 +841,8 @@ class CoreProcessor:
                     for m in book.movements
                 ],
             )
+        await bulk.insert(session, table(OrderLinePrice), prices)
+        await bulk.insert(session, table(ProcessedMessage), inbox)
 
     async def _dead_letter(self, session: AsyncSession, info: DeadLetterInfo) -> bool:
         r = info.record

@@ -165,20 +165,21 @@ def _price_lines(msg: OrderPlaced) -> dict[tuple[str, str], tuple[int, Decimal, 
     return per_key
 
 
-async def remember_prices_bulk(
+async def price_rows_bulk(
     session: AsyncSession,
     msgs: Sequence[OrderPlaced],
     currency: str,
     new_orders: Collection[str] = (),
-) -> set[int]:
-    """Price a batch's new orders in one statement: those with no price rows yet (nothing of
-    them shipped first, so nothing to bill late). Returns the indexes of the messages handled;
-    the others go through `remember_prices` one by one. Same rows as `remember_prices`.
-    `new_orders`: orders with no row before this transaction, so none has price rows to look
-    up (prices are written with the order's row, in the core's transaction)."""
+) -> tuple[set[int], list[dict[str, object]]]:
+    """The prices of a batch's new orders, as rows to INSERT in one statement: those with no
+    price rows yet (nothing of them shipped first, so nothing to bill late). Returns the indexes
+    of the messages handled, and their rows (the same rows as `remember_prices`); the others go
+    through `remember_prices` one by one. `new_orders`: orders with no row before this
+    transaction, so none has price rows to look up (prices are written with the order's row, in
+    the core's transaction). The caller writes the rows, before anything reads them back."""
     keys = {m.order_key for m in msgs if m.currency == currency}
     if not keys:
-        return set()
+        return set(), []
     unknown = sorted(keys.difference(new_orders))
     existing = (
         set(
@@ -216,8 +217,7 @@ async def remember_prices_bulk(
                     "billed": 0,
                 }
             )
-    await bulk.insert(session, table(OrderLinePrice), rows)
-    return handled
+    return handled, rows
 
 
 async def bill_shipment(

@@ -267,3 +267,48 @@ async def test_a_batch_of_new_orders_is_priced_without_reading_prices_back(
         [("TEE", 3, True), ("MUG", 1, True), (billing.SHIPPING[0], 1, True)]
     )
     await balances(engine)  # the books check out
+
+
+async def test_new_orders_prices_are_written_with_the_batch_unless_the_batch_reads_them(
+    engine: AsyncEngine,
+) -> None:
+    """A batch of new orders leaves their price rows to its final writes; a batch that also
+    ships one of them writes that order's prices before the shipment bills them."""
+    from sqlalchemy import event
+
+    from hub.core.batch import CoreProcessor
+    from schemas.envelope import Envelope, message_id
+    from tests.builders import records
+
+    def env(m: CanonicalMessage) -> Envelope:
+        return Envelope(id=message_id("test", m.ce_type, m.kafka_key()), source="test", data=m)
+
+    statements: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _seen(_conn, _cursor, statement: str, *_: object) -> None:
+        text = " ".join(statement.split()).upper()
+        for name in ("INSERT INTO ORDER_LINE_PRICES", "INSERT INTO ORDERS", "INSERT INTO VOUCHERS"):
+            if text.startswith(name):
+                statements.append(name.rsplit(" ", 1)[1].lower())
+
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    await core.process(records(env(RECEIPT_1)))
+    alone = PLACED.model_copy(update={"order_key": "acme:2001", "platform_order_id": "2001"})
+    statements.clear()
+    await core.process(records(env(alone)))
+    assert statements == ["orders", "order_line_prices"]
+
+    shipped = PLACED.model_copy(update={"order_key": "acme:2002", "platform_order_id": "2002"})
+    ship = SHIP_1.model_copy(update={"order_key": "acme:2002"})
+    statements.clear()
+    result = await core.process(records(env(shipped), env(ship)))
+    assert result.vouchers >= 1
+    assert statements.index("order_line_prices") < statements.index("vouchers")
+    async with session_factory(engine)() as s:
+        rows = (await s.execute(select(OrderLinePrice))).scalars().all()
+    assert {(p.order_key, p.sku, p.ordered, p.shipped) for p in rows if p.sku == "TEE"} == {
+        ("acme:2001", "TEE", 3, 0),
+        ("acme:2002", "TEE", 3, 2),
+    }
+    await balances(engine)  # the books check out
