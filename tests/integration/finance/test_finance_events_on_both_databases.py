@@ -17,6 +17,7 @@ from hub.finance.tables import OrderLinePrice
 from hub.store.db import session_factory
 from hub.store.models import ProcessedMessage, Stock
 from schemas.base import CanonicalMessage
+from schemas.envelope import Envelope, message_id
 from schemas.orders import (
     FulfilledLine,
     OrderFulfilled,
@@ -202,7 +203,6 @@ async def test_the_core_books_a_whole_batch_as_it_books_one_message_at_a_time(
     """The core books a batch's vouchers together; a return in the same batch as its sale
     still finds the cost the sale booked, and the books end as the message-by-message run."""
     from hub.core.batch import CoreProcessor
-    from schemas.envelope import Envelope, message_id
     from tests.builders import records
 
     msgs = [RECEIPT_1, PLACED, SHIP_1, SHIP_2, PAID, RECEIPT_2, COUNT, RETURNED]
@@ -225,6 +225,11 @@ async def test_the_core_books_a_whole_batch_as_it_books_one_message_at_a_time(
     assert again.vouchers == 0 and await balances(engine) == tb
 
 
+def keyed(m: CanonicalMessage) -> Envelope:
+    """`m` as the core receives it, its id derived from its Kafka key."""
+    return Envelope(id=message_id("test", m.ce_type, m.kafka_key()), source="test", data=m)
+
+
 async def test_a_batch_of_new_orders_is_priced_without_reading_prices_back(
     engine: AsyncEngine,
 ) -> None:
@@ -234,11 +239,7 @@ async def test_a_batch_of_new_orders_is_priced_without_reading_prices_back(
     from sqlalchemy import event
 
     from hub.core.batch import CoreProcessor
-    from schemas.envelope import Envelope, message_id
     from tests.builders import records
-
-    def env(m: CanonicalMessage) -> Envelope:
-        return Envelope(id=message_id("test", m.ce_type, m.kafka_key()), source="test", data=m)
 
     lookups: list[str] = []
 
@@ -248,14 +249,14 @@ async def test_a_batch_of_new_orders_is_priced_without_reading_prices_back(
             lookups.append(statement)
 
     core = CoreProcessor(session_factory(engine), {}, chart=CHART)
-    await core.process(records(env(RECEIPT_1), env(SHIP_1)))
+    await core.process(records(keyed(RECEIPT_1), keyed(SHIP_1)))
     lookups.clear()
-    late = await core.process(records(env(PLACED)))
+    late = await core.process(records(keyed(PLACED)))
     assert lookups and late.vouchers == 1  # the two TEE shipped before: revenue booked now
 
     lookups.clear()
     fresh = PLACED.model_copy(update={"order_key": "acme:1002", "platform_order_id": "1002"})
-    result = await core.process(records(env(fresh)))
+    result = await core.process(records(keyed(fresh)))
     assert result.applied == 1 and lookups == []
     async with session_factory(engine)() as s:
         priced = (
@@ -277,11 +278,7 @@ async def test_new_orders_prices_are_written_with_the_batch_unless_the_batch_rea
     from sqlalchemy import event
 
     from hub.core.batch import CoreProcessor
-    from schemas.envelope import Envelope, message_id
     from tests.builders import records
-
-    def env(m: CanonicalMessage) -> Envelope:
-        return Envelope(id=message_id("test", m.ce_type, m.kafka_key()), source="test", data=m)
 
     statements: list[str] = []
 
@@ -293,16 +290,16 @@ async def test_new_orders_prices_are_written_with_the_batch_unless_the_batch_rea
                 statements.append(name.rsplit(" ", 1)[1].lower())
 
     core = CoreProcessor(session_factory(engine), {}, chart=CHART)
-    await core.process(records(env(RECEIPT_1)))
+    await core.process(records(keyed(RECEIPT_1)))
     alone = PLACED.model_copy(update={"order_key": "acme:2001", "platform_order_id": "2001"})
     statements.clear()
-    await core.process(records(env(alone)))
+    await core.process(records(keyed(alone)))
     assert statements == ["orders", "order_line_prices"]
 
     shipped = PLACED.model_copy(update={"order_key": "acme:2002", "platform_order_id": "2002"})
     ship = SHIP_1.model_copy(update={"order_key": "acme:2002"})
     statements.clear()
-    result = await core.process(records(env(shipped), env(ship)))
+    result = await core.process(records(keyed(shipped), keyed(ship)))
     assert result.vouchers >= 1
     assert statements.index("order_line_prices") < statements.index("vouchers")
     async with session_factory(engine)() as s:
