@@ -171,7 +171,7 @@ class Settings(BaseSettings):
     )
     # Core tuning
     core_group: str = Field(default="hub-core", description="Consumer group of the core")
-    core_batch_size: int = Field(default=1000, ge=1)
+    core_batch_size: int = Field(default=2000, ge=1)
     core_batch_timeout_ms: int = Field(default=20, ge=1)
     core_fetch_min_bytes: int = Field(
         default=65536,

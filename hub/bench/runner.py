@@ -87,7 +87,7 @@ class BenchOptions:
     out: Path = Path("var/bench")
     phases: tuple[str, ...] = PHASES
     consumers: int = 1
-    batch_size: int = 1000
+    batch_size: int = 2000
     concurrency: int = 64
     hot_skus: int = 5
     webhook_pool: int = 2000

@@ -41,7 +41,7 @@ def add_core_subscriber(
     processor: CoreProcessor,
     *,
     group_id: str = CORE_GROUP,
-    batch_size: int = 1000,
+    batch_size: int = 2000,
     batch_timeout_ms: int = 20,
     session_timeout_ms: int = 10000,
     fetch_min_bytes: int = 1,
