@@ -12,6 +12,10 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Messages in one core batch at most: a batch pays a dozen statements, a commit and an offset
+# commit whatever its size (BENCHMARKS.md, run N, compares 1,000, 2,000 and 4,000).
+CORE_BATCH_SIZE = 2000
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message says where."""
@@ -171,7 +175,7 @@ class Settings(BaseSettings):
     )
     # Core tuning
     core_group: str = Field(default="hub-core", description="Consumer group of the core")
-    core_batch_size: int = Field(default=2000, ge=1)
+    core_batch_size: int = Field(default=CORE_BATCH_SIZE, ge=1)
     core_batch_timeout_ms: int = Field(default=20, ge=1)
     core_fetch_min_bytes: int = Field(
         default=65536,

@@ -37,7 +37,7 @@ from hub.bench import store, workload
 from hub.bench.limits import raw_pipe_limit
 from hub.bench.loadgen import Plan, Sample, drive
 from hub.bench.roles import RoleSet
-from hub.config import AccountConfig, ChannelRule, HubConfig, Settings
+from hub.config import CORE_BATCH_SIZE, AccountConfig, ChannelRule, HubConfig, Settings
 from hub.heap import freeze_heap
 from hub.kafka import clients
 from hub.kafka.clients import EMBEDDED_FETCH_WAIT_MS
@@ -87,7 +87,7 @@ class BenchOptions:
     out: Path = Path("var/bench")
     phases: tuple[str, ...] = PHASES
     consumers: int = 1
-    batch_size: int = 2000
+    batch_size: int = CORE_BATCH_SIZE
     concurrency: int = 64
     hot_skus: int = 5
     webhook_pool: int = 2000

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from hub.cli.common import run_loop
+from hub.config import CORE_BATCH_SIZE
 from hub.observe import configure_logging
 
 
@@ -35,7 +36,7 @@ def bench(
         "uniform,zipf,hot,flash,webhooks", "--phases", help="Comma-separated subset to run"
     ),
     consumers: int = typer.Option(1, "--consumers", min=1, help="Core consumers in the process"),
-    batch_size: int = typer.Option(2000, "--batch-size", min=1, help="Core batch size"),
+    batch_size: int = typer.Option(CORE_BATCH_SIZE, "--batch-size", min=1, help="Core batch size"),
     concurrency: int = typer.Option(64, "--concurrency", min=1, help="Webhook connections"),
     client: str = typer.Option(
         "raw", "--client", help="Webhook sender: raw (lean HTTP/1.1 keep-alive) or httpx"

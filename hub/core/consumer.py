@@ -18,6 +18,7 @@ import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
+from hub.config import CORE_BATCH_SIZE
 from hub.core.batch import BatchResult, CoreProcessor, is_transient
 from hub.core.records import Record
 from hub.kafka.clients import KAFKA_FETCH_WAIT_MS
@@ -41,7 +42,7 @@ def add_core_subscriber(
     processor: CoreProcessor,
     *,
     group_id: str = CORE_GROUP,
-    batch_size: int = 2000,
+    batch_size: int = CORE_BATCH_SIZE,
     batch_timeout_ms: int = 20,
     session_timeout_ms: int = 10000,
     fetch_min_bytes: int = 1,
