@@ -20,7 +20,7 @@ def _ids(prefix: str, n: int) -> list[str]:
 
 
 async def test_lookup_finds_exactly_this_consumers_applied_messages(sessions):
-    applied = _ids("applied", 1200)  # over one chunk of the SQLite path
+    applied = _ids("applied", 1200)
     other = _ids("other", 300)
     async with sessions() as s, s.begin():
         await s.execute(
