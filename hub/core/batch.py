@@ -516,7 +516,7 @@ class CoreProcessor:
             outbox: list[dict[str, Any]] = [outbox_row(v) for v in [*vouchers, *issued]]
             by_id = {e.id: e for e in applied}
             for i, (msg, cause) in enumerate(book.out):
-                outbox.append(outbox_row(self._envelope(msg, cause, by_id)))
+                outbox.append(outbox_row(self._envelope(msg, cause, by_id, now)))
                 if i % YIELD_EVERY == YIELD_EVERY - 1:
                     await asyncio.sleep(0)  # let the writer read its answer and send the next
             levels = await self._levels(book, current, outbox, now, self._level_causes(book, by_id))
@@ -626,11 +626,15 @@ class CoreProcessor:
         queue.add(made, env.correlation_id or env.id)
         return costs
 
-    def _envelope(self, msg: CanonicalMessage, cause: str, by_id: dict[str, Envelope]) -> Envelope:
+    def _envelope(
+        self, msg: CanonicalMessage, cause: str, by_id: dict[str, Envelope], now: datetime
+    ) -> Envelope:
+        """The envelope of a message the batch caused, with the batch's time (as its levels)."""
         return Envelope(
             id=message_id(SOURCE, msg.ce_type, cause, msg.kafka_key()),
             source=SOURCE,
             data=msg,
+            time=now,
             correlation_id=_correlation(cause, by_id),
         )
 

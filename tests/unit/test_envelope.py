@@ -1,5 +1,5 @@
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -39,6 +39,18 @@ def test_headers_are_cloudevents_binary_mode():
     assert h["ce_specversion"] == b"1.0"
     assert h["ce_type"] == b"hub.order.placed.v1"
     assert h["content-type"] == b"application/json"
+
+
+def test_body_is_the_models_json_and_ce_time_the_envelopes_own_time():
+    order = _order()
+    utc = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
+    shanghai = utc.astimezone(timezone(timedelta(hours=8)))  # equal to `utc`, other text
+    texts = []
+    for t in (utc, utc, shanghai, utc):
+        h = dict(Envelope(id="i", source="s", data=order, time=t).header_texts())
+        texts.append(h["ce_time"])
+    assert texts == [utc.isoformat(), utc.isoformat(), "2026-03-01T12:00:00+08:00", utc.isoformat()]
+    assert Envelope(id="i", source="s", data=order).body() == order.model_dump_json().encode()
 
 
 def test_unknown_schema_version_is_refused_with_reason():
