@@ -78,7 +78,7 @@ class Envelope:
         h = [
             ("ce_specversion", SPECVERSION),
             ("ce_id", self.id),
-            ("ce_type", self.data.ce_type),
+            ("ce_type", self.type),
             ("ce_source", self.source),
             ("ce_time", _time_text(self.time)),
             ("content-type", CONTENT_TYPE),
