@@ -1,8 +1,8 @@
 """Signed Shopify deliveries posted to the gateway over loopback, from a child process so the
 sender does not share the hub's event loop.
 
-`drive` runs in that child: it builds every delivery with the Shopify simulator before the clock
-starts, then posts them either as fast as `concurrency` connections allow (`max`) or on a fixed
+`prepare` runs in that child first and builds every delivery with the Shopify simulator, so the
+parent can read each part's CPU time around `drive` alone; `drive` then posts them either as fast as `concurrency` connections allow (`max`) or on a fixed
 schedule (`paced`, latency counted from the scheduled instant, so a stalled server cannot hide
 its queueing).
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,17 @@ def deliveries(plan: Plan) -> list[tuple[dict[str, str], bytes]]:
         out.append((headers, body))
     sim.orders.clear()
     return out
+
+
+# In the child: deliveries built by `prepare`, by (first order id, count), until `drive` takes them.
+_prepared: dict[tuple[int, int], list[tuple[dict[str, str], bytes]]] = {}
+
+
+def prepare(plan: Plan) -> int:
+    """In the child, before anything is timed: build the plan's deliveries. Returns the child's
+    pid (whose CPU time the parent reads)."""
+    _prepared[(plan.first_order_id, plan.count)] = deliveries(plan)
+    return os.getpid()
 
 
 class RawPool:
@@ -130,7 +142,7 @@ def collector_paused() -> Iterator[None]:
 
 
 async def _drive(plan: Plan) -> list[Sample]:
-    todo = deliveries(plan)
+    todo = _prepared.pop((plan.first_order_id, plan.count), None) or deliveries(plan)
     samples: list[Sample] = []
     limits = httpx.Limits(
         max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hub.bench import cpu
 from hub.bench.runner import Timeline
 
 ROWS = (
@@ -81,6 +82,13 @@ def table(result: dict[str, Any]) -> Table:
 
 def print_table(result: dict[str, Any], console: Console) -> None:
     console.print(table(result))
+    ceilings = result.get("cpu_ceiling_orders_per_s") or {}
+    for phase, costs in (result.get("cpu_us_per_order") or {}).items():
+        top = ceilings.get(phase)
+        console.print(
+            f"CPU per order, {phase} (µs): {cpu.line(costs)}"
+            + (f" → at most {top:,}/s on {result.get('cores')} cores" if top else "")
+        )
     for p in result.get("invariant_problems") or []:
         console.print(f"[red]✗ {p}")
     console.print(

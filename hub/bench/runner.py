@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import multiprocessing
+import os
 import resource
 import time
 import uuid
@@ -33,9 +35,9 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer
 
 from hub.app import Runtime
-from hub.bench import store, workload
+from hub.bench import cpu, store, workload
 from hub.bench.limits import raw_pipe_limit
-from hub.bench.loadgen import Plan, Sample, drive
+from hub.bench.loadgen import Plan, Sample, drive, prepare
 from hub.bench.roles import RoleSet
 from hub.config import CORE_BATCH_SIZE, AccountConfig, ChannelRule, HubConfig, Settings
 from hub.heap import freeze_heap
@@ -317,6 +319,8 @@ class Bench:
         self.sender: KafkaPublisher | None = None
         self.roles: RoleSet | None = None
         self.http_port = 0
+        self.meter = cpu.CpuMeter({})
+        self.loadgen_pid: int | None = None
 
     # --- what the hub has done, in-process or in its role processes -------------------------
 
@@ -379,6 +383,8 @@ class Bench:
             r["roles"] = (
                 "one process per role" if o.split else "core, relay, gateway in one process"
             )
+            self.meter = self._cpu_meter(broker, url)
+            r["cores"] = cpu.cores()
             assert rt.engine is not None and rt.sessions is not None
             t = time.perf_counter()
             stock_per_sku = 3 * o.orders
@@ -469,6 +475,40 @@ class Bench:
         self._ratios()
         return r
 
+    def _cpu_meter(self, broker: EmbeddedBroker, url: str) -> cpu.CpuMeter:
+        parts: dict[str, Callable[[], float | None]] = {}
+        if self.roles is not None:
+            for role, rp in self.roles.procs.items():
+                parts[role] = functools.partial(cpu.cpu_seconds, rp.proc.pid)
+        own = "bench" if self.roles is not None else "hub + bench"
+        parts[own] = functools.partial(cpu.cpu_seconds, os.getpid())
+        if broker.process is not None:
+            parts["broker"] = functools.partial(cpu.cpu_seconds, broker.process.pid)
+        if store.is_postgres(url):
+            parts["postgres"] = functools.partial(cpu.server_seconds, "postgres")
+        parts["loadgen"] = lambda: (
+            cpu.cpu_seconds(self.loadgen_pid) if self.loadgen_pid is not None else None
+        )
+        return cpu.CpuMeter(parts)
+
+    def _cpu(self, phase: str, before: cpu.Reading, orders: int) -> None:
+        """What each order of `phase` cost each part, from `before` to now."""
+        costs = cpu.per_order(before, self.meter.read(), orders)
+        if costs is None:
+            return
+        r = self.result
+        r.setdefault("cpu_us_per_order", {})[phase] = costs
+        n_cores = r.get("cores") or cpu.cores()
+        top = cpu.ceiling(costs, n_cores)
+        r.setdefault("cpu_ceiling_orders_per_s", {})[phase] = top
+        # The same cores without the benchmark's own load on them (sender and watcher), as
+        # when the orders come from elsewhere; only where those are parts of their own.
+        hub = {k: v for k, v in costs.items() if k not in cpu.LOAD and k != "total"}
+        if len(hub) < len(costs) - 1:
+            alone = cpu.ceiling({"total": sum(hub.values())}, n_cores)
+            r.setdefault("cpu_ceiling_without_load_orders_per_s", {})[phase] = alone
+        self.say(f"  CPU per order (µs): {cpu.line(costs)} → at most {top:,}/s on {n_cores} cores")
+
     def _demand(self, phase: str) -> list[str]:
         o = self.opts
         if phase == "flash":
@@ -521,6 +561,7 @@ class Bench:
             async with gate:
                 await sender.send_many(part)
 
+        before = self.meter.read()
         t0 = time.perf_counter()
         await asyncio.gather(*(send(p) for p in workload.chunks(items, 1000)))
         sent = time.perf_counter() - t0
@@ -536,6 +577,7 @@ class Bench:
         self.result[f"{name}_send_seconds"] = round(sent, 3)
         self.result[f"{name}_us_per_order"] = round(1e6 * seconds / n, 1)
         self.say(f"{phase}: {n} orders decided in {seconds:.2f}s → {rate:,.0f} orders/s")
+        self._cpu(phase, before, n)
 
     # --- the core's memory over a long steady run --------------------------------------------
 
@@ -624,6 +666,8 @@ class Bench:
                     concurrency=o.concurrency,
                     client=o.client,
                 )
+                self.loadgen_pid = await loop.run_in_executor(pool, prepare, plan)
+                before = self.meter.read()
                 samples = await loop.run_in_executor(pool, drive, plan)
                 ok = [s for s in samples if s.status == 200]
                 self._track(plan, ok)
@@ -639,6 +683,7 @@ class Bench:
                     f"({o.concurrency} connections), {len(samples) - len(ok)} errors"
                 )
                 await self._settle(rt)
+                self._cpu("webhooks-max", before, len(ok))
 
                 rate = o.webhook_rate or max(1.0, max_rate / 2)
                 plan, samples, ok = await self._paced(
@@ -716,11 +761,15 @@ class Bench:
             rate=rate,
             client=o.client,
         )
-        samples = await asyncio.get_running_loop().run_in_executor(pool, drive, plan)
+        loop = asyncio.get_running_loop()
+        self.loadgen_pid = await loop.run_in_executor(pool, prepare, plan)
+        before = self.meter.read()
+        samples = await loop.run_in_executor(pool, drive, plan)
         ok = [s for s in samples if s.status == 200]
         self._track(plan, ok)
         self._latencies(samples, SERIES[phase])
         await self._settle(rt)
+        self._cpu(phase, before, len(ok))
         return plan, samples, ok
 
     def _order_ids(self, count: int) -> int:

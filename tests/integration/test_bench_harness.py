@@ -63,6 +63,22 @@ async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(
     assert result["flash_sold_out_exactly"] is True
     assert result["ok"] is True
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # What each order of each phase cost each part of the system, and the machine's ceiling.
+    costs = result["cpu_us_per_order"]
+    timed = ["uniform", "zipf", "hot", "flash", "webhooks-max", "webhooks-half"]
+    assert set(costs) == {*timed, "webhooks-target-half"}
+    if split:
+        parts = {"core", "relay", "gateway", "bench", "broker", "postgres"}
+    else:
+        parts = {"hub + bench", "broker"}
+    for phase, cost in costs.items():
+        webhooks = phase.startswith("webhooks")
+        assert set(cost) == parts | ({"loadgen"} if webhooks else set()) | {"total"}, phase
+        assert all(v >= 0 for v in cost.values())
+        assert cost["total"] == pytest.approx(sum(cost.values()) - cost["total"], abs=1)
+        assert cost["total"] > 0, phase
+        ceiling = result["cpu_ceiling_orders_per_s"][phase]
+        assert ceiling == round(result["cores"] * 1e6 / cost["total"])
     if split:  # each role's memory, measured in its own process
         assert set(result["role_peak_rss_mb"]) == {"core", "relay", "gateway"}
         assert all(v > 20 for v in result["role_peak_rss_mb"].values())
