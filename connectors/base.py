@@ -220,6 +220,11 @@ _SKU = re.compile(r"^\w[\w .\-/+#:()&,]{0,127}$")
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive header lookup over any mapping."""
     lname = name.lower()
+    # The gateway's headers are keyed in lower case (as HTTP/2 and ASGI servers give them):
+    # found directly, without a pass over every header.
+    found = headers.get(lname)
+    if found is not None:
+        return found
     for k, v in headers.items():
         if k.lower() == lname:
             return v
@@ -259,6 +264,9 @@ def as_id(value: Any, where: str) -> str:
     raise MalformedPayload(f"{where} is not a usable id")
 
 
+_MONEY_BOUND = Decimal(10) ** 14
+
+
 def money(value: Any, where: str, *, default: Decimal | None = None) -> Decimal:
     """A platform money string (or integer) as Decimal. Floats are refused: they lose cents."""
     if value is None or value == "":
@@ -271,7 +279,7 @@ def money(value: Any, where: str, *, default: Decimal | None = None) -> Decimal:
         d = Decimal(str(value))
     except (InvalidOperation, ValueError):
         raise MalformedPayload(f"{where} is not a decimal amount: {str(value)[:40]!r}") from None
-    if not d.is_finite() or abs(d) >= Decimal(10) ** 14:
+    if not d.is_finite() or abs(d) >= _MONEY_BOUND:
         raise MalformedPayload(f"{where} is out of range")
     exponent = d.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -6:
@@ -363,7 +371,7 @@ def parse_json(body: bytes) -> object:
     except UnicodeDecodeError:
         raise MalformedPayload("body is not UTF-8") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_keep_decimal_text)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise MalformedPayload("body is nested too deeply") from None
     except ValueError as exc:
@@ -400,5 +408,6 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not allowed")
 
 
-def _keep_decimal_text(text: str) -> object:
-    return Decimal(text)
+# One decoder for every body (`json.loads` with hooks builds a decoder and its scanner on each
+# call): numbers with a fraction or an exponent become Decimal, NaN and Infinity are refused.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=Decimal)

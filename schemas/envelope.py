@@ -73,6 +73,11 @@ class Envelope:
     def key(self) -> str:
         return self.data.kafka_key()
 
+    def correlated(self, correlation_id: str) -> Envelope:
+        """This envelope with `correlation_id`: `dataclasses.replace` without looking up the
+        fields on every call (the gateway does this for every message it receives)."""
+        return Envelope(self.id, self.source, self.data, self.time, correlation_id, self.causes)
+
     def header_texts(self) -> list[tuple[str, str]]:
         """The headers as text (the outbox stores them so)."""
         h = [

@@ -1,3 +1,4 @@
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -51,6 +52,26 @@ def test_body_is_the_models_json_and_ce_time_the_envelopes_own_time():
         texts.append(h["ce_time"])
     assert texts == [utc.isoformat(), utc.isoformat(), "2026-03-01T12:00:00+08:00", utc.isoformat()]
     assert Envelope(id="i", source="s", data=order).body() == order.model_dump_json().encode()
+
+
+def test_correlated_changes_the_correlation_id_and_keeps_every_other_field():
+    env = Envelope(
+        id="i",
+        source="s",
+        data=_order(),
+        time=datetime(2026, 3, 1, tzinfo=UTC),
+        correlation_id="before",
+        causes=("c1", "c2"),
+    )
+    # Every field holds a value other than its default, so a field `correlated` forgot shows.
+    assert all(
+        getattr(env, f.name) != f.default
+        for f in dataclasses.fields(env)
+        if f.default is not dataclasses.MISSING
+    )
+    again = env.correlated("after")
+    assert again == dataclasses.replace(env, correlation_id="after")
+    assert env.correlation_id == "before"
 
 
 def test_unknown_schema_version_is_refused_with_reason():

@@ -277,3 +277,53 @@ async def test_deliveries_are_answered_concurrently_while_the_broker_is_slow(cli
 async def test_other_methods_on_the_webhook_path_are_not_server_errors(client):
     r = await client.get("/webhooks/shopify/acme")
     assert r.status_code == 405
+
+
+async def test_every_answer_is_counted_by_connector_and_outcome(client, publisher):
+    from hub.metrics import REGISTRY
+
+    def count(connector: str, outcome: str) -> float:
+        labels = {"connector": connector, "outcome": outcome}
+        return REGISTRY.get_sample_value("hub_webhooks_received_total", labels) or 0.0
+
+    def timed(connector: str) -> float:
+        labels = {"connector": connector}
+        return REGISTRY.get_sample_value("hub_webhook_latency_seconds_count", labels) or 0.0
+
+    keys = [
+        ("shopify", "accepted"),
+        ("shopify", "unauthorized"),
+        ("unknown", "unknown_account"),
+        ("woocommerce", "accepted"),
+    ]
+    before = {k: count(*k) for k in keys}
+    timed_before = {c: timed(c) for c in ("shopify", "unknown", "woocommerce")}
+    body = _body(fixture("shopify", "orders_create"))
+    for _ in range(2):
+        ok = await client.post(
+            "/webhooks/shopify/acme", content=body, headers=shopify_headers(body)
+        )
+        assert ok.status_code == 200
+    bad = shopify_headers(body)
+    bad["X-Shopify-Hmac-Sha256"] = sign(OTHER_SECRET, body)
+    assert (
+        await client.post("/webhooks/shopify/acme", content=body, headers=bad)
+    ).status_code == 401
+    assert (await client.post("/webhooks/shopify/nobody", content=body)).status_code == 404
+    woo = _body(fixture("woocommerce", "order_processing"))
+    r = await client.post("/webhooks/woocommerce/corner", content=woo, headers=woo_headers(woo))
+    assert r.status_code == 200
+    # The answer's bytes are compact JSON, as `json.dumps` writes it.
+    assert r.content == json.dumps(r.json(), separators=(",", ":")).encode()
+
+    assert {k: count(*k) - before[k] for k in keys} == {
+        ("shopify", "accepted"): 2,
+        ("shopify", "unauthorized"): 1,
+        ("unknown", "unknown_account"): 1,
+        ("woocommerce", "accepted"): 1,
+    }
+    assert {c: timed(c) - timed_before[c] for c in timed_before} == {
+        "shopify": 3,
+        "unknown": 1,
+        "woocommerce": 1,
+    }
