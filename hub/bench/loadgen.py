@@ -2,24 +2,24 @@
 sender does not share the hub's event loop.
 
 `prepare` runs in that child first and builds every delivery with the Shopify simulator, so the
-parent can read each part's CPU time around `drive` alone; `drive` then posts them either as fast as `concurrency` connections allow (`max`) or on a fixed
-schedule (`paced`, latency counted from the scheduled instant, so a stalled server cannot hide
-its queueing).
+parent can read each part's CPU time around `drive` alone (which adds only opening its
+connections to the sending); `drive` then posts them either as fast as `concurrency` connections
+allow (`max`) or on a fixed schedule (`paced`, latency counted from the scheduled instant, so a
+stalled server cannot hide its queueing).
 
 Counting from the scheduled instant also counts the sender's own stalls, so the sender keeps its
-garbage collector out of the timed window: everything built before the clock starts is frozen
-and collection is off until the last answer (a full collection over the prepared deliveries
-took 130–185 ms here, and one at the end of a paced phase was the whole of its p99).
+garbage collector out of the timed window: `prepare` freezes everything it built, collection is
+off from the first send, and what a phase left behind is collected by the next `prepare`,
+outside any window (a full collection over the prepared deliveries took 130–185 ms here, and
+one at the end of a paced phase was the whole of its p99).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -70,9 +70,13 @@ _prepared: dict[tuple[int, int], list[tuple[dict[str, str], bytes]]] = {}
 
 
 def prepare(plan: Plan) -> int:
-    """In the child, before anything is timed: build the plan's deliveries. Returns the child's
-    pid (whose CPU time the parent reads)."""
+    """In the child, before anything is timed: collect what the last phase left, build the plan's
+    deliveries and freeze them. Returns the child's pid (whose CPU time the parent reads)."""
+    gc.enable()
+    gc.unfreeze()
+    gc.collect()
     _prepared[(plan.first_order_id, plan.count)] = deliveries(plan)
+    freeze_heap()
     return os.getpid()
 
 
@@ -127,18 +131,13 @@ class RawPool:
             writer.close()
 
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """No garbage collection inside the block; what exists when it starts is frozen (never
-    scanned again), what the block left behind is collected after it."""
+def pause_collector() -> None:
+    """No garbage collection from here on: what exists now is frozen (never scanned again; after
+    `prepare`, only what was made since is collected first). The collector stays off after the
+    phase too, until the next `prepare` collects what it left, so no collection falls in the
+    window the parent measures."""
     freeze_heap()
     gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.unfreeze()
-        gc.collect()
 
 
 async def _drive(plan: Plan) -> list[Sample]:
@@ -168,38 +167,38 @@ async def _drive(plan: Plan) -> list[Sample]:
                     status = 0
             samples.append(Sample(i, wall, time.perf_counter() - intended, status))
 
-        with collector_paused():
-            start = time.perf_counter()
-            wall0 = time.time()
-            deadline = start + plan.seconds
-            if plan.mode == "max":
-                it = iter(range(len(todo)))
+        pause_collector()
+        start = time.perf_counter()
+        wall0 = time.time()
+        deadline = start + plan.seconds
+        if plan.mode == "max":
+            it = iter(range(len(todo)))
 
-                async def worker() -> None:
-                    for i in it:
-                        if time.perf_counter() > deadline:
-                            return
-                        t = time.perf_counter()
-                        await post(i, t, wall0 + (t - start))
+            async def worker() -> None:
+                for i in it:
+                    if time.perf_counter() > deadline:
+                        return
+                    t = time.perf_counter()
+                    await post(i, t, wall0 + (t - start))
 
-                await asyncio.gather(*(worker() for _ in range(plan.concurrency)))
-            else:
-                gate = asyncio.Semaphore(plan.concurrency)
-                tasks = []
+            await asyncio.gather(*(worker() for _ in range(plan.concurrency)))
+        else:
+            gate = asyncio.Semaphore(plan.concurrency)
+            tasks = []
 
-                async def bounded(i: int, intended: float) -> None:
-                    async with gate:
-                        await post(i, intended, wall0 + (intended - start))
+            async def bounded(i: int, intended: float) -> None:
+                async with gate:
+                    await post(i, intended, wall0 + (intended - start))
 
-                for i in range(len(todo)):
-                    intended = start + i / plan.rate
-                    if intended > deadline:
-                        break
-                    delay = intended - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(bounded(i, intended)))
-                await asyncio.gather(*tasks)
+            for i in range(len(todo)):
+                intended = start + i / plan.rate
+                if intended > deadline:
+                    break
+                delay = intended - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(bounded(i, intended)))
+            await asyncio.gather(*tasks)
     if raw is not None:
         await raw.close()
     return samples

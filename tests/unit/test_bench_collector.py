@@ -4,9 +4,11 @@ the watcher's process. A collection pause there would be counted as the hub's la
 from __future__ import annotations
 
 import gc
+import os
 import weakref
 
-from hub.bench.loadgen import collector_paused
+from hub.bench import loadgen
+from hub.bench.loadgen import Plan, pause_collector, prepare
 from hub.heap import freeze_heap
 
 
@@ -21,21 +23,31 @@ def _cycle() -> weakref.ref[_Node]:
     return weakref.ref(a)
 
 
-def test_no_collection_inside_the_window_and_its_garbage_collected_after() -> None:
+def test_no_collection_in_the_window_nor_after_it_until_the_next_prepare() -> None:
     before = gc.get_stats()[2]["collections"]
     assert gc.isenabled()
-    with collector_paused():
+    try:
+        pause_collector()
         assert not gc.isenabled()
         assert gc.get_freeze_count() > 0  # what existed is out of the scans
         garbage = _cycle()
         churn = [_Node() for _ in range(50_000)]  # far past every generation's threshold
         del churn
         assert garbage() is not None  # nothing collected in the window
-        during = gc.get_stats()[2]["collections"]
-    assert gc.isenabled()
-    assert gc.get_freeze_count() == 0
-    assert garbage() is None  # the window's cycles are collected once it closes
-    assert during == before + 1  # the one full collection before the window, none inside
+        # the one full collection before the window, none inside
+        assert gc.get_stats()[2]["collections"] == before + 1
+        # The next phase's preparation, outside the window the parent measures, collects what
+        # the last one left and freezes its own deliveries.
+        plan = Plan("http://127.0.0.1:9/webhooks/shopify/shop", "s", ["SKU-1"], 7, 3, "max", 1.0)
+        assert prepare(plan) == os.getpid()
+        assert garbage() is None
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+        assert len(loadgen._prepared[(7, 3)]) == 3
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        loadgen._prepared.clear()
 
 
 def test_freeze_heap_freezes_what_the_process_built() -> None:

@@ -43,6 +43,22 @@ def test_reaped_adds_the_time_of_children_that_ended() -> None:
     assert (reaped_after - reaped) - (own_after - own) >= 0.25  # the child's 0.3 s
 
 
+def test_the_stat_line_is_read_after_the_command_name_whatever_it_holds(tmp_path, monkeypatch):
+    # A command name may hold spaces and parentheses; the fields after it are counted from its
+    # last ")". utime 14, stime 15, cutime 16, cstime 17 (1-based), in clock ticks.
+    rest = " ".join(str(v) for v in [0] * 10 + [300, 200, 70, 30] + [0] * 30)
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "stat").write_text(f"42 (a) b (c)) S {rest}\n")
+    (tmp_path / "42" / "comm").write_text("a) b (c)\n")
+    monkeypatch.setattr(cpu, "PROC", tmp_path)
+    monkeypatch.setattr(cpu, "TICKS", 100)
+    assert cpu.cpu_seconds(42) == 5.0
+    assert cpu.cpu_seconds(42, reaped=True) == 6.0
+    assert cpu.pids_named("a) b (c)") == [42]
+    assert cpu.server_seconds("a) b (c)") == 6.0
+    assert cpu.cpu_seconds(43) is None
+
+
 @linux
 def test_processes_are_found_by_name_and_an_unknown_pid_reads_as_unknown() -> None:
     name = Path("/proc/self/comm").read_text().strip()
