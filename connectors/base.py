@@ -370,6 +370,8 @@ def parse_json(body: bytes) -> object:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedPayload("body is not UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise MalformedPayload("body starts with a byte order mark (JSON must not)")
     try:
         value = _DECODER.decode(text)
     except RecursionError:

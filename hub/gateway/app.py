@@ -78,13 +78,13 @@ def create_gateway(
         upstream = correlation.upstream_ids(request.headers)
         # The request's provisional id, then its messages' once they are known: the last one
         # bound in the log context is the one the answer carries.
-        ids = [correlation.provisional()]
-        with structlog.contextvars.bound_contextvars(correlation_id=ids[0], **upstream):
-            response = await handle(request, ids)
-        response.headers[correlation.HEADER] = ids[-1]
+        bound = [correlation.provisional()]
+        with structlog.contextvars.bound_contextvars(correlation_id=bound[0], **upstream):
+            response = await handle(request, bound)
+        response.headers[correlation.HEADER] = bound[-1]
         return response
 
-    async def handle(request: Request, ids: list[str]) -> Response:
+    async def handle(request: Request, bound: list[str]) -> Response:
         started = time.perf_counter()
         name = request.path_params["connector"]
         account_name = request.path_params["account"]
@@ -145,7 +145,7 @@ def create_gateway(
         corr = correlation.derive(envelopes)
         if corr is not None:
             structlog.contextvars.bind_contextvars(correlation_id=corr)
-            ids.append(corr)
+            bound.append(corr)
             envelopes = [e if e.correlation_id else e.correlated(corr) for e in envelopes]
         if envelopes:
             try:

@@ -1,16 +1,18 @@
 """The JSON depth limit of incoming payloads: exactly `MAX_JSON_DEPTH` levels, whichever way
-`parse_json` checks it (a bracket count for small bodies, a walk for the others)."""
+`parse_json` checks it (a bracket count for small bodies, a walk for the others); and the other
+rules of the bodies and headers the connectors read."""
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.base import MAX_JSON_DEPTH, parse_json
+from connectors.base import MAX_JSON_DEPTH, header, parse_json
 from connectors.errors import MalformedPayload
 
 
@@ -71,3 +73,18 @@ json_values = st.recursive(
 def test_accepted_exactly_when_no_value_is_deeper_than_the_limit(value: Any, levels: int) -> None:
     for v in (value, nest(levels, value, wide=False)):
         assert accepted(v) == (depth(v) <= MAX_JSON_DEPTH)
+
+
+def test_a_body_with_a_byte_order_mark_is_refused_with_that_reason() -> None:
+    with pytest.raises(MalformedPayload, match="byte order mark"):
+        parse_json("\ufeff{}".encode())
+    assert parse_json(b'{"price": 9.90, "n": 2}') == {"price": Decimal("9.90"), "n": 2}
+    with pytest.raises(MalformedPayload, match="NaN is not allowed"):
+        parse_json(b'{"price": NaN}')
+
+
+def test_header_lookup_ignores_case_whichever_case_the_mapping_holds() -> None:
+    assert header({"X-Shopify-Topic": "orders/create"}, "x-shopify-topic") == "orders/create"
+    assert header({"x-shopify-topic": "orders/create"}, "X-Shopify-Topic") == "orders/create"
+    assert header({"X-SHOPIFY-TOPIC": "a", "other": "b"}, "X-Shopify-Topic") == "a"
+    assert header({"other": "b"}, "X-Shopify-Topic") is None

@@ -313,8 +313,17 @@ async def test_every_answer_is_counted_by_connector_and_outcome(client, publishe
     woo = _body(fixture("woocommerce", "order_processing"))
     r = await client.post("/webhooks/woocommerce/corner", content=woo, headers=woo_headers(woo))
     assert r.status_code == 200
-    # The answer's bytes are compact JSON, as `json.dumps` writes it.
-    assert r.content == json.dumps(r.json(), separators=(",", ":")).encode()
+    # The answers' bytes are compact UTF-8 JSON, as Starlette's `json.dumps` writes it.
+    order = fixture("shopify", "orders_create")
+    order["line_items"][0]["price"] = "九.九〇"
+    bad_price = _body(order)
+    refused = await client.post(
+        "/webhooks/shopify/acme", content=bad_price, headers=shopify_headers(bad_price)
+    )
+    assert refused.status_code == 400 and "九.九〇" in refused.json()["reason"]
+    for answer in (r, refused):
+        compact = json.dumps(answer.json(), ensure_ascii=False, separators=(",", ":"))
+        assert answer.content == compact.encode()
 
     assert {k: count(*k) - before[k] for k in keys} == {
         ("shopify", "accepted"): 2,
@@ -323,7 +332,7 @@ async def test_every_answer_is_counted_by_connector_and_outcome(client, publishe
         ("woocommerce", "accepted"): 1,
     }
     assert {c: timed(c) - timed_before[c] for c in timed_before} == {
-        "shopify": 3,
+        "shopify": 4,
         "unknown": 1,
         "woocommerce": 1,
     }

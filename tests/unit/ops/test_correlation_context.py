@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 
 from connectors.base import StockPushResult, sign
 from connectors.pushout import MAX_CAUSES, StockPushOut
+from hub.bus import BrokerUnavailable
 from hub.config import AccountConfig, HubConfig
 from hub.core.consumer import batch_context
 from hub.core.records import Record
@@ -336,3 +337,26 @@ def test_a_vouchers_dead_letter_keeps_its_correlation_id():
         [("dlq_error", b"refused")],
     )
     assert kept == [("ce_id", b"v1"), ("ce_correlationid", b"c-1"), ("dlq_error", b"refused")]
+
+
+async def test_an_answer_after_the_orders_id_is_known_carries_it_even_when_refused(gateway, logs):
+    client, publisher = gateway
+
+    async def broker_down(envelopes: Sequence[Envelope]) -> None:
+        raise BrokerUnavailable("no broker")
+
+    publisher.publish = broker_down
+    body = _order(77)
+    answer = await client.post("/webhooks/shopify/acme", content=body, headers=_signed(body))
+    assert answer.status_code == 503
+    assert answer.headers["X-Correlation-ID"] == for_order("acme:77")
+    # Before the order is read, the request's own id: a fresh one per request.
+    bad = [
+        await client.post(
+            "/webhooks/shopify/acme", content=body, headers={"X-Shopify-Hmac-Sha256": "x"}
+        )
+        for _ in range(2)
+    ]
+    ids = [a.headers["X-Correlation-ID"] for a in bad]
+    assert len(set(ids)) == 2 and for_order("acme:77") not in ids
+    assert get_contextvars() == {}
