@@ -107,7 +107,9 @@ def ceiling(costs: Mapping[str, float], n_cores: int) -> int | None:
     return round(n_cores * 1e6 / spent) if spent else None
 
 
-def line(costs: Mapping[str, float]) -> str:
-    """`core 180 · relay 40 · … = 350` (µs), the parts largest first."""
+def line(costs: Mapping[str, float], top: int | None = None, n_cores: int | None = None) -> str:
+    """`core 180 · relay 40 · … = 350` (µs), the parts largest first; with the ceiling `top`,
+    `… → at most 5,714/s on 2 cores`."""
     parts = sorted(((k, v) for k, v in costs.items() if k != "total"), key=lambda kv: -kv[1])
-    return " · ".join(f"{k} {v:,.0f}" for k, v in parts) + f" = {costs.get('total', 0):,.0f}"
+    text = " · ".join(f"{k} {v:,.0f}" for k, v in parts) + f" = {costs.get('total', 0):,.0f}"
+    return text + (f" → at most {top:,}/s on {n_cores} cores" if top else "")

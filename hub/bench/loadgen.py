@@ -73,8 +73,7 @@ def prepare(plan: Plan) -> int:
     """In the child, before anything is timed: collect what the last phase left, build the plan's
     deliveries and freeze them. Returns the child's pid (whose CPU time the parent reads)."""
     gc.enable()
-    gc.unfreeze()
-    gc.collect()
+    gc.unfreeze()  # the last phase's deliveries too; freeze_heap's collection takes them
     _prepared[(plan.first_order_id, plan.count)] = deliveries(plan)
     freeze_heap()
     return os.getpid()
@@ -141,7 +140,8 @@ def pause_collector() -> None:
 
 
 async def _drive(plan: Plan) -> list[Sample]:
-    todo = _prepared.pop((plan.first_order_id, plan.count), None) or deliveries(plan)
+    # Built by `prepare`: building them here would count in the window the parent measures.
+    todo = _prepared.pop((plan.first_order_id, plan.count))
     samples: list[Sample] = []
     limits = httpx.Limits(
         max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency
@@ -205,7 +205,8 @@ async def _drive(plan: Plan) -> list[Sample]:
 
 
 def drive(plan: Plan) -> list[Sample]:
-    """Entry point in the child process (on uvloop, as the hub's processes run)."""
+    """Entry point in the child process (on uvloop, as the hub's processes run), after
+    `prepare` for the same plan."""
     from hub.cli.common import run_loop
 
     return run_loop(_drive(plan))

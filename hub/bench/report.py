@@ -84,11 +84,8 @@ def print_table(result: dict[str, Any], console: Console) -> None:
     console.print(table(result))
     ceilings = result.get("cpu_ceiling_orders_per_s") or {}
     for phase, costs in (result.get("cpu_us_per_order") or {}).items():
-        top = ceilings.get(phase)
-        console.print(
-            f"CPU per order, {phase} (µs): {cpu.line(costs)}"
-            + (f" → at most {top:,}/s on {result.get('cores')} cores" if top else "")
-        )
+        line = cpu.line(costs, ceilings.get(phase), result.get("cores"))
+        console.print(f"CPU per order, {phase} (µs): {line}")
     for p in result.get("invariant_problems") or []:
         console.print(f"[red]✗ {p}")
     console.print(

@@ -498,7 +498,7 @@ class Bench:
             return
         r = self.result
         r.setdefault("cpu_us_per_order", {})[phase] = costs
-        n_cores = r.get("cores") or cpu.cores()
+        n_cores = r["cores"]
         top = cpu.ceiling(costs, n_cores)
         r.setdefault("cpu_ceiling_orders_per_s", {})[phase] = top
         unread = sorted(set(self.meter.parts) - set(costs))
@@ -511,8 +511,7 @@ class Bench:
             r.setdefault("cpu_ceiling_without_load_orders_per_s", {})[phase] = cpu.ceiling(
                 {"total": hub}, n_cores
             )
-        at_most = f" → at most {top:,}/s on {n_cores} cores" if top else ""
-        self.say(f"  CPU per order (µs): {cpu.line(costs)}{at_most}")
+        self.say(f"  CPU per order (µs): {cpu.line(costs, top, n_cores)}")
 
     def _demand(self, phase: str) -> list[str]:
         o = self.opts
@@ -547,8 +546,8 @@ class Bench:
     # --- reservations straight to Kafka -----------------------------------------------------
 
     async def _reservations(self, rt: Runtime, phase: str, seq: list[str]) -> None:
-        # The last phase's work finished (its levels relayed), so this one's CPU is its own.
-        await self._settle(rt)
+        # Every phase ends settled (below and after each webhook phase), so what this one's CPU
+        # reading starts from is idle: its CPU is its own.
         self.tl.phase = phase
         # Before each timed phase, what the run has built so far leaves the collector's scans:
         # full collections over it took 100–125 ms in this process, and the watcher stamps what
