@@ -1,9 +1,13 @@
-"""The outbox relay: publishes committed outbox rows in id order, then marks them sent.
+"""The outbox relay: publishes committed outbox rows in id order, then deletes them.
 
-At-least-once: a crash between publish and mark re-publishes those rows; every message keeps
+At-least-once: a crash between publish and delete re-publishes those rows; every message keeps
 its id, so consumers drop the duplicate. Rows of one key are committed in id order (the core
 holds that key's lock while writing them), so per-key order is kept. On PostgreSQL a session
 advisory lock elects one active relay among replicas; the others wait as hot standbys.
+
+A published row is deleted, not marked sent: the mark changed the column that tells pending rows
+apart, so it was never a heap-only update and wrote the row again in full, with a new index
+entry, before a later delete wrote a third time. Kafka keeps what went out.
 
 Logs: each reservation decision it publishes (`reservation.published`, one line per order with
 its correlation id, message id and type) and each dead letter (`dead_letter.published`). Rows go
@@ -17,11 +21,10 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import BigInteger, Text, bindparam, cast, delete, func, select, text, update
+from sqlalchemy import BigInteger, Text, bindparam, cast, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.bus import BrokerUnavailable
@@ -72,7 +75,6 @@ class OutboxRelay:
         *,
         batch_size: int = 2000,
         interval: float = 0.05,
-        keep_sent: timedelta = timedelta(minutes=10),
         on_published: Callable[[int], None] | None = None,
     ) -> None:
         self.engine = engine
@@ -80,7 +82,6 @@ class OutboxRelay:
         self.publisher = publisher
         self.batch_size = batch_size
         self.interval = interval
-        self.keep_sent = keep_sent
         self.on_published = on_published
         self._wake = asyncio.Event()
         self._leader_conn: AsyncConnection | None = None
@@ -146,9 +147,9 @@ class OutboxRelay:
             _log_published(row_id, topic, names, body)
         async with self.sessions() as session, session.begin():
             await session.execute(
-                update(_OUTBOX)
-                .where(one_of(session, _OUTBOX.c.id, [r[0] for r in rows], BigInteger))
-                .values(sent_at=now_utc())
+                delete(_OUTBOX).where(
+                    one_of(session, _OUTBOX.c.id, [r[0] for r in rows], BigInteger)
+                )
             )
         self.published += len(rows)
         if self.on_published:
@@ -156,12 +157,10 @@ class OutboxRelay:
         return len(rows)
 
     async def prune(self) -> int:
+        """Delete rows marked sent instead of deleted: by a relay of an earlier version still
+        running beside this one during an upgrade."""
         async with self.sessions() as session, session.begin():
-            res = await session.execute(
-                delete(OutboxRow).where(
-                    OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < now_utc() - self.keep_sent
-                )
-            )
+            res = await session.execute(delete(OutboxRow).where(OutboxRow.sent_at.is_not(None)))
             return int(getattr(res, "rowcount", 0) or 0)
 
     async def backlog(self) -> tuple[int, float]:

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Table,
     Text,
     func,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -137,14 +136,6 @@ class OutboxRow(Base):
     """Messages to publish, written in the transaction that caused them; the relay sends them."""
 
     __tablename__ = "outbox"
-    __table_args__ = (
-        Index(
-            "ix_outbox_pending",
-            "id",
-            sqlite_where=text("sent_at IS NULL"),
-            postgresql_where=text("sent_at IS NULL"),
-        ),
-    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(128))

@@ -37,5 +37,5 @@ async def test_fillfactor_migration_round_trips(engine):
     assert await current(engine) == "0004_dropship_presale"
     assert await _fillfactors(engine) == (dict.fromkeys(EXPECTED) if postgres else {})
     await upgrade(engine)  # back to head: the PostgreSQL database is shared by later tests
-    assert await current(engine) == "0005_fillfactor"
+    assert await current(engine) == "0006_outbox_deleted_on_send"
     assert await _fillfactors(engine) == (EXPECTED if postgres else {})
