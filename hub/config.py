@@ -187,7 +187,12 @@ class Settings(BaseSettings):
     )
     consumer_session_timeout_ms: int = Field(default=10000, ge=1000)
     relay_batch_size: int = Field(default=2000, ge=1)
-    relay_interval_ms: int = Field(default=50, ge=1)
+    relay_interval_ms: int = Field(
+        default=50,
+        ge=1,
+        description="how often the relay looks for outbox rows it was not woken for "
+        "(on PostgreSQL the core's commits wake it at once)",
+    )
     reconcile_interval_s: float = Field(default=300.0, ge=0, description="0 disables")
 
     @cached_property

@@ -32,6 +32,7 @@ from hub.kafka.producer import KafkaPublisher
 from hub.observe import record_fields
 from hub.store.locks import one_of
 from hub.store.models import OutboxRow, table
+from hub.store.outbox import CHANNEL as OUTBOX_CHANNEL
 from schemas import topics
 from schemas.base import now_utc
 
@@ -91,6 +92,10 @@ class OutboxRelay:
         """Wake the relay now (the core just committed outbox rows)."""
         self._wake.set()
 
+    def _announced(self, *_: object) -> None:
+        """A commit with outbox rows, announced on PostgreSQL (any process)."""
+        self._wake.set()
+
     async def _lead(self) -> bool:
         """Whether this relay may publish: it holds the advisory lock, or takes it now. The lock
         is held by a session of its own, in autocommit so that it keeps no transaction open (an
@@ -105,6 +110,10 @@ class OutboxRelay:
         ).scalar()
         if got:
             self._leader_conn = conn
+            # Woken by the core's commits from here on (`hub.store.outbox`), not only by polls.
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None  # a live pooled connection
+            await driver.add_listener(OUTBOX_CHANNEL, self._announced)
             log.info("relay is the active publisher")
             return True
         await conn.close()
@@ -209,12 +218,17 @@ class OutboxRelay:
         await self._resign()
 
     async def _resign(self) -> None:
-        """Give the lead up: unlock, and never hand the locked session back to the pool (a
-        pooled session would keep the lock, and no standby could take over)."""
+        """Give the lead up: stop listening and unlock before the session goes back to the pool
+        (a pooled session would keep the lock, and no standby could take over); if either
+        fails, the session is closed, and the lock and the listening with it."""
         conn, self._leader_conn = self._leader_conn, None
         if conn is None:
             return
         try:
+            # Nor one that listens: the pool's next user would wake this relay.
+            driver = (await conn.get_raw_connection()).driver_connection
+            if driver is not None:
+                await driver.remove_listener(OUTBOX_CHANNEL, self._announced)
             await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
             await conn.close()
         except Exception:

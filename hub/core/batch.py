@@ -48,6 +48,7 @@ from hub.store.models import (
     Stock,
     table,
 )
+from hub.store.outbox import announce as announce_outbox
 from schemas import topics
 from schemas.base import CanonicalMessage, now_utc
 from schemas.envelope import Envelope, EnvelopeError, decode, message_id
@@ -535,6 +536,8 @@ class CoreProcessor:
                 outbox.append(dead_letter_outbox_row(info, self.consumer))
                 result.dead_lettered += 1
         await bulk.insert(session, table(OutboxRow), outbox)
+        if outbox:
+            await announce_outbox(session)
         return result
 
     async def _applied_before(self, session: AsyncSession, ids: list[str]) -> set[str]:
