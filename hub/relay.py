@@ -109,12 +109,18 @@ class OutboxRelay:
             await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
         ).scalar()
         if got:
-            self._leader_conn = conn
+            self._leader_conn = conn  # first, so that `_resign` unlocks whatever follows
             # Woken by the core's commits from here on (`hub.store.outbox`), not only by polls.
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None  # a live pooled connection
-            await driver.add_listener(OUTBOX_CHANNEL, self._announced)
-            log.info("relay is the active publisher")
+            try:
+                driver = (await conn.get_raw_connection()).driver_connection
+                assert driver is not None  # a live pooled connection
+                await driver.add_listener(OUTBOX_CHANNEL, self._announced)
+                log.info("relay is the active publisher")
+            except Exception as exc:
+                log.warning(
+                    "relay is the active publisher, without the core's announcements; polling",
+                    error=repr(exc)[:200],
+                )
             return True
         await conn.close()
         return False
@@ -193,29 +199,31 @@ class OutboxRelay:
         last_prune = 0.0
         loop = asyncio.get_running_loop()
         backoff = self.interval
-        while not stop.is_set():
-            wake_on = [self._wake, stop]
-            try:
-                if not await self._lead():
-                    await wait_any([stop], 2.0)
-                    continue
-                self._wake.clear()  # a wake-up from here on means rows this drain may miss
-                sent = await self.drain_once()
-                backoff = self.interval
-                if loop.time() - last_prune > 60:
-                    last_prune = loop.time()
-                    await self.prune()
-                if sent == self.batch_size:
-                    continue
-            except Exception as exc:
-                if isinstance(exc, BrokerUnavailable):
-                    log.warning("relay cannot publish; retrying", error=str(exc)[:200])
-                else:
-                    log.error("relay error; retrying", error=repr(exc)[:300])
-                backoff = min(5.0, max(backoff * 2, 0.2))
-                wake_on = [stop]  # new rows do not cut short the backoff from a failure
-            await wait_any(wake_on, backoff)
-        await self._resign()
+        try:
+            while not stop.is_set():
+                wake_on = [self._wake, stop]
+                try:
+                    if not await self._lead():
+                        await wait_any([stop], 2.0)
+                        continue
+                    self._wake.clear()  # a wake-up from here on means rows this drain may miss
+                    sent = await self.drain_once()
+                    backoff = self.interval
+                    if loop.time() - last_prune > 60:
+                        last_prune = loop.time()
+                        await self.prune()
+                    if sent == self.batch_size:
+                        continue
+                except Exception as exc:
+                    if isinstance(exc, BrokerUnavailable):
+                        log.warning("relay cannot publish; retrying", error=str(exc)[:200])
+                    else:
+                        log.error("relay error; retrying", error=repr(exc)[:300])
+                    backoff = min(5.0, max(backoff * 2, 0.2))
+                    wake_on = [stop]  # new rows do not cut short the backoff from a failure
+                await wait_any(wake_on, backoff)
+        finally:  # stopped, or cancelled: a standby may take over at once
+            await self._resign()
 
     async def _resign(self) -> None:
         """Give the lead up: stop listening and unlock before the session goes back to the pool

@@ -126,6 +126,7 @@ class BatchResult:
     released: int = 0
     bumped: int = 0
     levels_published: int = 0
+    outbox_rows: int = 0
     vouchers: int = 0
     purchase_orders: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
@@ -141,6 +142,7 @@ class BatchResult:
             "released",
             "bumped",
             "levels_published",
+            "outbox_rows",
             "vouchers",
             "purchase_orders",
         ):
@@ -342,7 +344,10 @@ class CoreProcessor:
             attempt += 1
             try:
                 async with self.sessions() as session, session.begin():
-                    return await self._apply(session, good, bad, bump_skus)
+                    result = await self._apply(session, good, bad, bump_skus)
+                if result.outbox_rows:
+                    await announce_outbox(self.sessions)  # committed: wake the relay
+                return result
             except NeedsBumpData as need:
                 bump_skus |= need.skus
                 if attempt > self.max_attempts + 3:
@@ -536,8 +541,7 @@ class CoreProcessor:
                 outbox.append(dead_letter_outbox_row(info, self.consumer))
                 result.dead_lettered += 1
         await bulk.insert(session, table(OutboxRow), outbox)
-        if outbox:
-            await announce_outbox(session)
+        result.outbox_rows = len(outbox)
         return result
 
     async def _applied_before(self, session: AsyncSession, ids: list[str]) -> set[str]:

@@ -1,25 +1,47 @@
 """Waking the relay when outbox rows are committed, across processes (PostgreSQL).
 
-The core announces its outbox rows on a notification channel in the transaction that writes
-them; PostgreSQL delivers the notification when that transaction commits, and not at all if it
-rolls back. The leading relay listens on its lock's session and publishes at once, instead of
-at its next poll (`HUB_RELAY_INTERVAL_MS`), which it keeps for SQLite and for a notification
-lost with a broken session.
+Once a transaction that wrote outbox rows has committed, its writer announces them on a
+notification channel; the leading relay listens on its lock's session and publishes at once,
+instead of at its next poll (`HUB_RELAY_INTERVAL_MS`), which it keeps for SQLite and for an
+announcement lost with a crash or a broken session.
+
+The announcement is a transaction of its own, after the commit, and does not wait for its
+commit record to reach the disk: PostgreSQL serializes the commits of transactions that NOTIFY
+(a server-wide lock held until the commit is flushed), so a NOTIFY inside the writer's own
+transaction would make concurrent core replicas flush one after another instead of together.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
-from hub.store import bulk
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+log = structlog.get_logger("hub.store.outbox")
 
 CHANNEL = "hub_outbox"
-_ANNOUNCE = text(f"NOTIFY {CHANNEL}")
+# One statement in a transaction of its own; its commit does not wait for the disk (a lost
+# announcement only costs the relay's poll).
+_ANNOUNCE = text(
+    f"SELECT set_config('synchronous_commit', 'off', true), pg_notify('{CHANNEL}', '')"
+)
 
 
-async def announce(session: AsyncSession) -> None:
-    """Tell a listening relay that this transaction wrote outbox rows (delivered on commit;
-    notifications of one transaction on one channel are delivered once)."""
-    if bulk.is_postgres(session):
-        await session.execute(_ANNOUNCE)
+async def announce(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Tell a listening relay that committed outbox rows wait. Never raises: the rows are
+    committed, and the relay's poll finds them if the announcement cannot be made."""
+    try:
+        async with sessions() as session:
+            if session.bind is None or session.bind.dialect.name != "postgresql":
+                return
+            conn: Any = await session.connection(
+                execution_options={"isolation_level": "AUTOCOMMIT"}
+            )
+            await conn.execute(_ANNOUNCE)
+    except Exception as exc:
+        log.info(
+            "outbox announcement not made; the relay's poll will find the rows",
+            error=str(exc)[:200],
+        )

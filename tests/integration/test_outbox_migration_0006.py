@@ -30,6 +30,19 @@ async def test_upgrade_deletes_rows_marked_sent_and_drops_the_pending_index(
     assert "ix_outbox_pending" not in await _indexes(engine)
 
     await downgrade(engine, "0005_fillfactor")
+    try:
+        await _downgraded_with_a_sent_row(engine)
+    finally:
+        await upgrade(engine)  # back to head: the PostgreSQL database is shared by later tests
+    assert await current(engine) == "0006_outbox_deleted_on_send"
+    assert "ix_outbox_pending" not in await _indexes(engine)
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(OUTBOX.c.key))).scalars().all() == ["pending"]
+    async with engine.begin() as conn:
+        await conn.execute(OUTBOX.delete())
+
+
+async def _downgraded_with_a_sent_row(engine: AsyncEngine) -> None:
     assert "ix_outbox_pending" in await _indexes(engine)
     async with engine.begin() as conn:
         await conn.execute(OUTBOX.delete())
@@ -41,11 +54,3 @@ async def test_upgrade_deletes_rows_marked_sent_and_drops_the_pending_index(
             ],
         )
         await conn.execute(update(OUTBOX).where(OUTBOX.c.key == "sent").values(sent_at=now_utc()))
-
-    await upgrade(engine)  # back to head: the PostgreSQL database is shared by later tests
-    assert await current(engine) == "0006_outbox_deleted_on_send"
-    assert "ix_outbox_pending" not in await _indexes(engine)
-    async with engine.connect() as conn:
-        assert (await conn.execute(select(OUTBOX.c.key))).scalars().all() == ["pending"]
-    async with engine.begin() as conn:
-        await conn.execute(OUTBOX.delete())

@@ -25,6 +25,12 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL")
+    if op.get_bind().dialect.name == "postgresql":
+        # Without the table's exclusive lock: a plain DROP INDEX waiting behind a long
+        # transaction on the outbox would hold up every core commit behind it.
+        with op.get_context().autocommit_block():
+            op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_outbox_pending")
+        return
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_outbox_pending",

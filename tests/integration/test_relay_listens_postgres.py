@@ -1,0 +1,118 @@
+"""PostgreSQL's side of waking the relay: the core announces a batch that wrote outbox rows once
+it has committed, and only then; an announcement that cannot be made does not fail the batch;
+the leading relay listens on its lock's session and stops listening when it resigns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from structlog.testing import capture_logs
+
+from hub.core.batch import CoreProcessor
+from hub.domain.allocation import Rule
+from hub.relay import ADVISORY_KEY, OutboxRelay
+from hub.store.db import make_engine, session_factory
+from hub.store.outbox import CHANNEL, announce
+from tests.builders import counted, records
+from tests.integration.test_relay_announced import Publisher
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def db_url(pg_server_url: str) -> str:
+    """Notifications are PostgreSQL's: no SQLite side here."""
+    return pg_server_url
+
+
+@contextlib.asynccontextmanager
+async def heard(engine: AsyncEngine) -> AsyncIterator[list[str]]:
+    """The channels of the notifications a session of its own hears meanwhile."""
+    conn = await engine.connect()
+    got: list[str] = []
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.add_listener(CHANNEL, lambda *args: got.append(args[2]))
+    try:
+        yield got
+        for _ in range(50):  # until the first arrives, then a little longer for a second
+            if got:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+    finally:
+        await conn.invalidate()  # not back to the pool with a listener on it
+
+
+async def test_a_core_batch_is_announced_once_committed_and_only_if_it_wrote_the_outbox(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    core = CoreProcessor(sessions, {"online": Rule()})
+    batch = records(counted("ANNOUNCED", 5))
+    async with heard(engine) as got:
+        result = await core.process(batch)
+    assert result.outbox_rows > 0
+    assert got == [CHANNEL]
+    async with heard(engine) as got:
+        again = await core.process(batch)  # applied before: nothing written
+    assert (again.duplicates, again.outbox_rows) == (1, 0)
+    assert got == []
+
+
+async def test_an_announcement_that_cannot_be_made_fails_nothing() -> None:
+    unreachable = make_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    try:
+        with capture_logs() as logs:
+            await announce(session_factory(unreachable))  # does not raise: the poll remains
+    finally:
+        await unreachable.dispose()
+    assert [e["event"] for e in logs] == [
+        "outbox announcement not made; the relay's poll will find the rows"
+    ]
+
+
+async def _advisory_locks(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k"
+        return int((await conn.execute(text(sql), {"k": ADVISORY_KEY})).scalar_one())
+
+
+async def test_the_leading_relay_listens_and_stops_when_it_resigns(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    relay = OutboxRelay(engine, sessions, Publisher())  # type: ignore[arg-type]
+    try:
+        assert await relay._lead()
+        conn = relay._leader_conn
+        assert conn is not None
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        listening = "SELECT pg_listening_channels()"
+        assert [r[0] for r in await driver.fetch(listening)] == [CHANNEL]
+        assert await _advisory_locks(engine) == 1
+    finally:
+        await relay._resign()
+    assert [r[0] for r in await driver.fetch(listening)] == []
+    assert await _advisory_locks(engine) == 0
+
+
+async def test_a_cancelled_relay_resigns(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    relay = OutboxRelay(engine, sessions, Publisher(), interval=30.0)  # type: ignore[arg-type]
+    task = asyncio.create_task(relay.run(asyncio.Event()))
+    for _ in range(300):
+        if relay._leader_conn is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert await _advisory_locks(engine) == 1
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert relay._leader_conn is None
+    assert await _advisory_locks(engine) == 0
