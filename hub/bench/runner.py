@@ -35,7 +35,7 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer
 
 from hub.app import Runtime
-from hub.bench import cpu, store, workload
+from hub.bench import cpu, store, wal, workload
 from hub.bench.limits import raw_pipe_limit
 from hub.bench.loadgen import Plan, Sample, drive, prepare
 from hub.bench.roles import RoleSet
@@ -491,6 +491,23 @@ class Bench:
         """The webhook sender's process is a part from now on."""
         self.meter.parts["loadgen"] = functools.partial(cpu.cpu_seconds, pid)
 
+    async def _reading(self, rt: Runtime) -> tuple[cpu.Reading, int | None]:
+        """Where the CPU and WAL counters stand as a phase starts."""
+        assert rt.engine is not None
+        return self.meter.read(), await wal.position(rt.engine)
+
+    async def _costs(
+        self, rt: Runtime, phase: str, before: tuple[cpu.Reading, int | None], orders: int
+    ) -> None:
+        """What each order of `phase` cost, from `before` to now (the hub settled): CPU per
+        part, and the WAL the database server wrote."""
+        assert rt.engine is not None
+        self._cpu(phase, before[0], orders)
+        each = wal.per_order(before[1], await wal.position(rt.engine), orders)
+        if each is not None:
+            self.result.setdefault("wal_bytes_per_order", {})[phase] = each
+            self.say(f"  WAL per order: {each:,} bytes")
+
     def _cpu(self, phase: str, before: cpu.Reading, orders: int) -> None:
         """What each order of `phase` cost each part, from `before` to now."""
         costs = cpu.per_order(before, self.meter.read(), orders)
@@ -567,7 +584,7 @@ class Bench:
             async with gate:
                 await sender.send_many(part)
 
-        before = self.meter.read()
+        before = await self._reading(rt)
         t0 = time.perf_counter()
         await asyncio.gather(*(send(p) for p in workload.chunks(items, 1000)))
         sent = time.perf_counter() - t0
@@ -584,7 +601,7 @@ class Bench:
         self.result[f"{name}_us_per_order"] = round(1e6 * seconds / n, 1)
         self.say(f"{phase}: {n} orders decided in {seconds:.2f}s → {rate:,.0f} orders/s")
         await self._settle(rt)  # what the orders left to do (levels to relay) is theirs too
-        self._cpu(phase, before, n)
+        await self._costs(rt, phase, before, n)
 
     # --- the core's memory over a long steady run --------------------------------------------
 
@@ -674,7 +691,7 @@ class Bench:
                     client=o.client,
                 )
                 self._sender_started(await loop.run_in_executor(pool, prepare, plan))
-                before = self.meter.read()
+                before = await self._reading(rt)
                 samples = await loop.run_in_executor(pool, drive, plan)
                 ok = [s for s in samples if s.status == 200]
                 self._track(plan, ok)
@@ -690,7 +707,7 @@ class Bench:
                     f"({o.concurrency} connections), {len(samples) - len(ok)} errors"
                 )
                 await self._settle(rt)
-                self._cpu("webhooks-max", before, len(ok))
+                await self._costs(rt, "webhooks-max", before, len(ok))
 
                 rate = o.webhook_rate or max(1.0, max_rate / 2)
                 plan, samples, ok = await self._paced(
@@ -770,13 +787,13 @@ class Bench:
         )
         loop = asyncio.get_running_loop()
         self._sender_started(await loop.run_in_executor(pool, prepare, plan))
-        before = self.meter.read()
+        before = await self._reading(rt)
         samples = await loop.run_in_executor(pool, drive, plan)
         ok = [s for s in samples if s.status == 200]
         self._track(plan, ok)
         self._latencies(samples, SERIES[phase])
         await self._settle(rt)
-        self._cpu(phase, before, len(ok))
+        await self._costs(rt, phase, before, len(ok))
         return plan, samples, ok
 
     def _order_ids(self, count: int) -> int:

@@ -85,6 +85,16 @@ async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(
     assert "cpu_parts_unread" not in result
     # Without the benchmark's own load only where it is a part of its own.
     assert ("cpu_ceiling_without_load_orders_per_s" in result) is split
+    # The WAL each order made PostgreSQL write (SQLite has none to read).
+    if split:
+        written = result["wal_bytes_per_order"]
+        assert set(written) == set(costs)
+        # An order, its inbox row and its decision (and their index entries) at least.
+        assert all(each >= 500 for each in written.values()), written
+        # A webhook also carries a payment: its inbox row, its voucher and the voucher's lines.
+        assert written["webhooks-max"] > written["uniform"]
+    else:
+        assert "wal_bytes_per_order" not in result
     if split:  # each role's memory, measured in its own process
         assert set(result["role_peak_rss_mb"]) == {"core", "relay", "gateway"}
         assert all(v > 20 for v in result["role_peak_rss_mb"].values())
