@@ -23,6 +23,7 @@ import functools
 import multiprocessing
 import os
 import resource
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -920,7 +921,22 @@ def _profiler() -> Any:
 
 
 async def run_bench(opts: BenchOptions, say: Callable[[str], None] | None = None) -> Bench:
-    """Run the benchmark; `bench.result` holds the figures, `bench.tl` the timeline."""
+    """Run the benchmark; `bench.result` holds the figures, `bench.tl` the timeline.
+
+    SIGTERM cancels the run (`asyncio.CancelledError`) the way Ctrl-C does, so that the role
+    processes and the broker, each in a session of its own, are stopped rather than left
+    running."""
     bench = Bench(opts, say or (lambda _: None))
-    await bench.run()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    handled = False
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            handled = True
+    try:
+        await bench.run()
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGTERM)
     return bench

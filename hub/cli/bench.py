@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -95,7 +96,11 @@ def bench(
         memory_rate=memory_rate,
         webhook_rate=webhook_rate,
     )
-    bench_run = run_loop(run_bench(opts, say=lambda m: console.print(f"[dim]{m}")))
+    try:
+        bench_run = run_loop(run_bench(opts, say=lambda m: console.print(f"[dim]{m}")))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print("[yellow]benchmark stopped; its roles and broker were stopped too")
+        raise typer.Exit(130) from None
     result = bench_run.result
     write_json(result, out)
     try:
