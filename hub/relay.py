@@ -104,10 +104,14 @@ class OutboxRelay:
         if self.engine.dialect.name != "postgresql" or self._leader_conn is not None:
             return True
         conn = await self.engine.connect()
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        got = (
-            await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
-        ).scalar()
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            got = (
+                await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
+            ).scalar()
+        except BaseException:  # failed or cancelled, perhaps holding the lock: close it all
+            _terminate(conn)
+            raise
         if got:
             self._leader_conn = conn  # first, so that `_resign` unlocks whatever follows
             # Woken by the core's commits from here on (`hub.store.outbox`), not only by polls.
@@ -240,8 +244,23 @@ class OutboxRelay:
             await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
             await conn.close()
         except Exception:
-            with contextlib.suppress(Exception):
-                await conn.invalidate()  # the connection is closed, and the lock with it
+            _terminate(conn)  # the session ends, and the lock and the listening with it
+        except BaseException:  # cancelled again while resigning
+            _terminate(conn)
+            raise
+
+
+def _terminate(conn: AsyncConnection) -> None:
+    """Close the server session under `conn` at once, without awaiting anything (so that a
+    cancelled task still does it), and never hand it back to the pool."""
+    with contextlib.suppress(Exception):
+        sync = conn.sync_connection
+        if sync is None:
+            return
+        driver = sync.connection.driver_connection
+        if driver is not None:
+            driver.terminate()
+        sync.invalidate()  # the pool drops it, and `conn` knows
 
 
 def _log_published(

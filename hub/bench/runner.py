@@ -362,7 +362,15 @@ class Bench:
             webhook_client=o.client,
         )
         started = time.perf_counter()
-        broker = await asyncio.to_thread(EmbeddedBroker.start, log=o.out / "var" / "broker.log")
+        starting = asyncio.ensure_future(
+            asyncio.to_thread(EmbeddedBroker.start, log=o.out / "var" / "broker.log")
+        )
+        try:
+            broker = await asyncio.shield(starting)
+        except asyncio.CancelledError:  # stopped while the broker starts: it still starts
+            with contextlib.suppress(Exception):
+                (await starting).stop()
+            raise
         rt: Runtime | None = None
         stop = asyncio.Event()
         tasks: list[asyncio.Task[Any]] = []
@@ -930,9 +938,16 @@ async def run_bench(opts: BenchOptions, say: Callable[[str], None] | None = None
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     handled = False
+    stopping: list[bool] = []
+
+    def stop() -> None:  # once: a second SIGTERM must not cut the cleanup short
+        if task is not None and not stopping:
+            stopping.append(True)
+            task.cancel()
+
     if task is not None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            loop.add_signal_handler(signal.SIGTERM, stop)
             handled = True
     try:
         await bench.run()

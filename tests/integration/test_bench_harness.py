@@ -89,10 +89,9 @@ async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(
     if split:
         written = result["wal_bytes_per_order"]
         assert set(written) == set(costs)
-        # An order, its inbox row and its decision (and their index entries) at least.
+        # An order, its inbox row and its decision (and their index entries) at least; the
+        # position is the server's, so other work on it can only add.
         assert all(each >= 500 for each in written.values()), written
-        # A webhook also carries a payment: its inbox row, its voucher and the voucher's lines.
-        assert written["webhooks-max"] > written["uniform"]
     else:
         assert "wal_bytes_per_order" not in result
     if split:  # each role's memory, measured in its own process

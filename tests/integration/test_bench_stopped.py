@@ -3,6 +3,7 @@ processes and the broker run in sessions of their own, so nothing else would sto
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -11,8 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from hub.bench.roles import hub_command
+from hub.store.db import make_engine
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +44,19 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+async def _drop(server_url: str, name: str) -> None:
+    engine = make_engine(server_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
 def test_sigterm_stops_the_roles_and_the_broker(tmp_path: Path, pg_server_url: str) -> None:
-    url = pg_server_url.rsplit("/", 1)[0] + "/hub_bench_stopped"
+    name = f"hub_bench_stopped_{os.getpid()}"
+    url = pg_server_url.rsplit("/", 1)[0] + f"/{name}"
     bench = subprocess.Popen(
         [
             *hub_command(),
@@ -82,6 +96,7 @@ def test_sigterm_stops_the_roles_and_the_broker(tmp_path: Path, pg_server_url: s
         for pid in [p for p in started if _alive(p)]:  # whatever it left behind
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
+        asyncio.run(_drop(pg_server_url, name))
     assert bench.returncode == 130, output
     assert "benchmark stopped" in output
     assert [cmd for pid, cmd in started.items() if _alive(pid)] == []

@@ -9,14 +9,16 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from structlog.testing import capture_logs
 
+from hub.core import batch as batch_module
 from hub.core.batch import CoreProcessor
 from hub.domain.allocation import Rule
-from hub.relay import ADVISORY_KEY, OutboxRelay
+from hub.relay import ADVISORY_KEY, OutboxRelay, _terminate
 from hub.store.db import make_engine, session_factory
+from hub.store.models import OutboxRow, table
 from hub.store.outbox import CHANNEL, announce
 from tests.builders import counted, records
 from tests.integration.test_relay_announced import Publisher
@@ -50,13 +52,26 @@ async def heard(engine: AsyncEngine) -> AsyncIterator[list[str]]:
 
 
 async def test_a_core_batch_is_announced_once_committed_and_only_if_it_wrote_the_outbox(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     core = CoreProcessor(sessions, {"online": Rule()})
     batch = records(counted("ANNOUNCED", 5))
+    visible_when_announced: list[int] = []
+
+    async def announce_and_look(made: async_sessionmaker[AsyncSession]) -> None:
+        # Another session sees the batch's outbox rows already: it committed before.
+        async with sessions() as other:
+            count = select(func.count()).select_from(table(OutboxRow))
+            visible_when_announced.append((await other.execute(count)).scalar_one())
+        await announce(made)
+
+    monkeypatch.setattr(batch_module, "announce_outbox", announce_and_look)
     async with heard(engine) as got:
         result = await core.process(batch)
     assert result.outbox_rows > 0
+    assert visible_when_announced == [result.outbox_rows]
     assert got == [CHANNEL]
     async with heard(engine) as got:
         again = await core.process(batch)  # applied before: nothing written
@@ -78,7 +93,10 @@ async def test_an_announcement_that_cannot_be_made_fails_nothing() -> None:
 
 async def _advisory_locks(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k"
+        sql = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         return int((await conn.execute(text(sql), {"k": ADVISORY_KEY})).scalar_one())
 
 
@@ -106,13 +124,31 @@ async def test_a_cancelled_relay_resigns(
 ) -> None:
     relay = OutboxRelay(engine, sessions, Publisher(), interval=30.0)  # type: ignore[arg-type]
     task = asyncio.create_task(relay.run(asyncio.Event()))
-    for _ in range(300):
-        if relay._leader_conn is not None:
-            break
-        await asyncio.sleep(0.01)
-    assert await _advisory_locks(engine) == 1
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    try:
+        for _ in range(300):
+            if relay._leader_conn is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert await _advisory_locks(engine) == 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     assert relay._leader_conn is None
     assert await _advisory_locks(engine) == 0
+
+
+async def test_a_session_closed_without_awaiting_gives_its_lock_up(engine: AsyncEngine) -> None:
+    """What a relay cancelled while resigning does (`_terminate`): nothing awaited, the server
+    session ends, and a standby can take the lock."""
+    conn = await engine.connect()
+    await conn.execution_options(isolation_level="AUTOCOMMIT")
+    await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_KEY})
+    assert await _advisory_locks(engine) == 1
+    _terminate(conn)
+    for _ in range(100):  # the server notices the closed socket at once, or nearly
+        if await _advisory_locks(engine) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await _advisory_locks(engine) == 0
+    assert conn.invalidated
