@@ -88,12 +88,9 @@ class OutboxRelay:
         self._leader_conn: AsyncConnection | None = None
         self.published = 0
 
-    def notify(self) -> None:
-        """Wake the relay now (the core just committed outbox rows)."""
-        self._wake.set()
-
-    def _announced(self, *_: object) -> None:
-        """A commit with outbox rows, announced on PostgreSQL (any process)."""
+    def notify(self, *_: object) -> None:
+        """Wake the relay now: the core committed outbox rows, in this process or, announced on
+        PostgreSQL, in any (a notification listener's arguments are ignored)."""
         self._wake.set()
 
     async def _lead(self) -> bool:
@@ -118,7 +115,7 @@ class OutboxRelay:
             try:
                 driver = (await conn.get_raw_connection()).driver_connection
                 assert driver is not None  # a live pooled connection
-                await driver.add_listener(OUTBOX_CHANNEL, self._announced)
+                await driver.add_listener(OUTBOX_CHANNEL, self.notify)
                 log.info("relay is the active publisher")
             except Exception as exc:
                 log.warning(
@@ -240,14 +237,13 @@ class OutboxRelay:
             # Nor one that listens: the pool's next user would wake this relay.
             driver = (await conn.get_raw_connection()).driver_connection
             if driver is not None:
-                await driver.remove_listener(OUTBOX_CHANNEL, self._announced)
+                await driver.remove_listener(OUTBOX_CHANNEL, self.notify)
             await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
             await conn.close()
-        except Exception:
+        except BaseException as exc:  # failed, or cancelled again while resigning
             _terminate(conn)  # the session ends, and the lock and the listening with it
-        except BaseException:  # cancelled again while resigning
-            _terminate(conn)
-            raise
+            if not isinstance(exc, Exception):
+                raise
 
 
 def _terminate(conn: AsyncConnection) -> None:

@@ -938,11 +938,9 @@ async def run_bench(opts: BenchOptions, say: Callable[[str], None] | None = None
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     handled = False
-    stopping: list[bool] = []
 
     def stop() -> None:  # once: a second SIGTERM must not cut the cleanup short
-        if task is not None and not stopping:
-            stopping.append(True)
+        if task is not None and not task.cancelling():
             task.cancel()
 
     if task is not None:

@@ -13,11 +13,11 @@ transaction would make concurrent core replicas flush one after another instead 
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.store import bulk
 
 log = structlog.get_logger("hub.store.outbox")
 
@@ -34,11 +34,9 @@ async def announce(sessions: async_sessionmaker[AsyncSession]) -> None:
     committed, and the relay's poll finds them if the announcement cannot be made."""
     try:
         async with sessions() as session:
-            if session.bind is None or session.bind.dialect.name != "postgresql":
+            if not bulk.is_postgres(session):
                 return
-            conn: Any = await session.connection(
-                execution_options={"isolation_level": "AUTOCOMMIT"}
-            )
+            conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             await conn.execute(_ANNOUNCE)
     except Exception as exc:
         log.info(
