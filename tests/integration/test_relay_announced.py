@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,49 +15,29 @@ from hub.store import bulk
 from hub.store.models import OutboxRow, table
 from hub.store.outbox import announce
 from schemas import topics
+from tests.integration.relay_doubles import RecordingPublisher, running
 
 pytestmark = pytest.mark.integration
 OUTBOX = table(OutboxRow)
-
-
-class Publisher:
-    def __init__(self) -> None:
-        self.sent: list[str | None] = []
-        self.arrived = asyncio.Event()
-
-    async def send_many(self, items: list[Any]) -> None:
-        self.sent += [key for _, key, _, _ in items]
-        self.arrived.set()
-
-
-async def leading(relay: OutboxRelay, stop: asyncio.Event) -> asyncio.Task[None]:
-    """The relay running, past its first (empty) drain, and leading (on PostgreSQL)."""
-    task = asyncio.create_task(relay.run(stop))
-    for _ in range(300):
-        if relay._leader_conn is not None or relay.engine.dialect.name != "postgresql":
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.2)
-    return task
 
 
 async def test_an_announced_commit_wakes_a_relay_that_polls_rarely(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     postgres = engine.dialect.name == "postgresql"
-    sent = Publisher()
+    sent = RecordingPublisher()
     # PostgreSQL: a poll every 30 s, so only the announcement can explain a quick publish.
     relay = OutboxRelay(engine, sessions, sent, interval=30.0 if postgres else 0.05)  # type: ignore[arg-type]
     stop = asyncio.Event()
-    task = await leading(relay, stop)
+    task = await running(relay, stop)
     try:
         started = time.monotonic()
         async with sessions() as session, session.begin():
             row = {"topic": topics.RESERVATIONS, "key": "a", "headers": [], "payload": b"{}"}
             await bulk.insert(session, OUTBOX, [row])
         await announce(sessions)
-        await asyncio.wait_for(sent.arrived.wait(), 5.0)
-        assert sent.sent == ["a"]
+        await asyncio.wait_for(sent.called.wait(), 5.0)
+        assert sent.keys == ["a"]
         assert time.monotonic() - started < 2.0
     finally:
         stop.set()

@@ -16,6 +16,7 @@ from hub.store import bulk
 from hub.store.models import OutboxRow, table
 from schemas import topics
 from schemas.base import now_utc
+from tests.integration.relay_doubles import RecordingPublisher
 
 pytestmark = pytest.mark.integration
 OUTBOX = table(OutboxRow)
@@ -23,21 +24,6 @@ OUTBOX = table(OutboxRow)
 
 def _row(key: str) -> dict[str, Any]:
     return {"topic": topics.RESERVATIONS, "key": key, "headers": [], "payload": key.encode()}
-
-
-class _Publisher:
-    def __init__(self, *, fail: bool = False) -> None:
-        self.keys: list[str | None] = []
-        self.fail = fail
-        self.during: Any = None  # awaited inside the send, once
-
-    async def send_many(self, items: list[Any]) -> None:
-        if self.during is not None:
-            during, self.during = self.during, None
-            await during()
-        if self.fail:
-            raise BrokerUnavailable("down")
-        self.keys += [key for _, key, _, _ in items]
 
 
 async def _insert(sessions: async_sessionmaker[AsyncSession], *keys: str) -> None:
@@ -51,18 +37,11 @@ async def _left(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, b
         return [(key, sent is not None) for key, sent in rows]
 
 
-@pytest.fixture
-async def empty_outbox(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions() as session, session.begin():
-        await session.execute(OUTBOX.delete())
-
-
-@pytest.mark.usefixtures("empty_outbox")
 async def test_published_rows_are_deleted_and_a_row_committed_meanwhile_is_kept(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await _insert(sessions, "a", "b", "c")
-    sent = _Publisher()
+    sent = RecordingPublisher()
     sent.during = lambda: _insert(sessions, "late")
     relay = OutboxRelay(engine, sessions, sent)  # type: ignore[arg-type]
 
@@ -76,25 +55,23 @@ async def test_published_rows_are_deleted_and_a_row_committed_meanwhile_is_kept(
     assert await relay.drain_once() == 0
 
 
-@pytest.mark.usefixtures("empty_outbox")
 async def test_a_failed_publish_deletes_nothing(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await _insert(sessions, "a", "b")
-    relay = OutboxRelay(engine, sessions, _Publisher(fail=True))  # type: ignore[arg-type]
+    relay = OutboxRelay(engine, sessions, RecordingPublisher(fail=True))  # type: ignore[arg-type]
     with pytest.raises(BrokerUnavailable):
         await relay.drain_once()
     assert await _left(sessions) == [("a", False), ("b", False)]
 
 
-@pytest.mark.usefixtures("empty_outbox")
 async def test_rows_an_earlier_relay_marked_sent_are_pruned_not_republished(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await _insert(sessions, "old", "pending")
     async with sessions() as session, session.begin():
         await session.execute(update(OUTBOX).where(OUTBOX.c.key == "old").values(sent_at=now_utc()))
-    sent = _Publisher()
+    sent = RecordingPublisher()
     relay = OutboxRelay(engine, sessions, sent)  # type: ignore[arg-type]
 
     assert await relay.drain_once() == 1

@@ -21,7 +21,7 @@ from hub.store.db import make_engine, session_factory
 from hub.store.models import OutboxRow, table
 from hub.store.outbox import CHANNEL, announce
 from tests.builders import counted, records
-from tests.integration.test_relay_announced import Publisher
+from tests.integration.relay_doubles import RecordingPublisher
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ async def _advisory_locks(engine: AsyncEngine) -> int:
 async def test_the_leading_relay_listens_and_stops_when_it_resigns(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    relay = OutboxRelay(engine, sessions, Publisher())  # type: ignore[arg-type]
+    relay = OutboxRelay(engine, sessions, RecordingPublisher())  # type: ignore[arg-type]
     try:
         assert await relay._lead()
         conn = relay._leader_conn
@@ -122,7 +122,7 @@ async def test_the_leading_relay_listens_and_stops_when_it_resigns(
 async def test_a_cancelled_relay_resigns(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    relay = OutboxRelay(engine, sessions, Publisher(), interval=30.0)  # type: ignore[arg-type]
+    relay = OutboxRelay(engine, sessions, RecordingPublisher(), interval=30.0)  # type: ignore[arg-type]
     task = asyncio.create_task(relay.run(asyncio.Event()))
     try:
         for _ in range(300):

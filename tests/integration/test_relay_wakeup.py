@@ -7,38 +7,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hub.bus import BrokerUnavailable
 from hub.relay import OutboxRelay
 from hub.store import bulk
 from hub.store.models import OutboxRow, table
 from schemas import topics
+from tests.integration.relay_doubles import RecordingPublisher, running
 
 pytestmark = pytest.mark.integration
 
 ROW = {"topic": topics.RESERVATIONS, "key": "k", "headers": [["ce_id", "x"]], "payload": b"{}"}
-
-
-class _Recorder:
-    def __init__(self, fail: bool = False) -> None:
-        self.calls: list[float] = []
-        self.fail = fail
-        self.called = asyncio.Event()
-        self.during: Callable[[], Any] | None = None  # run inside the first send
-
-    async def send_many(self, items: list[Any]) -> None:
-        self.calls.append(time.monotonic())
-        self.called.set()
-        if self.during is not None:
-            during, self.during = self.during, None
-            await during()
-        if self.fail:
-            raise BrokerUnavailable("down")
 
 
 async def _commit_row(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -46,20 +27,10 @@ async def _commit_row(sessions: async_sessionmaker[AsyncSession]) -> None:
         await bulk.insert(session, table(OutboxRow), [dict(ROW)])
 
 
-async def _running(relay: OutboxRelay, stop: asyncio.Event) -> asyncio.Task[None]:
-    task = asyncio.create_task(relay.run(stop))
-    for _ in range(200):  # until it leads (the lock is PostgreSQL's; elsewhere it leads at once)
-        if relay._leader_conn is not None or relay.engine.dialect.name != "postgresql":
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)
-    return task
-
-
 async def test_a_wake_up_during_a_drain_is_not_lost(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    sent = _Recorder()
+    sent = RecordingPublisher()
     relay = OutboxRelay(engine, sessions, sent, interval=5.0)  # type: ignore[arg-type]
 
     async def core_commits_meanwhile() -> None:
@@ -88,10 +59,10 @@ async def test_wake_ups_do_not_cut_short_the_backoff_from_a_failing_broker(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await _commit_row(sessions)  # something to publish from the start
-    down = _Recorder(fail=True)
+    down = RecordingPublisher(fail=True)
     relay = OutboxRelay(engine, sessions, down, interval=0.05)  # type: ignore[arg-type]
     stop = asyncio.Event()
-    task = await _running(relay, stop)
+    task = await running(relay, stop)
     try:
         until = time.monotonic() + 1.5
         while time.monotonic() < until:  # the core commits every 20 ms meanwhile
@@ -111,9 +82,9 @@ async def test_wake_ups_do_not_cut_short_the_backoff_from_a_failing_broker(
 async def test_the_relay_leaves_no_task_behind_per_round(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    relay = OutboxRelay(engine, sessions, _Recorder(), interval=0.005)  # type: ignore[arg-type]
+    relay = OutboxRelay(engine, sessions, RecordingPublisher(), interval=0.005)  # type: ignore[arg-type]
     stop = asyncio.Event()
-    task = await _running(relay, stop)
+    task = await running(relay, stop)
     try:
         counts = []
         for _ in range(50):  # ~100 empty rounds
