@@ -16,6 +16,7 @@ from hub.cli.common import db_session, fail, out, print_json, run, settings
 from hub.domain.allocation import dropship_location
 from hub.purchasing import service
 from hub.purchasing.policy import PolicyError
+from hub.store.outbox import announce
 
 app = typer.Typer(
     help="Purchasing: suppliers, replenishment policies, purchase orders, exceptions.",
@@ -257,8 +258,10 @@ def approve(
     who = actor or getpass.getuser()
 
     async def go() -> dict[str, Any]:
-        async with db_session(s) as session, session.begin():
-            env = await service.approve(session, po_number, who)
+        async with db_session(s) as session:
+            async with session.begin():
+                env = await service.approve(session, po_number, who)
+            await announce(session.bind)  # the PO is in the outbox: wake the relay
             return {"po_number": po_number, "status": "issued", "message_id": env.id}
 
     try:

@@ -1,15 +1,19 @@
-"""What the relay tests share: a publisher that records what the relay sends, and a relay
-running in the background once it leads."""
+"""What the relay tests share: a publisher that records what the relay sends, a relay running
+in the background once it leads, and a listener for the announcements that wake it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.bus import BrokerUnavailable
 from hub.relay import OutboxRelay
+from hub.store.outbox import CHANNEL
 
 
 class RecordingPublisher:
@@ -45,3 +49,22 @@ async def running(relay: OutboxRelay, stop: asyncio.Event) -> asyncio.Task[None]
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.2)
     return task
+
+
+@contextlib.asynccontextmanager
+async def heard(engine: AsyncEngine) -> AsyncIterator[list[str]]:
+    """The channels of the notifications a session of its own hears meanwhile."""
+    conn = await engine.connect()
+    got: list[str] = []
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.add_listener(CHANNEL, lambda *args: got.append(args[2]))
+    try:
+        yield got
+        for _ in range(50):  # until the first arrives, then a little longer for a second
+            if got:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+    finally:
+        await conn.invalidate()  # not back to the pool with a listener on it

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select, text
@@ -21,7 +20,7 @@ from hub.store.db import make_engine, session_factory
 from hub.store.models import OutboxRow, table
 from hub.store.outbox import CHANNEL, announce
 from tests.builders import counted, records
-from tests.integration.relay_doubles import RecordingPublisher
+from tests.integration.relay_doubles import RecordingPublisher, heard
 
 pytestmark = pytest.mark.integration
 
@@ -30,25 +29,6 @@ pytestmark = pytest.mark.integration
 def db_url(pg_server_url: str) -> str:
     """Notifications are PostgreSQL's: no SQLite side here."""
     return pg_server_url
-
-
-@contextlib.asynccontextmanager
-async def heard(engine: AsyncEngine) -> AsyncIterator[list[str]]:
-    """The channels of the notifications a session of its own hears meanwhile."""
-    conn = await engine.connect()
-    got: list[str] = []
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
-    await driver.add_listener(CHANNEL, lambda *args: got.append(args[2]))
-    try:
-        yield got
-        for _ in range(50):  # until the first arrives, then a little longer for a second
-            if got:
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)
-    finally:
-        await conn.invalidate()  # not back to the pool with a listener on it
 
 
 async def test_a_core_batch_is_announced_once_committed_and_only_if_it_wrote_the_outbox(

@@ -15,6 +15,7 @@ from hub.cli import po as po_cli
 from hub.finance.tables import VoucherRow
 from hub.purchasing.tables import SupplierInvoiceRow
 from hub.store.models import AuditEntry
+from hub.store.outbox import CHANNEL
 from schemas.finance import VoucherIssued
 from schemas.purchasing import LineAckStatus, PurchaseOrderIssued
 from tests.integration.purchasing.harness import (
@@ -33,6 +34,7 @@ from tests.integration.purchasing.harness import (
     seed_and_sell,
     stock_of,
 )
+from tests.integration.relay_doubles import heard
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +137,20 @@ async def test_a_rejected_line_stops_counting_inbound_and_allows_a_new_order(ses
     envs = await replenish_step(sessions, {"TEE"})
     assert len(envs) == 1 and envs[0].data.po_number != number  # type: ignore[attr-defined]
     assert (await stock_of(sessions, "TEE")).inbound == 36
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_an_approved_po_wakes_the_relay(engine, sessions, policy_for, cli):
+    """The PO `hub po approve` writes to the outbox is announced once committed, as the core's
+    batches are (PostgreSQL's notifications), not left to the relay's next poll."""
+    number = await _ordered(sessions, policy_for, mode="approve")
+    async with heard(engine) as got:
+        result = await cli("approve", number)
+        assert result.exit_code == 0, result.output
+    assert got == [CHANNEL]
+    async with heard(engine) as got:
+        assert (await cli("approve", number)).exit_code == 1  # issued already: nothing written
+    assert got == []
 
 
 async def test_an_invoice_before_the_goods_is_held_as_not_received(sessions, policy_for):
