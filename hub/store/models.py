@@ -136,6 +136,8 @@ class OutboxRow(Base):
     """Messages to publish, written in the transaction that caused them; the relay sends them."""
 
     __tablename__ = "outbox"
+    # SQLite: ids never reused once the relay has deleted the rows (migration 0007).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(128))
