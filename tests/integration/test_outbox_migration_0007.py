@@ -1,6 +1,6 @@
 """Outbox ids are never given out twice, though the relay deletes what it publishes: an emptied
 outbox goes on from the largest id it gave (on SQLite, migration 0007's AUTOINCREMENT; on
-PostgreSQL, the identity sequence), and the migration keeps the rows and ids it finds."""
+PostgreSQL, the column's sequence), and the migration keeps the rows and ids it finds."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import pytest
 from sqlalchemy import func, select, text
@@ -16,6 +17,7 @@ from hub.core import batch as batch_module
 from hub.core.batch import CoreProcessor
 from hub.domain.allocation import Rule
 from hub.relay import ADVISORY_KEY, OutboxRelay, _terminate
+from hub.store import outbox
 from hub.store.db import make_engine, session_factory
 from hub.store.models import OutboxRow, table
 from hub.store.outbox import CHANNEL, announce
@@ -69,6 +71,23 @@ async def test_an_announcement_that_cannot_be_made_fails_nothing() -> None:
     assert [e["event"] for e in logs] == [
         "outbox announcement not made; the relay's poll will find the rows"
     ]
+
+
+async def test_a_server_that_does_not_answer_holds_the_announcement_up_briefly(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The core's batch loop awaits the announcement: a statement the server does not answer is
+    cancelled after `ANNOUNCE_TIMEOUT_S`, logged, and its connection not handed out again."""
+    monkeypatch.setattr(outbox, "_ANNOUNCE", "SELECT pg_sleep(30)")
+    started = time.monotonic()
+    with capture_logs() as logs:
+        await announce(engine)
+    assert time.monotonic() - started < outbox.ANNOUNCE_TIMEOUT_S + 5
+    assert [e["event"] for e in logs] == [
+        "outbox announcement not made; the relay's poll will find the rows"
+    ]
+    async with engine.connect() as conn:  # the pool still serves working connections
+        assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
 
 
 async def _advisory_locks(engine: AsyncEngine) -> int:

@@ -4,7 +4,9 @@ On SQLite an `INTEGER PRIMARY KEY` is the rowid, and a new row takes the largest
 table plus one: since the relay deletes what it published, an empty outbox started its ids at 1
 again, and the same `outbox_id` named different messages in the relay's log over time. With
 AUTOINCREMENT SQLite keeps the largest id ever given out (`sqlite_sequence`) and never goes
-below it. PostgreSQL's identity sequence never went back: nothing changes there.
+below it. The upgrade can only start that record from the largest id still in the table: ids of
+rows the relay deleted before it may be given once more after it. PostgreSQL's column takes its
+ids from a sequence (BIGSERIAL) that does not go back: nothing changes there.
 
 Revision ID: 0007_outbox_ids_not_reused
 Revises: 0006_outbox_deleted_on_send
