@@ -19,6 +19,13 @@ def alembic_config() -> Config:
     return cfg
 
 
+def head() -> str | None:
+    """The newest revision of the hub's migrations (what `upgrade` goes to)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 async def _alembic(
     engine: AsyncEngine, action: Callable[[Config, str], None], revision: str
 ) -> None:

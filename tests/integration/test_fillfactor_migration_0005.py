@@ -4,10 +4,9 @@ it back on downgrade, and is a revision step without effect on SQLite."""
 from __future__ import annotations
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from hub.store.migrate import alembic_config, current, downgrade, upgrade
+from hub.store.migrate import current, downgrade, head, upgrade
 
 pytestmark = pytest.mark.integration
 EXPECTED = {"stock": 80, "channel_levels": 80, "orders": 60, "reservations": 80}
@@ -38,5 +37,5 @@ async def test_fillfactor_migration_round_trips(engine):
     assert await current(engine) == "0004_dropship_presale"
     assert await _fillfactors(engine) == (dict.fromkeys(EXPECTED) if postgres else {})
     await upgrade(engine)  # back to head: the PostgreSQL database is shared by later tests
-    assert await current(engine) == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert await current(engine) == head()
     assert await _fillfactors(engine) == (EXPECTED if postgres else {})

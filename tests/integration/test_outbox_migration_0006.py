@@ -5,18 +5,16 @@ index back."""
 from __future__ import annotations
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.store.migrate import alembic_config, current, downgrade, upgrade
+from hub.store.migrate import current, downgrade, head, upgrade
 from hub.store.models import OutboxRow, table
 from schemas import topics
 from schemas.base import now_utc
 
 pytestmark = pytest.mark.integration
 OUTBOX = table(OutboxRow)
-HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def _indexes(engine: AsyncEngine) -> set[str]:
@@ -28,7 +26,7 @@ async def _indexes(engine: AsyncEngine) -> set[str]:
 async def test_upgrade_deletes_rows_marked_sent_and_drops_the_pending_index(
     engine: AsyncEngine,
 ) -> None:
-    assert await current(engine) == HEAD
+    assert await current(engine) == head()
     assert "ix_outbox_pending" not in await _indexes(engine)
 
     await downgrade(engine, "0005_fillfactor")
@@ -36,7 +34,7 @@ async def test_upgrade_deletes_rows_marked_sent_and_drops_the_pending_index(
         await _downgraded_with_a_sent_row(engine)
     finally:
         await upgrade(engine)  # back to head: the PostgreSQL database is shared by later tests
-    assert await current(engine) == HEAD
+    assert await current(engine) == head()
     assert "ix_outbox_pending" not in await _indexes(engine)
     async with engine.connect() as conn:
         assert (await conn.execute(select(OUTBOX.c.key))).scalars().all() == ["pending"]

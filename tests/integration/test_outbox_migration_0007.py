@@ -5,17 +5,15 @@ PostgreSQL, the column's sequence), and the migration keeps the rows and ids it 
 from __future__ import annotations
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.store.migrate import alembic_config, current, downgrade, upgrade
+from hub.store.migrate import current, downgrade, head, upgrade
 from hub.store.models import OutboxRow, table
 from schemas import topics
 
 pytestmark = pytest.mark.integration
 OUTBOX = table(OutboxRow)
-HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def _add(engine: AsyncEngine, *keys: str) -> list[int]:
@@ -55,7 +53,7 @@ async def test_the_migration_keeps_the_ids_and_goes_on_from_the_largest(
             await conn.execute(OUTBOX.delete().where(OUTBOX.c.key == "sent"))
     finally:
         await upgrade(engine)  # back to head: the PostgreSQL database is shared by later tests
-    assert await current(engine) == HEAD
+    assert await current(engine) == head()
     async with engine.connect() as conn:
         kept = (await conn.execute(select(OUTBOX.c.key, OUTBOX.c.id))).all()
     assert [tuple(r) for r in kept] == [("pending", ids[1])]

@@ -20,7 +20,7 @@ from hub.finance import costing, ledger, rules
 from hub.finance.chart import CN_SMALL_BUSINESS
 from hub.finance.tables import OrderFinance, VoucherLineRow
 from hub.store.db import make_engine, session_factory
-from hub.store.migrate import alembic_config, current, downgrade, upgrade
+from hub.store.migrate import current, downgrade, head, upgrade
 from hub.store.models import Stock
 
 pytestmark = pytest.mark.integration
@@ -215,17 +215,11 @@ async def test_concurrent_posts_of_one_voucher_book_it_once(engine: AsyncEngine)
         assert finance is not None and finance.paid_minor == 500
 
 
-def alembic_head() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
 async def test_the_finance_migration_downgrades_and_upgrades_again(engine: AsyncEngine) -> None:
     await downgrade(engine, "0001_core")
     assert await current(engine) == "0001_core"
     await upgrade(engine)
-    assert await current(engine) == alembic_head()
+    assert await current(engine) == head()
     assert await _scenario(engine) == [True, True, True, True]
 
 
