@@ -86,6 +86,10 @@ def print_table(result: dict[str, Any], console: Console) -> None:
     for phase, costs in (result.get("cpu_us_per_order") or {}).items():
         line = cpu.line(costs, ceilings.get(phase), result.get("cores"))
         console.print(f"CPU per order, {phase} (µs): {line}")
+    written = result.get("wal_bytes_per_order") or {}
+    for phase, levels in (result.get("stock_levels_per_order") or {}).items():
+        wal = f"WAL {written[phase]:,} bytes · " if phase in written else ""
+        console.print(f"Per order, {phase}: {wal}stock levels published {levels:.4f}")
     for p in result.get("invariant_problems") or []:
         console.print(f"[red]✗ {p}")
     console.print(

@@ -132,6 +132,15 @@ class Watcher:
     level_prefix: str = "E-"
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """The counters a phase's costs are measured from."""
+
+    cpu: cpu.Reading
+    wal: int | None
+    levels: int
+
+
 def rss_mb() -> float:
     with contextlib.suppress(OSError, ValueError, IndexError):
         pages = int(Path("/proc/self/statm").read_text().split()[1])
@@ -500,22 +509,31 @@ class Bench:
         """The webhook sender's process is a part from now on."""
         self.meter.parts["loadgen"] = functools.partial(cpu.cpu_seconds, pid)
 
-    async def _reading(self, rt: Runtime) -> tuple[cpu.Reading, int | None]:
-        """Where the CPU and WAL counters stand as a phase starts."""
-        assert rt.engine is not None
-        return self.meter.read(), await wal.position(rt.engine)
+    async def _reading(self, rt: Runtime) -> _Reading:
+        """Where the CPU, WAL and published-level counters stand as a phase starts."""
+        assert rt.engine is not None and rt.sessions is not None
+        return _Reading(
+            self.meter.read(),
+            await wal.position(rt.engine),
+            await store.levels_published(rt.sessions),
+        )
 
-    async def _costs(
-        self, rt: Runtime, phase: str, before: tuple[cpu.Reading, int | None], orders: int
-    ) -> None:
+    async def _costs(self, rt: Runtime, phase: str, before: _Reading, orders: int) -> None:
         """What each order of `phase` cost, from `before` to now (the hub settled): CPU per
-        part, and the WAL the database server wrote."""
-        assert rt.engine is not None
-        self._cpu(phase, before[0], orders)
-        each = wal.per_order(before[1], await wal.position(rt.engine), orders)
+        part, the WAL the database server wrote, and the stock levels the core published."""
+        assert rt.engine is not None and rt.sessions is not None
+        self._cpu(phase, before.cpu, orders)
+        each = wal.per_order(before.wal, await wal.position(rt.engine), orders)
         if each is not None:
             self.result.setdefault("wal_bytes_per_order", {})[phase] = each
             self.say(f"  WAL per order: {each:,} bytes")
+        # One level message, channel level row and stock row per SKU a batch changed, whatever
+        # the number of its orders that changed it: below 1 per order where batches coalesce.
+        if orders <= 0:
+            return
+        levels = (await store.levels_published(rt.sessions) - before.levels) / orders
+        self.result.setdefault("stock_levels_per_order", {})[phase] = round(levels, 4)
+        self.say(f"  stock levels published per order: {levels:.4f}")
 
     def _cpu(self, phase: str, before: cpu.Reading, orders: int) -> None:
         """What each order of `phase` cost each part, from `before` to now."""

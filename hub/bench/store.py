@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from hub.queries import invariant_problems
-from hub.store.models import OutboxRow
+from hub.store.models import ChannelLevel, OutboxRow
 
 BENCH_TABLE = "bench_stock"
 SEED_CAUSE = "bench-seed"
@@ -207,6 +207,15 @@ async def hot_stock(
             )
         ).all()
     return sorted((s, int(h), int(r)) for s, h, r in rows)
+
+
+async def levels_published(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Stock levels the core has published so far: each (SKU, channel) row starts at version 1
+    with its first publication and goes up by one with each next one, so the versions' sum
+    counts them all, exactly and whatever the relay or a consumer has done with them since."""
+    async with sessions() as s:
+        n = await s.scalar(select(func.coalesce(func.sum(ChannelLevel.version), 0)))
+    return int(n or 0)
 
 
 async def outbox_backlog(sessions: async_sessionmaker[AsyncSession]) -> int:

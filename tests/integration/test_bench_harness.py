@@ -94,6 +94,12 @@ async def test_tiny_bench_reports_every_figure_and_decides_each_order_once(
         assert all(each >= 500 for each in written.values()), written
     else:
         assert "wal_bytes_per_order" not in result
+    # A level per SKU a batch changed: at most one per single-line order of the uniform phase,
+    # and fewer where a few SKUs take the orders and sell out (rejections change no level).
+    levels = result["stock_levels_per_order"]
+    assert set(levels) == set(costs)
+    assert 0 < levels["uniform"] <= 1, levels
+    assert levels["hot"] < levels["uniform"], levels
     if split:  # each role's memory, measured in its own process
         assert set(result["role_peak_rss_mb"]) == {"core", "relay", "gateway"}
         assert all(v > 20 for v in result["role_peak_rss_mb"].values())
