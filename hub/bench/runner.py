@@ -512,11 +512,9 @@ class Bench:
     async def _reading(self, rt: Runtime) -> _Reading:
         """Where the CPU, WAL and published-level counters stand as a phase starts."""
         assert rt.engine is not None and rt.sessions is not None
-        return _Reading(
-            self.meter.read(),
-            await wal.position(rt.engine),
-            await store.levels_published(rt.sessions),
-        )
+        # The levels' sum first: the scan's own work stays out of the phase's CPU and WAL.
+        levels = await store.levels_published(rt.sessions)
+        return _Reading(self.meter.read(), await wal.position(rt.engine), levels)
 
     async def _costs(self, rt: Runtime, phase: str, before: _Reading, orders: int) -> None:
         """What each order of `phase` cost, from `before` to now (the hub settled): CPU per
@@ -527,8 +525,9 @@ class Bench:
         if each is not None:
             self.result.setdefault("wal_bytes_per_order", {})[phase] = each
             self.say(f"  WAL per order: {each:,} bytes")
-        # One level message, channel level row and stock row per SKU a batch changed, whatever
-        # the number of its orders that changed it: below 1 per order where batches coalesce.
+        # One level message and channel level row per (SKU, channel) whose value a batch
+        # changed, however many of its orders changed it: below 1 per order where a batch's
+        # orders share SKUs, and where orders are rejected (a rejection changes no level).
         if orders <= 0:
             return
         levels = (await store.levels_published(rt.sessions) - before.levels) / orders
