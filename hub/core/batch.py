@@ -574,11 +574,18 @@ class CoreProcessor:
         skus: Iterable[str],
     ) -> None:
         """Confirmed inbound of `skus` may have changed: each presale SKU's location is set to
-        its share of it (backorders beyond it are bumped, newest first)."""
+        its share of it (backorders beyond it are bumped, newest first). A share of 0 takes no
+        new backorders: the location holds those already taken, as long as the confirmed
+        inbound covers them."""
         inbound = await purchasing.confirmed_inbound(session, [s for s in skus if s in shares])
         ref = getattr(env.data, "po_number", None) or env.id
         for sku in sorted(inbound):
-            book.set_presale(sku, presale_target(shares[sku], inbound[sku]), ref, env.id, env.time)
+            if shares[sku] > 0:
+                target = presale_target(shares[sku], inbound[sku])
+            else:
+                row = book.stock.get((sku, PRESALE))
+                target = min(row.reserved if row else 0, max(inbound[sku], 0))
+            book.set_presale(sku, target, ref, env.id, env.time)
 
     async def _price_new_orders(
         self,

@@ -175,11 +175,12 @@ async def virtual_rows(
 
 
 async def presale_shares(session: AsyncSession, skus: Iterable[str]) -> dict[str, Decimal]:
-    """The presale share of each of `skus` that may be presold (share > 0)."""
+    """The presale share of each of `skus` that has one, 0 included: a share set to 0 still
+    has backorders to keep within the inbound behind them, and takes no new ones."""
     t = PresaleItem.__table__
     out: dict[str, Decimal] = {}
     for part in locks._chunks(sorted(set(skus))):
-        q = select(t.c.sku, t.c.share).where(t.c.sku.in_(part), t.c.share > 0)
+        q = select(t.c.sku, t.c.share).where(t.c.sku.in_(part))
         out.update({r.sku: Decimal(r.share) for r in (await session.execute(q)).all()})
     return out
 

@@ -192,3 +192,25 @@ async def test_a_po_withdrawn_after_its_ship_notice_releases_every_backorder_new
     assert (level.available, level.presale_available) == (0, 0)
     async with sessions() as s:
         assert await invariant_problems(s) == []
+
+
+async def test_a_share_set_to_0_takes_no_new_backorders_and_keeps_those_taken(sessions, policy_for):
+    number = await _po_with_presale(sessions, policy_for)
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(ack(number, "TEE", 30, LineAckStatus.CHANGED)))
+    await core.process(records(*_orders(10)))  # 8 from stock, 2 backorders
+    assert set(await _open(sessions, PRESALE)) == {"shop:08", "shop:09"}
+
+    async with sessions() as s, s.begin():
+        await service.set_presale_share(s, "TEE", 0)
+    await core.process(records(asn(number, "TEE", 20)))  # the next word on the inbound
+    assert (await _rows(sessions))[PRESALE] == (2, 2, 0)  # the two taken, no room for more
+    level = [m for m in await _out(sessions, StockLevelChanged) if m.channel == "online"][-1]
+    assert (level.available, level.presale_available) == (0, 0)
+
+    await core.process(records(*_orders(1, start=10)))
+    assert (await _status(sessions))["shop:10"] == "rejected"
+    assert set(await _open(sessions, PRESALE)) == {"shop:08", "shop:09"}
+    assert await _out(sessions, ReservationReleased) == []
+    async with sessions() as s:
+        assert await invariant_problems(s) == []
