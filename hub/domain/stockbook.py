@@ -441,6 +441,7 @@ class StockBook:
                 other.dirty = True
                 src.reserved -= take
                 src.dirty = True
+                self.touched.add(src.sku)  # what the channels may sell of it changed
                 left -= take
                 if is_dropship(other.location):  # the supplier ships it from its own stock
                     here -= take

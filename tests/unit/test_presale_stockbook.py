@@ -116,6 +116,22 @@ def test_fulfilling_a_backordered_line_closes_its_backorder():
     assert b.orders["s:0"].status == "fulfilled"
 
 
+def test_fulfilling_a_backorder_where_no_stock_is_kept_republishes_the_sku():
+    b = StockBook(
+        {("A", PRESALE): StockRow("A", PRESALE, on_hand=3)},
+        {"s:0": OrderRow("s:0")},
+        bump_loaded={"A"},
+        presale_channels=frozenset({"online"}),
+    )
+    order(b, 0, qty=2)
+    assert held(b) == {PRESALE: (3, 2)}
+    b.touched.clear()  # a later batch: it only ships the order
+    env = fulfil("s:0", [("A", 2)])
+    b.apply_fulfilled(env.data, env.id)  # type: ignore[arg-type]
+    assert held(b) == {PRESALE: (3, 0)}
+    assert b.touched == {"A"}  # presale available went up: its level must be published
+
+
 def test_presale_target_is_the_share_of_confirmed_inbound_rounded_down():
     assert presale_target(Decimal("0.5"), 15) == 7
     assert presale_target(Decimal(1), 4) == 4
