@@ -9,7 +9,7 @@ import random
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from structlog.testing import capture_logs
 
 from hub.core.batch import CoreProcessor
@@ -219,3 +219,37 @@ async def test_each_stock_level_names_the_orders_whose_decisions_changed_it(sess
         ("A", 3): ("corr-9", "corr-9"),  # the cancellation released shop:1's units
         ("B", 3): ("corr-9", "corr-9"),
     }
+
+
+WAITING_FOR_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_row_another_replica_adds_while_this_one_waits_is_locked_with_its_sku(
+    engine, sessions
+):
+    """Replica A creates the SKU's row at a new location and holds the SKU's locks; B, asking for
+    the same SKU meanwhile, waits. Once A commits, B has every row of the SKU, the new one
+    included, so its levels count the new location's stock (PostgreSQL: READ COMMITTED does
+    not look again for rows added while a `FOR UPDATE` waited)."""
+    async with sessions() as s, s.begin():
+        await locks.lock_stock(s, {"X"}, create={("X", "main")})
+
+    async def b_locks() -> list[str]:
+        async with sessions() as b, b.begin():
+            return [r.location for r in await locks.lock_stock(b, {"X"})]
+
+    async with sessions() as a, a.begin():  # A commits at the end of the block
+        await locks.lock_stock(a, {"X"}, create={("X", "east")})
+        waiting = asyncio.create_task(b_locks())
+        async with engine.connect() as watch:
+            for _ in range(200):  # until B waits for A's lock
+                n = await watch.scalar(WAITING_FOR_A_LOCK)
+                if n:
+                    break
+                await asyncio.sleep(0.01)
+            assert n, "the second replica never waited for the first one's locks"
+    assert await waiting == ["east", "main"]
