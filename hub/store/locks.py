@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import structlog
 from sqlalchemy import String, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.store import bulk
 from hub.store.models import Order, Reservation, Stock, table
+
+log = structlog.get_logger(__name__)
 
 CHUNK = 5000
 
@@ -93,13 +96,18 @@ async def lock_stock(
             if await _count_stock(session, ordered) == len(rows):
                 break
             rows = await _select_stock(session, ordered)
+        else:
+            log.warning("locks.stock_rows_still_moving", skus=len(ordered), rows=len(rows))
     return rows
 
 
 # A core transaction that adds a row to a SKU locks the SKU right after, so once this one holds
-# the SKU's locks no other can commit a new row of it before this one ends: the rows missing
+# a row of the SKU no other can commit a new row of it before this one ends: the rows missing
 # from the first select were committed before the count, and one more select finds them all.
-# The bound is for rows deleted meanwhile, which the core never does.
+# (A SKU with no committed row has nothing to wait on: two first rows at once are both new; when
+# both batches publish the SKU's first channel level, its key makes the later one retry.) The
+# bound is for rows inserted without locking the SKU, which only the benchmark's seed does,
+# before any load.
 MAX_RESELECTS = 2
 
 

@@ -221,10 +221,7 @@ async def test_each_stock_level_names_the_orders_whose_decisions_changed_it(sess
     }
 
 
-WAITING_FOR_A_LOCK = text(
-    "SELECT count(*) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-)
+BLOCKED = text("SELECT cardinality(pg_blocking_pids(:pid)) > 0")
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -238,18 +235,22 @@ async def test_a_row_another_replica_adds_while_this_one_waits_is_locked_with_it
     async with sessions() as s, s.begin():
         await locks.lock_stock(s, {"X"}, create={("X", "main")})
 
+    b_pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
     async def b_locks() -> list[str]:
         async with sessions() as b, b.begin():
+            b_pid.set_result(await b.scalar(text("SELECT pg_backend_pid()")))
             return [r.location for r in await locks.lock_stock(b, {"X"})]
 
     async with sessions() as a, a.begin():  # A commits at the end of the block
         await locks.lock_stock(a, {"X"}, create={("X", "east")})
         waiting = asyncio.create_task(b_locks())
+        pid = await asyncio.wait_for(b_pid, 10)
         async with engine.connect() as watch:
-            for _ in range(200):  # until B waits for A's lock
-                n = await watch.scalar(WAITING_FOR_A_LOCK)
-                if n:
+            for _ in range(1000):  # until B waits for A's locks, 10 s at most
+                if await watch.scalar(BLOCKED, {"pid": pid}):
                     break
                 await asyncio.sleep(0.01)
-            assert n, "the second replica never waited for the first one's locks"
+            else:
+                pytest.fail("the second replica never waited for the first one's locks")
     assert await waiting == ["east", "main"]
