@@ -16,6 +16,7 @@ from hub.domain.allocation import (
     is_virtual,
     presale_available,
 )
+from hub.purchasing.tables import PresaleItem
 from hub.store.models import Movement, Reservation, Stock
 
 
@@ -52,7 +53,12 @@ async def stock_view(session: AsyncSession, sku: str, rules: dict[str, Rule]) ->
         for r in rows
     ]
     pre = next((r for r in rows if r.location == PRESALE), None)
-    presale_level = Level(pre.on_hand, pre.reserved) if pre else None
+    # A share of 0 keeps the backorders taken and offers none (as the core decides).
+    closed = (
+        pre is not None
+        and (await session.scalar(select(PresaleItem.share).where(PresaleItem.sku == sku))) == 0
+    )
+    presale_level = Level(pre.on_hand, pre.reserved) if pre and not closed else None
     channels: dict[str, dict[str, int]] = {}
     for name, rule in rules.items():
         mine = (

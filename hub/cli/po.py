@@ -165,8 +165,9 @@ def presale(
     as_json: JsonOpt = False,
 ) -> None:
     """Let channels with `presale = true` take backorders of a SKU up to a share of its
-    confirmed inbound stock (0 stops new backorders). Takes effect with the next change of the
-    SKU's confirmed inbound (acknowledgement, ship notice, receipt)."""
+    confirmed inbound stock. Takes effect with the next change of the SKU's confirmed inbound
+    (acknowledgement, ship notice, receipt); 0 stops new backorders at once and keeps those
+    taken."""
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         row = await service.set_presale_share(session, sku, share)

@@ -390,7 +390,9 @@ class CoreProcessor:
         # SKUs sold on presale whose confirmed inbound or stock may change: their backorders
         # are filled or bumped, so every holder is loaded.
         shares = await purchasing.presale_shares(session, supplier_skus | received)
-        create |= await purchasing.virtual_rows(session, messages, shares)
+        create |= await purchasing.virtual_rows(
+            session, messages, [s for s, share in shares.items() if share > 0]
+        )
         bump_skus |= set(shares) | {d.sku for d in messages if isinstance(d, SupplierStockReported)}
         if bump_skus:
             order_keys |= await locks.holders_of(session, bump_skus)
@@ -401,6 +403,12 @@ class CoreProcessor:
         res_rows = await locks.reservations_of(session, order_keys - new_orders)
         skus |= {r.sku for r in res_rows} | bump_skus | supplier_skus
         stock_rows = await locks.lock_stock(session, skus, create)
+        # SKUs sold on presale with a share of 0 now: their backorders stay, new ones are not
+        # taken. Looked up only for the batch's SKUs that have a presale location.
+        presale_skus = {r.sku for r in stock_rows if r.location == PRESALE}
+        if presale_skus - set(shares):
+            shares = {**shares, **await purchasing.presale_shares(session, presale_skus)}
+        presale_closed = frozenset(s for s in presale_skus if shares.get(s) == 0)
 
         # Only now, holding the locks, look the messages up in the inbox: a replica that applied
         # one of them held these locks until it committed, so its inbox row is visible here. The
@@ -434,6 +442,7 @@ class CoreProcessor:
             bump_loaded=bump_skus,
             dropship_channels=frozenset(c for c, rule in self.rules.items() if rule.dropship),
             presale_channels=frozenset(c for c, rule in self.rules.items() if rule.presale),
+            presale_closed=presale_closed,
         )
         for r in res_rows:
             book.orders[r.order_key].lines[(r.sku, r.location)] = ResLine(
@@ -584,7 +593,7 @@ class CoreProcessor:
                 target = presale_target(shares[sku], inbound[sku])
             else:
                 row = book.stock.get((sku, PRESALE))
-                target = min(row.reserved if row else 0, max(inbound[sku], 0))
+                target = min(row.reserved if row else 0, inbound[sku])
             book.set_presale(sku, target, ref, env.id, env.time)
 
     async def _price_new_orders(
@@ -734,7 +743,10 @@ class CoreProcessor:
                     (Level(r.on_hand, r.reserved, r.safety_stock) for r in mine), rule
                 )
                 backorders = presale_available(
-                    Level(pre.on_hand, pre.reserved) if pre else None, rule
+                    Level(pre.on_hand, pre.reserved)
+                    if pre and sku not in book.presale_closed
+                    else None,
+                    rule,
                 )
                 prev = current.get((sku, channel))
                 if prev is not None and prev[:2] == (value, backorders):

@@ -149,12 +149,15 @@ class StockBook:
         bump_loaded: set[str] | None = None,
         dropship_channels: frozenset[str] = frozenset(),
         presale_channels: frozenset[str] = frozenset(),
+        presale_closed: frozenset[str] = frozenset(),
     ) -> None:
         self.stock = stock
         self.orders = orders
         # Channels whose orders may take suppliers' reported stock, and backorders.
         self.dropship_channels = dropship_channels
         self.presale_channels = presale_channels
+        # SKUs whose presale share is 0: they keep the backorders taken and take no new ones.
+        self.presale_closed = presale_closed
         self._virtual: dict[str, list[StockRow]] = defaultdict(list)
         for row in stock.values():
             if is_virtual(row.location):
@@ -290,7 +293,7 @@ class StockBook:
         virtual = self._virtual.get(key[0])
         if virtual and channel in self.dropship_channels:
             rows += sorted((r for r in virtual if is_dropship(r.location)), key=_by_location)
-        if virtual and channel in self.presale_channels:
+        if virtual and channel in self.presale_channels and key[0] not in self.presale_closed:
             rows += [r for r in virtual if r.location == PRESALE]
         return rows
 

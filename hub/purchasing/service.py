@@ -224,7 +224,8 @@ async def set_dropship(
 
 async def set_presale_share(session: AsyncSession, sku: str, share: float) -> PresaleItem:
     """At most `share` (0–1) of the SKU's confirmed inbound may be sold as backorders; it takes
-    effect with the next change of the SKU's confirmed inbound (0 stops new backorders then)."""
+    effect with the next change of the SKU's confirmed inbound. 0 stops new backorders at once
+    and keeps those taken, as long as the confirmed inbound covers them."""
     try:
         value = share_from_float(share)
     except ValueError as exc:

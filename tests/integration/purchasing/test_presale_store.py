@@ -20,7 +20,7 @@ from schemas.levels import StockLevelChanged
 from schemas.purchasing import AckStatus, LineAckStatus, PurchaseOrderAcknowledged
 from schemas.reservations import ReservationReleased, StockReserved
 from schemas.stock import GoodsReceived
-from tests.builders import place, records
+from tests.builders import cancel, place, records
 from tests.integration.purchasing.harness import (
     T,
     _env,
@@ -212,5 +212,16 @@ async def test_a_share_set_to_0_takes_no_new_backorders_and_keeps_those_taken(se
     assert (await _status(sessions))["shop:10"] == "rejected"
     assert set(await _open(sessions, PRESALE)) == {"shop:08", "shop:09"}
     assert await _out(sessions, ReservationReleased) == []
+
+    # A backorder cancelled frees its unit, and still no new backorder is taken.
+    await core.process(records(cancel("shop:08")))
+    level = [m for m in await _out(sessions, StockLevelChanged) if m.channel == "online"][-1]
+    assert level.presale_available == 0
+    await core.process(records(*_orders(1, start=11)))
+    assert (await _status(sessions))["shop:11"] == "rejected"
+    assert set(await _open(sessions, PRESALE)) == {"shop:09"}
     async with sessions() as s:
+        view = await stock_view(s, "TEE", RULES)
+        assert view["presale"] == {"limit": 2, "backorders": 1, "available": 0}
+        assert view["channels"]["online"]["presale_available"] == 0
         assert await invariant_problems(s) == []
