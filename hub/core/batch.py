@@ -393,7 +393,10 @@ class CoreProcessor:
         create |= await purchasing.virtual_rows(
             session, messages, [s for s, share in shares.items() if share > 0]
         )
-        bump_skus |= set(shares) | {d.sku for d in messages if isinstance(d, SupplierStockReported)}
+        # (A share of 0 takes no backorder to fill or bump eagerly; one that must go raises
+        # NeedsBumpData, and the batch is retried with its holders loaded.)
+        bump_skus |= {s for s, share in shares.items() if share > 0}
+        bump_skus |= {d.sku for d in messages if isinstance(d, SupplierStockReported)}
         if bump_skus:
             order_keys |= await locks.holders_of(session, bump_skus)
 
@@ -404,11 +407,14 @@ class CoreProcessor:
         skus |= {r.sku for r in res_rows} | bump_skus | supplier_skus
         stock_rows = await locks.lock_stock(session, skus, create)
         # SKUs sold on presale with a share of 0 now: their backorders stay, new ones are not
-        # taken. Looked up only for the batch's SKUs that have a presale location.
+        # taken. Looked up only for the batch's SKUs that have a presale location, and only
+        # where a channel presells.
+        presale_channels = frozenset(c for c, rule in self.rules.items() if rule.presale)
         presale_skus = {r.sku for r in stock_rows if r.location == PRESALE}
-        if presale_skus - set(shares):
-            shares = {**shares, **await purchasing.presale_shares(session, presale_skus)}
-        presale_closed = frozenset(s for s in presale_skus if shares.get(s) == 0)
+        known = {s: v for s, v in shares.items() if s in presale_skus}
+        if presale_channels and presale_skus - set(known):
+            known = await purchasing.presale_shares(session, presale_skus)
+        presale_closed = frozenset(s for s in presale_skus if known.get(s) == 0)
 
         # Only now, holding the locks, look the messages up in the inbox: a replica that applied
         # one of them held these locks until it committed, so its inbox row is visible here. The
@@ -441,7 +447,7 @@ class CoreProcessor:
             | {k: OrderRow(k) for k in new_orders},
             bump_loaded=bump_skus,
             dropship_channels=frozenset(c for c, rule in self.rules.items() if rule.dropship),
-            presale_channels=frozenset(c for c, rule in self.rules.items() if rule.presale),
+            presale_channels=presale_channels,
             presale_closed=presale_closed,
         )
         for r in res_rows:
@@ -503,6 +509,11 @@ class CoreProcessor:
                         await self._presale(session, book, env, shares, [env.data.sku])
             applied.append(env)
             result.by_type[env.type] = result.by_type.get(env.type, 0) + 1
+        if presale_closed and applied:
+            # What a share of 0 leaves behind when backorders go (cancelled, shipped, filled)
+            # goes with them, so no unit is offered again.
+            last = applied[-1]
+            book.close_presale(presale_closed, "presale share 0", last.id, last.time)
         result.applied = len(applied)
         o = book.outcome
         result.accepted, result.rejected, result.lines_refused = (

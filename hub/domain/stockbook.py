@@ -575,6 +575,14 @@ class StockBook:
         self._move(row, target - row.on_hand, "presale", ref, cause, at)
         self._check_bump(row, cause, at, ReleaseReason.INBOUND_LOST)
 
+    def close_presale(self, skus: frozenset[str], ref: str, cause: str, at: datetime) -> None:
+        """SKUs whose presale share is 0: their presale location holds no more than the
+        backorders it still has, so what released or shipped ones leave is not offered again."""
+        for sku in sorted(skus):
+            row = self.stock.get((sku, PRESALE))
+            if row is not None and row.on_hand > row.reserved:
+                self._move(row, row.reserved - row.on_hand, "presale", ref, cause, at)
+
     def apply_transferred(self, msg: StockTransferred, cause: str) -> None:
         src = self._row(msg.sku, msg.from_location)
         dst = self._row(msg.sku, msg.to_location)

@@ -132,6 +132,20 @@ def test_fulfilling_a_backorder_where_no_stock_is_kept_republishes_the_sku():
     assert b.touched == {"A"}  # presale available went up: its level must be published
 
 
+def test_a_closed_presale_takes_no_backorder_and_keeps_no_unit_its_backorders_leave():
+    b = book(1, 5, 4)
+    order(b, 0)  # from stock
+    order(b, 1, qty=2)  # a backorder of 2
+    b.presale_closed = frozenset({"A"})
+    order(b, 2)  # would have been a backorder
+    assert [type(m).__name__ for m, _ in b.out][-1] == "ReservationRejected"
+    env = cancel("s:1")
+    b.apply_cancelled(env.data, env.id)  # type: ignore[arg-type]
+    b.close_presale(b.presale_closed, "presale share 0", env.id, T)
+    assert held(b) == {"main": (1, 1), PRESALE: (0, 0)}
+    assert (b.movements[-1].location, b.movements[-1].delta) == (PRESALE, -5)
+
+
 def test_presale_target_is_the_share_of_confirmed_inbound_rounded_down():
     assert presale_target(Decimal("0.5"), 15) == 7
     assert presale_target(Decimal(1), 4) == 4

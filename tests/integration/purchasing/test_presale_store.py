@@ -222,6 +222,35 @@ async def test_a_share_set_to_0_takes_no_new_backorders_and_keeps_those_taken(se
     assert set(await _open(sessions, PRESALE)) == {"shop:09"}
     async with sessions() as s:
         view = await stock_view(s, "TEE", RULES)
-        assert view["presale"] == {"limit": 2, "backorders": 1, "available": 0}
+        assert view["presale"] == {"limit": 1, "backorders": 1, "available": 0}
         assert view["channels"]["online"]["presale_available"] == 0
         assert await invariant_problems(s) == []
+
+
+async def test_a_share_set_to_0_refuses_the_next_backorder_at_once_and_says_so(
+    sessions, policy_for
+):
+    number = await _po_with_presale(sessions, policy_for)
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(ack(number, "TEE", 30, LineAckStatus.CHANGED)))
+    await core.process(records(*_orders(10)))  # 8 from stock, 2 of 15 backorders
+    async with sessions() as s, s.begin():
+        await service.set_presale_share(s, "TEE", 0)
+
+    await core.process(records(*_orders(1, start=10)))  # no word on the inbound yet
+    assert (await _status(sessions))["shop:10"] == "rejected"
+    assert (await _rows(sessions))[PRESALE] == (2, 2, 0)
+    level = [m for m in await _out(sessions, StockLevelChanged) if m.channel == "online"][-1]
+    assert (level.available, level.presale_available) == (0, 0)
+    async with sessions() as s:
+        assert await invariant_problems(s) == []
+
+    # Presale again: the limit is recomputed at the next word on the inbound, not before.
+    async with sessions() as s, s.begin():
+        await service.set_presale_share(s, "TEE", 0.5)
+    await core.process(records(*_orders(1, start=11)))
+    assert (await _status(sessions))["shop:11"] == "rejected"
+    await core.process(records(asn(number, "TEE", 20)))
+    assert (await _rows(sessions))[PRESALE] == (15, 2, 0)
+    await core.process(records(*_orders(1, start=12)))
+    assert (await _status(sessions))["shop:12"] == "reserved"
