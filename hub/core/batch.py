@@ -390,13 +390,11 @@ class CoreProcessor:
         # SKUs sold on presale whose confirmed inbound or stock may change: their backorders
         # are filled or bumped, so every holder is loaded.
         shares = await purchasing.presale_shares(session, supplier_skus | received)
-        create |= await purchasing.virtual_rows(
-            session, messages, [s for s, share in shares.items() if share > 0]
-        )
-        # (A share of 0 takes no backorder to fill or bump eagerly; one that must go raises
-        # NeedsBumpData, and the batch is retried with its holders loaded.)
-        bump_skus |= {s for s, share in shares.items() if share > 0}
-        bump_skus |= {d.sku for d in messages if isinstance(d, SupplierStockReported)}
+        # (A share of 0 needs no presale location, nor its backorders' holders eagerly: one
+        # that must go raises NeedsBumpData, and the batch is retried with them loaded.)
+        presold = {s for s, share in shares.items() if share > 0}
+        create |= await purchasing.virtual_rows(session, messages, presold)
+        bump_skus |= presold | {d.sku for d in messages if isinstance(d, SupplierStockReported)}
         if bump_skus:
             order_keys |= await locks.holders_of(session, bump_skus)
 
@@ -411,9 +409,9 @@ class CoreProcessor:
         # where a channel presells.
         presale_channels = frozenset(c for c, rule in self.rules.items() if rule.presale)
         presale_skus = {r.sku for r in stock_rows if r.location == PRESALE}
-        known = {s: v for s, v in shares.items() if s in presale_skus}
-        if presale_channels and presale_skus - set(known):
-            known = await purchasing.presale_shares(session, presale_skus)
+        known = shares
+        if presale_channels and (missing := presale_skus - shares.keys()):
+            known = shares | await purchasing.presale_shares(session, missing)
         presale_closed = frozenset(s for s in presale_skus if known.get(s) == 0)
 
         # Only now, holding the locks, look the messages up in the inbox: a replica that applied
@@ -754,10 +752,7 @@ class CoreProcessor:
                     (Level(r.on_hand, r.reserved, r.safety_stock) for r in mine), rule
                 )
                 backorders = presale_available(
-                    Level(pre.on_hand, pre.reserved)
-                    if pre and sku not in book.presale_closed
-                    else None,
-                    rule,
+                    Level(pre.on_hand, pre.reserved) if pre else None, rule
                 )
                 prev = current.get((sku, channel))
                 if prev is not None and prev[:2] == (value, backorders):
