@@ -194,15 +194,21 @@ async def test_a_po_withdrawn_after_its_ship_notice_releases_every_backorder_new
         assert await invariant_problems(s) == []
 
 
-async def test_a_share_set_to_0_takes_no_new_backorders_and_keeps_those_taken(sessions, policy_for):
+async def _two_backorders_then_share_0(sessions, policy_for) -> tuple[str, CoreProcessor]:
+    """15 of 30 confirmed open to presale, 10 orders (8 from stock, 2 backorders), then the
+    share set to 0; returns the PO's number and the core."""
     number = await _po_with_presale(sessions, policy_for)
     core = CoreProcessor(sessions, RULES)
     await core.process(records(ack(number, "TEE", 30, LineAckStatus.CHANGED)))
-    await core.process(records(*_orders(10)))  # 8 from stock, 2 backorders
+    await core.process(records(*_orders(10)))
     assert set(await _open(sessions, PRESALE)) == {"shop:08", "shop:09"}
-
     async with sessions() as s, s.begin():
         await service.set_presale_share(s, "TEE", 0)
+    return number, core
+
+
+async def test_a_share_set_to_0_takes_no_new_backorders_and_keeps_those_taken(sessions, policy_for):
+    number, core = await _two_backorders_then_share_0(sessions, policy_for)
     await core.process(records(asn(number, "TEE", 20)))  # the next word on the inbound
     assert (await _rows(sessions))[PRESALE] == (2, 2, 0)  # the two taken, no room for more
     level = [m for m in await _out(sessions, StockLevelChanged) if m.channel == "online"][-1]
@@ -230,13 +236,7 @@ async def test_a_share_set_to_0_takes_no_new_backorders_and_keeps_those_taken(se
 async def test_a_share_set_to_0_refuses_the_next_backorder_at_once_and_says_so(
     sessions, policy_for
 ):
-    number = await _po_with_presale(sessions, policy_for)
-    core = CoreProcessor(sessions, RULES)
-    await core.process(records(ack(number, "TEE", 30, LineAckStatus.CHANGED)))
-    await core.process(records(*_orders(10)))  # 8 from stock, 2 of 15 backorders
-    async with sessions() as s, s.begin():
-        await service.set_presale_share(s, "TEE", 0)
-
+    number, core = await _two_backorders_then_share_0(sessions, policy_for)
     await core.process(records(*_orders(1, start=10)))  # no word on the inbound yet
     assert (await _status(sessions))["shop:10"] == "rejected"
     assert (await _rows(sessions))[PRESALE] == (2, 2, 0)
