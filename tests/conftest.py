@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.kafka.embedded import EmbeddedBroker
+from hub.observe import _StderrLogger
 from hub.store.db import make_engine, session_factory
 from hub.store.migrate import upgrade
 
@@ -38,6 +40,12 @@ def _docker_available() -> bool:
 
 
 DOCKER = _docker_available()
+
+# Log lines go to stderr, as `hub` configures them, whatever `sys.stderr` is at the time: a role
+# running in the test's loop while a CLI command runs in a thread (CliRunner swaps the streams)
+# then never writes into the command's JSON on stdout. Tests that want other logging configure
+# it themselves and put this back.
+structlog.configure(logger_factory=_StderrLogger)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
