@@ -647,6 +647,8 @@ class CoreProcessor:
         msg = env.data
         costs: dict[tuple[str, str], Decimal | None] | None = None
         if isinstance(msg, OrderReturned):
+            # Units the order never shipped come back to no inventory account either.
+            msg = book.shipped_return(msg)
             await queue.flush(session)  # a return reads its sale's cost back from the books
             lines = await billing.return_lines(session, self.chart, msg)
             costs = {(ln.sku, ln.location): ln.unit_cost for ln in lines}

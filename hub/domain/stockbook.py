@@ -29,7 +29,13 @@ from decimal import Decimal
 from hub.domain.allocation import PRESALE, is_dropship, is_virtual
 from hub.finance import costing
 from schemas.base import CanonicalMessage
-from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
+from schemas.orders import (
+    OrderCancelled,
+    OrderFulfilled,
+    OrderPlaced,
+    OrderReturned,
+    ReturnedLine,
+)
 from schemas.reservations import (
     RejectedLine,
     RejectReason,
@@ -369,19 +375,29 @@ class StockBook:
         )
 
     def _release(self, order: OrderRow, reason: ReleaseReason, cause: str, at: datetime) -> None:
-        released = []
-        for line in order.lines.values():
-            if line.open:
-                row = self.stock[line.key]
-                row.reserved -= line.open
-                row.dirty = True
-                self.touched.add(row.sku)
-                released.append(
-                    ReservedLine(sku=line.sku, location=line.location, quantity=line.open)
-                )
-                line.released += line.open
-                line.open = 0
-                line.dirty = True
+        released = [
+            self._release_line(line, line.open) for line in order.lines.values() if line.open
+        ]
+        self._released(order, released, reason, cause, at)
+
+    def _release_line(self, line: ResLine, units: int) -> ReservedLine:
+        row = self.stock[line.key]
+        row.reserved -= units
+        row.dirty = True
+        self.touched.add(row.sku)
+        line.open -= units
+        line.released += units
+        line.dirty = True
+        return ReservedLine(sku=line.sku, location=line.location, quantity=units)
+
+    def _released(
+        self,
+        order: OrderRow,
+        released: list[ReservedLine],
+        reason: ReleaseReason,
+        cause: str,
+        at: datetime,
+    ) -> None:
         if released:
             self.outcome.released += 1
             self._emit(
@@ -456,6 +472,41 @@ class StockBook:
         if order.placed and not any(line.open for line in order.lines.values()):
             order.status = "fulfilled"
 
+    def return_parts(self, msg: OrderReturned) -> list[tuple[ReturnedLine, int, int]]:
+        """Per returned line: (the line, units that left the warehouse and come back, units that
+        never left). A refund can name units the order has not shipped (refunded before
+        fulfilment; Shopify's restock type `cancel`): they are still on the shelf, held by the
+        order's reservation, so they release it and add no stock. The returns of an order the
+        hub did not see placed are taken as they come."""
+        order = self.orders.get(msg.order_key)
+        if order is None or not order.placed:
+            return [(rl, rl.quantity, 0) for rl in msg.lines]
+        out: dict[str, int] = {}
+        parts = []
+        for rl in msg.lines:
+            if rl.sku not in out:
+                out[rl.sku] = sum(
+                    ln.shipped + ln.shipped_unreserved - ln.returned
+                    for ln in order.lines.values()
+                    if ln.sku == rl.sku
+                )
+            back = min(rl.quantity, max(0, out[rl.sku]))
+            out[rl.sku] -= back
+            parts.append((rl, back, rl.quantity - back))
+        return parts
+
+    def shipped_return(self, msg: OrderReturned) -> OrderReturned:
+        """`msg` as the books see it: units that never left restock nothing (`return_parts`)."""
+        parts = self.return_parts(msg)
+        if all(not never for _, _, never in parts):
+            return msg
+        lines: list[ReturnedLine] = []
+        for rl, back, never in parts:
+            if back:
+                lines.append(rl.model_copy(update={"quantity": back}))
+            lines.append(rl.model_copy(update={"quantity": never, "restock": False}))
+        return msg.model_copy(update={"lines": tuple(lines)})
+
     def apply_returned(
         self,
         msg: OrderReturned,
@@ -463,24 +514,39 @@ class StockBook:
         unit_costs: dict[StockKey, Decimal | None] | None = None,
     ) -> None:
         """Restocked units come back at the cost they left with (when finance knows it), so the
-        inventory account stays equal to Σ on_hand × average cost."""
+        inventory account stays equal to Σ on_hand × average cost. Units the order never
+        shipped release its reservation instead (`return_parts`), the line's own location first."""
         order = self._order(msg.order_key)
         order.account = order.account or msg.account
         order.channel = order.channel or msg.channel
-        for rl in msg.lines:
+        released: list[ReservedLine] = []
+        for rl, back, never in self.return_parts(msg):
             key = (rl.sku, rl.location)
             if key not in self.stock:
                 continue
-            line = self._line(order, *key)
-            line.returned += rl.quantity
-            line.dirty = True
             order.dirty = True
+            holding = sorted(
+                (ln for ln in order.lines.values() if ln.sku == rl.sku and ln.open),
+                key=lambda ln: (ln.key != key, ln.location),
+            )
+            for ln in holding:
+                if not never:
+                    break
+                units = min(never, ln.open)
+                released.append(self._release_line(ln, units))
+                never -= units
+            if not back:
+                continue
+            line = self._line(order, *key)
+            line.returned += back
+            line.dirty = True
             if rl.restock:
                 row = self.stock[key]
                 cost = (unit_costs or {}).get(key)
                 if cost is not None:
-                    row.avg_cost = costing.receive(row.on_hand, row.avg_cost, rl.quantity, cost)
-                self._move(row, rl.quantity, "return", order.order_key, cause, msg.returned_at)
+                    row.avg_cost = costing.receive(row.on_hand, row.avg_cost, back, cost)
+                self._move(row, back, "return", order.order_key, cause, msg.returned_at)
+        self._released(order, released, ReleaseReason.CANCELLED, cause, msg.returned_at)
 
     # -- stock events ----------------------------------------------------------------------------
 

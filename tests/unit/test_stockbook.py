@@ -102,6 +102,49 @@ def test_return_restocks_only_when_asked():
     assert state(b) == {"A": (4, 0)}
 
 
+@pytest.mark.parametrize("restock", [True, False])
+def test_refund_before_shipping_releases_the_reservation_and_adds_no_stock(restock):
+    # Shopify's restock type `cancel`: the units never left, so they are not stock coming back.
+    b = book({"A": 10}, "s:1")
+    apply(b, place("s:1", [("A", 2)]), ret("s:1", [("A", 2, restock)]))
+    assert state(b) == {"A": (10, 0)}
+    assert b.movements == []
+    released = [m for m, _ in b.out if isinstance(m, ReservationReleased)]
+    assert [(ln.sku, ln.quantity) for m in released for ln in m.lines] == [("A", 2)]
+    # the order's cancellation after it releases nothing twice, and leaves the stock as it is
+    apply(b, cancel("s:1"))
+    assert state(b) == {"A": (10, 0)}
+
+
+def test_refund_of_more_than_shipped_restocks_the_shipped_units_and_releases_the_rest():
+    b = book({"A": 10}, "s:1")
+    apply(
+        b,
+        place("s:1", [("A", 3)]),
+        fulfil("s:1", [("A", 1)]),
+        ret("s:1", [("A", 3, True)]),
+    )
+    assert state(b) == {"A": (10, 0)}  # 10 − 1 shipped + 1 back; 2 never left
+    assert [(m.delta, m.kind) for m in b.movements] == [(-1, "sale"), (1, "return")]
+    assert b.shipped_return(ret("s:1", [("A", 1, True)], rid="R2").data).lines[0].restock is False
+
+
+def test_return_split_for_the_books_names_only_shipped_units_as_restocked():
+    b = book({"A": 10}, "s:1")
+    apply(b, place("s:1", [("A", 3)]), fulfil("s:1", [("A", 1)]))
+    split = b.shipped_return(ret("s:1", [("A", 3, True)]).data)
+    assert [(ln.sku, ln.quantity, ln.restock) for ln in split.lines] == [
+        ("A", 1, True),
+        ("A", 2, False),
+    ]
+
+
+def test_return_of_an_order_never_placed_here_restocks_as_it_says():
+    b = book({"A": 10}, "s:1")
+    apply(b, ret("s:1", [("A", 2, True)]))
+    assert state(b) == {"A": (12, 0)}
+
+
 @pytest.mark.parametrize("order", ["in order", "cancel first"])
 def test_cancel_before_place_ends_like_place_then_cancel(order):
     b = book({"A": 5}, "s:1")

@@ -309,3 +309,34 @@ async def test_new_orders_prices_are_written_with_the_batch_unless_the_batch_rea
         ("acme:2002", "TEE", 3, 2),
     }
     await balances(engine)  # the books check out
+
+
+@pytest.mark.parametrize("one_batch", [True, False], ids=["one batch", "a batch each"])
+async def test_a_refund_before_shipping_puts_back_no_stock_and_no_inventory(
+    engine: AsyncEngine, one_batch: bool
+) -> None:
+    """3 TEE ordered, 1 shipped, then all 3 refunded with restock (Shopify's restock type
+    `cancel` for the 2 never shipped): 1 unit comes back, the other 2 only leave the order's
+    reservation. The stock and the inventory account agree on 10 units at 10.00."""
+    from hub.core.batch import CoreProcessor
+    from tests.builders import records
+
+    placed = PLACED.model_copy(update={"lines": PLACED.lines[:1], "total": D("109.70")})
+    shipped = SHIP_1.model_copy(update={"lines": (FulfilledLine(sku="TEE", quantity=1),)})
+    refunded = RETURNED.model_copy(
+        update={
+            "lines": (ReturnedLine(sku="TEE", quantity=3, restock=True),),
+            "refund": D("101.70"),
+        }
+    )
+    envs = [keyed(m) for m in (RECEIPT_1, placed, shipped, refunded)]
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    for part in [envs] if one_batch else [[e] for e in envs]:
+        await core.process(records(*part))
+    async with session_factory(engine)() as s:
+        tee = await s.get(Stock, ("TEE", "main"))
+        assert tee is not None and (tee.on_hand, tee.reserved) == (10, 0)
+        assert D(tee.avg_cost) == D("10.00")
+    tb = await balances(engine)
+    assert tb["1405"] == D("100.00")  # 10 units at 10.00, not 12
+    assert tb["6401"] == 0  # the unit sold came back; nothing else left
