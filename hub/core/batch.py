@@ -375,7 +375,9 @@ class CoreProcessor:
             d = env.data
             if isinstance(d, OrderPlaced | OrderCancelled | OrderFulfilled | OrderReturned):
                 order_keys.add(d.order_key)
-                if isinstance(d, OrderPlaced):
+                if not isinstance(d, OrderCancelled):
+                    # A fulfilment or return can name SKUs its order holds no reservation of
+                    # (one that arrives before its order does): their rows are loaded too.
                     skus.update(line.sku for line in d.lines)
             elif isinstance(d, StockTransferred):
                 create.update({(d.sku, d.from_location), (d.sku, d.to_location)})

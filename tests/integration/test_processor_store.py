@@ -189,6 +189,21 @@ async def test_cancel_before_place_leaves_no_reservation(sessions):
         assert await invariant_problems(s) == []
 
 
+async def test_a_fulfilment_before_its_order_takes_the_stock_and_the_order_reserves_none(sessions):
+    """Each message in a batch of its own: the fulfilment's SKU is locked and loaded although
+    the order holds no reservation yet, so the shipped units leave on_hand and the order,
+    arriving later, has nothing left to reserve."""
+    p = CoreProcessor(sessions, RULES)
+    await p.process(records(counted("A", 10)))
+    await p.process(records(fulfil("s:7", [("A", 2)])))
+    await p.process(records(place("s:7", [("A", 2)])))
+    async with sessions() as s:
+        row = (await s.execute(select(Stock))).scalar_one()
+        assert (row.on_hand, row.reserved) == (8, 0)
+        assert (await s.execute(select(Order.status))).scalar_one() == "fulfilled"
+        assert await invariant_problems(s) == []
+
+
 async def test_each_stock_level_names_the_orders_whose_decisions_changed_it(sessions):
     proc = CoreProcessor(sessions, {"online": Rule()})
 

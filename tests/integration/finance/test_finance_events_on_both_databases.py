@@ -340,3 +340,23 @@ async def test_a_refund_before_shipping_puts_back_no_stock_and_no_inventory(
     tb = await balances(engine)
     assert tb["1405"] == D("100.00")  # 10 units at 10.00, not 12
     assert tb["6401"] == 0  # the unit sold came back; nothing else left
+
+
+async def test_the_core_books_the_cost_of_a_fulfilment_that_arrives_before_its_order(
+    engine: AsyncEngine,
+) -> None:
+    """Each message in a batch of its own, the fulfilment first: its units leave the stock at
+    their cost, and the order (3 TEE), when it comes, reserves only the unit not shipped yet."""
+    from hub.core.batch import CoreProcessor
+    from tests.builders import records
+
+    placed = PLACED.model_copy(update={"lines": PLACED.lines[:1], "total": D("109.70")})
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    for m in (RECEIPT_1, SHIP_1, placed):
+        await core.process(records(keyed(m)))
+    async with session_factory(engine)() as s:
+        tee = await s.get(Stock, ("TEE", "main"))
+        assert tee is not None and (tee.on_hand, tee.reserved) == (8, 1)
+    tb = await balances(engine)
+    assert tb["6401"] == D("20.00")  # 2 TEE at 10.00
+    assert tb["1405"] == D("80.00")
