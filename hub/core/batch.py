@@ -503,7 +503,10 @@ class CoreProcessor:
                     closed = await purchasing.on_receipt(session, env.data)
                     purchasing.apply_inbound(book.stock, closed)
                     vouchers += await purchasing.rematch(
-                        session, env.data.po_number, self.chart or DEFAULT_CHART
+                        session,
+                        env.data.po_number,
+                        self.chart or DEFAULT_CHART,
+                        tolerance=self.tolerance,
                     )
                     if env.data.sku in shares:
                         await self._presale(session, book, env, shares, [env.data.sku])

@@ -276,3 +276,25 @@ async def test_a_late_receipt_on_a_closed_po_leaves_the_next_pos_inbound(session
 
     await receipt_step(sessions, receipt(second[0].po_number, "TEE", 10, rid="GRN-2"))
     assert (await stock_of(sessions, "TEE")).inbound == before.inbound - 10
+
+
+async def test_an_invoice_within_the_configured_tolerance_is_booked_when_the_goods_arrive(
+    sessions, policy_for
+):
+    """`[purchasing] price_tolerance_percent = 5`: an invoice 4% over the ordered price that
+    came before the goods waits only for them, and is booked by the core when they arrive."""
+    from decimal import Decimal
+
+    from hub.core.batch import CoreProcessor
+    from hub.purchasing.match import Tolerance
+    from tests.builders import records
+    from tests.integration.purchasing.harness import CHART, RULES
+
+    number = await _ordered(sessions, policy_for)
+    core = CoreProcessor(sessions, RULES, chart=CHART, tolerance=Tolerance(percent=Decimal(5)))
+    await core.process(records(invoice(number, "TEE", 36, "8.84", "INV-6")))
+    held = await invoice_row(sessions, "INV-6")
+    assert [r["reason"] for r in held.reasons] == ["not_received"]
+    await core.process(records(receipt(number, "TEE", 36)))
+    booked = await invoice_row(sessions, "INV-6")
+    assert (booked.status, booked.reasons) == ("matched", [])
