@@ -268,6 +268,9 @@ mutation SetAvailable($input: InventorySetQuantitiesInput!) {
 }
 """
 GRAPHQL_BATCH = 250
+# Top-level error codes that say nothing about the request itself (ACCESS_DENIED and
+# SHOP_INACTIVE do, and are not retried).
+GRAPHQL_TRANSIENT = frozenset({"INTERNAL_SERVER_ERROR"})
 CAS_ROUNDS = 3
 
 
@@ -282,10 +285,12 @@ def _graphql_check(response: httpx.Response) -> None:
     top = body.get("errors") if isinstance(body, dict) else None
     if not top:
         return
-    if any(
-        isinstance(e, dict) and (e.get("extensions") or {}).get("code") == "THROTTLED" for e in top
-    ):
+    codes = {(e.get("extensions") or {}).get("code") for e in top if isinstance(e, dict)}
+    if "THROTTLED" in codes:
         raise TransientError("GraphQL throttled", status=200, retry_after=_throttle_wait(body))
+    if codes & GRAPHQL_TRANSIENT:
+        # Shopify's stand-in for a 500: nothing was changed, and the same call may succeed.
+        raise TransientError(f"GraphQL error: {str(top)[:300]}", status=200, retry_after=None)
     raise ConnectorError(f"GraphQL error: {str(top)[:300]}", retryable=False, status=200)
 
 

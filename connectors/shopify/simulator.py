@@ -33,6 +33,13 @@ from connectors.shopify.webhooks import signed_headers
 API = "/admin/api/2024-10"
 
 
+GRAPHQL_ERROR_MESSAGES = {
+    "INTERNAL_SERVER_ERROR": "Internal error. Looks like something went wrong on our end.\n"
+    "Request ID: 3221c58f-3446-4843-a452-a517787121c6 (include this in support requests).",
+    "ACCESS_DENIED": "Access denied for inventorySetQuantities field.",
+}
+
+
 class ShopifySimulator:
     def __init__(
         self,
@@ -64,6 +71,9 @@ class ShopifySimulator:
         self.graphql_points = 1000.0
         self.graphql_restore = 50.0
         self.graphql_cost = 10
+        # Top-level GraphQL error codes the next mutations answer with (200, nothing changed),
+        # as Shopify does: INTERNAL_SERVER_ERROR (transient), ACCESS_DENIED, SHOP_INACTIVE.
+        self.graphql_errors: list[str] = []
         self._points = self.graphql_points
         self._points_at = time.monotonic()
         self._bucket_at = time.monotonic()
@@ -505,6 +515,15 @@ class ShopifySimulator:
                 }
             )
         self._points -= self.graphql_cost
+        if self.graphql_errors:
+            code = self.graphql_errors.pop(0)
+            message = GRAPHQL_ERROR_MESSAGES.get(code, code.replace("_", " ").capitalize())
+            return JSONResponse(
+                {
+                    "errors": [{"message": message, "extensions": {"code": code}}],
+                    "extensions": {"cost": cost},
+                }
+            )
         try:
             body = await request.json()
             query = str(body["query"])

@@ -112,6 +112,21 @@ async def test_shopify_bad_token_is_a_permanent_error(shopify_sim, shopify_accou
     assert len(shopify_sim.faults.calls) == 1  # not retried
 
 
+async def test_shopify_graphql_internal_error_is_retried_and_access_denied_is_not(
+    shopify_sim, shopify_client
+):
+    shopify_sim.add_product("A", 5)
+    shopify_sim.graphql_errors = ["INTERNAL_SERVER_ERROR", "INTERNAL_SERVER_ERROR"]
+    result = await shopify_client.set_stock({"A": 2})
+    assert result.updated == {"A": 2} and shopify_sim.graphql_errors == []
+    shopify_sim.graphql_errors = ["ACCESS_DENIED", "ACCESS_DENIED"]
+    with pytest.raises(ConnectorError) as err:
+        await shopify_client.set_stock({"A": 1})
+    assert err.value.retryable is False
+    assert shopify_sim.graphql_errors == ["ACCESS_DENIED"]  # asked once, not retried
+    assert await shopify_client.get_stock(["A"]) == {"A": 2}
+
+
 async def test_shopify_unknown_sku_fails_alone(shopify_sim, shopify_client):
     shopify_sim.add_product("A", 5)
     result = await shopify_client.set_stock({"A": 1, "NOPE": 2})
