@@ -27,7 +27,7 @@ class WooCommerceConnector:
         topic = header(headers, "X-WC-Webhook-Topic")
         if not topic:
             # WooCommerce's activation ping (`webhook_id=N`) carries no topic: nothing to publish.
-            if header(headers, "X-WC-Webhook-ID") is not None:
+            if webhooks.is_ping(body, headers) or header(headers, "X-WC-Webhook-ID") is not None:
                 return []
             raise MalformedPayload("X-WC-Webhook-Topic header is missing")
         if topic not in mapping.TOPICS:

@@ -206,6 +206,27 @@ async def test_woocommerce_activation_ping_is_accepted_without_publishing(client
     assert publisher.batches == []
 
 
+async def test_woocommerce_unsigned_activation_ping_gets_200_and_nothing_else_does(
+    client, publisher
+):
+    # What `WC_Webhook::deliver_ping` sends: a user agent and the form body, nothing signed.
+    ping = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "User-Agent": "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)",
+    }
+    r = await client.post("/webhooks/woocommerce/corner", content=b"webhook_id=12", headers=ping)
+    assert r.status_code == 200
+    # anything else unsigned is refused: a topic, or a body that is not the ping
+    topic = {**ping, "X-WC-Webhook-Topic": "order.created"}
+    r = await client.post("/webhooks/woocommerce/corner", content=b"webhook_id=12", headers=topic)
+    assert r.status_code == 401
+    r = await client.post(
+        "/webhooks/woocommerce/corner", content=b"webhook_id=12&status=x", headers=ping
+    )
+    assert r.status_code == 401
+    assert publisher.batches == []
+
+
 async def test_openapi_describes_the_webhook_endpoint(client):
     r = await client.get("/openapi.json")
     assert r.status_code == 200
