@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
-from connectors.base import Account, OrderPage, StockPushResult
+from connectors.base import Account, OrderPage, StockPushResult, parse_json
 from connectors.errors import ConnectorError, MalformedPayload
 from connectors.http import HttpApi, RateLimiter, RetryPolicy, TransientError
 from connectors.shopify import mapping
@@ -324,8 +324,9 @@ def next_page_info(response: httpx.Response) -> str | None:
 
 def _field(response: httpx.Response, name: str) -> list[Any]:
     try:
-        body = response.json()
-    except ValueError:
+        # Numbers with a fraction as Decimal, as for webhooks: some money fields are JSON numbers.
+        body = parse_json(response.content)
+    except MalformedPayload:
         raise ConnectorError("the shop answered with non-JSON", retryable=True) from None
     value = body.get(name) if isinstance(body, dict) else None
     if not isinstance(value, list):

@@ -252,8 +252,9 @@ class ShopifySimulator:
                     "quantity": qty,
                     "location_id": self.location_id if restock else None,
                     "restock_type": "return" if restock else "no_restock",
-                    "subtotal": str(subtotal),
-                    "total_tax": str(tax),
+                    # JSON numbers, as Shopify sends these two (its `*_set` amounts are strings)
+                    "subtotal": float(subtotal),
+                    "total_tax": float(tax),
                     "subtotal_set": {
                         "shop_money": {"amount": str(subtotal), "currency_code": order["currency"]}
                     },

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import Account, OrderPage, StockPushResult
+from connectors.base import Account, OrderPage, StockPushResult, parse_json
 from connectors.errors import ConnectorError, MalformedPayload
 from connectors.http import HttpApi, RateLimiter, RetryPolicy
 from connectors.woocommerce import mapping
@@ -203,8 +203,9 @@ class WooCommerceClient:
 
 def _list(response: httpx.Response) -> list[Any]:
     try:
-        body = response.json()
-    except ValueError:
+        # Numbers with a fraction as Decimal, as for webhooks: some money fields are JSON numbers.
+        body = parse_json(response.content)
+    except MalformedPayload:
         raise ConnectorError("the shop answered with non-JSON", retryable=True) from None
     if not isinstance(body, list):
         raise ConnectorError("the shop's answer is not a list", retryable=False)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -68,6 +69,20 @@ async def test_shopify_resync_and_webhook_of_one_order_share_message_ids(
     from_webhook = CONNECTOR.parse(body, headers, shopify_account, T0)
     from_resync, _ = await _all_orders(shopify_client)
     assert [e.id for e in from_webhook] == [e.id for e in from_resync]
+
+
+async def test_shopify_resync_reads_refunds_whose_amounts_are_json_numbers(
+    shopify_sim, shopify_client
+):
+    shopify_sim.add_product("A", 5)
+    shopify_sim.make_order(8, [("A", 2, "10.00")], created_at=T0)
+    refund = shopify_sim.refund_order(8, [("A", 1)], restock=True, at=T0 + timedelta(days=1))
+    assert isinstance(refund["refund_line_items"][0]["subtotal"], float)
+    envelopes, _ = await _all_orders(shopify_client)
+    (returned,) = [e.data for e in envelopes if e.type == "hub.order.returned.v1"]
+    assert returned.refund == Decimal("10.00") + Decimal(
+        str(refund["refund_line_items"][0]["total_tax"])
+    )
 
 
 async def test_shopify_429_then_success(shopify_sim, shopify_client):
