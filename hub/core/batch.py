@@ -651,14 +651,22 @@ class CoreProcessor:
         assert self.chart is not None
         msg = env.data
         costs: dict[tuple[str, str], Decimal | None] | None = None
+        unshipped: dict[tuple[str, str], int] = {}
         if isinstance(msg, OrderReturned):
-            # Units the order never shipped come back to no inventory account either.
+            # Units the order never shipped come back to no inventory account, and were never
+            # billed, so no credit note either.
+            for rl, _, never in book.return_parts(msg):
+                if never:
+                    key = (rl.sku, rl.location)
+                    unshipped[key] = unshipped.get(key, 0) + never
             msg = book.shipped_return(msg)
             await queue.flush(session)  # a return reads its sale's cost back from the books
             lines = await billing.return_lines(session, self.chart, msg)
             costs = {(ln.sku, ln.location): ln.unit_cost for ln in lines}
         try:
-            made = await finance_events.vouchers_for(session, self.chart, msg, _StockView(book))
+            made = await finance_events.vouchers_for(
+                session, self.chart, msg, _StockView(book), unshipped=unshipped
+            )
         except CurrencyMismatch as exc:
             log.warning("no voucher booked", cause=env.id, reason=str(exc))
             return costs

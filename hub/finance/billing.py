@@ -14,7 +14,7 @@ a charge line (`SHIPPING`), revenue without goods and without tax.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -250,19 +250,41 @@ async def bill_shipment(
     return out
 
 
-async def refund_split(session: AsyncSession, msg: OrderReturned) -> tuple[Decimal, Decimal]:
-    """(net, tax) of a refund, at the tax rate of the returned lines (of the order if unknown)."""
+async def refund_split(
+    session: AsyncSession,
+    msg: OrderReturned,
+    unshipped: Mapping[tuple[str, str], int] | None = None,
+) -> tuple[Decimal, Decimal]:
+    """(net, tax) of the credit note of a refund, at the tax rate of the returned lines (of the
+    order if unknown). Units in `unshipped` never left (refunded before fulfilment): they were
+    never billed, so their share of the refund, by the order's line prices, is no credit note;
+    the payment's refund alone settles it."""
     rows = await _rows(session, msg.order_key)
     keys = {(line.sku, line.location) for line in msg.lines}
     priced = [r for k, r in rows.items() if r.priced and k in keys] or [
         r for r in rows.values() if r.priced
     ]
+    refund = msg.refund
+    if unshipped and any(unshipped.values()):
+        returned: dict[tuple[str, str], int] = defaultdict(int)
+        for line in msg.lines:
+            returned[(line.sku, line.location)] += line.quantity
+
+        def worth(key: tuple[str, str], units: int) -> Decimal:
+            row = rows.get(key)
+            if row is None or not row.priced or row.ordered <= 0:
+                return Decimal(units)
+            return (Decimal(row.net) + Decimal(row.tax)) * units / row.ordered
+
+        whole = sum((worth(k, n) for k, n in returned.items()), ZERO)
+        never = sum((worth(k, n) for k, n in unshipped.items()), ZERO)
+        refund = refund * (whole - never) / whole if whole > 0 else ZERO
     net = sum((Decimal(r.net) for r in priced), ZERO)
     tax = sum((Decimal(r.tax) for r in priced), ZERO)
     if net + tax <= 0:
-        return costing.round_amount(msg.refund, msg.currency), ZERO
-    refund_tax = costing.round_amount(msg.refund * tax / (net + tax), msg.currency)
-    return costing.round_amount(msg.refund, msg.currency) - refund_tax, refund_tax
+        return costing.round_amount(refund, msg.currency), ZERO
+    refund_tax = costing.round_amount(refund * tax / (net + tax), msg.currency)
+    return costing.round_amount(refund, msg.currency) - refund_tax, refund_tax
 
 
 async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) -> list[ReturnLine]:

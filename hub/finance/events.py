@@ -38,10 +38,13 @@ async def vouchers_for(
     chart: Chart,
     msg: CanonicalMessage,
     stock: Mapping[StockKey, StockState],
+    *,
+    unshipped: Mapping[StockKey, int] | None = None,
 ) -> list[VoucherIssued]:
     """The vouchers `msg` books ([] for messages without a financial effect, and for a cause
     handled before: finance records each cause in the inbox table, so it is idempotent on its
-    own, besides the ledger refusing a known voucher id).
+    own, besides the ledger refusing a known voucher id). `unshipped`: for a return, the units
+    of its lines that never left (no credit note for them; see `billing.refund_split`).
 
     Raises `rules.CurrencyMismatch`, before writing anything, for a message in a currency other
     than the books' (conversion is not done yet): catch it, report it, and carry on.
@@ -89,7 +92,7 @@ async def vouchers_for(
                 )
         case OrderReturned():
             returned = await billing.return_lines(session, chart, msg)
-            net, tax = await billing.refund_split(session, msg)
+            net, tax = await billing.refund_split(session, msg, unshipped)
             made.append(
                 rules.order_returned(
                     chart,

@@ -317,7 +317,8 @@ async def test_a_refund_before_shipping_puts_back_no_stock_and_no_inventory(
 ) -> None:
     """3 TEE ordered, 1 shipped, then all 3 refunded with restock (Shopify's restock type
     `cancel` for the 2 never shipped): 1 unit comes back, the other 2 only leave the order's
-    reservation. The stock and the inventory account agree on 10 units at 10.00."""
+    reservation. The stock and the inventory account agree on 10 units at 10.00, and the credit
+    note reverses only what was billed."""
     from hub.core.batch import CoreProcessor
     from tests.builders import records
 
@@ -340,6 +341,11 @@ async def test_a_refund_before_shipping_puts_back_no_stock_and_no_inventory(
     tb = await balances(engine)
     assert tb["1405"] == D("100.00")  # 10 units at 10.00, not 12
     assert tb["6401"] == 0  # the unit sold came back; nothing else left
+    # Billed: the shipped unit (30.00 + 3.90 VAT) and the shipping (8.00). The credit note
+    # takes back the shipped unit's share of the refund only: the other two were never billed.
+    assert tb["6001"] == D("-8.00")
+    assert tb.get("222102", 0) == 0
+    assert tb["1122"] == D("8.00")
 
 
 async def test_the_core_books_the_cost_of_a_fulfilment_that_arrives_before_its_order(
