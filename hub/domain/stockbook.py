@@ -477,9 +477,12 @@ class StockBook:
         never left). A refund can name units the order has not shipped (refunded before
         fulfilment; Shopify's restock type `cancel`): they are still on the shelf, held by the
         order's reservation, so they release it and add no stock. The returns of an order the
-        hub did not see placed are taken as they come."""
+        hub has seen neither placed nor shipped (one from before the hub ran) are taken as they
+        come."""
         order = self.orders.get(msg.order_key)
-        if order is None or not order.placed:
+        if order is None or not (
+            order.placed or any(ln.shipped or ln.shipped_unreserved for ln in order.lines.values())
+        ):
             return [(rl, rl.quantity, 0) for rl in msg.lines]
         out: dict[str, int] = {}
         parts = []
@@ -504,7 +507,8 @@ class StockBook:
         for rl, back, never in parts:
             if back:
                 lines.append(rl.model_copy(update={"quantity": back}))
-            lines.append(rl.model_copy(update={"quantity": never, "restock": False}))
+            if never:
+                lines.append(rl.model_copy(update={"quantity": never, "restock": False}))
         return msg.model_copy(update={"lines": tuple(lines)})
 
     def apply_returned(
@@ -515,16 +519,14 @@ class StockBook:
     ) -> None:
         """Restocked units come back at the cost they left with (when finance knows it), so the
         inventory account stays equal to Σ on_hand × average cost. Units the order never
-        shipped release its reservation instead (`return_parts`), the line's own location first."""
+        shipped release its reservation instead (`return_parts`), wherever it is held (a
+        dropship or presale line too), the line's own location first."""
         order = self._order(msg.order_key)
         order.account = order.account or msg.account
         order.channel = order.channel or msg.channel
         released: list[ReservedLine] = []
         for rl, back, never in self.return_parts(msg):
             key = (rl.sku, rl.location)
-            if key not in self.stock:
-                continue
-            order.dirty = True
             holding = sorted(
                 (ln for ln in order.lines.values() if ln.sku == rl.sku and ln.open),
                 key=lambda ln: (ln.key != key, ln.location),
@@ -535,8 +537,10 @@ class StockBook:
                 units = min(never, ln.open)
                 released.append(self._release_line(ln, units))
                 never -= units
-            if not back:
+                order.dirty = True
+            if not back or key not in self.stock:
                 continue
+            order.dirty = True
             line = self._line(order, *key)
             line.returned += back
             line.dirty = True
@@ -546,6 +550,10 @@ class StockBook:
                 if cost is not None:
                     row.avg_cost = costing.receive(row.on_hand, row.avg_cost, back, cost)
                 self._move(row, back, "return", order.order_key, cause, msg.returned_at)
+        lines = order.lines.values()
+        shipped = any(ln.shipped or ln.shipped_unreserved for ln in lines)
+        if released and order.placed and shipped and not any(ln.open for ln in lines):
+            order.status = "fulfilled"  # what is left of it has shipped
         self._released(order, released, ReleaseReason.CANCELLED, cause, msg.returned_at)
 
     # -- stock events ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from hub.store.models import DeadLetter, Order, OutboxRow, ProcessedMessage, Sto
 from schemas import topics
 from schemas.envelope import CAUSES_HEADER, CORRELATION_HEADER
 from schemas.levels import StockLevelChanged
-from tests.builders import cancel, counted, fulfil, place, record, records
+from tests.builders import cancel, counted, fulfil, place, record, records, ret
 
 RULES = {"online": Rule(), "wholesale": Rule(share=__import__("decimal").Decimal("0.5"))}
 
@@ -202,6 +202,19 @@ async def test_a_fulfilment_before_its_order_takes_the_stock_and_the_order_reser
         assert (row.on_hand, row.reserved) == (8, 0)
         assert (await s.execute(select(Order.status))).scalar_one() == "fulfilled"
         assert await invariant_problems(s) == []
+
+
+async def test_a_refund_before_shipping_releases_the_reservation_and_says_so(sessions):
+    p = CoreProcessor(sessions, RULES)
+    await p.process(records(counted("A", 10)))
+    await p.process(records(place("s:8", [("A", 2)])))
+    await p.process(records(ret("s:8", [("A", 2, True)])))
+    async with sessions() as s:
+        row = (await s.execute(select(Stock))).scalar_one()
+        assert (row.on_hand, row.reserved) == (10, 0)
+        assert await invariant_problems(s) == []
+        types = [dict(r.headers)["ce_type"] for r in (await s.execute(select(OutboxRow))).scalars()]
+    assert types.count("hub.reservation.released.v1") == 1
 
 
 async def test_each_stock_level_names_the_orders_whose_decisions_changed_it(sessions):

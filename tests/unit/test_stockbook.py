@@ -139,6 +139,40 @@ def test_return_split_for_the_books_names_only_shipped_units_as_restocked():
     ]
 
 
+def test_refund_before_shipping_releases_a_dropship_reservation_with_no_row_at_main():
+    # The shop names its own location (main); the units are held at the supplier's.
+    b = StockBook(
+        {("A", "dropship.acme"): StockRow("A", "dropship.acme", on_hand=5)},
+        {"s:1": OrderRow("s:1")},
+        dropship_channels=frozenset({"online"}),
+    )
+    apply(b, place("s:1", [("A", 3)]))
+    assert state(b) == {"A": (5, 3)}
+    apply(b, ret("s:1", [("A", 3, True)]))
+    assert state(b) == {"A": (5, 0)}
+    assert b.orders["s:1"].lines[("A", "dropship.acme")].open == 0
+    assert b.movements == []
+
+
+def test_refund_after_part_shipped_releases_the_rest_and_the_order_is_fulfilled():
+    b = book({"A": 10, "B": 10}, "s:1")
+    apply(b, place("s:1", [("A", 1), ("B", 2)]), fulfil("s:1", [("A", 1)]))
+    split = b.shipped_return(ret("s:1", [("A", 1, True), ("B", 2, True)]).data)
+    assert [(ln.sku, ln.quantity, ln.restock) for ln in split.lines] == [
+        ("A", 1, True),
+        ("B", 2, False),
+    ]
+    apply(b, ret("s:1", [("B", 2, True)]))
+    assert state(b) == {"A": (9, 0), "B": (10, 0)}
+    assert b.orders["s:1"].status == "fulfilled"
+
+
+def test_refund_between_a_fulfilment_and_its_late_order_restocks_only_what_shipped():
+    b = book({"A": 10}, "s:1")
+    apply(b, fulfil("s:1", [("A", 1)]), ret("s:1", [("A", 3, True)]))
+    assert state(b) == {"A": (10, 0)}  # the one unit that left came back; no units made up
+
+
 def test_return_of_an_order_never_placed_here_restocks_as_it_says():
     b = book({"A": 10}, "s:1")
     apply(b, ret("s:1", [("A", 2, True)]))
