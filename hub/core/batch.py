@@ -663,9 +663,15 @@ class CoreProcessor:
             await queue.flush(session)  # a return reads its sale's cost back from the books
             lines = await billing.return_lines(session, self.chart, msg)
             costs = {(ln.sku, ln.location): ln.unit_cost for ln in lines}
+        dropshipped = book.dropshipped(msg) if isinstance(msg, OrderFulfilled) else None
         try:
             made = await finance_events.vouchers_for(
-                session, self.chart, msg, _StockView(book), unshipped=unshipped
+                session,
+                self.chart,
+                msg,
+                _StockView(book),
+                unshipped=unshipped,
+                dropshipped=dropshipped,
             )
         except CurrencyMismatch as exc:
             log.warning("no voucher booked", cause=env.id, reason=str(exc))

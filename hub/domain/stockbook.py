@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -431,13 +432,8 @@ class StockBook:
         for fl in msg.lines:
             key = (fl.sku, fl.location)
             row = self.stock.get(key)
-            others = sorted(
-                (
-                    ln
-                    for ln in order.lines.values()
-                    if ln.sku == fl.sku and ln.open and is_virtual(ln.location) and ln.key != key
-                ),
-                key=lambda ln: (ln.location == PRESALE, ln.location),
+            others = self._virtual_holders(
+                order, key, {k: ln.open for k, ln in order.lines.items()}
             )
             if row is None and not others:
                 continue  # not stock the hub keeps (the core rejected it when placed)
@@ -471,6 +467,47 @@ class StockBook:
                 self._check_bump(row, cause, msg.fulfilled_at)
         if order.placed and not any(line.open for line in order.lines.values()):
             order.status = "fulfilled"
+
+    @staticmethod
+    def _virtual_holders(
+        order: OrderRow, key: StockKey, still: Mapping[StockKey, int]
+    ) -> list[ResLine]:
+        """The order's other lines of the SKU still holding units at a dropship or presale
+        location, in the order a fulfilment takes from them (dropship first, by name)."""
+        return sorted(
+            (
+                ln
+                for ln in order.lines.values()
+                if ln.sku == key[0] and still[ln.key] and is_virtual(ln.location) and ln.key != key
+            ),
+            key=lambda ln: (ln.location == PRESALE, ln.location),
+        )
+
+    def dropshipped(self, msg: OrderFulfilled) -> dict[StockKey, int]:
+        """Units of each fulfilled line the supplier ships from its own stock (taken from a
+        dropship reservation, as `apply_fulfilled` will take them): they leave none of the
+        hub's stock at the line's location, so the books cost none of them there."""
+        order = self.orders.get(msg.order_key)
+        out: dict[StockKey, int] = {}
+        if order is None:
+            return out
+        still = {k: ln.open for k, ln in order.lines.items()}
+        for fl in msg.lines:
+            key = (fl.sku, fl.location)
+            if key not in self.stock:
+                continue
+            left = fl.quantity
+            own = min(left, still.get(key, 0))
+            if own:
+                still[key] -= own
+                left -= own
+            for other in self._virtual_holders(order, key, still):
+                take = min(left, still[other.key])
+                still[other.key] -= take
+                left -= take
+                if is_dropship(other.location) and take:
+                    out[key] = out.get(key, 0) + take
+        return out
 
     def return_parts(self, msg: OrderReturned) -> list[tuple[ReturnedLine, int, int]]:
         """Per returned line: (the line, units that left the warehouse and come back, units that

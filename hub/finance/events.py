@@ -40,11 +40,14 @@ async def vouchers_for(
     stock: Mapping[StockKey, StockState],
     *,
     unshipped: Mapping[StockKey, int] | None = None,
+    dropshipped: Mapping[StockKey, int] | None = None,
 ) -> list[VoucherIssued]:
     """The vouchers `msg` books ([] for messages without a financial effect, and for a cause
     handled before: finance records each cause in the inbox table, so it is idempotent on its
     own, besides the ledger refusing a known voucher id). `unshipped`: for a return, the units
     of its lines that never left (no credit note for them; see `billing.refund_split`).
+    `dropshipped`: for a fulfilment, the units of its lines the supplier ships (no cost of
+    sales from the hub's inventory for them).
 
     Raises `rules.CurrencyMismatch`, before writing anything, for a message in a currency other
     than the books' (conversion is not done yet): catch it, report it, and carry on.
@@ -88,6 +91,7 @@ async def vouchers_for(
                             for ln in lines
                             if ln.quantity
                         },
+                        dropshipped=dropshipped,
                     )
                 )
         case OrderReturned():

@@ -167,9 +167,13 @@ def sale_fulfilled(
     lines: Sequence[SaleLine],
     stock: Mapping[StockKey, StockState],
     tz: str | ZoneInfo | None = None,
+    dropshipped: Mapping[StockKey, int] | None = None,
 ) -> VoucherIssued | None:
-    """Dr receivable / Cr revenue, Cr output VAT; Dr cost of sales / Cr inventory at average."""
+    """Dr receivable / Cr revenue, Cr output VAT; Dr cost of sales / Cr inventory at average,
+    for the units that left the hub's stock (not those in `dropshipped`: the supplier ships
+    them from its own, so no inventory of the hub's goes)."""
     v = _Voucher(chart, _books_currency(chart, currency))
+    supplied = dict(dropshipped or {})
     running: dict[StockKey, StockState] = {}
     receivable = ZERO
     for line in lines:
@@ -183,10 +187,15 @@ def sale_fulfilled(
         v.post(Role.REVENUE, -net, f"sale {line.sku} × {line.quantity}", sku=line.sku)
         v.post(Role.OUTPUT_VAT, -tax, f"output VAT {line.sku}", sku=line.sku)
         key = (line.sku, line.location)
+        by_supplier = min(line.quantity, supplied.get(key, 0))
+        supplied[key] = supplied.get(key, 0) - by_supplier
+        units = line.quantity - by_supplier
+        if not units:
+            continue
         on_hand, avg = _state(running, stock, key)
-        cost = costing.issue_amount(on_hand, avg, line.quantity, currency)
-        running[key] = (on_hand - line.quantity, avg)
-        memo = f"cost of {line.sku} × {line.quantity} at {avg}"
+        cost = costing.issue_amount(on_hand, avg, units, currency)
+        running[key] = (on_hand - units, avg)
+        memo = f"cost of {line.sku} × {units} at {avg}"
         v.post(Role.COST_OF_SALES, cost, memo, sku=line.sku, location=line.location)
         v.post(Role.INVENTORY, -cost, memo, sku=line.sku, location=line.location)
     v.post(Role.RECEIVABLE, receivable, f"sale {order_key}", order_key=order_key)

@@ -203,3 +203,32 @@ async def test_cli_marks_a_sku_and_stock_show_lists_the_suppliers_figures(
         "suppliers": {"acme-supply": {"reported": 7, "reserved": 2}},
     }
     assert view["channels"] == {"online": {"available": 5}, "store": {"available": 0}}
+
+
+async def test_the_books_cost_only_the_units_that_left_the_hubs_own_stock(sessions):
+    """1 VASE at main (cost 10.00) and 10 reported by the supplier; an order for 3 ships 1
+    from main and 2 from the supplier's stock: cost of sales and the inventory account move
+    by the one unit of the hub's own, as its stock does."""
+    from decimal import Decimal
+
+    from hub.finance import ledger
+    from hub.finance.chart import CN_SMALL_BUSINESS
+    from schemas.stock import GoodsReceived
+
+    await _mark(sessions)
+    core = CoreProcessor(sessions, RULES, chart=CN_SMALL_BUSINESS)
+    grn = GoodsReceived(
+        sku="VASE", quantity=1, unit_cost=Decimal("10.00"), receipt_id="GRN-V", received_at=T
+    )
+    received = Envelope(id=message_id("test", "grn-v"), source="test", data=grn)
+    await core.process(records(received, report(10, "846-1")))
+    await core.process(records(place("s:1", [("VASE", 3)])))
+    await core.process(records(fulfil("s:1", [("VASE", 3)])))
+    assert await _row(sessions, "main") == (0, 0)
+    assert await _row(sessions, DS) == (8, 0)
+    async with sessions() as s:
+        assert await ledger.check_books(s, CN_SMALL_BUSINESS) == []
+        tb = {r.account: r.balance for r in await ledger.trial_balance(s)}
+        assert await invariant_problems(s) == []
+    assert tb["6401"] == Decimal("10.00")
+    assert tb.get("1405", 0) == 0
