@@ -242,10 +242,11 @@ class StockBook:
             self._reject(order, msg, wanted, cause, all_reason=RejectReason.ORDER_CANCELLED)
             return
 
-        # Units already shipped before the order arrived need no reservation.
+        # Units already shipped, or refunded, before the order arrived need no reservation.
         need: dict[StockKey, int] = {}
         for key, qty in wanted.items():
-            done = order.lines[key].shipped_unreserved if key in order.lines else 0
+            early = order.lines.get(key)
+            done = early.shipped_unreserved + early.released if early is not None else 0
             need[key] = max(0, qty - done)
 
         plan, short = self._plan(order.channel, need)
@@ -494,10 +495,8 @@ class StockBook:
         still = {k: ln.open for k, ln in order.lines.items()}
         for fl in msg.lines:
             key = (fl.sku, fl.location)
-            if key not in self.stock:
-                continue
             left = fl.quantity
-            own = min(left, still.get(key, 0))
+            own = min(left, still.get(key, 0)) if key in self.stock else 0
             if own:
                 still[key] -= own
                 left -= own
@@ -507,6 +506,23 @@ class StockBook:
                 left -= take
                 if is_dropship(other.location) and take:
                     out[key] = out.get(key, 0) + take
+        return out
+
+    def supplier_shipped(self, msg: OrderReturned) -> dict[StockKey, int]:
+        """Per returned line's key: the units of its SKU the order had shipped by suppliers
+        (dropship), which the books did not cost (`dropshipped`)."""
+        order = self.orders.get(msg.order_key)
+        out: dict[StockKey, int] = {}
+        if order is None:
+            return out
+        for rl in msg.lines:
+            units = sum(
+                ln.shipped
+                for ln in order.lines.values()
+                if ln.sku == rl.sku and is_dropship(ln.location)
+            )
+            if units:
+                out[(rl.sku, rl.location)] = units
         return out
 
     def return_parts(self, msg: OrderReturned) -> list[tuple[ReturnedLine, int, int]]:
@@ -575,6 +591,11 @@ class StockBook:
                 released.append(self._release_line(ln, units))
                 never -= units
                 order.dirty = True
+            if never and not order.placed and key in self.stock:
+                # Refunded before the order came: it must not reserve them (`apply_placed`).
+                early = self._line(order, *key)
+                early.released += never
+                early.dirty = order.dirty = True
             if not back or key not in self.stock:
                 continue
             order.dirty = True

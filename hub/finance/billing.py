@@ -261,24 +261,29 @@ async def refund_split(
     the payment's refund alone settles it."""
     rows = await _rows(session, msg.order_key)
     keys = {(line.sku, line.location) for line in msg.lines}
-    priced = [r for k, r in rows.items() if r.priced and k in keys] or [
-        r for r in rows.values() if r.priced
-    ]
     refund = msg.refund
     if unshipped and any(unshipped.values()):
         returned: dict[tuple[str, str], int] = defaultdict(int)
         for line in msg.lines:
             returned[(line.sku, line.location)] += line.quantity
+        # By the order's line prices where every line has one, else by units.
+        by_price = all(
+            (r := rows.get(k)) is not None and r.priced and r.ordered > 0 for k in returned
+        )
 
         def worth(key: tuple[str, str], units: int) -> Decimal:
-            row = rows.get(key)
-            if row is None or not row.priced or row.ordered <= 0:
+            row = rows[key] if by_price else None
+            if row is None:
                 return Decimal(units)
             return (Decimal(row.net) + Decimal(row.tax)) * units / row.ordered
 
         whole = sum((worth(k, n) for k, n in returned.items()), ZERO)
         never = sum((worth(k, n) for k, n in unshipped.items()), ZERO)
         refund = refund * (whole - never) / whole if whole > 0 else ZERO
+        keys = {k for k, n in returned.items() if n > unshipped.get(k, 0)}  # what is credited
+    priced = [r for k, r in rows.items() if r.priced and k in keys] or [
+        r for r in rows.values() if r.priced
+    ]
     net = sum((Decimal(r.net) for r in priced), ZERO)
     tax = sum((Decimal(r.tax) for r in priced), ZERO)
     if net + tax <= 0:
@@ -287,9 +292,15 @@ async def refund_split(
     return costing.round_amount(refund, msg.currency) - refund_tax, refund_tax
 
 
-async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) -> list[ReturnLine]:
+async def return_lines(
+    session: AsyncSession,
+    chart: Chart,
+    msg: OrderReturned,
+    supplier_shipped: Mapping[tuple[str, str], int] | None = None,
+) -> list[ReturnLine]:
     """The returned lines, each with the average cost at which its units left (cost of sales
-    booked for that order, SKU and location ÷ units shipped); None where nothing was booked."""
+    booked for that order, SKU and location ÷ units shipped from the hub's stock, those in
+    `supplier_shipped` costing nothing); None where nothing was booked."""
     cogs = chart[Role.COST_OF_SALES].code
     q = (
         select(
@@ -313,7 +324,8 @@ async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) 
         key = (line.sku, line.location)
         row = rows.get(key)
         unit_cost = None
-        if row is not None and row.shipped > 0 and key in cost:
-            unit_cost = costing.quantize_cost(from_minor(cost[key], chart.currency) / row.shipped)
+        costed = row.shipped - (supplier_shipped or {}).get(key, 0) if row is not None else 0
+        if costed > 0 and key in cost:
+            unit_cost = costing.quantize_cost(from_minor(cost[key], chart.currency) / costed)
         out.append(ReturnLine(line.sku, line.location, line.quantity, line.restock, unit_cost))
     return out

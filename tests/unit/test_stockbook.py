@@ -171,6 +171,35 @@ def test_refund_between_a_fulfilment_and_its_late_order_restocks_only_what_shipp
     b = book({"A": 10}, "s:1")
     apply(b, fulfil("s:1", [("A", 1)]), ret("s:1", [("A", 3, True)]))
     assert state(b) == {"A": (10, 0)}  # the one unit that left came back; no units made up
+    apply(b, place("s:1", [("A", 3)]))  # shipped 1, refunded 2: nothing left to reserve
+    assert state(b) == {"A": (10, 0)}
+    assert b.orders["s:1"].status == "fulfilled"
+
+
+def test_dropshipped_names_the_units_the_fulfilment_takes_from_a_supplier():
+    # main 1, the supplier 1, presale 2; a line at a location without a row ships first
+    rows = {
+        ("A", "main"): StockRow("A", "main", on_hand=1),
+        ("A", "dropship.acme"): StockRow("A", "dropship.acme", on_hand=1),
+        ("A", "presale"): StockRow("A", "presale", on_hand=2),
+    }
+    b = StockBook(
+        rows,
+        {"s:1": OrderRow("s:1")},
+        dropship_channels=frozenset({"online"}),
+        presale_channels=frozenset({"online"}),
+    )
+    apply(b, place("s:1", [("A", 4)]))
+    shipped = fulfil("s:1", [("A", 1)])
+    lines = (
+        shipped.data.lines[0].model_copy(update={"location": "shop2"}),
+        shipped.data.lines[0].model_copy(update={"quantity": 3}),
+    )
+    msg = shipped.data.model_copy(update={"lines": lines})
+    # the supplier's unit goes out on the first line; main's 3 are its own 1 and presale's 2
+    assert b.dropshipped(msg) == {("A", "shop2"): 1}
+    b.apply_fulfilled(msg, shipped.id)
+    assert [(m.location, m.delta) for m in b.movements] == [("dropship.acme", -1), ("main", -3)]
 
 
 def test_return_of_an_order_never_placed_here_restocks_as_it_says():

@@ -366,3 +366,46 @@ async def test_the_core_books_the_cost_of_a_fulfilment_that_arrives_before_its_o
     tb = await balances(engine)
     assert tb["6401"] == D("20.00")  # 2 TEE at 10.00
     assert tb["1405"] == D("80.00")
+
+
+async def test_a_refund_of_a_shipped_and_an_unshipped_line_credits_the_shipped_one_at_its_rate(
+    engine: AsyncEngine,
+) -> None:
+    """TEE (13% VAT) shipped, MUG (no VAT) not; both refunded: the credit note takes back
+    TEE's 100.00 + 13.00 exactly, and MUG, never billed, books nothing."""
+    from hub.core.batch import CoreProcessor
+    from schemas.orders import OrderLine
+    from tests.builders import records
+
+    mug = GoodsReceived(
+        sku="MUG", quantity=5, unit_cost=D("4.00"), receipt_id="GRN-M", received_at=T
+    )
+    placed = PLACED.model_copy(
+        update={
+            "lines": (
+                OrderLine(sku="TEE", quantity=1, unit_price=D("113.00"), tax=D("13.00")),
+                OrderLine(sku="MUG", quantity=1, unit_price=D("100.00"), tax=D("0")),
+            ),
+            "shipping": D("0"),
+            "total": D("213.00"),
+        }
+    )
+    shipped = SHIP_1.model_copy(update={"lines": (FulfilledLine(sku="TEE", quantity=1),)})
+    refunded = RETURNED.model_copy(
+        update={
+            "lines": (
+                ReturnedLine(sku="TEE", quantity=1, restock=True),
+                ReturnedLine(sku="MUG", quantity=1, restock=True),
+            ),
+            "refund": D("213.00"),
+        }
+    )
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    for m in (RECEIPT_1, mug, placed, shipped, refunded):
+        await core.process(records(keyed(m)))
+    tb = await balances(engine)
+    assert tb.get("6001", 0) == 0 and tb.get("222102", 0) == 0
+    assert tb.get("1122", 0) == 0
+    async with session_factory(engine)() as s:
+        stock = {r.sku: (r.on_hand, r.reserved) for r in (await s.execute(select(Stock))).scalars()}
+    assert stock == {"TEE": (10, 0), "MUG": (5, 0)}
