@@ -131,6 +131,14 @@ class ReturnedLine(CanonicalMessage):
     restock: bool = Field(
         description="Whether the units go back to sellable stock", examples=[True]
     )
+    shipped: bool | None = Field(
+        default=None,
+        description="Whether these units had shipped, where the platform says so (Shopify's "
+        "restock type `cancel`: no, `return`: yes). Unset: the hub counts the order's "
+        "fulfilments. Units that never shipped release the order's reservation instead of "
+        "adding stock.",
+        examples=[False],
+    )
 
 
 class OrderReturned(_OrderMessage):

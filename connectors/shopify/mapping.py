@@ -51,6 +51,9 @@ ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/cancelled", "o
 TOPICS = ORDER_TOPICS | {"fulfillments/create", "refunds/create"}
 PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
 RESTOCK_TYPES = frozenset({"return", "cancel", "legacy_restock"})
+# `cancel`: unfulfilled items, back to available; `return`: fulfilled items that came back.
+# `no_restock` and `legacy_restock` say nothing about it.
+SHIPPED_BY_RESTOCK_TYPE = {"cancel": False, "return": True}
 MAX_LINES = 500
 Json = Mapping[str, Any]
 
@@ -265,6 +268,7 @@ def _refund(
                 quantity=quantity(rli.get("quantity"), f"{lw}.quantity"),
                 location=account.config.location,
                 restock=restock,
+                shipped=SHIPPED_BY_RESTOCK_TYPE.get(str(restock_type)),
             )
         )
     if lines:

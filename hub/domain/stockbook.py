@@ -529,23 +529,30 @@ class StockBook:
         """Per returned line: (the line, units that left the warehouse and come back, units that
         never left). A refund can name units the order has not shipped (refunded before
         fulfilment; Shopify's restock type `cancel`): they are still on the shelf, held by the
-        order's reservation, so they release it and add no stock. The returns of an order the
-        hub has seen neither placed nor shipped (one from before the hub ran) are taken as they
-        come."""
+        order's reservation, so they release it and add no stock. Where the platform says
+        whether a line had shipped (`ReturnedLine.shipped`), that decides; otherwise units count
+        as shipped as far as the order's fulfilments go, and the returns of an order the hub
+        has seen neither placed nor shipped (one from before the hub ran) as they come."""
         order = self.orders.get(msg.order_key)
-        if order is None or not (
+        known = order is not None and (
             order.placed or any(ln.shipped or ln.shipped_unreserved for ln in order.lines.values())
-        ):
-            return [(rl, rl.quantity, 0) for rl in msg.lines]
+        )
         out: dict[str, int] = {}
         parts = []
         for rl in msg.lines:
-            if rl.sku not in out:
+            if known and order is not None and rl.sku not in out:
                 out[rl.sku] = sum(
                     ln.shipped + ln.shipped_unreserved - ln.returned
                     for ln in order.lines.values()
                     if ln.sku == rl.sku
                 )
+            if rl.shipped is not None or not known:
+                # The platform's word (`shipped`), or the line as it comes for an order the
+                # hub has not seen.
+                never = rl.quantity if rl.shipped is False else 0
+                parts.append((rl, rl.quantity - never, never))
+                out[rl.sku] = out.get(rl.sku, 0) - (rl.quantity - never)
+                continue
             back = min(rl.quantity, max(0, out[rl.sku]))
             out[rl.sku] -= back
             parts.append((rl, back, rl.quantity - back))

@@ -202,6 +202,16 @@ def test_dropshipped_names_the_units_the_fulfilment_takes_from_a_supplier():
     assert [(m.location, m.delta) for m in b.movements] == [("dropship.acme", -1), ("main", -3)]
 
 
+def test_a_refund_the_platform_says_never_shipped_releases_even_after_a_partial_shipment():
+    b = book({"A": 10}, "s:1")
+    apply(b, place("s:1", [("A", 3)]), fulfil("s:1", [("A", 1)]))
+    cancelled = ret("s:1", [("A", 1, True)])
+    line = cancelled.data.lines[0].model_copy(update={"shipped": False})
+    b.apply_returned(cancelled.data.model_copy(update={"lines": (line,)}), cancelled.id)
+    assert state(b) == {"A": (9, 1)}  # 1 shipped, 1 released, 1 still held; nothing restocked
+    assert [(m.delta, m.kind) for m in b.movements] == [(-1, "sale")]
+
+
 def test_return_of_an_order_never_placed_here_restocks_as_it_says():
     b = book({"A": 10}, "s:1")
     apply(b, ret("s:1", [("A", 2, True)]))

@@ -88,6 +88,19 @@ def test_refund_without_restock_marks_lines_not_restocked(load, shopify_account)
     assert [ln.restock for ln in returned.data.lines] == [False]
 
 
+@pytest.mark.parametrize(
+    ("restock_type", "restock", "shipped"),
+    [("return", True, True), ("cancel", True, False), ("no_restock", False, None)],
+)
+def test_the_restock_type_says_whether_the_refunded_units_had_shipped(
+    load, shopify_account, restock_type, restock, shipped
+):
+    body = load("shopify", "refunds_create")
+    body["refund_line_items"][0]["restock_type"] = restock_type
+    returned, _ = map_webhook("refunds/create", body, shopify_account)
+    assert [(ln.restock, ln.shipped) for ln in returned.data.lines] == [(restock, shipped)]
+
+
 def test_refund_inside_an_order_resync_gets_the_same_ids_as_the_refund_webhook(
     load, shopify_account
 ):
