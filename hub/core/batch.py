@@ -659,14 +659,11 @@ class CoreProcessor:
                 if never:
                     key = (rl.sku, rl.location)
                     unshipped[key] = unshipped.get(key, 0) + never
-            supplied = book.supplier_shipped(msg)
             msg = book.shipped_return(msg)
             await queue.flush(session)  # a return reads its sale's cost back from the books
-            lines = await billing.return_lines(session, self.chart, msg, supplied)
+            lines = await billing.return_lines(session, self.chart, msg)
             costs = {(ln.sku, ln.location): ln.unit_cost for ln in lines}
-            dropshipped: dict[tuple[str, str], int] | None = supplied
-        else:
-            dropshipped = book.dropshipped(msg) if isinstance(msg, OrderFulfilled) else None
+        dropshipped = book.dropshipped(msg) if isinstance(msg, OrderFulfilled) else None
         try:
             made = await finance_events.vouchers_for(
                 session,

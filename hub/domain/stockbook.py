@@ -508,23 +508,6 @@ class StockBook:
                     out[key] = out.get(key, 0) + take
         return out
 
-    def supplier_shipped(self, msg: OrderReturned) -> dict[StockKey, int]:
-        """Per returned line's key: the units of its SKU the order had shipped by suppliers
-        (dropship), which the books did not cost (`dropshipped`)."""
-        order = self.orders.get(msg.order_key)
-        out: dict[StockKey, int] = {}
-        if order is None:
-            return out
-        for rl in msg.lines:
-            units = sum(
-                ln.shipped
-                for ln in order.lines.values()
-                if ln.sku == rl.sku and is_dropship(ln.location)
-            )
-            if units:
-                out[(rl.sku, rl.location)] = units
-        return out
-
     def return_parts(self, msg: OrderReturned) -> list[tuple[ReturnedLine, int, int]]:
         """Per returned line: (the line, units that left the warehouse and come back, units that
         never left). A refund can name units the order has not shipped (refunded before
@@ -598,7 +581,7 @@ class StockBook:
                 released.append(self._release_line(ln, units))
                 never -= units
                 order.dirty = True
-            if never and not order.placed and key in self.stock:
+            if never and not order.placed:
                 # Refunded before the order came: it must not reserve them (`apply_placed`).
                 early = self._line(order, *key)
                 early.released += never

@@ -292,15 +292,11 @@ async def refund_split(
     return costing.round_amount(refund, msg.currency) - refund_tax, refund_tax
 
 
-async def return_lines(
-    session: AsyncSession,
-    chart: Chart,
-    msg: OrderReturned,
-    supplier_shipped: Mapping[tuple[str, str], int] | None = None,
-) -> list[ReturnLine]:
+async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) -> list[ReturnLine]:
     """The returned lines, each with the average cost at which its units left (cost of sales
-    booked for that order, SKU and location ÷ units shipped from the hub's stock, those in
-    `supplier_shipped` costing nothing); None where nothing was booked."""
+    booked for that order, SKU and location ÷ units shipped; units a supplier shipped left at
+    no cost of the hub's, so a return of the whole order takes back exactly what was booked);
+    None where nothing was booked."""
     cogs = chart[Role.COST_OF_SALES].code
     q = (
         select(
@@ -324,8 +320,7 @@ async def return_lines(
         key = (line.sku, line.location)
         row = rows.get(key)
         unit_cost = None
-        costed = row.shipped - (supplier_shipped or {}).get(key, 0) if row is not None else 0
-        if costed > 0 and key in cost:
-            unit_cost = costing.quantize_cost(from_minor(cost[key], chart.currency) / costed)
+        if row is not None and row.shipped > 0 and key in cost:
+            unit_cost = costing.quantize_cost(from_minor(cost[key], chart.currency) / row.shipped)
         out.append(ReturnLine(line.sku, line.location, line.quantity, line.restock, unit_cost))
     return out

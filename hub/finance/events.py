@@ -47,8 +47,7 @@ async def vouchers_for(
     own, besides the ledger refusing a known voucher id). `unshipped`: for a return, the units
     of its lines that never left (no credit note for them; see `billing.refund_split`).
     `dropshipped`: for a fulfilment, the units of its lines the supplier ships (no cost of
-    sales from the hub's inventory for them); for a return, the units of its lines' SKUs the
-    order had shipped so (`billing.return_lines`).
+    sales from the hub's inventory for them).
 
     Raises `rules.CurrencyMismatch`, before writing anything, for a message in a currency other
     than the books' (conversion is not done yet): catch it, report it, and carry on.
@@ -96,7 +95,7 @@ async def vouchers_for(
                     )
                 )
         case OrderReturned():
-            returned = await billing.return_lines(session, chart, msg, dropshipped)
+            returned = await billing.return_lines(session, chart, msg)
             net, tax = await billing.refund_split(session, msg, unshipped)
             made.append(
                 rules.order_returned(

@@ -212,6 +212,19 @@ def test_a_refund_the_platform_says_never_shipped_releases_even_after_a_partial_
     assert [(m.delta, m.kind) for m in b.movements] == [(-1, "sale")]
 
 
+def test_a_refund_before_its_order_is_remembered_where_the_shop_has_no_row():
+    b = StockBook(
+        {("A", "dropship.acme"): StockRow("A", "dropship.acme", on_hand=10)},
+        {"s:1": OrderRow("s:1")},
+        dropship_channels=frozenset({"online"}),
+    )
+    early = ret("s:1", [("A", 1, True)])
+    line = early.data.lines[0].model_copy(update={"shipped": False})
+    b.apply_returned(early.data.model_copy(update={"lines": (line,)}), early.id)
+    apply(b, place("s:1", [("A", 3)]))
+    assert state(b) == {"A": (10, 2)}  # the refunded unit is not reserved
+
+
 def test_return_of_an_order_never_placed_here_restocks_as_it_says():
     b = book({"A": 10}, "s:1")
     apply(b, ret("s:1", [("A", 2, True)]))
