@@ -31,6 +31,7 @@ from hub.domain.allocation import PRESALE, is_dropship, is_virtual
 from hub.finance import costing
 from schemas.base import CanonicalMessage
 from schemas.orders import (
+    FulfilledLine,
     OrderCancelled,
     OrderFulfilled,
     OrderPlaced,
@@ -433,24 +434,17 @@ class StockBook:
         for fl in msg.lines:
             key = (fl.sku, fl.location)
             row = self.stock.get(key)
-            others = self._virtual_holders(
-                order, key, {k: ln.open for k, ln in order.lines.items()}
-            )
-            if row is None and not others:
+            own, takes, left = self._takes(order, fl, {k: ln.open for k, ln in order.lines.items()})
+            if row is None and not takes:
                 continue  # not stock the hub keeps (the core rejected it when placed)
-            left, here = fl.quantity, fl.quantity
+            here = fl.quantity
             line = self._line(order, *key) if row is not None else None
             if line is not None and row is not None:
-                take = min(left, line.open)
-                line.open -= take
-                line.shipped += take
+                line.open -= own
+                line.shipped += own
                 line.dirty = True
-                row.reserved -= take
-                left -= take
-            for other in others:
-                take = min(left, other.open)
-                if not take:
-                    continue
+                row.reserved -= own
+            for other, take in takes:
                 src = self.stock[other.key]
                 other.open -= take
                 other.shipped += take
@@ -458,7 +452,6 @@ class StockBook:
                 src.reserved -= take
                 src.dirty = True
                 self.touched.add(src.sku)  # what the channels may sell of it changed
-                left -= take
                 if is_dropship(other.location):  # the supplier ships it from its own stock
                     here -= take
                     self._move(src, -take, "sale", order.order_key, cause, msg.fulfilled_at)
@@ -469,20 +462,31 @@ class StockBook:
         if order.placed and not any(line.open for line in order.lines.values()):
             order.status = "fulfilled"
 
-    @staticmethod
-    def _virtual_holders(
-        order: OrderRow, key: StockKey, still: Mapping[StockKey, int]
-    ) -> list[ResLine]:
-        """The order's other lines of the SKU still holding units at a dropship or presale
-        location, in the order a fulfilment takes from them (dropship first, by name)."""
-        return sorted(
+    def _takes(
+        self, order: OrderRow, fl: FulfilledLine, still: Mapping[StockKey, int]
+    ) -> tuple[int, list[tuple[ResLine, int]], int]:
+        """How a fulfilment line takes its units, given each of the order's lines' open units:
+        (units from its own location's reservation, [(a dropship or presale line, units)] in
+        the order taken, dropship first by name, units no reservation held)."""
+        key = (fl.sku, fl.location)
+        left = fl.quantity
+        own = min(left, still.get(key, 0)) if key in self.stock else 0
+        left -= own
+        takes = []
+        holders = sorted(
             (
                 ln
                 for ln in order.lines.values()
-                if ln.sku == key[0] and still[ln.key] and is_virtual(ln.location) and ln.key != key
+                if ln.sku == fl.sku and still[ln.key] and is_virtual(ln.location) and ln.key != key
             ),
             key=lambda ln: (ln.location == PRESALE, ln.location),
         )
+        for ln in holders:
+            take = min(left, still[ln.key])
+            if take:
+                takes.append((ln, take))
+                left -= take
+        return own, takes, left
 
     def dropshipped(self, msg: OrderFulfilled) -> dict[StockKey, int]:
         """Units of each fulfilled line the supplier ships from its own stock (taken from a
@@ -495,16 +499,12 @@ class StockBook:
         still = {k: ln.open for k, ln in order.lines.items()}
         for fl in msg.lines:
             key = (fl.sku, fl.location)
-            left = fl.quantity
-            own = min(left, still.get(key, 0)) if key in self.stock else 0
+            own, takes, _ = self._takes(order, fl, still)
             if own:
                 still[key] -= own
-                left -= own
-            for other in self._virtual_holders(order, key, still):
-                take = min(left, still[other.key])
-                still[other.key] -= take
-                left -= take
-                if is_dropship(other.location) and take:
+            for ln, take in takes:
+                still[ln.key] -= take
+                if is_dropship(ln.location):
                     out[key] = out.get(key, 0) + take
         return out
 
