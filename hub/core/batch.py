@@ -655,11 +655,7 @@ class CoreProcessor:
         if isinstance(msg, OrderReturned):
             # Units the order never shipped come back to no inventory account, and were never
             # billed, so no credit note either.
-            for rl, _, never in book.return_parts(msg):
-                if never:
-                    key = (rl.sku, rl.location)
-                    unshipped[key] = unshipped.get(key, 0) + never
-            msg = book.shipped_return(msg)
+            msg, unshipped = book.shipped_return(msg)
             await queue.flush(session)  # a return reads its sale's cost back from the books
             lines = await billing.return_lines(session, self.chart, msg)
             costs = {(ln.sku, ln.location): ln.unit_cost for ln in lines}

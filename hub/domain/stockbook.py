@@ -541,18 +541,21 @@ class StockBook:
             parts.append((rl, back, rl.quantity - back))
         return parts
 
-    def shipped_return(self, msg: OrderReturned) -> OrderReturned:
-        """`msg` as the books see it: units that never left restock nothing (`return_parts`)."""
-        parts = self.return_parts(msg)
-        if all(not never for _, _, never in parts):
-            return msg
+    def shipped_return(self, msg: OrderReturned) -> tuple[OrderReturned, dict[StockKey, int]]:
+        """`msg` as the books see it, and the units per (SKU, location) that never left
+        (`return_parts`): those restock nothing and were never billed."""
         lines: list[ReturnedLine] = []
-        for rl, back, never in parts:
+        unshipped: dict[StockKey, int] = {}
+        for rl, back, never in self.return_parts(msg):
             if back:
-                lines.append(rl.model_copy(update={"quantity": back}))
+                lines.append(rl.model_copy(update={"quantity": back}) if never else rl)
             if never:
                 lines.append(rl.model_copy(update={"quantity": never, "restock": False}))
-        return msg.model_copy(update={"lines": tuple(lines)})
+                key = (rl.sku, rl.location)
+                unshipped[key] = unshipped.get(key, 0) + never
+        if not unshipped:
+            return msg, unshipped
+        return msg.model_copy(update={"lines": tuple(lines)}), unshipped
 
     def apply_returned(
         self,

@@ -126,13 +126,14 @@ def test_refund_of_more_than_shipped_restocks_the_shipped_units_and_releases_the
     )
     assert state(b) == {"A": (10, 0)}  # 10 − 1 shipped + 1 back; 2 never left
     assert [(m.delta, m.kind) for m in b.movements] == [(-1, "sale"), (1, "return")]
-    assert b.shipped_return(ret("s:1", [("A", 1, True)], rid="R2").data).lines[0].restock is False
+    split, _ = b.shipped_return(ret("s:1", [("A", 1, True)], rid="R2").data)
+    assert split.lines[0].restock is False
 
 
 def test_return_split_for_the_books_names_only_shipped_units_as_restocked():
     b = book({"A": 10}, "s:1")
     apply(b, place("s:1", [("A", 3)]), fulfil("s:1", [("A", 1)]))
-    split = b.shipped_return(ret("s:1", [("A", 3, True)]).data)
+    split, _ = b.shipped_return(ret("s:1", [("A", 3, True)]).data)
     assert [(ln.sku, ln.quantity, ln.restock) for ln in split.lines] == [
         ("A", 1, True),
         ("A", 2, False),
@@ -157,7 +158,7 @@ def test_refund_before_shipping_releases_a_dropship_reservation_with_no_row_at_m
 def test_refund_after_part_shipped_releases_the_rest_and_the_order_is_fulfilled():
     b = book({"A": 10, "B": 10}, "s:1")
     apply(b, place("s:1", [("A", 1), ("B", 2)]), fulfil("s:1", [("A", 1)]))
-    split = b.shipped_return(ret("s:1", [("A", 1, True), ("B", 2, True)]).data)
+    split, _ = b.shipped_return(ret("s:1", [("A", 1, True), ("B", 2, True)]).data)
     assert [(ln.sku, ln.quantity, ln.restock) for ln in split.lines] == [
         ("A", 1, True),
         ("B", 2, False),
