@@ -573,17 +573,8 @@ class StockBook:
         released: list[ReservedLine] = []
         for rl, back, never in self.return_parts(msg):
             key = (rl.sku, rl.location)
-            holding = sorted(
-                (ln for ln in order.lines.values() if ln.sku == rl.sku and ln.open),
-                key=lambda ln: (ln.key != key, ln.location),
-            )
-            for ln in holding:
-                if not never:
-                    break
-                units = min(never, ln.open)
-                released.append(self._release_line(ln, units))
-                never -= units
-                order.dirty = True
+            if never:
+                never = self._release_units(order, key, never, released)
             if never and not order.placed:
                 # Refunded before the order came: it must not reserve them (`apply_placed`).
                 early = self._line(order, *key)
@@ -601,11 +592,31 @@ class StockBook:
                 if cost is not None:
                     row.avg_cost = costing.receive(row.on_hand, row.avg_cost, back, cost)
                 self._move(row, back, "return", order.order_key, cause, msg.returned_at)
-        lines = order.lines.values()
-        shipped = any(ln.shipped or ln.shipped_unreserved for ln in lines)
-        if released and order.placed and shipped and not any(ln.open for ln in lines):
-            order.status = "fulfilled"  # what is left of it has shipped
+        if released and order.placed:
+            lines = order.lines.values()
+            if not any(ln.open for ln in lines) and any(
+                ln.shipped or ln.shipped_unreserved for ln in lines
+            ):
+                order.status = "fulfilled"  # what is left of it has shipped
         self._released(order, released, ReleaseReason.CANCELLED, cause, msg.returned_at)
+
+    def _release_units(
+        self, order: OrderRow, key: StockKey, units: int, released: list[ReservedLine]
+    ) -> int:
+        """Release up to `units` of the order's reservations of `key`'s SKU, at `key` first,
+        then wherever else they are held (dropship, presale); returns the units not found."""
+        holding = sorted(
+            (ln for ln in order.lines.values() if ln.sku == key[0] and ln.open),
+            key=lambda ln: (ln.key != key, ln.location),
+        )
+        for ln in holding:
+            if not units:
+                break
+            take = min(units, ln.open)
+            released.append(self._release_line(ln, take))
+            units -= take
+            order.dirty = True
+        return units
 
     # -- stock events ----------------------------------------------------------------------------
 
