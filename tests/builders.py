@@ -79,7 +79,11 @@ def fulfil(
 
 
 def ret(
-    key: str, lines: list[tuple[str, int, bool]], rid: str = "R1", channel: str = "online"
+    key: str,
+    lines: list[tuple[str, int, bool]],
+    rid: str = "R1",
+    channel: str = "online",
+    shipped: bool | None = None,
 ) -> Envelope:
     return Envelope(
         id=message_id(key, "returned", rid),
@@ -90,7 +94,9 @@ def ret(
             channel=channel,
             return_id=rid,
             returned_at=T0,
-            lines=tuple(ReturnedLine(sku=s, quantity=q, restock=r) for s, q, r in lines),
+            lines=tuple(
+                ReturnedLine(sku=s, quantity=q, restock=r, shipped=shipped) for s, q, r in lines
+            ),
         ),
     )
 

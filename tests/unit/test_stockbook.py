@@ -206,9 +206,7 @@ def test_dropshipped_names_the_units_the_fulfilment_takes_from_a_supplier():
 def test_a_refund_the_platform_says_never_shipped_releases_even_after_a_partial_shipment():
     b = book({"A": 10}, "s:1")
     apply(b, place("s:1", [("A", 3)]), fulfil("s:1", [("A", 1)]))
-    cancelled = ret("s:1", [("A", 1, True)])
-    line = cancelled.data.lines[0].model_copy(update={"shipped": False})
-    b.apply_returned(cancelled.data.model_copy(update={"lines": (line,)}), cancelled.id)
+    apply(b, ret("s:1", [("A", 1, True)], shipped=False))
     assert state(b) == {"A": (9, 1)}  # 1 shipped, 1 released, 1 still held; nothing restocked
     assert [(m.delta, m.kind) for m in b.movements] == [(-1, "sale")]
 
@@ -219,10 +217,7 @@ def test_a_refund_before_its_order_is_remembered_where_the_shop_has_no_row():
         {"s:1": OrderRow("s:1")},
         dropship_channels=frozenset({"online"}),
     )
-    early = ret("s:1", [("A", 1, True)])
-    line = early.data.lines[0].model_copy(update={"shipped": False})
-    b.apply_returned(early.data.model_copy(update={"lines": (line,)}), early.id)
-    apply(b, place("s:1", [("A", 3)]))
+    apply(b, ret("s:1", [("A", 1, True)], shipped=False), place("s:1", [("A", 3)]))
     assert state(b) == {"A": (10, 2)}  # the refunded unit is not reserved
 
 
