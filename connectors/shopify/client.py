@@ -8,6 +8,10 @@ with that count as the new expectation. So a push never raises what the shop may
 the shop itself still has after a sale the hub has not seen (and never below zero, where a shop
 that kept selling past its count sits): that is what keeps a flash sale from
 overselling on the platform. The next push (once the webhook arrived) sets the exact value.
+The SKU → inventory item map is cached; an item the shop no longer knows
+(`INVALID_INVENTORY_ITEM`: a variant deleted and made again under the same SKU) makes the push
+read the catalogue again and set the SKU's new item, so one re-import does not dead-letter every
+later push of that SKU until a restart.
 Shopify documents this mutation for systems that are the source of truth for inventory, which
 the hub is. It also sets up to 250 SKUs per call, where REST `inventory_levels/set.json` needs one
 call per SKU. `force=True` (reconcile `--fix`) sets absolutely (`ignoreCompareQuantity`).
@@ -172,6 +176,7 @@ class ShopifyClient:
         items = await self.inventory_items()
         if any(s not in items for s in levels):
             items = await self.inventory_items(refresh=True)
+        items = dict(items)  # this push's view: a variant made again is moved in it
         location = await self.location_id()
         result = StockPushResult()
         targets: dict[str, int] = {}
@@ -193,7 +198,7 @@ class ShopifyClient:
     async def _set_chunk(
         self,
         pending: dict[str, int],
-        items: Mapping[str, int],
+        items: dict[str, int],
         location: int,
         force: bool,
         result: StockPushResult,
@@ -225,25 +230,56 @@ class ShopifyClient:
                     self._known[sku] = qty
                 return
             stale = []
+            gone: dict[str, str] = {}
             for err in errors:
                 culprit = _error_sku(err, order)
                 if culprit is None:
                     raise ConnectorError(f"inventorySetQuantities: {err}", retryable=False)
+                reason = f"{err.get('code')}: {err.get('message')}"
                 if err.get("code") == "COMPARE_QUANTITY_STALE":
                     stale.append(culprit)
+                elif err.get("code") == "INVALID_INVENTORY_ITEM":
+                    gone[culprit] = reason
                 else:
-                    result.failed[culprit] = f"{err.get('code')}: {err.get('message')}"
+                    result.failed[culprit] = reason
                     pending.pop(culprit, None)
-            if stale:
-                current = await self.get_stock(stale)
+            moved = await self._moved(gone, items, pending, result) if gone else []
+            if stale or moved:
+                current = await self.get_stock(stale + moved)
                 for sku in stale:
                     if sku in current:
                         self._known[sku] = current[sku]
                         # a sale the hub has not seen yet: never offer more than the shop has left
                         pending[sku] = max(0, min(pending[sku], current[sku]))
+                for sku in moved:
+                    if sku in current:  # a new item: its count says nothing of unseen sales
+                        self._known[sku] = current[sku]
         raise TransientError(
             "compare-and-set kept losing to concurrent changes", status=None, retry_after=None
         )
+
+    async def _moved(
+        self,
+        gone: Mapping[str, str],
+        items: dict[str, int],
+        pending: dict[str, int],
+        result: StockPushResult,
+    ) -> list[str]:
+        """SKUs whose cached inventory item the shop no longer knows. A variant deleted and made
+        again (a product re-imported, say) keeps its SKU under a new inventory item: the catalogue
+        is read again, and those SKUs are tried once more on their new item, against its count.
+        The rest fail with the shop's reason."""
+        fresh = await self.inventory_items(refresh=True)
+        moved = []
+        for sku, reason in gone.items():
+            if fresh.get(sku, items[sku]) != items[sku]:
+                items[sku] = fresh[sku]
+                self._known.pop(sku, None)
+                moved.append(sku)
+            else:
+                result.failed[sku] = reason
+                pending.pop(sku, None)
+        return moved
 
     async def _set_quantities(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
         response = await self.api.request(

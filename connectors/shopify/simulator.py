@@ -97,6 +97,12 @@ class ShopifySimulator:
         self.products[sku] = {"product_id": pid, "variant_id": vid, "inventory_item_id": iid}
         self.available[iid] = available
 
+    def recreate_product(self, sku: str, available: int = 0) -> None:
+        """Delete the SKU's product and make it again (a re-import in the Shopify admin): the
+        SKU stays, its product, variant and inventory item get new ids."""
+        del self.available[self.products.pop(sku)["inventory_item_id"]]
+        self.add_product(sku, available)
+
     def stock(self, sku: str) -> int:
         return self.available[self.products[sku]["inventory_item_id"]]
 

@@ -67,3 +67,17 @@ async def test_an_item_deleted_on_the_shop_fails_alone(shopify_sim, shopify_clie
     result = await shopify_client.set_stock({"A": 2, "B": 2})
     assert result.updated == {"A": 2}
     assert result.failed["B"].startswith("INVALID_INVENTORY_ITEM")
+
+
+async def test_a_variant_made_again_is_found_under_its_new_inventory_item(
+    shopify_sim, shopify_client
+):
+    shopify_sim.add_product("A", 0)
+    shopify_sim.add_product("B", 0)
+    await shopify_client.set_stock({"A": 5, "B": 5})
+    shopify_sim.recreate_product("B", 0)  # re-imported: same SKU, new inventory item
+    result = await shopify_client.set_stock({"A": 4, "B": 7})
+    assert result.updated == {"A": 4, "B": 7} and result.failed == {}
+    assert shopify_sim.stock("A") == 4 and shopify_sim.stock("B") == 7
+    result = await shopify_client.set_stock({"B": 6})  # the new item is remembered
+    assert result.updated == {"B": 6} and shopify_sim.stock("B") == 6
