@@ -83,7 +83,13 @@ class OrderPlaced(_OrderMessage):
     placed_at: UtcDatetime = Field(description="When the shop took the order (UTC)")
     currency: Currency
     lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=500, description="Order lines")
-    shipping: Amount = Field(default=Decimal(0), ge=0, description="Shipping charged")
+    shipping: Amount = Field(
+        default=Decimal(0),
+        ge=0,
+        description="Shipping charged, after shipping discounts; tax included when "
+        "`taxes_included`, as for unit prices",
+    )
+    shipping_tax: Amount = Field(default=Decimal(0), ge=0, description="Tax charged on shipping")
     total: Amount = Field(description="Amount the customer pays, tax included", examples=["59.70"])
     taxes_included: bool = Field(
         default=False, description="Whether unit prices include tax", examples=[False]

@@ -55,6 +55,7 @@ OPTIONAL = (
     "currency",
     "total",
     "shipping",
+    "shipping_tax",
     "fulfilment_id",
     "payment_id",
     "line_unit_price",

@@ -104,6 +104,7 @@ def map_webhook(
         currency=_currency(cfg, payload),
         lines=tuple(lines),
         shipping=money(cfg.search("shipping", payload), "shipping", default=Decimal(0)),
+        shipping_tax=money(cfg.search("shipping_tax", payload), "shipping_tax", default=Decimal(0)),
         total=money(cfg.search("total", payload), "total (mapping.total)", default=Decimal(0)),
     )
     return [_env(account, (order_id, "placed"), msg, modified)]

@@ -55,6 +55,7 @@ RESTOCK_TYPES = frozenset({"return", "cancel", "legacy_restock"})
 # `no_restock` and `legacy_restock` say nothing about it.
 SHIPPED_BY_RESTOCK_TYPE = {"cancel": False, "return": True}
 MAX_LINES = 500
+ZERO = Decimal(0)
 Json = Mapping[str, Any]
 
 
@@ -122,6 +123,40 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
     return out
 
 
+def _shipping(order: Json) -> tuple[Decimal, Decimal]:
+    """(shipping charged after its discounts, its tax) from the shipping lines. A line's `price`
+    is before discounts; its `discount_allocations` hold every discount applied to it (a free
+    shipping code included), `tax_lines` its tax. `total_shipping_price_set` (before discounts,
+    no tax) only where an order has no shipping lines to read."""
+    lines = as_list(order.get("shipping_lines"), "order.shipping_lines")
+    if not lines:
+        shipping_set = order.get("total_shipping_price_set")
+        if isinstance(shipping_set, Mapping) and isinstance(
+            shipping_set.get("shop_money"), Mapping
+        ):
+            return money(shipping_set["shop_money"].get("amount"), "total_shipping_price_set"), ZERO
+        return ZERO, ZERO
+    charged = tax = ZERO
+    for i, raw in enumerate(lines):
+        where = f"shipping_lines[{i}]"
+        line = as_obj(raw, where)
+        price = money(line.get("price"), f"{where}.price")
+        allocations = as_list(line.get("discount_allocations"), f"{where}.discount_allocations")
+        discount = sum(
+            (money(as_obj(a, where).get("amount"), f"{where}.discount") for a in allocations),
+            ZERO,
+        )
+        charged += max(price - discount, ZERO)
+        tax += sum(
+            (
+                money(as_obj(t, where).get("price"), f"{where}.tax_lines.price")
+                for t in as_list(line.get("tax_lines"), f"{where}.tax_lines")
+            ),
+            ZERO,
+        )
+    return charged, tax
+
+
 def order_modified_at(order: Json) -> datetime:
     """The order's modification time (what staleness is judged on)."""
     return timestamp(order.get("updated_at") or order.get("created_at"), "order.updated_at")
@@ -175,17 +210,7 @@ def _placed(
         )
     if not lines:
         return None
-    shipping_set = order.get("total_shipping_price_set")
-    if isinstance(shipping_set, Mapping) and isinstance(shipping_set.get("shop_money"), Mapping):
-        shipping = money(shipping_set["shop_money"].get("amount"), "total_shipping_price_set")
-    else:
-        shipping = sum(
-            (
-                money(as_obj(s, "shipping_lines").get("price"), "shipping_lines.price")
-                for s in as_list(order.get("shipping_lines"), "order.shipping_lines")
-            ),
-            Decimal(0),
-        )
+    shipping, shipping_tax = _shipping(order)
     msg = build(
         OrderPlaced,
         "order",
@@ -197,6 +222,7 @@ def _placed(
         currency=cur,
         lines=tuple(lines),
         shipping=shipping,
+        shipping_tax=shipping_tax,
         total=money(order.get("total_price"), "order.total_price"),
         taxes_included=bool(order.get("taxes_included", False)),
     )

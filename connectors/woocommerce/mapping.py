@@ -233,8 +233,11 @@ def _placed(
         currency=cur,
         lines=tuple(lines),
         shipping=money(order.get("shipping_total"), "order.shipping_total", default=Decimal(0)),
+        shipping_tax=money(order.get("shipping_tax"), "order.shipping_tax", default=Decimal(0)),
         total=money(order.get("total"), "order.total"),
-        taxes_included=bool(order.get("prices_include_tax", False)),
+        # A line's `subtotal` and `total`, and `shipping_total`, exclude tax even when the shop's
+        # prices include it (`prices_include_tax`): the tax is always apart, in `*_tax`.
+        taxes_included=False,
     )
     return _env(account, (order_id, "placed"), msg, updated)
 

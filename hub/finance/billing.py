@@ -8,7 +8,7 @@ so either arrival order ends with the same receivable, revenue and inventory.
 
 Amounts are spread over a line's units cumulatively (share of units 1..n minus share of 1..n-1),
 so partial shipments add up to the line exactly. Shipping is billed with the first fulfilment as
-a charge line (`SHIPPING`), revenue without goods and without tax.
+a charge line (`SHIPPING`): revenue and output tax without goods.
 """
 
 from __future__ import annotations
@@ -160,8 +160,9 @@ def _price_lines(msg: OrderPlaced) -> dict[tuple[str, str], tuple[int, Decimal, 
         net = gross - line.tax if msg.taxes_included else gross
         q, n, t = per_key[(line.sku, line.location)]
         per_key[(line.sku, line.location)] = (q + line.quantity, n + net, t + line.tax)
-    if msg.shipping > 0:
-        per_key[SHIPPING] = (1, msg.shipping, ZERO)
+    if msg.shipping > 0 or msg.shipping_tax > 0:
+        net = msg.shipping - msg.shipping_tax if msg.taxes_included else msg.shipping
+        per_key[SHIPPING] = (1, net, msg.shipping_tax)
     return per_key
 
 

@@ -156,6 +156,21 @@ async def test_in_order_books_revenue_tax_shipping_cost_and_payment(engine: Asyn
     assert tb["6401"] == D("30.00")  # 3 TEE at 10.00 (MUG had no cost)
 
 
+async def test_taxed_shipping_books_its_tax_and_the_payment_clears_the_order(
+    engine: AsyncEngine,
+) -> None:
+    # 9.04 of shipping with 13% VAT inside (the order's prices include tax): 8.00 + 1.04
+    placed = PLACED.model_copy(
+        update={"shipping": D("9.04"), "shipping_tax": D("1.04"), "total": D("128.74")}
+    )
+    paid = PAID.model_copy(update={"amount": D("128.74")})
+    await core(engine, [RECEIPT_1, placed, paid, SHIP_1, SHIP_2])
+    tb = await balances(engine)
+    assert tb["6001"] == D("-113.93")  # revenue as without the shipping's tax
+    assert tb["222102"] == D("-14.81")  # 13.77 on the goods, 1.04 on shipping
+    assert tb["1122"] == 0  # what the customer paid is exactly what was billed
+
+
 async def test_fulfilment_before_its_order_ends_in_the_same_books(engine: AsyncEngine) -> None:
     booked = await core(engine, [RECEIPT_1, SHIP_1, PAID, PLACED, SHIP_2])
     assert len(booked) == 5  # the order books the revenue of what shipped before it

@@ -110,6 +110,15 @@ def test_field_mapping_builds_the_order():
     assert env.time.isoformat() == "2026-11-22T03:00:05+00:00"
 
 
+def test_shipping_and_its_tax_are_mapped_when_configured():
+    mapping = {**MAPPING, "shipping": "data.shipping.amount", "shipping_tax": "data.shipping.tax"}
+    event = json.loads(order_event())
+    event["data"]["shipping"] = {"amount": "4.00", "tax": "0.76"}
+    [env] = CONNECTOR.parse(json.dumps(event).encode(), {}, account(mapping=mapping), NOW)
+    assert isinstance(env.data, OrderPlaced)
+    assert (env.data.shipping, env.data.shipping_tax) == (Decimal("4.00"), Decimal("0.76"))
+
+
 def test_redelivery_maps_to_the_same_id_and_cancel_to_its_own():
     a = CONNECTOR.parse(order_event(), {}, account(), NOW)
     b = CONNECTOR.parse(order_event(), {}, account(), NOW)

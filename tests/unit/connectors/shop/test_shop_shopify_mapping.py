@@ -6,6 +6,7 @@ import pytest
 
 from connectors.errors import MalformedPayload
 from connectors.shopify.mapping import map_order, map_webhook
+from hub.finance.billing import _price_lines
 from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
 from schemas.payments import PaymentCaptured, PaymentRefunded
 
@@ -33,6 +34,43 @@ def test_order_created_maps_lines_prices_discounts_and_taxes(load, shopify_accou
     assert placed.total == Decimal("214.12") and placed.shipping == Decimal("10.00")
     assert placed.placed_at.isoformat() == "2026-11-20T15:15:00+00:00"
     assert env.time.isoformat() == "2026-11-20T15:15:02+00:00"  # updated_at: staleness clock
+
+
+def billed(placed: OrderPlaced) -> Decimal:
+    """What the books bill for the whole order: revenue and tax of every line and of shipping."""
+    return sum((net + tax for _, net, tax in _price_lines(placed).values()), Decimal(0))
+
+
+def test_the_books_bill_what_the_customer_pays(load, shopify_account):
+    [env] = map_webhook("orders/create", load("shopify", "orders_create"), shopify_account)
+    assert billed(env.data) == env.data.total == Decimal("214.12")
+
+
+def test_a_free_shipping_code_leaves_no_shipping_to_bill(load, shopify_account):
+    order = load("shopify", "orders_create")
+    order["shipping_lines"][0]["discount_allocations"] = [
+        {"amount": "10.00", "discount_application_index": 1}
+    ]
+    order["total_price"] = "204.12"  # the shipping discount is off what the customer pays
+    [env] = map_webhook("orders/create", order, shopify_account)
+    assert env.data.shipping == 0 and billed(env.data) == env.data.total
+
+
+def test_taxed_shipping_is_billed_with_its_tax(load, shopify_account):
+    order = load("shopify", "orders_create")
+    order["shipping_lines"][0]["tax_lines"] = [{"price": "0.80", "rate": 0.08, "title": "VAT"}]
+    order["total_tax"], order["total_price"] = "15.92", "214.92"
+    [env] = map_webhook("orders/create", order, shopify_account)
+    assert (env.data.shipping, env.data.shipping_tax) == (Decimal("10.00"), Decimal("0.80"))
+    assert billed(env.data) == env.data.total
+    # prices with tax included: the shipping price holds its tax, which is not billed twice
+    order["taxes_included"], order["total_price"] = True, "214.12"
+    for item in order["line_items"]:
+        tax = sum(Decimal(t["price"]) for t in item["tax_lines"])
+        item["price"] = str(Decimal(item["price"]) + tax / item["quantity"])
+    [env] = map_webhook("orders/create", order, shopify_account)
+    assert billed(env.data) == env.data.total
+    assert _price_lines(env.data)[("~shipping", "~")] == (1, Decimal("9.20"), Decimal("0.80"))
 
 
 def test_paid_order_adds_a_captured_payment_with_the_same_placed_id(load, shopify_account):

@@ -7,6 +7,7 @@ import pytest
 from connectors.base import is_stale
 from connectors.errors import MalformedPayload
 from connectors.woocommerce.mapping import map_refund, map_webhook, modified_at
+from hub.finance.billing import _price_lines
 from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced
 
 
@@ -32,6 +33,24 @@ def test_processing_order_is_placed_and_paid(load, woo_account):
     assert mug.unit_price == Decimal("100.00")
     assert placed.data.total == Decimal("214.12") and placed.data.shipping == Decimal("10.00")
     assert paid.data.amount == Decimal("214.12") and paid.data.payment_id == "ch_3Q5x2XJ"
+
+
+def billed(placed: OrderPlaced) -> Decimal:
+    """What the books bill for the whole order: revenue and tax of every line and of shipping."""
+    return sum((net + tax for _, net, tax in _price_lines(placed).values()), Decimal(0))
+
+
+@pytest.mark.parametrize("prices_include_tax", [False, True])
+def test_the_books_bill_what_the_customer_pays(load, woo_account, prices_include_tax):
+    order = load("woocommerce", "order_processing")
+    # Line and shipping totals exclude tax whatever the shop's setting; taxed shipping here.
+    order["prices_include_tax"] = prices_include_tax
+    order["shipping_tax"], order["total_tax"], order["total"] = "0.80", "15.92", "214.92"
+    placed, _ = map_webhook("order.created", order, woo_account)
+    assert (placed.data.shipping, placed.data.shipping_tax) == (Decimal("10.00"), Decimal("0.80"))
+    assert billed(placed.data) == placed.data.total == Decimal("214.92")
+    mug = _price_lines(placed.data)[("MUG-BLUE", "shop-2")]
+    assert mug == (1, Decimal("100.00"), Decimal("8.00"))  # net revenue, not net of tax twice
 
 
 def test_pending_order_is_placed_but_not_paid(load, woo_account):
