@@ -295,6 +295,14 @@ def quantity(value: Any, where: str, *, allow_zero: bool = False) -> int:
     return value
 
 
+def names_goods(value: Any) -> bool:
+    """Whether a line's SKU field names goods at all. A line with no SKU (a custom item, a
+    service, a product kept without one) is nothing the hub can hold stock of: it is billed as a
+    charge, and the order's other lines are reserved as usual. A SKU that is there but unusable is
+    still an error (`sku`)."""
+    return not (value is None or (isinstance(value, str) and not value.strip()))
+
+
 def sku(value: Any, where: str) -> str:
     """A usable SKU, or MalformedPayload naming the line. Unknown SKUs are the core's call."""
     if value is None or (isinstance(value, str) and not value.strip()):

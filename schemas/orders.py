@@ -90,6 +90,13 @@ class OrderPlaced(_OrderMessage):
         "`taxes_included`, as for unit prices",
     )
     shipping_tax: Amount = Field(default=Decimal(0), ge=0, description="Tax charged on shipping")
+    charges: Amount = Field(
+        default=Decimal(0),
+        description="Charged for what is not goods the hub holds: lines without a SKU (custom "
+        "items, services) and fees, after their discounts; tax included when `taxes_included`. "
+        "Negative for a fee that is a discount",
+    )
+    charges_tax: Amount = Field(default=Decimal(0), description="Tax charged on `charges`")
     total: Amount = Field(description="Amount the customer pays, tax included", examples=["59.70"])
     taxes_included: bool = Field(
         default=False, description="Whether unit prices include tax", examples=[False]

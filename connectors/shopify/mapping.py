@@ -11,6 +11,8 @@ all produce the same ids:
 Every `orders/*` topic carries the complete order, so each is mapped as a snapshot: the order as
 placed, plus whatever else has already happened to it. The core's inbox drops what it has seen.
 Amounts are in the shop currency (`currency`); `presentment_currency` is what the buyer saw.
+A line without a SKU (a custom item, a service) is billed as a charge and left out of the stock
+messages; gift cards are left out of both.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from connectors.base import (
     build,
     currency,
     money,
+    names_goods,
     quantity,
     req,
     sku,
@@ -172,6 +175,7 @@ def _placed(
     if len(items) > MAX_LINES:
         raise MalformedPayload(f"order has {len(items)} line items, more than {MAX_LINES}")
     lines = []
+    charges = charges_tax = ZERO
     for i, raw in enumerate(items):
         item = as_obj(raw, f"line_items[{i}]")
         if item.get("gift_card") is True:
@@ -195,12 +199,17 @@ def _placed(
             ),
             Decimal(0),
         )
+        units = quantity(item.get("quantity"), f"{where}.quantity")
+        if not names_goods(item.get("sku")):  # a custom item or a service: a charge
+            charges += price * units - discount
+            charges_tax += tax
+            continue
         lines.append(
             build(
                 OrderLine,
                 where,
                 sku=sku(item.get("sku"), where),
-                quantity=quantity(item.get("quantity"), f"{where}.quantity"),
+                quantity=units,
                 location=account.config.location,
                 unit_price=price,
                 discount=discount,
@@ -223,6 +232,8 @@ def _placed(
         lines=tuple(lines),
         shipping=shipping,
         shipping_tax=shipping_tax,
+        charges=charges,
+        charges_tax=charges_tax,
         total=money(order.get("total_price"), "order.total_price"),
         taxes_included=bool(order.get("taxes_included", False)),
     )
@@ -236,7 +247,7 @@ def _fulfillment(f: Json, order_id: str, account: Account, where: str) -> Envelo
     lines = []
     for i, raw in enumerate(as_list(req(f, "line_items", where), f"{where}.line_items")):
         item = as_obj(raw, f"{where}.line_items[{i}]")
-        if item.get("gift_card") is True:
+        if item.get("gift_card") is True or not names_goods(item.get("sku")):
             continue
         lw = f"{where}.{_line_name(i, item)}"
         lines.append(
@@ -286,6 +297,8 @@ def _refund(
         )
         refund_for_lines += money(rli.get("subtotal"), f"{lw}.subtotal", default=Decimal(0))
         refund_for_lines += money(rli.get("total_tax"), f"{lw}.total_tax", default=Decimal(0))
+        if not names_goods(item.get("sku")):
+            continue  # a charge refunded: in the refund's amount, no goods come back
         lines.append(
             build(
                 ReturnedLine,

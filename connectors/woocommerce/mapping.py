@@ -13,7 +13,8 @@ on-hold, completed → placed (completed also fulfilled); cancelled → placed +
 placed + refunds, and cancelled too if it never shipped (no `date_completed_gmt`); failed, trash,
 checkout-draft → nothing (WooCommerce holds no stock for them).
 
-The order JSON lists refunds only as `{id, reason, total}`; the lines come from the order-refunds
+A line without a SKU (a product kept without one) and the order's fees are billed as charges;
+the other lines are reserved as usual. The order JSON lists refunds only as `{id, reason, total}`; the lines come from the order-refunds
 resource (`/orders/{id}/refunds`), mapped by `map_refund`. WooCommerce does not record whether a
 refund restocked, so the account's `restock_refunds` (default true, WooCommerce's own default in
 the refund form) decides.
@@ -34,6 +35,7 @@ from connectors.base import (
     build,
     currency,
     money,
+    names_goods,
     quantity,
     req,
     sku,
@@ -163,6 +165,8 @@ def map_refund(
     for i, raw in enumerate(as_list(refund.get("line_items"), "refund.line_items")):
         item = as_obj(raw, f"refund.line_items[{i}]")
         where = f"refund.line_items[{i}]" + (f" (id {item['id']})" if item.get("id") else "")
+        if not names_goods(item.get("sku")):
+            continue  # a charge refunded: in the refund's amount, no goods come back
         qty = item.get("quantity")
         if isinstance(qty, int) and not isinstance(qty, bool):
             qty = abs(qty)  # refund lines carry negative quantities
@@ -200,12 +204,17 @@ def _placed(
     if len(items) > MAX_LINES:
         raise MalformedPayload(f"order has {len(items)} line items, more than {MAX_LINES}")
     lines = []
+    charges = charges_tax = Decimal(0)
     for i, raw in enumerate(items):
         item = as_obj(raw, f"line_items[{i}]")
         where = f"line_items[{i}]" + (f" (id {item['id']})" if item.get("id") is not None else "")
         qty = quantity(item.get("quantity"), f"{where}.quantity")
         subtotal = money(item.get("subtotal"), f"{where}.subtotal")
         total = money(item.get("total"), f"{where}.total")
+        tax = money(item.get("total_tax"), f"{where}.total_tax", default=Decimal(0))
+        if not names_goods(item.get("sku")):  # a product kept without a SKU: a charge
+            charges, charges_tax = charges + total, charges_tax + tax
+            continue
         lines.append(
             build(
                 OrderLine,
@@ -215,12 +224,16 @@ def _placed(
                 location=account.config.location,
                 unit_price=_unit_price(subtotal, qty),
                 discount=max(subtotal - total, Decimal(0)),
-                tax=money(item.get("total_tax"), f"{where}.total_tax", default=Decimal(0)),
+                tax=tax,
                 line_id=as_id(item["id"], f"{where}.id") if item.get("id") is not None else None,
             )
         )
     if not lines:
         return None
+    for i, raw in enumerate(as_list(order.get("fee_lines"), "order.fee_lines")):
+        fee = as_obj(raw, f"fee_lines[{i}]")  # a fee (negative: a discount given as a fee)
+        charges += money(fee.get("total"), f"fee_lines[{i}].total", default=Decimal(0))
+        charges_tax += money(fee.get("total_tax"), f"fee_lines[{i}].total_tax", default=Decimal(0))
     created = order.get("date_created_gmt")
     msg = build(
         OrderPlaced,
@@ -234,6 +247,8 @@ def _placed(
         lines=tuple(lines),
         shipping=money(order.get("shipping_total"), "order.shipping_total", default=Decimal(0)),
         shipping_tax=money(order.get("shipping_tax"), "order.shipping_tax", default=Decimal(0)),
+        charges=charges,
+        charges_tax=charges_tax,
         total=money(order.get("total"), "order.total"),
         # A line's `subtotal` and `total`, and `shipping_total`, exclude tax even when the shop's
         # prices include it (`prices_include_tax`): the tax is always apart, in `*_tax`.

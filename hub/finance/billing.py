@@ -8,7 +8,8 @@ so either arrival order ends with the same receivable, revenue and inventory.
 
 Amounts are spread over a line's units cumulatively (share of units 1..n minus share of 1..n-1),
 so partial shipments add up to the line exactly. Shipping is billed with the first fulfilment as
-a charge line (`SHIPPING`): revenue and output tax without goods.
+charge lines (`SHIPPING`, and `CHARGES` for lines without a SKU and fees): revenue and output
+tax without goods.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from hub.store.models import ProcessedMessage, table
 from schemas.orders import OrderFulfilled, OrderPlaced, OrderReturned
 
 SHIPPING = ("~shipping", "~")
+CHARGES = ("~charges", "~")  # lines without a SKU and fees
+CHARGE_KEYS = (SHIPPING, CHARGES)  # billed whole with the first fulfilment
 # Causes seen by finance, in the inbox table under this consumer name (keyed by voucher id).
 FINANCE_CONSUMER = "finance"
 ZERO = Decimal(0)
@@ -141,12 +144,12 @@ async def remember_prices(session: AsyncSession, msg: OrderPlaced) -> list[SaleL
     for key, (q, n, t) in per_key.items():
         row = _row(rows, session, msg.order_key, key)
         row.priced, row.currency, row.ordered, row.net, row.tax = True, msg.currency, q, n, t
-        if key == SHIPPING and shipped_first:
+        if key in CHARGE_KEYS and shipped_first:
             row.shipped = max(row.shipped, 1)
         units = row.shipped - row.billed
         net, tax = _bill(row, msg.currency)
         if net or tax:
-            late.append(SaleLine(key[0], key[1], 0 if key == SHIPPING else units, net, tax))
+            late.append(SaleLine(key[0], key[1], 0 if key in CHARGE_KEYS else units, net, tax))
     await session.flush()
     return late
 
@@ -160,9 +163,12 @@ def _price_lines(msg: OrderPlaced) -> dict[tuple[str, str], tuple[int, Decimal, 
         net = gross - line.tax if msg.taxes_included else gross
         q, n, t = per_key[(line.sku, line.location)]
         per_key[(line.sku, line.location)] = (q + line.quantity, n + net, t + line.tax)
-    if msg.shipping > 0 or msg.shipping_tax > 0:
-        net = msg.shipping - msg.shipping_tax if msg.taxes_included else msg.shipping
-        per_key[SHIPPING] = (1, net, msg.shipping_tax)
+    for key, gross, tax in (
+        (SHIPPING, msg.shipping, msg.shipping_tax),
+        (CHARGES, msg.charges, msg.charges_tax),
+    ):
+        if gross or tax:
+            per_key[key] = (1, gross - tax if msg.taxes_included else gross, tax)
     return per_key
 
 
@@ -225,8 +231,8 @@ async def bill_shipment(
     session: AsyncSession, msg: OrderFulfilled, currency: str
 ) -> list[SaleLine] | None:
     """The `SaleLine`s of a fulfilment: revenue and tax of priced lines (zero for lines whose
-    order has not arrived yet), plus shipping on the first fulfilment. None if this fulfilment
-    was billed before (a duplicate)."""
+    order has not arrived yet), plus shipping and charges on the first fulfilment. None if this
+    fulfilment was billed before (a duplicate)."""
     vid = voucher_id("sale_fulfilled", f"{msg.order_key}:{msg.fulfilment_id}")
     if not await first_time(session, vid):
         return None  # billed before, even if it booked no voucher (nothing had a price or cost)
@@ -241,12 +247,14 @@ async def bill_shipment(
         row.shipped += q
         net, tax = _bill(row, row.currency or currency)
         out.append(SaleLine(key[0], key[1], q, net, tax))
-    if first:
-        ship = _row(rows, session, msg.order_key, SHIPPING)
-        ship.shipped = 1
-        net, tax = _bill(ship, ship.currency or currency)
+    for key in CHARGE_KEYS if first else ():
+        if key != SHIPPING and key not in rows:
+            continue  # no charges on this order (or its prices come later, and bill them then)
+        charge = _row(rows, session, msg.order_key, key)
+        charge.shipped = 1
+        net, tax = _bill(charge, charge.currency or currency)
         if net or tax:
-            out.append(SaleLine(SHIPPING[0], SHIPPING[1], 0, net, tax))
+            out.append(SaleLine(key[0], key[1], 0, net, tax))
     await session.flush()
     return out
 

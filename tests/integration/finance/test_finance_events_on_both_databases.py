@@ -171,6 +171,23 @@ async def test_taxed_shipping_books_its_tax_and_the_payment_clears_the_order(
     assert tb["1122"] == 0  # what the customer paid is exactly what was billed
 
 
+@pytest.mark.parametrize("order_first", [True, False])
+async def test_charges_without_goods_are_billed_once_whichever_comes_first(
+    engine: AsyncEngine, order_first: bool
+) -> None:
+    # A custom item of 5.65 with 13% VAT inside (0.65), beside the goods
+    placed = PLACED.model_copy(
+        update={"charges": D("5.65"), "charges_tax": D("0.65"), "total": D("133.35")}
+    )
+    paid = PAID.model_copy(update={"amount": D("133.35")})
+    flow = [placed, paid, SHIP_1, SHIP_2] if order_first else [SHIP_1, paid, placed, SHIP_2]
+    await core(engine, [RECEIPT_1, *flow])
+    tb = await balances(engine)
+    assert tb["6001"] == D("-113.93") - D("5.00")
+    assert tb["222102"] == D("-13.77") - D("0.65")
+    assert tb["1122"] == 0
+
+
 async def test_fulfilment_before_its_order_ends_in_the_same_books(engine: AsyncEngine) -> None:
     booked = await core(engine, [RECEIPT_1, SHIP_1, PAID, PLACED, SHIP_2])
     assert len(booked) == 5  # the order books the revenue of what shipped before it
