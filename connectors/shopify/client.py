@@ -147,12 +147,19 @@ class ShopifyClient:
             if cursor is None:
                 break
             params = {"limit": 250, "page_info": cursor}
+        for sku, iid in self._items.items():
+            if items.get(sku) != iid:  # a new item (or none): the count known was the old one's
+                self._known.pop(sku, None)
         self._items = items
         return items
 
     async def get_stock(self, skus: Sequence[str] | None = None) -> dict[str, int]:
         items = await self.inventory_items(refresh=True)
-        wanted = {s: items[s] for s in (skus if skus is not None else items) if s in items}
+        return await self._levels(items, skus if skus is not None else list(items))
+
+    async def _levels(self, items: Mapping[str, int], skus: Sequence[str]) -> dict[str, int]:
+        """The shop's available count of `skus` at the location, by the items given."""
+        wanted = {s: items[s] for s in skus if s in items}
         by_item = {iid: s for s, iid in wanted.items()}
         location = await self.location_id()
         out: dict[str, int] = {}
@@ -188,7 +195,7 @@ class ShopifyClient:
         if not force:
             unknown = [s for s in targets if s not in self._known]
             if unknown:
-                self._known.update(await self.get_stock(unknown))
+                self._known.update(await self._levels(items, unknown))
         skus = list(targets)
         for i in range(0, len(skus), GRAPHQL_BATCH):
             chunk = {s: targets[s] for s in skus[i : i + GRAPHQL_BATCH]}
@@ -245,7 +252,7 @@ class ShopifyClient:
                     pending.pop(culprit, None)
             moved = await self._moved(gone, items, pending, result) if gone else []
             if stale or moved:
-                current = await self.get_stock(stale + moved)
+                current = await self._levels(items, stale + moved)
                 for sku in stale:
                     if sku in current:
                         self._known[sku] = current[sku]
@@ -270,15 +277,13 @@ class ShopifyClient:
         is read again, and those SKUs are tried once more on their new item, against its count.
         The rest fail with the shop's reason."""
         fresh = await self.inventory_items(refresh=True)
-        moved = []
-        for sku, reason in gone.items():
-            if fresh.get(sku, items[sku]) != items[sku]:
-                items[sku] = fresh[sku]
-                self._known.pop(sku, None)
-                moved.append(sku)
-            else:
-                result.failed[sku] = reason
-                pending.pop(sku, None)
+        moved = [s for s in gone if fresh.get(s, items[s]) != items[s]]
+        for sku in set(gone).difference(moved):
+            result.failed[sku] = gone[sku]
+            pending.pop(sku, None)
+        for sku, iid in fresh.items():  # the push's later chunks go to the new items too
+            if sku in items:
+                items[sku] = iid
         return moved
 
     async def _set_quantities(self, payload: dict[str, Any]) -> list[dict[str, Any]]:

@@ -64,6 +64,7 @@ class ShopifySimulator:
         self.available: dict[int, int] = {}  # inventory item id → available at the location
         self.orders: dict[int, dict[str, Any]] = {}
         self.set_calls = 0
+        self.catalogue_reads = 0  # pages of products.json served
         self.deny_oversell = False  # True: refuse orders the shop's own stock cannot cover
         self._ids = itertools.count(1000)
         self._bucket = 0.0
@@ -415,6 +416,7 @@ class ShopifySimulator:
     async def _products(self, request: Request) -> Response:
         if (denied := await self._guard(request)) is not None:
             return denied
+        self.catalogue_reads += 1
         params = self._filters(request, ())
         if isinstance(params, Response):
             return params

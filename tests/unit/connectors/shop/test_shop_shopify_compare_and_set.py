@@ -81,3 +81,19 @@ async def test_a_variant_made_again_is_found_under_its_new_inventory_item(
     assert shopify_sim.stock("A") == 4 and shopify_sim.stock("B") == 7
     result = await shopify_client.set_stock({"B": 6})  # the new item is remembered
     assert result.updated == {"B": 6} and shopify_sim.stock("B") == 6
+
+
+async def test_every_variant_re_imported_with_the_one_pushed_is_set_to_its_target(
+    shopify_sim, shopify_client
+):
+    for sku in ("B1", "B2", "B3"):
+        shopify_sim.add_product(sku, 0)
+    await shopify_client.set_stock({"B1": 5, "B2": 5, "B3": 5})
+    for sku in ("B1", "B2"):
+        shopify_sim.recreate_product(sku, 0)  # the product re-imported: new items at 0
+    reads = shopify_sim.catalogue_reads
+    assert (await shopify_client.set_stock({"B1": 7})).updated == {"B1": 7}
+    assert shopify_sim.catalogue_reads == reads + 1  # read once for the push, not per step
+    # B2's count known was its old item's: not taken for the new item's, nor cut to its 0
+    assert (await shopify_client.set_stock({"B2": 7, "B3": 4})).updated == {"B2": 7, "B3": 4}
+    assert [shopify_sim.stock(s) for s in ("B1", "B2", "B3")] == [7, 7, 4]
