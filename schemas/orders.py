@@ -155,7 +155,8 @@ class ReturnedLine(CanonicalMessage):
 
 
 class OrderReturned(_OrderMessage):
-    """Goods came back; restocked lines add to on-hand."""
+    """Goods came back, or were refunded: restocked lines add to on-hand. Without lines, a
+    refund of no goods (shipping, a goodwill refund): a credit note only."""
 
     ce_type = "hub.order.returned.v1"
 
@@ -164,7 +165,17 @@ class OrderReturned(_OrderMessage):
     )
     returned_at: UtcDatetime
     lines: tuple[ReturnedLine, ...] = Field(
-        min_length=1, max_length=500, description="Lines that came back"
+        default=(), max_length=500, description="Lines that came back (none: money only)"
     )
-    refund: Amount = Field(default=Decimal(0), ge=0, description="Amount refunded for these lines")
+    refund: Amount = Field(
+        default=Decimal(0),
+        ge=0,
+        description="Amount refunded for these lines (and for lines without a SKU), tax included",
+    )
+    adjustment: Amount = Field(
+        default=Decimal(0),
+        description="Refunded besides the lines' amount, tax included: shipping, a goodwill "
+        "refund; negative where less was refunded than the lines' amount. Credited at the "
+        "order's tax rate",
+    )
     currency: Currency = "CNY"

@@ -284,7 +284,7 @@ def _refund(
     cur = order_currency or _refund_currency(r, where)
     out: list[Envelope] = []
     lines = []
-    refund_for_lines = Decimal(0)
+    refund_for_lines = refund_for_charges = Decimal(0)
     for i, raw in enumerate(as_list(r.get("refund_line_items"), f"{where}.refund_line_items")):
         rli = as_obj(raw, f"{where}.refund_line_items[{i}]")
         item = as_obj(req(rli, "line_item", f"refund_line_items[{i}]"), f"refund_line_items[{i}]")
@@ -295,10 +295,12 @@ def _refund(
         restock = (
             restock_type in RESTOCK_TYPES if restock_type is not None else bool(r.get("restock"))
         )
-        refund_for_lines += money(rli.get("subtotal"), f"{lw}.subtotal", default=Decimal(0))
-        refund_for_lines += money(rli.get("total_tax"), f"{lw}.total_tax", default=Decimal(0))
+        amount = money(rli.get("subtotal"), f"{lw}.subtotal", default=Decimal(0))
+        amount += money(rli.get("total_tax"), f"{lw}.total_tax", default=Decimal(0))
         if not names_goods(item.get("sku")):
-            continue  # a charge refunded: in the refund's amount, no goods come back
+            refund_for_charges += amount  # a charge refunded: no goods come back
+            continue
+        refund_for_lines += amount
         lines.append(
             build(
                 ReturnedLine,
@@ -310,7 +312,18 @@ def _refund(
                 shipped=SHIPPED_BY_RESTOCK_TYPE.get(str(restock_type)),
             )
         )
-    if lines:
+    refunded = Decimal(0)
+    gateway = ""
+    for i, raw in enumerate(as_list(r.get("transactions"), f"{where}.transactions")):
+        t = as_obj(raw, f"{where}.transactions[{i}]")
+        if t.get("kind") == "refund" and t.get("status") == "success":
+            refunded += money(t.get("amount"), f"{where}.transactions[{i}].amount")
+            gateway = gateway or str(t.get("gateway") or "")[:64]
+    goods = max(refund_for_lines, Decimal(0))
+    # What went back beyond the goods (charges, shipping, a goodwill refund) or short of them:
+    # the money is what the credit note must match. Where no money moved, the lines' amounts.
+    adjustment = refunded - goods if refunded > 0 else refund_for_charges
+    if lines or goods or adjustment:
         msg = build(
             OrderReturned,
             where,
@@ -320,17 +333,11 @@ def _refund(
             return_id=rid,
             returned_at=at,
             lines=tuple(lines),
-            refund=max(refund_for_lines, Decimal(0)),
+            refund=goods,
+            adjustment=adjustment,
             currency=cur,
         )
         out.append(_env(account, (order_id, "returned", rid), msg, at))
-    refunded = Decimal(0)
-    gateway = ""
-    for i, raw in enumerate(as_list(r.get("transactions"), f"{where}.transactions")):
-        t = as_obj(raw, f"{where}.transactions[{i}]")
-        if t.get("kind") == "refund" and t.get("status") == "success":
-            refunded += money(t.get("amount"), f"{where}.transactions[{i}].amount")
-            gateway = gateway or str(t.get("gateway") or "")[:64]
     if refunded > 0:
         refund_msg = build(
             PaymentRefunded,

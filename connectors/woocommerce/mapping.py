@@ -162,11 +162,14 @@ def map_refund(
     at = timestamp(refund.get("date_created_gmt"), "refund.date_created_gmt", naive_is_utc=True)
     restock = bool(account.config.extra.get("restock_refunds", True))
     lines = []
+    goods = Decimal(0)  # the goods' part of the refund (its lines carry negative amounts)
     for i, raw in enumerate(as_list(refund.get("line_items"), "refund.line_items")):
         item = as_obj(raw, f"refund.line_items[{i}]")
         where = f"refund.line_items[{i}]" + (f" (id {item['id']})" if item.get("id") else "")
         if not names_goods(item.get("sku")):
             continue  # a charge refunded: in the refund's amount, no goods come back
+        goods -= money(item.get("total"), f"{where}.total", default=Decimal(0))
+        goods -= money(item.get("total_tax"), f"{where}.total_tax", default=Decimal(0))
         qty = item.get("quantity")
         if isinstance(qty, int) and not isinstance(qty, bool):
             qty = abs(qty)  # refund lines carry negative quantities
@@ -180,8 +183,13 @@ def map_refund(
                 restock=restock,
             )
         )
-    if not lines:
+    amount = abs(money(refund.get("amount"), "refund.amount", default=Decimal(0)))
+    goods = max(goods, Decimal(0))
+    if not lines and not amount:
         return []
+    # The rest of the amount (shipping, fees, lines without a SKU, a refund of no line at all;
+    # negative where less than the goods' amount went back) is credited whole: it does not
+    # follow whether goods had shipped.
     returned = build(
         OrderReturned,
         "refund",
@@ -191,7 +199,8 @@ def map_refund(
         return_id=rid,
         returned_at=at,
         lines=tuple(lines),
-        refund=abs(money(refund.get("amount"), "refund.amount", default=Decimal(0))),
+        refund=goods,
+        adjustment=amount - goods,
         currency=currency(order_currency, "order.currency"),
     )
     return [_env(account, (order_id, "returned", rid), returned, at)]

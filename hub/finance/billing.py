@@ -267,7 +267,8 @@ async def refund_split(
     """(net, tax) of the credit note of a refund, at the tax rate of the returned lines (of the
     order if unknown). Units in `unshipped` never left (refunded before fulfilment): they were
     never billed, so their share of the refund, by the order's line prices, is no credit note;
-    the payment's refund alone settles it."""
+    the payment's refund alone settles it. The refund's `adjustment` (shipping, goodwill, or
+    less refunded than the lines' amount) is credited whole, at the whole order's rate."""
     rows = await _rows(session, msg.order_key)
     keys = {(line.sku, line.location) for line in msg.lines}
     refund = msg.refund
@@ -290,15 +291,25 @@ async def refund_split(
         never = sum((worth(k, n) for k, n in unshipped.items()), ZERO)
         refund = refund * (whole - never) / whole if whole > 0 else ZERO
         keys = {k for k, n in returned.items() if n > unshipped.get(k, 0)}  # what is credited
-    priced = [r for k, r in rows.items() if r.priced and k in keys] or [
-        r for r in rows.values() if r.priced
-    ]
-    net = sum((Decimal(r.net) for r in priced), ZERO)
-    tax = sum((Decimal(r.tax) for r in priced), ZERO)
+    every = [r for r in rows.values() if r.priced]
+    cur = msg.currency
+    net, tax = _split(refund, [r for k, r in rows.items() if r.priced and k in keys] or every, cur)
+    if msg.adjustment:  # shipping, goodwill: at the rate of the whole order
+        more_net, more_tax = _split(msg.adjustment, every, cur)
+        net, tax = net + more_net, tax + more_tax
+    return costing.round_amount(net, msg.currency), costing.round_amount(tax, msg.currency)
+
+
+def _split(
+    amount: Decimal, rows: Sequence[OrderLinePrice], currency: str
+) -> tuple[Decimal, Decimal]:
+    """(net, tax) of an amount, tax included, at the rate of these price rows (none: no tax)."""
+    net = sum((Decimal(r.net) for r in rows), ZERO)
+    tax = sum((Decimal(r.tax) for r in rows), ZERO)
     if net + tax <= 0:
-        return costing.round_amount(refund, msg.currency), ZERO
-    refund_tax = costing.round_amount(refund * tax / (net + tax), msg.currency)
-    return costing.round_amount(refund, msg.currency) - refund_tax, refund_tax
+        return amount, ZERO
+    share = costing.round_amount(amount * tax / (net + tax), currency)
+    return amount - share, share
 
 
 async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) -> list[ReturnLine]:

@@ -26,7 +26,7 @@ from schemas.orders import (
     OrderReturned,
     ReturnedLine,
 )
-from schemas.payments import PaymentCaptured
+from schemas.payments import PaymentCaptured, PaymentRefunded
 from schemas.stock import GoodsReceived, StockCounted
 
 pytestmark = pytest.mark.integration
@@ -341,6 +341,44 @@ async def test_new_orders_prices_are_written_with_the_batch_unless_the_batch_rea
         ("acme:2002", "TEE", 3, 2),
     }
     await balances(engine)  # the books check out
+
+
+async def test_a_refund_of_no_goods_is_a_credit_note_that_clears_the_money_sent_back(
+    engine: AsyncEngine,
+) -> None:
+    """Shipping refunded with the order's first TEE, then 5.00 of goodwill without goods: each
+    credit note matches the money that went back, so the order's receivable ends at 0."""
+    from hub.core.batch import CoreProcessor
+    from tests.builders import records
+
+    def env(m: CanonicalMessage, ref: str) -> Envelope:
+        return Envelope(id=message_id("test", m.ce_type, ref), source="test", data=m, time=T)
+
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    first = [RECEIPT_1, PLACED, PAID, SHIP_1, SHIP_2]
+    await core.process(records(*(env(m, str(i)) for i, m in enumerate(first))))
+    with_shipping = RETURNED.model_copy(update={"adjustment": D("8")})
+    goodwill = RETURNED.model_copy(
+        update={"return_id": "R2", "lines": (), "refund": D(0), "adjustment": D("5.00")}
+    )
+    for rid, credit, amount in (("R1", with_shipping, D("41.90")), ("R2", goodwill, D("5.00"))):
+        money_back = PaymentRefunded(
+            order_key=ORDER,
+            account="acme",
+            amount=amount,
+            currency="CNY",
+            refund_id=rid,
+            refunded_at=T + timedelta(days=2),
+        )
+        await core.process(records(env(credit, rid), env(money_back, rid)))
+    tb = await balances(engine)
+    assert tb["1122"] == 0
+    # 127.70 billed, 46.90 credited: 33.90 of TEE at 13%, 8 + 5 at the order's 13.77 / 127.70
+    assert tb["6001"] + tb["222102"] == D("-127.70") + D("46.90")
+    assert tb["222102"] == D("-13.77") + D("3.90") + D("1.40")
+    async with session_factory(engine)() as s:
+        tee = await s.get(Stock, ("TEE", "main"))
+        assert tee is not None and tee.on_hand == 8  # 10 − 3 shipped + 1 back; goodwill none
 
 
 @pytest.mark.parametrize("one_batch", [True, False], ids=["one batch", "a batch each"])

@@ -100,13 +100,58 @@ def test_a_refunded_custom_item_is_in_the_refund_but_brings_no_goods_back(load, 
     custom["line_item"].update(id=1, sku=None, variant_id=None, product_id=None)
     custom.update(subtotal="5.00", total_tax="0.40")
     refund["refund_line_items"].append(custom)
+    refund["transactions"][0]["amount"] = "53.46"
     [returned] = [
         e.data
         for e in map_webhook("refunds/create", refund, shopify_account)
         if isinstance(e.data, OrderReturned)
     ]
     assert [ln.sku for ln in returned.lines] == ["TEE-RED-M"]
-    assert returned.refund == Decimal("44.50") + Decimal("3.56") + Decimal("5.40")
+    # the goods' part follows the goods (shipped or not); the charge's is credited whole
+    assert (returned.refund, returned.adjustment) == (Decimal("48.06"), Decimal("5.40"))
+    # the custom item alone: a credit note without goods
+    refund["refund_line_items"] = [custom]
+    refund["transactions"][0]["amount"] = "5.40"
+    [returned] = [
+        e.data
+        for e in map_webhook("refunds/create", refund, shopify_account)
+        if isinstance(e.data, OrderReturned)
+    ]
+    assert (returned.lines, returned.refund, returned.adjustment) == ((), 0, Decimal("5.40"))
+
+
+def _money_back(refund, amount: str) -> None:
+    refund["transactions"][0]["amount"] = amount
+
+
+@pytest.mark.parametrize(
+    ("back", "lines", "adjustment"),
+    [
+        ("58.06", True, "10.00"),  # the item and its shipping (refund_shipping_lines)
+        ("40.00", True, "-8.06"),  # less than the item's amount (an order adjustment)
+        ("5.00", False, "5.00"),  # a goodwill refund: no item at all
+    ],
+)
+def test_a_refund_is_credited_at_the_money_that_went_back(
+    load, shopify_account, back, lines, adjustment
+):
+    refund = load("shopify", "refunds_create")
+    _money_back(refund, back)
+    if not lines:
+        refund["refund_line_items"] = []
+    returned, refunded = (e.data for e in map_webhook("refunds/create", refund, shopify_account))
+    assert isinstance(returned, OrderReturned) and isinstance(refunded, PaymentRefunded)
+    assert len(returned.lines) == (1 if lines else 0)
+    assert returned.adjustment == Decimal(adjustment)
+    assert returned.refund + returned.adjustment == refunded.amount == Decimal(back)
+
+
+def test_a_refund_whose_money_has_not_moved_credits_the_lines(load, shopify_account):
+    refund = load("shopify", "refunds_create")
+    refund["transactions"][0]["status"] = "pending"
+    [returned] = [e.data for e in map_webhook("refunds/create", refund, shopify_account)]
+    assert isinstance(returned, OrderReturned)
+    assert (returned.refund, returned.adjustment) == (Decimal("48.06"), 0)
 
 
 def test_an_order_of_custom_items_only_reserves_nothing(load, shopify_account):

@@ -109,6 +109,17 @@ def test_refund_resource_returns_lines_restocked_by_default(load, woo_account):
     assert env.data.refund == Decimal("48.06")
 
 
+def test_a_refund_resource_splits_the_goods_from_the_rest(load, woo_account):
+    refund = load("woocommerce", "order_refund_726")
+    refund["amount"] = "58.06"  # the tee and 10.00 of shipping
+    refund["shipping_lines"] = [{"id": 1, "total": "-10.00", "total_tax": "0.00"}]
+    [env] = map_refund(refund, "727", "EUR", woo_account)
+    assert (env.data.refund, env.data.adjustment) == (Decimal("48.06"), Decimal("10.00"))
+    refund.update(amount="5.00", line_items=[], shipping_lines=[])  # goodwill: no line at all
+    [env] = map_refund(refund, "727", "EUR", woo_account)
+    assert (env.data.lines, env.data.refund, env.data.adjustment) == ((), 0, Decimal("5.00"))
+
+
 def test_refund_resource_without_restock_when_the_account_says_so(load, woo_account):
     from connectors.base import Account
 
