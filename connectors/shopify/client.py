@@ -1,7 +1,9 @@
 """Shopify Admin client (API 2024-10): REST for orders and reading stock, GraphQL to set it.
 
 Stock is pushed with GraphQL `inventorySetQuantities` and `compareQuantity` (compare-and-set):
-the client remembers the quantity it last set or read per SKU and sends it as the expected value.
+the client remembers the quantity it last set or read per inventory item and sends it as the
+expected value. A SKU listed more than once (the same goods in two products) has an item per
+listing, and every one of them is set to the SKU's level.
 If the shop's count moved meanwhile (`COMPARE_QUANTITY_STALE`: usually a sale whose webhook has
 not reached the hub yet), the client reads the shop's count and sets `min(target, shop count)`
 with that count as the new expectation. So a push never raises what the shop may sell above what
@@ -25,7 +27,7 @@ needs to refill.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -40,6 +42,7 @@ from connectors.shopify import mapping
 API_VERSION = "2024-10"
 API = f"/admin/api/{API_VERSION}"
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+Items = dict[str, tuple[int, ...]]  # SKU → the inventory items of its variants
 
 
 class ShopifyApi(HttpApi):
@@ -80,8 +83,8 @@ class ShopifyClient:
         self._location_id: int | None = (
             int(extra["location_id"]) if extra.get("location_id") else None
         )
-        self._items: dict[str, int] = {}
-        self._known: dict[str, int] = {}  # the shop's quantity as last set or read, per SKU
+        self._items: Items = {}
+        self._known: dict[int, int] = {}  # the shop's quantity as last set or read, per item
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
             headers={"X-Shopify-Access-Token": token, "Accept": "application/json"},
@@ -131,39 +134,51 @@ class ShopifyClient:
             self._location_id = int(active[0]["id"])
         return self._location_id
 
-    async def inventory_items(self, *, refresh: bool = False) -> dict[str, int]:
-        """SKU → inventory item id, from the product catalogue (cached)."""
+    async def inventory_items(self, *, refresh: bool = False) -> Items:
+        """SKU → the inventory items of every variant with that SKU, from the product catalogue
+        (cached). The same goods listed more than once (two products, a variant copied) are one
+        SKU to the hub, and every listing of it is kept at the SKU's level."""
         if self._items and not refresh:
             return self._items
-        items: dict[str, int] = {}
+        found: dict[str, list[int]] = {}
         params: dict[str, Any] = {"limit": 250, "fields": "id,variants"}
         while True:
             response = await self.api.request("GET", f"{API}/products.json", params=params)
             for product in _field(response, "products"):
                 for variant in product.get("variants") or []:
                     if variant.get("sku") and variant.get("inventory_item_id"):
-                        items[str(variant["sku"])] = int(variant["inventory_item_id"])
+                        ids = found.setdefault(str(variant["sku"]), [])
+                        if int(variant["inventory_item_id"]) not in ids:
+                            ids.append(int(variant["inventory_item_id"]))
             cursor = next_page_info(response)
             if cursor is None:
                 break
             params = {"limit": 250, "page_info": cursor}
-        for sku, iid in self._items.items():
-            if items.get(sku) != iid:  # a new item (or none): the count known was the old one's
-                self._known.pop(sku, None)
+        items = {sku: tuple(ids) for sku, ids in found.items()}
+        live = {iid for ids in items.values() for iid in ids}
+        # Counts are per item: a variant made again is a new item, with no count known yet.
+        self._known = {iid: n for iid, n in self._known.items() if iid in live}
         self._items = items
         return items
 
     async def get_stock(self, skus: Sequence[str] | None = None) -> dict[str, int]:
+        """The shop's available count per SKU; for a SKU listed more than once, the most any of
+        its listings offers (what could be oversold, so what a reconcile must see)."""
         items = await self.inventory_items(refresh=True)
-        return await self._levels(items, skus if skus is not None else list(items))
-
-    async def _levels(self, items: Mapping[str, int], skus: Sequence[str]) -> dict[str, int]:
-        """The shop's available count of `skus` at the location, by the items given."""
-        wanted = {s: items[s] for s in skus if s in items}
-        by_item = {iid: s for s, iid in wanted.items()}
-        location = await self.location_id()
+        wanted = list(skus) if skus is not None else list(items)
+        counts = await self._levels(items, wanted)
         out: dict[str, int] = {}
-        ids = list(by_item)
+        for sku in wanted:
+            got = [counts[iid] for iid in items.get(sku, ()) if iid in counts]
+            if got:
+                out[sku] = max(got)
+        return out
+
+    async def _levels(self, items: Items, skus: Iterable[str]) -> dict[int, int]:
+        """The shop's available count of each inventory item of `skus` at the location."""
+        ids = list(dict.fromkeys(iid for sku in skus for iid in items.get(sku, ())))
+        location = await self.location_id()
+        out: dict[int, int] = {}
         for i in range(0, len(ids), 50):
             response = await self.api.request(
                 "GET",
@@ -174,9 +189,8 @@ class ShopifyClient:
                 },
             )
             for level in _field(response, "inventory_levels"):
-                sku = by_item.get(int(level["inventory_item_id"]))
-                if sku is not None and level.get("available") is not None:
-                    out[sku] = int(level["available"])
+                if level.get("available") is not None:
+                    out[int(level["inventory_item_id"])] = int(level["available"])
         return out
 
     async def set_stock(self, levels: Mapping[str, int], *, force: bool = False) -> StockPushResult:
@@ -193,19 +207,25 @@ class ShopifyClient:
             else:
                 result.failed[sku] = "no variant with this SKU on the shop"
         if not force:
-            unknown = [s for s in targets if s not in self._known]
+            unknown = [s for s in targets if any(iid not in self._known for iid in items[s])]
             if unknown:
                 self._known.update(await self._levels(items, unknown))
-        skus = list(targets)
-        for i in range(0, len(skus), GRAPHQL_BATCH):
-            chunk = {s: targets[s] for s in skus[i : i + GRAPHQL_BATCH]}
+        chunk: dict[str, int] = {}
+        size = 0
+        for sku, available in targets.items():  # at most GRAPHQL_BATCH items a call
+            if chunk and size + len(items[sku]) > GRAPHQL_BATCH:
+                await self._set_chunk(chunk, items, location, force, result)
+                chunk, size = {}, 0
+            chunk[sku] = available
+            size += len(items[sku])
+        if chunk:
             await self._set_chunk(chunk, items, location, force, result)
         return result
 
     async def _set_chunk(
         self,
         pending: dict[str, int],
-        items: dict[str, int],
+        items: Items,
         location: int,
         force: bool,
         result: StockPushResult,
@@ -213,16 +233,16 @@ class ShopifyClient:
         for _ in range(CAS_ROUNDS):
             if not pending:
                 return
-            order = list(pending)
+            order = [(sku, iid) for sku in pending for iid in items[sku]]
             quantities = []
-            for sku in order:
+            for sku, iid in order:
                 q: dict[str, Any] = {
-                    "inventoryItemId": f"gid://shopify/InventoryItem/{items[sku]}",
+                    "inventoryItemId": f"gid://shopify/InventoryItem/{iid}",
                     "locationId": f"gid://shopify/Location/{location}",
                     "quantity": pending[sku],
                 }
                 if not force:
-                    q["compareQuantity"] = self._known.get(sku, 0)
+                    q["compareQuantity"] = self._known.get(iid, 0)
                 quantities.append(q)
             payload = {
                 "name": "available",
@@ -234,33 +254,34 @@ class ShopifyClient:
             if not errors:
                 for sku, qty in pending.items():
                     result.updated[sku] = qty
-                    self._known[sku] = qty
+                    self._known.update(dict.fromkeys(items[sku], qty))
                 return
-            stale = []
+            stale: dict[str, list[int]] = {}
             gone: dict[str, str] = {}
             for err in errors:
-                culprit = _error_sku(err, order)
+                culprit = _error_item(err, order)
                 if culprit is None:
                     raise ConnectorError(f"inventorySetQuantities: {err}", retryable=False)
+                sku, iid = culprit
                 reason = f"{err.get('code')}: {err.get('message')}"
                 if err.get("code") == "COMPARE_QUANTITY_STALE":
-                    stale.append(culprit)
+                    stale.setdefault(sku, []).append(iid)
                 elif err.get("code") == "INVALID_INVENTORY_ITEM":
-                    gone[culprit] = reason
+                    gone.setdefault(sku, reason)
                 else:
-                    result.failed[culprit] = reason
-                    pending.pop(culprit, None)
+                    result.failed[sku] = reason
+            for sku in result.failed:
+                pending.pop(sku, None)
             moved = await self._moved(gone, items, pending, result) if gone else []
+            stale = {s: ids for s, ids in stale.items() if s in pending and s not in moved}
             if stale or moved:
-                current = await self._levels(items, stale + moved)
-                for sku in stale:
-                    if sku in current:
-                        self._known[sku] = current[sku]
+                current = await self._levels(items, [*stale, *moved])
+                self._known.update(current)  # a new item: its count says nothing of sales
+                for sku, ids in stale.items():
+                    counts = [current[iid] for iid in ids if iid in current]
+                    if counts:
                         # a sale the hub has not seen yet: never offer more than the shop has left
-                        pending[sku] = max(0, min(pending[sku], current[sku]))
-                for sku in moved:
-                    if sku in current:  # a new item: its count says nothing of unseen sales
-                        self._known[sku] = current[sku]
+                        pending[sku] = max(0, min(pending[sku], *counts))
         raise TransientError(
             "compare-and-set kept losing to concurrent changes", status=None, retry_after=None
         )
@@ -268,22 +289,22 @@ class ShopifyClient:
     async def _moved(
         self,
         gone: Mapping[str, str],
-        items: dict[str, int],
+        items: Items,
         pending: dict[str, int],
         result: StockPushResult,
     ) -> list[str]:
-        """SKUs whose cached inventory item the shop no longer knows. A variant deleted and made
-        again (a product re-imported, say) keeps its SKU under a new inventory item: the catalogue
-        is read again, and those SKUs are tried once more on their new item, against its count.
+        """SKUs with an inventory item the shop no longer knows. A variant deleted and made again
+        (a product re-imported, say) keeps its SKU under a new inventory item: the catalogue is
+        read again, and those SKUs are tried once more on their items now, against their counts.
         The rest fail with the shop's reason."""
         fresh = await self.inventory_items(refresh=True)
         moved = [s for s in gone if fresh.get(s, items[s]) != items[s]]
         for sku in set(gone).difference(moved):
             result.failed[sku] = gone[sku]
             pending.pop(sku, None)
-        for sku, iid in fresh.items():  # the push's later chunks go to the new items too
+        for sku, ids in fresh.items():  # the push's later chunks go to the new items too
             if sku in items:
-                items[sku] = iid
+                items[sku] = ids
         return moved
 
     async def _set_quantities(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -335,7 +356,8 @@ def _graphql_check(response: httpx.Response) -> None:
     raise ConnectorError(f"GraphQL error: {str(top)[:300]}", retryable=False, status=200)
 
 
-def _error_sku(err: Mapping[str, Any], order: list[str]) -> str | None:
+def _error_item(err: Mapping[str, Any], order: list[tuple[str, int]]) -> tuple[str, int] | None:
+    """The (SKU, inventory item) of the quantity a user error names by its index."""
     field = err.get("field") or []
     if len(field) >= 3 and field[:2] == ["input", "quantities"] and str(field[2]).isdigit():
         index = int(field[2])

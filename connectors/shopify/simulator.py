@@ -61,6 +61,7 @@ class ShopifySimulator:
         self.leak_rate = leak_rate
         self.faults = Faults()
         self.products: dict[str, dict[str, int]] = {}  # sku → product/variant/inventory item ids
+        self.more_listings: dict[str, list[dict[str, int]]] = {}  # the same SKU listed again
         self.available: dict[int, int] = {}  # inventory item id → available at the location
         self.orders: dict[int, dict[str, Any]] = {}
         self.set_calls = 0
@@ -104,8 +105,23 @@ class ShopifySimulator:
         del self.available[self.products.pop(sku)["inventory_item_id"]]
         self.add_product(sku, available)
 
+    def list_again(self, sku: str, available: int = 0) -> int:
+        """List the SKU's goods once more, as another product (a copy for another collection):
+        its own variant and inventory item, the same SKU. Returns the new inventory item id."""
+        pid, vid, iid = next(self._ids), next(self._ids), next(self._ids)
+        self.more_listings.setdefault(sku, []).append(
+            {"product_id": pid, "variant_id": vid, "inventory_item_id": iid}
+        )
+        self.available[iid] = available
+        return iid
+
     def stock(self, sku: str) -> int:
         return self.available[self.products[sku]["inventory_item_id"]]
+
+    def stocks(self, sku: str) -> list[int]:
+        """The available count of every listing of the SKU, the first one first."""
+        listings = [self.products[sku], *self.more_listings.get(sku, [])]
+        return [self.available[ids["inventory_item_id"]] for ids in listings]
 
     def set_available(self, sku: str, available: int) -> None:
         """Change stock behind the hub's back (a manual edit in the Shopify admin)."""
@@ -435,7 +451,10 @@ class ShopifySimulator:
                     }
                 ],
             }
-            for sku, ids in self.products.items()
+            for sku, ids in [
+                *self.products.items(),
+                *((sku, more) for sku, extra in self.more_listings.items() for more in extra),
+            ]
         ]
         page, headers = self._page(request, "products", products, params)
         return self._json({"products": page}, headers=headers)

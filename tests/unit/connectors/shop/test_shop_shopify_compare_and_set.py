@@ -97,3 +97,22 @@ async def test_every_variant_re_imported_with_the_one_pushed_is_set_to_its_targe
     # B2's count known was its old item's: not taken for the new item's, nor cut to its 0
     assert (await shopify_client.set_stock({"B2": 7, "B3": 4})).updated == {"B2": 7, "B3": 4}
     assert [shopify_sim.stock(s) for s in ("B1", "B2", "B3")] == [7, 7, 4]
+
+
+async def test_every_listing_of_a_sku_is_kept_at_its_level(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 0)
+    shopify_sim.list_again("A", 3)  # the same goods in a second product
+    shopify_sim.add_product("B", 0)
+    result = await shopify_client.set_stock({"A": 6, "B": 2})
+    assert result.updated == {"A": 6, "B": 2} and shopify_sim.stocks("A") == [6, 6]
+    # A sale on the second listing the hub has not heard of: neither listing offers more than
+    # the shop has left, and a reconcile sees the most any listing offers.
+    copy = shopify_sim.more_listings["A"][0]["inventory_item_id"]
+    shopify_sim.available[copy] -= 2
+    assert await shopify_client.get_stock(["A"]) == {"A": 6}
+    assert (await shopify_client.set_stock({"A": 6})).updated == {"A": 4}
+    assert shopify_sim.stocks("A") == [4, 4]
+    shopify_sim.available[copy] = 9  # edited behind the hub's back: a reconcile finds it
+    assert await shopify_client.get_stock(["A"]) == {"A": 9}
+    assert (await shopify_client.set_stock({"A": 4}, force=True)).updated == {"A": 4}
+    assert shopify_sim.stocks("A") == [4, 4]
