@@ -155,8 +155,10 @@ class ReturnedLine(CanonicalMessage):
 
 
 class OrderReturned(_OrderMessage):
-    """Goods came back, or were refunded: restocked lines add to on-hand. Without lines, a
-    refund of no goods (shipping, a goodwill refund): a credit note only."""
+    """A refund, with the goods it names; restocked lines add to on-hand.
+
+    Without lines it is a refund of no goods (shipping, a goodwill refund): a credit note only.
+    """
 
     ce_type = "hub.order.returned.v1"
 

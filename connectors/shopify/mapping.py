@@ -312,17 +312,25 @@ def _refund(
                 shipped=SHIPPED_BY_RESTOCK_TYPE.get(str(restock_type)),
             )
         )
-    refunded = Decimal(0)
+    refunded = meant = Decimal(0)  # money back; and with what is still pending
+    comparable = True
     gateway = ""
     for i, raw in enumerate(as_list(r.get("transactions"), f"{where}.transactions")):
         t = as_obj(raw, f"{where}.transactions[{i}]")
-        if t.get("kind") == "refund" and t.get("status") == "success":
-            refunded += money(t.get("amount"), f"{where}.transactions[{i}].amount")
+        if t.get("kind") != "refund" or t.get("status") not in ("success", "pending"):
+            continue
+        amount = money(t.get("amount"), f"{where}.transactions[{i}].amount")
+        meant += amount
+        comparable = comparable and t.get("currency") in (None, cur)
+        if t.get("status") == "success":
+            refunded += amount
             gateway = gateway or str(t.get("gateway") or "")[:64]
     goods = max(refund_for_lines, Decimal(0))
-    # What went back beyond the goods (charges, shipping, a goodwill refund) or short of them:
-    # the money is what the credit note must match. Where no money moved, the lines' amounts.
-    adjustment = refunded - goods if refunded > 0 else refund_for_charges
+    # What goes back beyond the goods (charges, shipping, a goodwill refund) or short of them:
+    # the credit note must match the money. A pending transaction counts, so that the same
+    # refund seen again once it settled gives the same message. Without money in the shop's
+    # currency to compare, the lines' amounts.
+    adjustment = meant - goods if meant > 0 and comparable else refund_for_charges
     if lines or goods or adjustment:
         msg = build(
             OrderReturned,

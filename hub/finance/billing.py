@@ -268,7 +268,9 @@ async def refund_split(
     order if unknown). Units in `unshipped` never left (refunded before fulfilment): they were
     never billed, so their share of the refund, by the order's line prices, is no credit note;
     the payment's refund alone settles it. The refund's `adjustment` (shipping, goodwill, or
-    less refunded than the lines' amount) is credited whole, at the whole order's rate."""
+    less refunded than the lines' amount) is credited whole, at the whole order's rate; before
+    anything of the order was billed, it lowers the charges its first fulfilment bills instead.
+    """
     rows = await _rows(session, msg.order_key)
     keys = {(line.sku, line.location) for line in msg.lines}
     refund = msg.refund
@@ -296,7 +298,18 @@ async def refund_split(
     net, tax = _split(refund, [r for k, r in rows.items() if r.priced and k in keys] or every, cur)
     if msg.adjustment:  # shipping, goodwill: at the rate of the whole order
         more_net, more_tax = _split(msg.adjustment, every, cur)
-        net, tax = net + more_net, tax + more_tax
+        if every and not any(r.shipped > 0 for r in rows.values()):
+            # Nothing billed yet: shipping and charges go with the first fulfilment, so the
+            # adjustment lowers what that bills. An order cancelled before it ships then bills
+            # nothing and credits nothing.
+            row = _row(rows, session, msg.order_key, CHARGES)
+            if not row.priced:
+                row.priced, row.currency, row.ordered = True, cur, 1
+            row.net = Decimal(row.net) - more_net
+            row.tax = Decimal(row.tax) - more_tax
+            await session.flush()
+        else:
+            net, tax = net + more_net, tax + more_tax
     return costing.round_amount(net, msg.currency), costing.round_amount(tax, msg.currency)
 
 

@@ -146,11 +146,24 @@ def test_a_refund_is_credited_at_the_money_that_went_back(
     assert returned.refund + returned.adjustment == refunded.amount == Decimal(back)
 
 
-def test_a_refund_whose_money_has_not_moved_credits_the_lines(load, shopify_account):
+def test_a_refund_seen_pending_then_settled_gives_the_same_credit(load, shopify_account):
     refund = load("shopify", "refunds_create")
+    _money_back(refund, "58.06")  # the tee and its shipping
+    settled = map_webhook("refunds/create", refund, shopify_account)
     refund["transactions"][0]["status"] = "pending"
-    [returned] = [e.data for e in map_webhook("refunds/create", refund, shopify_account)]
-    assert isinstance(returned, OrderReturned)
+    pending = map_webhook("refunds/create", refund, shopify_account)
+    assert [type(e.data) for e in pending] == [OrderReturned]  # no money moved yet
+    assert pending[0].id == settled[0].id and pending[0].data == settled[0].data
+    refund["transactions"][0]["status"] = "failure"
+    [failed] = map_webhook("refunds/create", refund, shopify_account)
+    assert (failed.data.refund, failed.data.adjustment) == (Decimal("48.06"), 0)
+
+
+def test_money_back_in_another_currency_is_not_compared_with_the_lines(load, shopify_account):
+    refund = load("shopify", "refunds_create")
+    _money_back(refund, "52.00")
+    refund["transactions"][0]["currency"] = "EUR"  # the buyer's, not the shop's USD
+    returned = map_webhook("refunds/create", refund, shopify_account)[0].data
     assert (returned.refund, returned.adjustment) == (Decimal("48.06"), 0)
 
 
