@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from faststream.kafka import KafkaBroker
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hub import metrics
+from hub import deadletters, metrics
 from hub.config import Settings
 from hub.core.batch import BatchResult, CoreProcessor, rules_from_config
-from hub.core.consumer import add_core_subscriber
+from hub.core.consumer import add_core_subscriber, raw_body
 from hub.domain.allocation import Rule
 from hub.finance.chart import chart_from_config
 from hub.kafka import clients
@@ -35,6 +36,7 @@ from hub.store.db import make_engine, server_warnings, session_factory
 from hub.store.migrate import upgrade
 from hub.store.models import ChannelRuleRow
 from hub.voucherworker import VoucherWorker
+from schemas import topics
 
 log = structlog.get_logger("hub.app")
 
@@ -101,6 +103,7 @@ class Runtime:
                 interval=s.relay_interval_ms / 1000,
             )
             self.tasks.append(asyncio.create_task(self.relay.run(self.stop_event), name="relay"))
+            await self._start_dead_letter_recorder()
         if "core" in self.roles:
             for i in range(self.consumers):
                 await self._start_core(i)
@@ -163,6 +166,29 @@ class Runtime:
         await broker.start()
         self.brokers.append(broker)
         self.processors.append(processor)
+
+    async def _start_dead_letter_recorder(self) -> None:
+        """Every consumer's dead letters into the table `hub dlq` lists and replays."""
+        assert self.sessions is not None
+        sessions = self.sessions
+        broker = self._broker("hub-dead-letters")
+
+        @broker.subscriber(
+            topics.DLQ,
+            group_id=deadletters.RECORDER_GROUP,
+            batch=True,
+            max_records=500,
+            batch_timeout_ms=100,
+            fetch_max_wait_ms=500,  # nothing waits on it; an idle poll costs the broker little
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=raw_body,
+        )
+        async def on_letters(body: list[Any], message: KafkaMessage) -> None:
+            await deadletters.record_letters(sessions, message.raw_message)
+
+        await broker.start()
+        self.brokers.append(broker)
 
     def _broker(self, client_id: str) -> KafkaBroker:
         """A FastStream broker for this process's subscribers, with FastStream's own Prometheus

@@ -1,17 +1,39 @@
-"""Replaying dead letters: send them back to their topic with their original bytes, mark them
-replayed and audit it, in one transaction (shared by `hub dlq replay` and `POST /api/dlq/replay`)."""
+"""Dead letters: recording them, and replaying them.
+
+Recording: the core writes its own dead letters to the `dead_letters` table in the transaction
+that refuses them. The other consumers (stock pushes, voucher sinks, supplier orders) can only
+publish theirs to `hub.dlq.v1`; `record_letters` (the relay role subscribes it) writes those to
+the same table, so `hub dlq list` and `replay` see every dead letter. A letter is keyed by its
+consumer, topic, partition and offset (the core's own, published too, are found there already);
+one with no single origin (a push of coalesced stock levels) is keyed by its place in the
+dead-letter topic.
+
+Replaying: send them back to their topic with their original bytes, mark them replayed and audit
+it, in one transaction (shared by `hub dlq replay` and `POST /api/dlq/replay`). A stock level
+older than the level since published for its SKU and channel is not sent: a push worker that
+restarted has forgotten the newer one and would push the stale count. It is marked replayed as
+superseded."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from pydantic import ValidationError
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit import record
-from hub.store.models import DeadLetter
+from hub.store.bulk import is_postgres
+from hub.store.models import ChannelLevel, DeadLetter
+from schemas import topics
 from schemas.base import now_utc
+from schemas.levels import StockLevelChanged
+
+RECORDER_GROUP = "hub-dead-letters"
+_ORIGIN = ["consumer", "topic", "partition", "offset"]
 
 
 class Sender(Protocol):
@@ -28,24 +50,42 @@ async def pending(session: AsyncSession, ids: Sequence[int] | None) -> list[Dead
     return list((await session.execute(q.order_by(DeadLetter.id).with_for_update())).scalars())
 
 
+@dataclass
+class Replayed:
+    """Dead letters sent back, and stock levels not sent because a newer one was published
+    since (letter id → the version published now)."""
+
+    sent: list[int] = field(default_factory=list)
+    superseded: dict[int, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"replayed": self.sent}
+        if self.superseded:
+            out["superseded"] = {str(k): v for k, v in self.superseded.items()}
+        return out
+
+
 async def replay(
     session: AsyncSession, letters: list[DeadLetter], sender: Sender, actor: str
-) -> list[int]:
+) -> Replayed:
     """Send `letters` (from `pending`, in the caller's transaction), mark them and audit it;
     the mark commits only after the broker acknowledged, so a failure replays nothing twice."""
     if not letters:
-        return []
-    await sender.send_many(
-        [
-            (
-                d.topic,
-                d.key.decode("utf-8", "replace") if d.key else None,
-                d.payload or b"",
-                [(k, v.encode()) for k, v in d.headers],
-            )
-            for d in letters
-        ]
-    )
+        return Replayed()
+    superseded = await _superseded(session, letters)
+    sent = [d for d in letters if d.id not in superseded]
+    if sent:
+        await sender.send_many(
+            [
+                (
+                    d.topic,
+                    d.key.decode("utf-8", "replace") if d.key else None,
+                    d.payload or b"",
+                    [(k, v.encode()) for k, v in d.headers],
+                )
+                for d in sent
+            ]
+        )
     done = [d.id for d in letters]
     now = now_utc()
     await session.execute(update(DeadLetter).where(DeadLetter.id.in_(done)).values(replayed_at=now))
@@ -61,6 +101,70 @@ async def replay(
             ],
             "replayed_at": None,
         },
-        after={"ids": done, "replayed_at": now.isoformat()},
+        after={
+            "ids": [d.id for d in sent],
+            "superseded": {str(k): v for k, v in superseded.items()},
+            "replayed_at": now.isoformat(),
+        },
     )
-    return done
+    return Replayed([d.id for d in sent], superseded)
+
+
+async def _superseded(session: AsyncSession, letters: Sequence[DeadLetter]) -> dict[int, int]:
+    """Stock levels older than the level published since for their SKU and channel."""
+    levels: dict[int, StockLevelChanged] = {}
+    for d in letters:
+        if d.topic == topics.STOCK_LEVELS and d.payload:
+            try:
+                levels[d.id] = StockLevelChanged.model_validate_json(d.payload)
+            except ValidationError:
+                continue  # sent back as it is: its consumer dead-letters it again, saying why
+    if not levels:
+        return {}
+    keys = sorted({(lv.sku, lv.channel) for lv in levels.values()})
+    t = ChannelLevel.__table__
+    current = {
+        (r.sku, r.channel): r.version
+        for r in await session.execute(
+            select(t.c.sku, t.c.channel, t.c.version).where(tuple_(t.c.sku, t.c.channel).in_(keys))
+        )
+    }
+    return {
+        i: current[(lv.sku, lv.channel)]
+        for i, lv in levels.items()
+        if current.get((lv.sku, lv.channel), 0) > lv.version
+    }
+
+
+def letter_row(r: Any) -> dict[str, Any]:
+    """The `dead_letters` row of a record of `hub.dlq.v1` (its `dlq_*` headers say where it
+    came from and why; the other headers are the original message's, sent back on replay)."""
+    headers = [(k, v.decode("utf-8", "replace")) for k, v in (r.headers or ())]
+    dlq = {k: v for k, v in headers if k.startswith("dlq_")}
+    try:
+        partition, offset = int(dlq["dlq_partition"]), int(dlq["dlq_offset"])
+    except (KeyError, ValueError):
+        partition, offset = r.partition, r.offset  # no single origin: its place here
+    return {
+        "consumer": dlq.get("dlq_consumer") or "unknown",
+        "topic": dlq.get("dlq_topic") or r.topic,
+        "partition": partition,
+        "offset": offset,
+        "key": r.key,
+        "headers": [[k, v] for k, v in headers if not k.startswith("dlq_")],
+        "payload": r.value,
+        "error": dlq.get("dlq_error") or "no reason given",
+    }
+
+
+async def record_letters(sessions: async_sessionmaker[AsyncSession], records: Iterable[Any]) -> int:
+    """Write records of `hub.dlq.v1` to `dead_letters`; those recorded before (the core's own,
+    or a record read again) are skipped. Returns how many rows were offered."""
+    rows = [letter_row(r) for r in records]
+    if not rows:
+        return 0
+    async with sessions() as session, session.begin():
+        insert = postgresql.insert if is_postgres(session) else sqlite.insert
+        stmt = insert(DeadLetter).on_conflict_do_nothing(index_elements=_ORIGIN)
+        await session.execute(stmt, rows)
+    return len(rows)

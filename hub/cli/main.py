@@ -367,11 +367,11 @@ def dlq_replay(
     except clients.NoBroker as exc:
         raise fail(str(exc)) from None
 
-    async def go() -> list[int]:
+    async def go() -> deadletters.Replayed:
         async with db_session(s) as session, session.begin():
             letters = await deadletters.pending(session, ids)
             if not letters:
-                return []
+                return deadletters.Replayed()
             pub = KafkaPublisher(bootstrap, client=clients.client_kwargs(s))
             await pub.start()
             try:
@@ -381,9 +381,13 @@ def dlq_replay(
 
     done = run(go())
     if as_json:
-        print_json({"replayed": done})
-    else:
-        out.print(f"replayed {len(done)} dead letter(s)")
+        print_json(done.as_json())
+        return
+    out.print(f"replayed {len(done.sent)} dead letter(s)")
+    for letter, version in done.superseded.items():
+        out.print(
+            f"  #{letter}: a stock level older than version {version}, published since; not sent"
+        )
 
 
 @audit_app.command("list")

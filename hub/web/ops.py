@@ -109,7 +109,7 @@ def ops_routes(runtime: Any, guard: Any = None) -> list[Route]:
                 )
         except BrokerUnavailable as exc:
             return JSONResponse({"error": str(exc)}, status_code=503)
-        return JSONResponse({"replayed": done})
+        return JSONResponse(done.as_json())
 
     async def api_audit(request: Request) -> Response:
         if runtime.sessions is None:

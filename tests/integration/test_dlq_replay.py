@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -110,3 +111,65 @@ async def _status(rt: Runtime, key: str, status: str | None) -> bool:
 
 async def _dead(rt: Runtime) -> bool:
     return rt.totals.dead_lettered >= 1
+
+
+async def test_a_push_refused_is_listed_and_a_stale_level_is_not_pushed_again(
+    kafka, tmp_path, monkeypatch
+):
+    """The push worker's dead letters reach `hub dlq list` through the relay role's recorder.
+    Replayed after a newer level was published, a level is not sent (a push worker that
+    restarted would push its stale count); the newest one is."""
+    from hub.pushworker import PushWorker
+    from hub.store.models import ChannelLevel
+    from schemas.levels import StockLevelChanged
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    s = Settings(kafka_bootstrap=kafka.bootstrap, database_url=url, var_dir=tmp_path / "var")
+    s.__dict__["hub"] = HubConfig()
+    rt = Runtime(s)
+    await rt.start({"relay"})
+    try:
+        assert rt.publisher is not None and rt.sessions is not None
+        worker = PushWorker(s, rt.publisher)
+
+        def level(version: int, available: int) -> StockLevelChanged:
+            return StockLevelChanged(
+                sku="A",
+                channel="online",
+                available=available,
+                on_hand=available,
+                reserved=0,
+                version=version,
+                changed_at=datetime(2026, 12, 6, tzinfo=UTC),
+            )
+
+        from connectors.pushout import PushFailure
+
+        for version, available in ((3, 7), (4, 5)):
+            failure = PushFailure("acme", level(version, available), "no variant with this SKU")
+            await worker._failed(failure)
+
+        monkeypatch.setenv("HUB_DATABASE_URL", url)
+        monkeypatch.setenv("HUB_KAFKA_BOOTSTRAP", kafka.bootstrap)
+
+        async def listed() -> list[dict]:
+            return json.loads((await cli(["dlq", "list", "--json"])).stdout)
+
+        async def both() -> bool:
+            return len(await listed()) == 2
+
+        await _until(both)
+        old, new = await listed()
+        assert (old["consumer"], old["topic"]) == ("hub-connectors", "hub.stock-levels.v1")
+        assert "no variant with this SKU" in old["error"]
+        async with rt.sessions() as session, session.begin():
+            session.add(ChannelLevel(sku="A", channel="online", available=5, version=4))
+        replayed = await cli(["dlq", "replay", "--all", "--json"])
+        assert replayed.exit_code == 0, replayed.output
+        assert json.loads(replayed.stdout) == {
+            "replayed": [new["id"]],
+            "superseded": {str(old["id"]): 4},
+        }
+        assert await listed() == []
+    finally:
+        await rt.stop()

@@ -1,0 +1,50 @@
+"""Records of `hub.dlq.v1` written to `dead_letters` once, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from hub.deadletters import record_letters
+from hub.store.models import DeadLetter
+
+pytestmark = pytest.mark.integration
+
+
+def dlq_record(offset: int, **headers: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        topic="hub.dlq.v1",
+        partition=2,
+        offset=offset,
+        key=b"A",
+        value=b'{"sku": "A"}',
+        headers=[("ce_type", b"hub.stock.level.changed.v1")]
+        + [(k, v.encode()) for k, v in headers.items()],
+    )
+
+
+async def test_each_dead_letter_is_recorded_once_with_its_origin(sessions):
+    pushed = dlq_record(
+        10, dlq_error="acme: no variant", dlq_topic="hub.stock-levels.v1", dlq_consumer="pushers"
+    )
+    refused = dlq_record(
+        11,
+        dlq_error="bad order",
+        dlq_topic="hub.orders.v1",
+        dlq_partition="3",
+        dlq_offset="77",
+        dlq_consumer="core",
+    )
+    await record_letters(sessions, [pushed, refused])
+    await record_letters(sessions, [pushed, refused])  # read again after a restart
+    async with sessions() as s:
+        rows = (await s.execute(select(DeadLetter).order_by(DeadLetter.offset))).scalars().all()
+    assert [(r.consumer, r.topic, r.partition, r.offset) for r in rows] == [
+        ("pushers", "hub.stock-levels.v1", 2, 10),  # no single origin: its place in the DLQ
+        ("core", "hub.orders.v1", 3, 77),
+    ]
+    assert rows[0].error == "acme: no variant" and rows[0].payload == b'{"sku": "A"}'
+    # Replayed with the original message's headers only.
+    assert rows[0].headers == [["ce_type", "hub.stock.level.changed.v1"]]
