@@ -2,7 +2,8 @@
 
 Offsets are committed after the batch's levels reached every shop, or after a bounded wait: a
 shop that keeps failing keeps being retried in memory (newest version only), and the periodic
-reconcile repairs anything a crash lost. Permanent refusals go to the dead-letter topic.
+reconcile repairs anything a crash lost. Permanent refusals go to the dead-letter topic, and so
+does a record that is no stock level.
 
 Each level is handled with its record's correlation id, message id, type, topic, partition and
 offset bound in the log context. A level names the orders that changed it (`ce_causes`, else
@@ -114,6 +115,22 @@ class PushWorker:
                 ]
             )
 
+    async def _poison(self, record: Any, reason: str) -> None:
+        """A record that is no stock level goes to the dead-letter topic with its reason and
+        origin (`hub dlq list` shows it), never silently skipped."""
+        log.error("stock level unreadable; dead-lettered", error=reason[:300])
+        metrics.DEAD_LETTERS.labels(topic=topics.STOCK_LEVELS, reason="invalid").inc()
+        headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
+        headers += [
+            ("dlq_error", reason[:2000].encode()),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+            ("dlq_consumer", group_for(self.only).encode()),
+        ]
+        key = record.key.decode("utf-8", "replace") if record.key else None
+        await self.publisher.send_many([(topics.DLQ, key, record.value or b"", headers)])
+
     @staticmethod
     def _latency(account: str, seconds: float, count: int) -> None:
         metrics.STOCK_PUSHES.labels(account=account, outcome="ok").inc(count)
@@ -137,8 +154,8 @@ class PushWorker:
                 with bound_consumer_record(r):
                     try:
                         level = StockLevelChanged.model_validate_json(r.value)
-                    except ValidationError:
-                        log.warning("not a stock level; skipped")
+                    except ValidationError as exc:
+                        await self._poison(r, f"not a stock level: {exc}")
                         continue
                     taken = self.pushout.offer_level(level, level_causes(r.headers))
                     log.debug("stock level offered", sku=level.sku, accounts=taken)
