@@ -48,7 +48,15 @@ qty = st.integers(1, 6)
 ref = st.integers(1, 5).map(str)
 
 
-def placed(order: str, lines: list[tuple[str, int, Decimal, Decimal]], ship: Decimal, inc: bool):
+def placed(
+    order: str,
+    lines: list[tuple[str, int, Decimal, Decimal]],
+    ship: Decimal,
+    inc: bool,
+    charge: Decimal = D(0),
+):
+    # Shipping taxed at 13% when there is any; a charge (a line without a SKU, a fee, negative
+    # for a fee that is a discount) at 6%.
     return OrderPlaced(
         order_key=order,
         account=order.split(":")[0],
@@ -61,6 +69,9 @@ def placed(order: str, lines: list[tuple[str, int, Decimal, Decimal]], ship: Dec
             for s, q, p, t in lines
         ),
         shipping=ship,
+        shipping_tax=costing.round_amount(ship * D("0.13"), "CNY"),
+        charges=charge,
+        charges_tax=costing.round_amount(charge * D("0.06"), "CNY"),
         total=D(0),
         taxes_included=inc,
     )
@@ -86,6 +97,7 @@ messages = st.one_of(
         ),
         st.sampled_from([D(0), D("8.00")]),
         st.booleans(),
+        st.sampled_from([D(0), D("5.30"), D("-2.00")]),
     ),
     st.builds(
         lambda o, r, s, q: OrderFulfilled(
@@ -102,14 +114,16 @@ messages = st.one_of(
         qty,
     ),
     st.builds(
-        lambda o, r, s, q, restock, amount: OrderReturned(
+        lambda o, r, s, q, restock, amount, goods, adjustment: OrderReturned(
             order_key=o,
             account="a",
             channel="online",
             return_id=f"R{r}",
             returned_at=T,
-            lines=(ReturnedLine(sku=s, quantity=q, restock=restock),),
-            refund=amount,
+            # without lines: a refund of no goods (shipping, goodwill)
+            lines=(ReturnedLine(sku=s, quantity=q, restock=restock),) if goods else (),
+            refund=amount if goods else D(0),
+            adjustment=adjustment,
         ),
         st.sampled_from(ORDERS),
         ref,
@@ -117,6 +131,8 @@ messages = st.one_of(
         qty,
         st.booleans(),
         price,
+        st.booleans(),
+        st.sampled_from([D(0), D("8.00"), D("-3.00")]),
     ),
     st.builds(
         lambda o, r, amount, refund: (
