@@ -171,6 +171,7 @@ class Runtime:
         """Every consumer's dead letters into the table `hub dlq` lists and replays."""
         assert self.sessions is not None
         sessions = self.sessions
+        since = await deadletters.recorder_since(sessions)
         broker = self._broker("hub-dead-letters")
 
         @broker.subscriber(
@@ -185,7 +186,7 @@ class Runtime:
             decoder=raw_body,
         )
         async def on_letters(body: list[Any], message: KafkaMessage) -> None:
-            await deadletters.record_letters(sessions, message.raw_message)
+            await deadletters.record_letters(sessions, message.raw_message, since)
 
         await broker.start()
         self.brokers.append(broker)

@@ -20,19 +20,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import structlog
 from pydantic import ValidationError
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit import record
 from hub.store.bulk import is_postgres
-from hub.store.models import ChannelLevel, DeadLetter
+from hub.store.models import ChannelLevel, ConnectorCursor, DeadLetter
 from schemas import topics
 from schemas.base import now_utc
 from schemas.levels import StockLevelChanged
 
 RECORDER_GROUP = "hub-dead-letters"
+log = structlog.get_logger(__name__)
 _ORIGIN = ["consumer", "topic", "partition", "offset"]
 
 
@@ -138,16 +141,22 @@ async def _superseded(session: AsyncSession, letters: Sequence[DeadLetter]) -> d
 
 def letter_row(r: Any) -> dict[str, Any]:
     """The `dead_letters` row of a record of `hub.dlq.v1` (its `dlq_*` headers say where it
-    came from and why; the other headers are the original message's, sent back on replay)."""
-    headers = [(k, v.decode("utf-8", "replace")) for k, v in (r.headers or ())]
+    came from and why; the other headers are the original message's, sent back on replay).
+
+    A letter with no single origin (a push of coalesced stock levels) is keyed by its place in
+    the dead-letter topic, as partition `-1 - p`: never the origin of another letter. Values the
+    table cannot hold are cut to fit, so that one odd record never stops the recorder."""
+    headers = [(str(k), _text(v)) for k, v in (r.headers or ())]
     dlq = {k: v for k, v in headers if k.startswith("dlq_")}
     try:
         partition, offset = int(dlq["dlq_partition"]), int(dlq["dlq_offset"])
+        if not (0 <= partition < 2**31 and 0 <= offset < 2**63):
+            raise ValueError("out of range")
     except (KeyError, ValueError):
-        partition, offset = r.partition, r.offset  # no single origin: its place here
+        partition, offset = -1 - r.partition, r.offset  # no single origin: its place here
     return {
-        "consumer": dlq.get("dlq_consumer") or "unknown",
-        "topic": dlq.get("dlq_topic") or r.topic,
+        "consumer": (dlq.get("dlq_consumer") or "unknown")[:64],
+        "topic": (dlq.get("dlq_topic") or r.topic)[:128],
         "partition": partition,
         "offset": offset,
         "key": r.key,
@@ -157,14 +166,55 @@ def letter_row(r: Any) -> dict[str, Any]:
     }
 
 
-async def record_letters(sessions: async_sessionmaker[AsyncSession], records: Iterable[Any]) -> int:
-    """Write records of `hub.dlq.v1` to `dead_letters`; those recorded before (the core's own,
-    or a record read again) are skipped. Returns how many rows were offered."""
-    rows = [letter_row(r) for r in records]
+def _text(value: bytes | None) -> str:
+    """A header value as text PostgreSQL can store (no NUL)."""
+    return (value or b"").decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+async def recorder_since(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """When the recorder first ran against this database (ms since the epoch, kept in
+    `connector_cursors`): records older than that are not imported. A first deployment does not
+    bring back letters handled long ago, and a database never sees another's."""
+    async with sessions() as session, session.begin():
+        row = await session.get(ConnectorCursor, ("hub", "dead-letters"))
+        if row is None:
+            row = ConnectorCursor(
+                account="hub", what="dead-letters", cursor=str(int(now_utc().timestamp() * 1000))
+            )
+            session.add(row)
+        return int(row.cursor or 0)
+
+
+async def record_letters(
+    sessions: async_sessionmaker[AsyncSession], records: Iterable[Any], since_ms: int = 0
+) -> int:
+    """Write records of `hub.dlq.v1` (from `since_ms` on) to `dead_letters`; those recorded
+    before (the core's own, or a record read again) are skipped. A row the database refuses
+    anyway is logged and left in the topic rather than holding up every later letter. Returns
+    how many rows were offered."""
+    rows = [letter_row(r) for r in records if (getattr(r, "timestamp", None) or 0) >= since_ms]
     if not rows:
         return 0
+    try:
+        await _insert(sessions, rows)
+    except DBAPIError:
+        for row in rows:  # find the one the database refuses; keep the others
+            try:
+                await _insert(sessions, [row])
+            except DBAPIError as exc:
+                log.error(
+                    "dead letter not recorded",
+                    consumer=row["consumer"],
+                    topic=row["topic"],
+                    partition=row["partition"],
+                    offset=row["offset"],
+                    error=str(exc)[:300],
+                )
+    return len(rows)
+
+
+async def _insert(sessions: async_sessionmaker[AsyncSession], rows: list[dict[str, Any]]) -> None:
     async with sessions() as session, session.begin():
         insert = postgresql.insert if is_postgres(session) else sqlite.insert
         stmt = insert(DeadLetter).on_conflict_do_nothing(index_elements=_ORIGIN)
         await session.execute(stmt, rows)
-    return len(rows)

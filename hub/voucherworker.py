@@ -74,6 +74,7 @@ class VoucherWorker:
         voucher: VoucherIssued,
         raw: bytes,
         headers: Sequence[tuple[str, bytes]] = (),
+        origin: tuple[int, int] | None = None,
     ) -> None:
         for attempt in range(1, self.attempts + 1):
             try:
@@ -110,6 +111,9 @@ class VoucherWorker:
                                         ("dlq_error", f"{name}: {exc}"[:2000].encode()),
                                         ("dlq_topic", topics.VOUCHERS.encode()),
                                         ("dlq_consumer", self.group.encode()),
+                                        # its origin: a batch read again (a sink still down)
+                                        # dead-letters it again, as the same letter
+                                        *_origin_headers(origin),
                                     ],
                                 ),
                             )
@@ -140,7 +144,14 @@ class VoucherWorker:
                         log.warning("not a voucher; skipped")
                         continue
                     for name, sink in self.sinks.items():
-                        await self._deliver(name, sink, voucher, r.value, tuple(r.headers or ()))
+                        await self._deliver(
+                            name,
+                            sink,
+                            voucher,
+                            r.value,
+                            tuple(r.headers or ()),
+                            (r.partition, r.offset),
+                        )
 
     async def stop(self) -> None:
         for sink in self.sinks.values():
@@ -148,6 +159,12 @@ class VoucherWorker:
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
+
+
+def _origin_headers(origin: tuple[int, int] | None) -> list[tuple[str, bytes]]:
+    if origin is None:
+        return []
+    return [("dlq_partition", str(origin[0]).encode()), ("dlq_offset", str(origin[1]).encode())]
 
 
 def _dead_letter_headers(

@@ -13,11 +13,12 @@ from hub.store.models import DeadLetter
 pytestmark = pytest.mark.integration
 
 
-def dlq_record(offset: int, **headers: str) -> SimpleNamespace:
+def dlq_record(offset: int, timestamp: int = 1_000, **headers: str) -> SimpleNamespace:
     return SimpleNamespace(
         topic="hub.dlq.v1",
         partition=2,
         offset=offset,
+        timestamp=timestamp,
         key=b"A",
         value=b'{"sku": "A"}',
         headers=[("ce_type", b"hub.stock.level.changed.v1")]
@@ -42,9 +43,28 @@ async def test_each_dead_letter_is_recorded_once_with_its_origin(sessions):
     async with sessions() as s:
         rows = (await s.execute(select(DeadLetter).order_by(DeadLetter.offset))).scalars().all()
     assert [(r.consumer, r.topic, r.partition, r.offset) for r in rows] == [
-        ("pushers", "hub.stock-levels.v1", 2, 10),  # no single origin: its place in the DLQ
+        ("pushers", "hub.stock-levels.v1", -3, 10),  # no single origin: DLQ partition 2
         ("core", "hub.orders.v1", 3, 77),
     ]
     assert rows[0].error == "acme: no variant" and rows[0].payload == b'{"sku": "A"}'
     # Replayed with the original message's headers only.
     assert rows[0].headers == [["ce_type", "hub.stock.level.changed.v1"]]
+
+
+async def test_an_odd_record_is_recorded_as_it_can_be_and_holds_up_nothing(sessions):
+    odd = dlq_record(
+        12,
+        dlq_error="bad\x00byte",
+        dlq_topic="hub.vouchers.v1",
+        dlq_consumer="hub-finance-" + "x" * 80,
+        dlq_partition="99999999999",
+        dlq_offset="5",
+    )
+    odd.headers.append(("ce_id", None))
+    old = dlq_record(13, timestamp=10, dlq_error="long ago", dlq_topic="hub.orders.v1")
+    fine = dlq_record(14, dlq_error="refused", dlq_topic="hub.purchase-orders.v1")
+    await record_letters(sessions, [odd, old, fine], since_ms=100)
+    async with sessions() as s:
+        rows = (await s.execute(select(DeadLetter).order_by(DeadLetter.offset))).scalars().all()
+    assert [r.error for r in rows] == ["bad\ufffdbyte", "refused"]  # not the one from before
+    assert len(rows[0].consumer) == 64 and rows[0].partition == -3  # cut; origin out of range
