@@ -27,6 +27,7 @@ needs to refill.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +85,10 @@ class ShopifyClient:
             int(extra["location_id"]) if extra.get("location_id") else None
         )
         self._items: Items = {}
+        self._items_at = 0.0
+        # The catalogue is read again when it is older than this: a SKU listed once more (a copy
+        # of a product) is then kept at its level too, not only after a restart.
+        self.catalogue_ttl = float(extra.get("catalogue_ttl_seconds", 600))
         self._known: dict[int, int] = {}  # the shop's quantity as last set or read, per item
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
@@ -155,6 +160,7 @@ class ShopifyClient:
                 break
             params = {"limit": 250, "page_info": cursor}
         items = {sku: tuple(ids) for sku, ids in found.items()}
+        self._items_at = time.monotonic()
         live = {iid for ids in items.values() for iid in ids}
         # Counts are per item: a variant made again is a new item, with no count known yet.
         self._known = {iid: n for iid, n in self._known.items() if iid in live}
@@ -195,7 +201,8 @@ class ShopifyClient:
 
     async def set_stock(self, levels: Mapping[str, int], *, force: bool = False) -> StockPushResult:
         items = await self.inventory_items()
-        if any(s not in items for s in levels):
+        stale = time.monotonic() - self._items_at > self.catalogue_ttl
+        if stale or any(s not in items for s in levels):
             items = await self.inventory_items(refresh=True)
         items = dict(items)  # this push's view: a variant made again is moved in it
         location = await self.location_id()
@@ -209,7 +216,11 @@ class ShopifyClient:
         if not force:
             unknown = [s for s in targets if any(iid not in self._known for iid in items[s])]
             if unknown:
-                self._known.update(await self._levels(items, unknown))
+                read = await self._levels(items, unknown)
+                # Only items with no count yet: a known one keeps its count, or a sale on it the
+                # hub has not heard of would pass its compare-and-set unseen.
+                self._known.update({iid: n for iid, n in read.items() if iid not in self._known})
+                items.update(_stocked(items, unknown, read))
         chunk: dict[str, int] = {}
         size = 0
         for sku, available in targets.items():  # at most GRAPHQL_BATCH items a call
@@ -273,12 +284,16 @@ class ShopifyClient:
             for sku in result.failed:
                 pending.pop(sku, None)
             moved = await self._moved(gone, items, pending, result) if gone else []
-            stale = {s: ids for s, ids in stale.items() if s in pending and s not in moved}
+            stale = {s: ids for s, ids in stale.items() if s in pending}
             if stale or moved:
                 current = await self._levels(items, [*stale, *moved])
-                self._known.update(current)  # a new item: its count says nothing of sales
+                for sku in moved:  # new items: their counts say nothing of sales
+                    self._known.update(
+                        {iid: current[iid] for iid in items[sku] if iid in current}
+                    )
                 for sku, ids in stale.items():
                     counts = [current[iid] for iid in ids if iid in current]
+                    self._known.update({iid: current[iid] for iid in ids if iid in current})
                     if counts:
                         # a sale the hub has not seen yet: never offer more than the shop has left
                         pending[sku] = max(0, min(pending[sku], *counts))
@@ -354,6 +369,19 @@ def _graphql_check(response: httpx.Response) -> None:
         # Shopify's stand-in for a 500: nothing was changed, and the same call may succeed.
         raise TransientError(f"GraphQL error: {str(top)[:300]}", status=200, retry_after=None)
     raise ConnectorError(f"GraphQL error: {str(top)[:300]}", retryable=False, status=200)
+
+
+def _stocked(items: Items, skus: Sequence[str], counts: Mapping[int, int]) -> Items:
+    """For SKUs listed more than once: only the listings stocked at the location (those with a
+    count). A listing that is not cannot be set there, and would fail the SKU's other listings
+    with it; a SKU with none stocked keeps them all, and fails with the shop's reason."""
+    out: Items = {}
+    for sku in skus:
+        ids = items[sku]
+        stocked = tuple(iid for iid in ids if iid in counts)
+        if len(ids) > 1 and stocked and stocked != ids:
+            out[sku] = stocked
+    return out
 
 
 def _error_item(err: Mapping[str, Any], order: list[tuple[str, int]]) -> tuple[str, int] | None:

@@ -447,7 +447,7 @@ class ShopifySimulator:
                         "sku": sku,
                         "inventory_item_id": ids["inventory_item_id"],
                         "inventory_management": "shopify",
-                        "inventory_quantity": self.available[ids["inventory_item_id"]],
+                        "inventory_quantity": self.available.get(ids["inventory_item_id"], 0),
                     }
                 ],
             }

@@ -116,3 +116,24 @@ async def test_every_listing_of_a_sku_is_kept_at_its_level(shopify_sim, shopify_
     assert await shopify_client.get_stock(["A"]) == {"A": 9}
     assert (await shopify_client.set_stock({"A": 4}, force=True)).updated == {"A": 4}
     assert shopify_sim.stocks("A") == [4, 4]
+
+
+async def test_a_new_listing_does_not_hide_a_sale_on_the_known_one(shopify_sim, shopify_client):
+    shopify_sim.add_product("A", 0)
+    await shopify_client.set_stock({"A": 5})
+    shopify_sim.list_again("A", 0)  # a copy: its count not yet known to the client
+    shopify_sim.make_order(1, [("A", 1, "5.00")])  # a sale the hub has not heard of yet
+    shopify_client.catalogue_ttl = 0  # the catalogue is read again before this push
+    result = await shopify_client.set_stock({"A": 5})
+    assert result.updated == {"A": 4} and shopify_sim.stocks("A") == [4, 4]
+
+
+async def test_a_listing_not_stocked_at_the_location_does_not_fail_the_others(
+    shopify_sim, shopify_client
+):
+    shopify_sim.add_product("A", 0)
+    elsewhere = shopify_sim.list_again("A", 0)
+    del shopify_sim.available[elsewhere]  # no inventory level at this location
+    result = await shopify_client.set_stock({"A": 3})
+    assert result.updated == {"A": 3} and result.failed == {}
+    assert shopify_sim.stock("A") == 3
