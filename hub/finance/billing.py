@@ -298,10 +298,11 @@ async def refund_split(
     net, tax = _split(refund, [r for k, r in rows.items() if r.priced and k in keys] or every, cur)
     if msg.adjustment:  # shipping, goodwill: at the rate of the whole order
         more_net, more_tax = _split(msg.adjustment, every, cur)
-        if every and not any(r.shipped > 0 for r in rows.values()):
-            # Nothing billed yet: shipping and charges go with the first fulfilment, so the
-            # adjustment lowers what that bills. An order cancelled before it ships then bills
-            # nothing and credits nothing.
+        if msg.adjustment > 0 and every and not any(r.shipped > 0 for r in rows.values()):
+            # Money back before anything was billed: shipping and charges go with the first
+            # fulfilment, so it lowers what that bills. An order cancelled before it ships then
+            # bills nothing and credits nothing. (Money kept, a negative adjustment, is revenue
+            # now, shipped or not.)
             row = _row(rows, session, msg.order_key, CHARGES)
             if not row.priced:
                 row.priced, row.currency, row.ordered = True, cur, 1

@@ -257,6 +257,11 @@ async def test_the_core_books_a_whole_batch_as_it_books_one_message_at_a_time(
     assert again.vouchers == 0 and await balances(engine) == tb
 
 
+def env(m: CanonicalMessage, ref: str) -> Envelope:
+    """`m` as the core receives it, its id from its type and `ref`."""
+    return Envelope(id=message_id("test", m.ce_type, ref), source="test", data=m, time=T)
+
+
 def keyed(m: CanonicalMessage) -> Envelope:
     """`m` as the core receives it, its id derived from its Kafka key."""
     return Envelope(id=message_id("test", m.ce_type, m.kafka_key()), source="test", data=m)
@@ -351,9 +356,6 @@ async def test_a_refund_of_no_goods_is_a_credit_note_that_clears_the_money_sent_
     from hub.core.batch import CoreProcessor
     from tests.builders import records
 
-    def env(m: CanonicalMessage, ref: str) -> Envelope:
-        return Envelope(id=message_id("test", m.ce_type, ref), source="test", data=m, time=T)
-
     core = CoreProcessor(session_factory(engine), {}, chart=CHART)
     first = [RECEIPT_1, PLACED, PAID, SHIP_1, SHIP_2]
     await core.process(records(*(env(m, str(i)) for i, m in enumerate(first))))
@@ -390,9 +392,6 @@ async def test_shipping_refunded_before_anything_shipped_is_never_billed(
     cancelled too, nothing is billed at all. Either way the receivable ends at 0."""
     from hub.core.batch import CoreProcessor
     from tests.builders import records
-
-    def env(m: CanonicalMessage, ref: str) -> Envelope:
-        return Envelope(id=message_id("test", m.ce_type, ref), source="test", data=m, time=T)
 
     core = CoreProcessor(session_factory(engine), {}, chart=CHART)
     await core.process(records(env(RECEIPT_1, "r"), env(PLACED, "p"), env(PAID, "P1")))
@@ -434,6 +433,42 @@ async def test_shipping_refunded_before_anything_shipped_is_never_billed(
         # billed, which is split at the order's rate: the platform does not say its tax
         assert tb["6001"] + tb["222102"] == D("-101.70")
     assert tb["1122"] == 0
+
+
+async def test_money_kept_from_a_refund_before_shipping_is_revenue_at_once(
+    engine: AsyncEngine,
+) -> None:
+    """An order without shipping refunded whole before it shipped, 10 of its 119.70 kept (a
+    cancellation fee): the 10 is revenue at once, and the receivable ends at 0."""
+    from hub.core.batch import CoreProcessor
+    from tests.builders import records
+
+    placed = PLACED.model_copy(update={"shipping": D(0), "total": D("119.70")})
+    paid = PAID.model_copy(update={"amount": D("119.70")})
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    await core.process(records(env(RECEIPT_1, "r"), env(placed, "p"), env(paid, "P1")))
+    everything = RETURNED.model_copy(
+        update={
+            "lines": (
+                ReturnedLine(sku="TEE", quantity=3, restock=True, shipped=False),
+                ReturnedLine(sku="MUG", quantity=1, restock=True, shipped=False),
+            ),
+            "refund": D("119.70"),
+            "adjustment": D("-10.00"),  # 109.70 went back
+        }
+    )
+    back = PaymentRefunded(
+        order_key=ORDER,
+        account="acme",
+        amount=D("109.70"),
+        currency="CNY",
+        refund_id="R1",
+        refunded_at=T + timedelta(minutes=5),
+    )
+    await core.process(records(env(everything, "R1"), env(back, "R1")))
+    tb = await balances(engine)
+    assert tb["1122"] == 0
+    assert tb["6001"] + tb.get("222102", 0) == D("-10.00")
 
 
 @pytest.mark.parametrize("one_batch", [True, False], ids=["one batch", "a batch each"])
