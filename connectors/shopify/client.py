@@ -288,9 +288,7 @@ class ShopifyClient:
             if stale or moved:
                 current = await self._levels(items, [*stale, *moved])
                 for sku in moved:  # new items: their counts say nothing of sales
-                    self._known.update(
-                        {iid: current[iid] for iid in items[sku] if iid in current}
-                    )
+                    self._known.update({iid: current[iid] for iid in items[sku] if iid in current})
                 for sku, ids in stale.items():
                     counts = [current[iid] for iid in ids if iid in current]
                     self._known.update({iid: current[iid] for iid in ids if iid in current})
