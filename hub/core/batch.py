@@ -647,7 +647,7 @@ class CoreProcessor:
     ) -> dict[tuple[str, str], Decimal | None] | None:
         """Make the vouchers the message causes, against the stock as it is before its effect
         (booked with the batch's others by `queue`). Returns the unit costs restocked returns
-        come back at."""
+        come back at, and None for a receipt whose cost cannot be booked (at the average)."""
         assert self.chart is not None
         msg = env.data
         costs: dict[tuple[str, str], Decimal | None] | None = None
@@ -671,6 +671,11 @@ class CoreProcessor:
             )
         except CurrencyMismatch as exc:
             log.warning("no voucher booked", cause=env.id, reason=str(exc))
+            if isinstance(msg, GoodsReceived):
+                # Its cost is in another currency than the books': mixed into the average as it
+                # is, it would misprice every later sale. The units come in at the average;
+                # `hub books check` shows the inventory account short of them until converted.
+                return {(msg.sku, msg.location): None}
             return costs
         queue.add(made, env.correlation_id or env.id)
         return costs
@@ -705,7 +710,7 @@ class CoreProcessor:
         elif isinstance(d, StockAdjusted):
             book.apply_adjusted(d, cause)
         elif isinstance(d, GoodsReceived):
-            book.apply_received(d, cause)
+            book.apply_received(d, cause, costs)
         elif isinstance(d, StockTransferred):
             book.apply_transferred(d, cause)
 

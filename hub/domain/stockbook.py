@@ -640,9 +640,19 @@ class StockBook:
         )
         self._check_bump(row, cause, msg.adjusted_at)
 
-    def apply_received(self, msg: GoodsReceived, cause: str) -> None:
+    def apply_received(
+        self,
+        msg: GoodsReceived,
+        cause: str,
+        unit_costs: dict[StockKey, Decimal | None] | None = None,
+    ) -> None:
+        """Goods in, at the receipt's unit cost, or at the current average where `unit_costs`
+        says None for them (a cost the books cannot take as it is: another currency)."""
         row = self._row(msg.sku, msg.location)
-        row.avg_cost = costing.receive(row.on_hand, row.avg_cost, msg.quantity, msg.unit_cost)
+        unit_cost = (unit_costs or {}).get((msg.sku, msg.location), msg.unit_cost)
+        if unit_cost is None:
+            unit_cost = row.avg_cost
+        row.avg_cost = costing.receive(row.on_hand, row.avg_cost, msg.quantity, unit_cost)
         # Inbound falls by what the receipt fills on its PO's open lines, which purchasing works
         # out (`on_receipt`): units beyond them, or on a closed PO, were never inbound.
         self._move(
@@ -652,7 +662,7 @@ class StockBook:
             msg.receipt_id,
             cause,
             msg.received_at,
-            unit_cost=msg.unit_cost,
+            unit_cost=unit_cost,
         )
         self._fill_backorders(row, cause)
 

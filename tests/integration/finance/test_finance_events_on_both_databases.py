@@ -229,6 +229,25 @@ async def test_a_foreign_currency_sale_is_refused_before_anything_is_written(
         assert (await s.execute(select(ProcessedMessage))).scalars().all() == []
 
 
+async def test_a_receipt_in_another_currency_comes_in_at_the_average_and_is_flagged(
+    engine: AsyncEngine,
+) -> None:
+    """10 TEE at 10.00 CNY, then 10 at 2.00 USD: the books (CNY) cannot take the second cost as
+    it is. The units are in stock at the average, not at a price in the wrong unit, and the
+    books check shows the inventory account short of them until they are converted."""
+    from hub.core.batch import CoreProcessor
+    from tests.builders import records
+
+    usd = RECEIPT_2.model_copy(update={"quantity": 10, "unit_cost": D("2.00"), "currency": "USD"})
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    await core.process(records(env(RECEIPT_1, "r1"), env(usd, "r2")))
+    async with session_factory(engine)() as s:
+        tee = await s.get(Stock, ("TEE", "main"))
+        assert tee is not None and (tee.on_hand, D(tee.avg_cost)) == (20, D("10.00"))
+        problems = await ledger.check_books(s, CHART)
+    assert {(p.check, p.subject) for p in problems} >= {("inventory", "TEE@main")}
+
+
 async def test_the_core_books_a_whole_batch_as_it_books_one_message_at_a_time(
     engine: AsyncEngine,
 ) -> None:
