@@ -139,6 +139,23 @@ async def _superseded(session: AsyncSession, letters: Sequence[DeadLetter]) -> d
     }
 
 
+def poison_letter(
+    record: Any, reason: str, consumer: str
+) -> tuple[str, str | None, bytes, list[tuple[str, bytes]]]:
+    """A consumed record its consumer cannot read, as a record of `hub.dlq.v1` (topic, key,
+    value, headers): its own headers, then why and where from."""
+    headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
+    headers += [
+        ("dlq_error", reason[:2000].encode()),
+        ("dlq_topic", record.topic.encode()),
+        ("dlq_partition", str(record.partition).encode()),
+        ("dlq_offset", str(record.offset).encode()),
+        ("dlq_consumer", consumer.encode()),
+    ]
+    key = record.key.decode("utf-8", "replace") if record.key else None
+    return topics.DLQ, key, record.value or b"", headers
+
+
 def letter_row(r: Any) -> dict[str, Any]:
     """The `dead_letters` row of a record of `hub.dlq.v1` (its `dlq_*` headers say where it
     came from and why; the other headers are the original message's, sent back on replay).

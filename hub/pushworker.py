@@ -28,6 +28,7 @@ from connectors.pushout import PushFailure, StockPushOut
 from hub import metrics
 from hub.config import SHOP_CONNECTORS, Settings
 from hub.core.consumer import raw_body
+from hub.deadletters import poison_letter
 from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
 from hub.observe import bound_consumer_record, header_value
@@ -120,16 +121,7 @@ class PushWorker:
         origin (`hub dlq list` shows it), never silently skipped."""
         log.error("stock level unreadable; dead-lettered", error=reason[:300])
         metrics.DEAD_LETTERS.labels(topic=topics.STOCK_LEVELS, reason="invalid").inc()
-        headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
-        headers += [
-            ("dlq_error", reason[:2000].encode()),
-            ("dlq_topic", record.topic.encode()),
-            ("dlq_partition", str(record.partition).encode()),
-            ("dlq_offset", str(record.offset).encode()),
-            ("dlq_consumer", group_for(self.only).encode()),
-        ]
-        key = record.key.decode("utf-8", "replace") if record.key else None
-        await self.publisher.send_many([(topics.DLQ, key, record.value or b"", headers)])
+        await self.publisher.send_many([poison_letter(record, reason, group_for(self.only))])
 
     @staticmethod
     def _latency(account: str, seconds: float, count: int) -> None:

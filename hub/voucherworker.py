@@ -22,6 +22,7 @@ from connectors.errors import ConnectorError
 from hub import metrics
 from hub.config import Settings
 from hub.core.consumer import raw_body
+from hub.deadletters import poison_letter
 from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
 from hub.observe import bound_consumer_record
@@ -140,8 +141,8 @@ class VoucherWorker:
                 with bound_consumer_record(r):
                     try:
                         voucher = VoucherIssued.model_validate_json(r.value)
-                    except ValidationError:
-                        log.warning("not a voucher; skipped")
+                    except ValidationError as exc:
+                        await self._poison(r, f"not a voucher: {exc}")
                         continue
                     for name, sink in self.sinks.items():
                         await self._deliver(
@@ -152,6 +153,13 @@ class VoucherWorker:
                             tuple(r.headers or ()),
                             (r.partition, r.offset),
                         )
+
+    async def _poison(self, record: Any, reason: str) -> None:
+        """A record that is no voucher goes to the dead-letter topic with its reason and origin
+        (`hub dlq list` shows it), never silently skipped."""
+        log.error("voucher unreadable; dead-lettered", error=reason[:300])
+        metrics.DEAD_LETTERS.labels(topic=topics.VOUCHERS, reason="invalid").inc()
+        await self.publisher.send_many([poison_letter(record, reason, self.group)])
 
     async def stop(self) -> None:
         for sink in self.sinks.values():

@@ -1,5 +1,5 @@
-"""The push worker's subscriber with FastStream's in-memory TestKafkaBroker: a record that is
-no stock level goes to the dead-letter topic with its reason and origin."""
+"""The connector workers' subscribers with FastStream's in-memory TestKafkaBroker: a record that
+is not what their topic carries goes to the dead-letter topic with its reason and origin."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from hub.config import AccountConfig, HubConfig, Settings
 from hub.pushworker import PushWorker
+from hub.voucherworker import VoucherWorker
 from schemas import topics
 from schemas.levels import StockLevelChanged
 
@@ -53,4 +54,21 @@ async def test_a_record_that_is_no_stock_level_is_dead_lettered_and_the_rest_pus
     assert fields["dlq_topic"] == topics.STOCK_LEVELS.encode()
     assert fields["dlq_consumer"] == b"hub-connectors"
     assert b"not a stock level" in fields["dlq_error"]
+    assert {"dlq_partition", "dlq_offset"} <= set(fields)
+
+
+async def test_a_record_that_is_no_voucher_is_dead_lettered(tmp_path):
+    settings = Settings(var_dir=tmp_path)
+    settings.__dict__["hub"] = HubConfig()
+    out = Recorder()
+    worker = VoucherWorker(settings, out)  # type: ignore[arg-type]
+    broker = KafkaBroker("localhost:9092")
+    worker.subscribe(broker)
+    async with TestKafkaBroker(broker) as br:
+        await br.publish_batch(b"[1, 2]", topic=topics.VOUCHERS)
+    [(topic, _, body, headers)] = out.sent
+    fields = dict(headers)
+    assert topic == topics.DLQ and body == b"[1, 2]"
+    assert fields["dlq_topic"] == topics.VOUCHERS.encode()
+    assert b"not a voucher" in fields["dlq_error"]
     assert {"dlq_partition", "dlq_offset"} <= set(fields)
