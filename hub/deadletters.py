@@ -24,7 +24,7 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit import record
@@ -192,14 +192,17 @@ async def recorder_since(sessions: async_sessionmaker[AsyncSession]) -> int:
     """When the recorder first ran against this database (ms since the epoch, kept in
     `connector_cursors`): records older than that are not imported. A first deployment does not
     bring back letters handled long ago, and a database never sees another's."""
+    now = str(int(now_utc().timestamp() * 1000))
     async with sessions() as session, session.begin():
+        insert = postgresql.insert if is_postgres(session) else sqlite.insert
+        first = {"account": "hub", "what": "dead-letters", "cursor": now}
+        # Two relays starting at once on a new database: the first one's time stands.
+        await session.execute(
+            insert(ConnectorCursor).on_conflict_do_nothing(index_elements=["account", "what"]),
+            [first],
+        )
         row = await session.get(ConnectorCursor, ("hub", "dead-letters"))
-        if row is None:
-            row = ConnectorCursor(
-                account="hub", what="dead-letters", cursor=str(int(now_utc().timestamp() * 1000))
-            )
-            session.add(row)
-        return int(row.cursor or 0)
+        return int(row.cursor or 0) if row is not None else int(now)
 
 
 async def record_letters(
@@ -209,16 +212,16 @@ async def record_letters(
     before (the core's own, or a record read again) are skipped. A row the database refuses
     anyway is logged and left in the topic rather than holding up every later letter. Returns
     how many rows were offered."""
-    rows = [letter_row(r) for r in records if (getattr(r, "timestamp", None) or 0) >= since_ms]
+    rows = [letter_row(r) for r in records if _since(r, since_ms)]
     if not rows:
         return 0
     try:
         await _insert(sessions, rows)
-    except DBAPIError:
+    except (IntegrityError, DataError):
         for row in rows:  # find the one the database refuses; keep the others
             try:
                 await _insert(sessions, [row])
-            except DBAPIError as exc:
+            except (IntegrityError, DataError) as exc:  # not a lost connection: that is raised
                 log.error(
                     "dead letter not recorded",
                     consumer=row["consumer"],
@@ -228,6 +231,11 @@ async def record_letters(
                     error=str(exc)[:300],
                 )
     return len(rows)
+
+
+def _since(record: Any, since_ms: int) -> bool:
+    stamp = getattr(record, "timestamp", None)
+    return stamp is None or stamp < 0 or stamp >= since_ms  # no time given: recorded
 
 
 async def _insert(sessions: async_sessionmaker[AsyncSession], rows: list[dict[str, Any]]) -> None:

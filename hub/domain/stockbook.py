@@ -647,11 +647,14 @@ class StockBook:
         unit_costs: dict[StockKey, Decimal | None] | None = None,
     ) -> None:
         """Goods in, at the receipt's unit cost, or at the current average where `unit_costs`
-        says None for them (a cost the books cannot take as it is: another currency)."""
+        says None for them (a cost the books cannot take as it is: another currency). With no
+        average to take (nothing on hand), the receipt's own figure: either way the stock's
+        value then differs from the inventory account, which booked nothing, and the books
+        check reports it."""
         row = self._row(msg.sku, msg.location)
         unit_cost = (unit_costs or {}).get((msg.sku, msg.location), msg.unit_cost)
         if unit_cost is None:
-            unit_cost = row.avg_cost
+            unit_cost = row.avg_cost if row.on_hand > 0 and row.avg_cost > 0 else msg.unit_cost
         row.avg_cost = costing.receive(row.on_hand, row.avg_cost, msg.quantity, unit_cost)
         # Inbound falls by what the receipt fills on its PO's open lines, which purchasing works
         # out (`on_receipt`): units beyond them, or on a closed PO, were never inbound.

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from hub.deadletters import record_letters
+from hub.deadletters import record_letters, recorder_since
 from hub.store.models import DeadLetter
 
 pytestmark = pytest.mark.integration
@@ -68,3 +68,13 @@ async def test_an_odd_record_is_recorded_as_it_can_be_and_holds_up_nothing(sessi
         rows = (await s.execute(select(DeadLetter).order_by(DeadLetter.offset))).scalars().all()
     assert [r.error for r in rows] == ["bad\ufffdbyte", "refused"]  # not the one from before
     assert len(rows[0].consumer) == 64 and rows[0].partition == -3  # cut; origin out of range
+
+
+async def test_a_letter_without_a_time_is_recorded_and_the_start_is_kept(sessions):
+    first = await recorder_since(sessions)
+    assert await recorder_since(sessions) == first  # a second relay finds the first's time
+    undated = dlq_record(15, dlq_error="no time", dlq_topic="hub.vouchers.v1")
+    undated.timestamp = None
+    await record_letters(sessions, [undated], since_ms=first)
+    async with sessions() as s:
+        assert (await s.execute(select(DeadLetter.error))).scalars().all() == ["no time"]

@@ -246,6 +246,15 @@ async def test_a_receipt_in_another_currency_comes_in_at_the_average_and_is_flag
         assert tee is not None and (tee.on_hand, D(tee.avg_cost)) == (20, D("10.00"))
         problems = await ledger.check_books(s, CHART)
     assert {(p.check, p.subject) for p in problems} >= {("inventory", "TEE@main")}
+    # Into a location with nothing on hand there is no average to take: the receipt's own
+    # figure, and the books check reports it all the same.
+    first = usd.model_copy(update={"sku": "MUG", "receipt_id": "GRN-USD"})
+    await core.process(records(env(first, "r3")))
+    async with session_factory(engine)() as s:
+        mug = await s.get(Stock, ("MUG", "main"))
+        assert mug is not None and mug.on_hand == 10
+        problems = await ledger.check_books(s, CHART)
+    assert ("inventory", "MUG@main") in {(p.check, p.subject) for p in problems}
 
 
 async def test_the_core_books_a_whole_batch_as_it_books_one_message_at_a_time(
