@@ -29,7 +29,7 @@ from hub.finance.tables import OrderLinePrice, VoucherLineRow, VoucherRow
 from hub.store import bulk
 from hub.store.locks import one_of
 from hub.store.models import ProcessedMessage, table
-from schemas.orders import OrderFulfilled, OrderPlaced, OrderReturned
+from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
 
 SHIPPING = ("~shipping", "~")
 CHARGES = ("~charges", "~")  # lines without a SKU and fees
@@ -250,11 +250,33 @@ async def bill_shipment(
     for key in CHARGE_KEYS if first else ():
         if key != SHIPPING and key not in rows:
             continue  # no charges on this order (or its prices come later, and bill them then)
-        charge = _row(rows, session, msg.order_key, key)
-        charge.shipped = 1
-        net, tax = _bill(charge, charge.currency or currency)
-        if net or tax:
-            out.append(SaleLine(key[0], key[1], 0, net, tax))
+        out.extend(_bill_charge(_row(rows, session, msg.order_key, key), currency))
+    await session.flush()
+    return out
+
+
+def _bill_charge(row: OrderLinePrice, currency: str) -> list[SaleLine]:
+    """A charge line (shipping, charges) billed whole, once: [] when nothing is left to bill."""
+    row.shipped = 1
+    net, tax = _bill(row, row.currency or currency)
+    return [SaleLine(row.sku, row.location, 0, net, tax)] if net or tax else []
+
+
+async def bill_cancellation(
+    session: AsyncSession, msg: OrderCancelled, currency: str
+) -> list[SaleLine]:
+    """An order cancelled before anything of it shipped: its shipping and charges, billed with
+    a first fulfilment that now never comes, are billed now (less what a refund already took
+    off them), so what the customer was not refunded of them is revenue and the receivable
+    closes. A refund of them afterwards is a credit note."""
+    rows = await _rows(session, msg.order_key)
+    if any(r.shipped > 0 for r in rows.values()):
+        return []  # billed with the first fulfilment already
+    out: list[SaleLine] = []
+    for key in CHARGE_KEYS:
+        row = rows.get(key)
+        if row is not None and row.priced:
+            out.extend(_bill_charge(row, currency))
     await session.flush()
     return out
 

@@ -22,7 +22,7 @@ from hub.finance.rules import StockKey, StockState
 from schemas.base import CanonicalMessage
 from schemas.envelope import Envelope
 from schemas.finance import VoucherIssued
-from schemas.orders import OrderFulfilled, OrderPlaced, OrderReturned
+from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
 from schemas.payments import PaymentCaptured, PaymentRefunded
 from schemas.stock import GoodsReceived, StockAdjusted, StockCounted, StockTransferred
 
@@ -73,6 +73,19 @@ async def vouchers_for(
                         at=msg.placed_at,
                         currency=msg.currency,
                         lines=late,
+                    )
+                )
+        case OrderCancelled():
+            kept = await billing.bill_cancellation(session, msg, chart.currency)
+            if kept:
+                made.append(
+                    rules.sale_billed(
+                        chart,
+                        order_key=msg.order_key,
+                        at=msg.cancelled_at,
+                        currency=chart.currency,
+                        lines=kept,
+                        cause_type="order_cancelled",
                     )
                 )
         case OrderFulfilled():
@@ -204,6 +217,8 @@ def _cause_id(msg: CanonicalMessage) -> str | None:
     """The voucher id a message's cause maps to; None where billing guards its own (orders,
     fulfilments) or for messages without a financial effect."""
     match msg:
+        case OrderCancelled():
+            return rules.voucher_id("order_cancelled", msg.order_key)
         case OrderReturned():
             return rules.voucher_id("order_returned", f"{msg.order_key}:{msg.return_id}")
         case PaymentCaptured():

@@ -212,9 +212,12 @@ def sale_billed(
     currency: str,
     lines: Sequence[SaleLine],
     tz: str | ZoneInfo | None = None,
+    cause_type: str = "sale_billed",
 ) -> VoucherIssued | None:
     """Revenue of units shipped before their order's prices were known (the fulfilment came
-    first and booked only their cost): Dr receivable / Cr revenue, Cr output VAT."""
+    first and booked only their cost): Dr receivable / Cr revenue, Cr output VAT. With
+    `cause_type` "order_cancelled": the shipping and charges an order cancelled before it
+    shipped keeps (what was not refunded of them)."""
     v = _Voucher(chart, _books_currency(chart, currency))
     receivable = ZERO
     for line in lines:
@@ -225,7 +228,8 @@ def sale_billed(
         v.post(Role.REVENUE, -net, f"sale {line.sku} × {line.quantity} billed late", sku=sku)
         v.post(Role.OUTPUT_VAT, -tax, f"output VAT {line.sku}", sku=sku)
     v.post(Role.RECEIVABLE, receivable, f"sale {order_key}", order_key=order_key)
-    return v.issue("sale_billed", order_key, at, tz, f"late billing of {order_key}")
+    what = "late billing" if cause_type == "sale_billed" else "charges kept"
+    return v.issue(cause_type, order_key, at, tz, f"{what} of {order_key}")
 
 
 def payment_captured(

@@ -26,6 +26,7 @@ from hub.store.models import ProcessedMessage, Stock
 from schemas.base import CanonicalMessage
 from schemas.orders import (
     FulfilledLine,
+    OrderCancelled,
     OrderFulfilled,
     OrderLine,
     OrderPlaced,
@@ -160,6 +161,10 @@ messages = st.one_of(
         ref,
         price,
         st.booleans(),
+    ),
+    st.builds(
+        lambda o: OrderCancelled(order_key=o, account="a", channel="online", cancelled_at=T),
+        st.sampled_from(ORDERS),
     ),
     st.builds(
         lambda s, r, q: StockCounted(sku=s, quantity=q, count_id=f"C{r}", counted_at=T),

@@ -499,6 +499,46 @@ async def test_money_kept_from_a_refund_before_shipping_is_revenue_at_once(
     assert tb["6001"] + tb.get("222102", 0) == D("-10.00")
 
 
+@pytest.mark.parametrize("refund_first", [True, False], ids=["refund, cancel", "cancel, refund"])
+async def test_an_order_cancelled_before_it_shipped_bills_the_shipping_it_kept(
+    engine: AsyncEngine, refund_first: bool
+) -> None:
+    """The goods refunded (119.70) but not the shipping (8), and the order cancelled before
+    anything shipped: the 8 is revenue and the receivable closes, whichever came first."""
+    from hub.core.batch import CoreProcessor
+    from schemas.orders import OrderCancelled
+    from tests.builders import records
+
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    await core.process(records(env(RECEIPT_1, "r"), env(PLACED, "p"), env(PAID, "P1")))
+    goods = RETURNED.model_copy(
+        update={
+            "lines": (
+                ReturnedLine(sku="TEE", quantity=3, restock=True, shipped=False),
+                ReturnedLine(sku="MUG", quantity=1, restock=True, shipped=False),
+            ),
+            "refund": D("119.70"),
+        }
+    )
+    back = PaymentRefunded(
+        order_key=ORDER,
+        account="acme",
+        amount=D("119.70"),
+        currency="CNY",
+        refund_id="R1",
+        refunded_at=T + timedelta(minutes=5),
+    )
+    cancel = OrderCancelled(
+        order_key=ORDER, account="acme", channel="online", cancelled_at=T + timedelta(minutes=6)
+    )
+    steps = [[goods, back], [cancel]] if refund_first else [[cancel], [goods, back]]
+    for step in steps:
+        await core.process(records(*(env(m, "x") for m in step)))
+    tb = await balances(engine)
+    assert tb["1122"] == 0
+    assert tb["6001"] + tb.get("222102", 0) == D("-8.00")
+
+
 @pytest.mark.parametrize("one_batch", [True, False], ids=["one batch", "a batch each"])
 async def test_a_refund_before_shipping_puts_back_no_stock_and_no_inventory(
     engine: AsyncEngine, one_batch: bool
