@@ -659,6 +659,8 @@ class CoreProcessor:
             await queue.flush(session)  # a return reads its sale's cost back from the books
             lines = await billing.return_lines(session, self.chart, msg)
             costs = {(ln.sku, ln.location): ln.unit_cost for ln in lines}
+        if isinstance(msg, OrderCancelled):
+            await queue.flush(session)  # it bills what the order's money still covers
         dropshipped = book.dropshipped(msg) if isinstance(msg, OrderFulfilled) else None
         try:
             made = await finance_events.vouchers_for(

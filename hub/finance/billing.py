@@ -25,7 +25,7 @@ from hub.finance import costing
 from hub.finance.chart import Chart, Role
 from hub.finance.ledger import from_minor, insert
 from hub.finance.rules import ReturnLine, SaleLine, voucher_id
-from hub.finance.tables import OrderLinePrice, VoucherLineRow, VoucherRow
+from hub.finance.tables import OrderFinance, OrderLinePrice, VoucherLineRow, VoucherRow
 from hub.store import bulk
 from hub.store.locks import one_of
 from hub.store.models import ProcessedMessage, table
@@ -257,26 +257,39 @@ async def bill_shipment(
 
 def _bill_charge(row: OrderLinePrice, currency: str) -> list[SaleLine]:
     """A charge line (shipping, charges) billed whole, once: [] when nothing is left to bill."""
-    row.shipped = 1
-    net, tax = _bill(row, row.currency or currency)
+    net, tax = _bill_whole(row, currency)
     return [SaleLine(row.sku, row.location, 0, net, tax)] if net or tax else []
+
+
+def _bill_whole(row: OrderLinePrice, currency: str) -> tuple[Decimal, Decimal]:
+    row.shipped = 1
+    return _bill(row, row.currency or currency)
 
 
 async def bill_cancellation(
     session: AsyncSession, msg: OrderCancelled, currency: str
 ) -> list[SaleLine]:
-    """An order cancelled before anything of it shipped: its shipping and charges, billed with
-    a first fulfilment that now never comes, are billed now (less what a refund already took
-    off them), so what the customer was not refunded of them is revenue and the receivable
-    closes. A refund of them afterwards is a credit note."""
+    """An order cancelled before anything of it shipped: its shipping and charges were to be
+    billed with a first fulfilment that now never comes. What the customer paid and still has
+    not had back keeps them: they are billed now up to that money (at their own rates), so it is
+    revenue and the receivable closes. An unpaid order, or one refunded whole, bills nothing; a
+    refund of them afterwards is a credit note."""
     rows = await _rows(session, msg.order_key)
     if any(r.shipped > 0 for r in rows.values()):
         return []  # billed with the first fulfilment already
-    out: list[SaleLine] = []
-    for key in CHARGE_KEYS:
-        row = rows.get(key)
-        if row is not None and row.priced:
-            out.extend(_bill_charge(row, currency))
+    charges = [r for k in CHARGE_KEYS if (r := rows.get(k)) is not None and r.priced]
+    fin = await session.get(OrderFinance, msg.order_key)
+    held = from_minor(fin.paid_minor - fin.billed_minor, currency) if fin is not None else ZERO
+    if not charges or held <= 0:
+        return []
+    billed = [(r, *_bill_whole(r, currency)) for r in charges]
+    gross = sum((net + tax for _, net, tax in billed), ZERO)
+    share = min(Decimal(1), held / gross) if gross > 0 else Decimal(1)
+    out = []
+    for row, net, tax in billed:
+        net, tax = (costing.round_amount(a * share, currency) for a in (net, tax))
+        if net or tax:
+            out.append(SaleLine(row.sku, row.location, 0, net, tax))
     await session.flush()
     return out
 

@@ -539,6 +539,34 @@ async def test_an_order_cancelled_before_it_shipped_bills_the_shipping_it_kept(
     assert tb["6001"] + tb.get("222102", 0) == D("-8.00")
 
 
+@pytest.mark.parametrize("paid", [False, True], ids=["never paid", "refunded whole"])
+async def test_an_order_cancelled_with_no_money_kept_bills_nothing(
+    engine: AsyncEngine, paid: bool
+) -> None:
+    """Cancelled unpaid, or after all its money went back (WooCommerce's webhook of a refunded
+    order says so without the refund's lines): no shipping is billed."""
+    from hub.core.batch import CoreProcessor
+    from schemas.orders import OrderCancelled
+    from tests.builders import records
+
+    back = PaymentRefunded(
+        order_key=ORDER,
+        account="acme",
+        amount=D("127.70"),
+        currency="CNY",
+        refund_id="R1",
+        refunded_at=T + timedelta(minutes=5),
+    )
+    cancel = OrderCancelled(
+        order_key=ORDER, account="acme", channel="online", cancelled_at=T + timedelta(minutes=6)
+    )
+    money = [PAID, back] if paid else []
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    await core.process(records(*(env(m, str(i)) for i, m in enumerate([PLACED, *money, cancel]))))
+    tb = await balances(engine)
+    assert tb.get("1122", 0) == 0 and tb.get("6001", 0) == 0
+
+
 @pytest.mark.parametrize("one_batch", [True, False], ids=["one batch", "a batch each"])
 async def test_a_refund_before_shipping_puts_back_no_stock_and_no_inventory(
     engine: AsyncEngine, one_batch: bool
