@@ -23,12 +23,11 @@ from typing import Any, Protocol
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit import record
-from hub.store.bulk import is_postgres
+from hub.finance.ledger import insert
 from hub.store.models import ChannelLevel, ConnectorCursor, DeadLetter
 from schemas import topics
 from schemas.base import now_utc
@@ -194,11 +193,12 @@ async def recorder_since(sessions: async_sessionmaker[AsyncSession]) -> int:
     bring back letters handled long ago, and a database never sees another's."""
     now = str(int(now_utc().timestamp() * 1000))
     async with sessions() as session, session.begin():
-        insert = postgresql.insert if is_postgres(session) else sqlite.insert
         first = {"account": "hub", "what": "dead-letters", "cursor": now}
         # Two relays starting at once on a new database: the first one's time stands.
         await session.execute(
-            insert(ConnectorCursor).on_conflict_do_nothing(index_elements=["account", "what"]),
+            insert(session, ConnectorCursor).on_conflict_do_nothing(
+                index_elements=["account", "what"]
+            ),
             [first],
         )
         row = await session.get(ConnectorCursor, ("hub", "dead-letters"))
@@ -240,6 +240,5 @@ def _since(record: Any, since_ms: int) -> bool:
 
 async def _insert(sessions: async_sessionmaker[AsyncSession], rows: list[dict[str, Any]]) -> None:
     async with sessions() as session, session.begin():
-        insert = postgresql.insert if is_postgres(session) else sqlite.insert
-        stmt = insert(DeadLetter).on_conflict_do_nothing(index_elements=_ORIGIN)
+        stmt = insert(session, DeadLetter).on_conflict_do_nothing(index_elements=_ORIGIN)
         await session.execute(stmt, rows)
