@@ -42,6 +42,7 @@ from connectors.errors import ConnectorError
 from hub import metrics
 from hub.config import AccountConfig, ConfigError, Settings
 from hub.core.consumer import raw_body
+from hub.deadletters import poison_letter
 from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
 from schemas import topics
@@ -285,16 +286,8 @@ class SupplierWorker:
         SUPPLIER_DOCUMENTS.labels(account=link.name, direction="out", outcome="refused").inc()
         metrics.DEAD_LETTERS.labels(topic=topics.PURCHASE_ORDERS, reason="refused").inc()
         log.error("supplier refused the order", account=link.name, error=error)
-        headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
-        headers += [
-            ("dlq_error", f"{link.name}: {error}"[:2000].encode()),
-            ("dlq_topic", record.topic.encode()),
-            ("dlq_partition", str(record.partition).encode()),
-            ("dlq_offset", str(record.offset).encode()),
-            ("dlq_consumer", self.group(link.name).encode()),
-        ]
-        key = record.key.decode() if record.key else None
-        await self.publisher.send_many([(topics.DLQ, key, record.value, headers)])
+        letter = poison_letter(record, f"{link.name}: {error}", self.group(link.name))
+        await self.publisher.send_many([letter])
 
     async def deliver(self, link: SupplierLink, record: Any) -> None:
         """One record of `hub.purchase-orders.v1` for one supplier account."""
