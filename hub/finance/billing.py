@@ -109,6 +109,11 @@ async def _rows(session: AsyncSession, order_key: str) -> dict[tuple[str, str], 
     return {(r.sku, r.location): r for r in result.scalars()}
 
 
+def _shipped_any(rows: Mapping[tuple[str, str], OrderLinePrice]) -> bool:
+    """Whether anything of the order has shipped (so its first fulfilment billed its charges)."""
+    return any(r.shipped > 0 for r in rows.values())
+
+
 def _row(
     rows: dict[tuple[str, str], OrderLinePrice],
     session: AsyncSession,
@@ -139,7 +144,7 @@ async def remember_prices(session: AsyncSession, msg: OrderPlaced) -> list[SaleL
     if any(r.priced for r in rows.values()):
         return []
     per_key = _price_lines(msg)
-    shipped_first = any(r.shipped > 0 for r in rows.values())
+    shipped_first = _shipped_any(rows)
     late: list[SaleLine] = []
     for key, (q, n, t) in per_key.items():
         row = _row(rows, session, msg.order_key, key)
@@ -237,7 +242,7 @@ async def bill_shipment(
     if not await first_time(session, vid):
         return None  # billed before, even if it booked no voucher (nothing had a price or cost)
     rows = await _rows(session, msg.order_key)
-    first = not any(r.shipped > 0 for r in rows.values())
+    first = not _shipped_any(rows)
     shipped: dict[tuple[str, str], int] = defaultdict(int)
     for line in msg.lines:
         shipped[(line.sku, line.location)] += line.quantity
@@ -275,7 +280,7 @@ async def bill_cancellation(
     revenue and the receivable closes. An unpaid order, or one refunded whole, bills nothing; a
     refund of them afterwards is a credit note."""
     rows = await _rows(session, msg.order_key)
-    if any(r.shipped > 0 for r in rows.values()):
+    if _shipped_any(rows):
         return []  # billed with the first fulfilment already
     charges = [r for k in CHARGE_KEYS if (r := rows.get(k)) is not None and r.priced]
     fin = await session.get(OrderFinance, msg.order_key)
@@ -333,7 +338,7 @@ async def refund_split(
     net, tax = _split(refund, [r for k, r in rows.items() if r.priced and k in keys] or every, cur)
     if msg.adjustment:  # shipping, goodwill: at the rate of the whole order
         more_net, more_tax = _split(msg.adjustment, every, cur)
-        if msg.adjustment > 0 and every and not any(r.shipped > 0 for r in rows.values()):
+        if msg.adjustment > 0 and every and not _shipped_any(rows):
             # Money back before anything was billed: shipping and charges go with the first
             # fulfilment, so it lowers what that bills. An order cancelled before it ships then
             # bills nothing and credits nothing. (Money kept, a negative adjustment, is revenue
