@@ -285,6 +285,18 @@ async def test_the_core_books_a_whole_batch_as_it_books_one_message_at_a_time(
     assert again.vouchers == 0 and await balances(engine) == tb
 
 
+def refunded(amount: Decimal, refund_id: str) -> PaymentRefunded:
+    """Money sent back on the order, five minutes after it was placed."""
+    return PaymentRefunded(
+        order_key=ORDER,
+        account="acme",
+        amount=amount,
+        currency="CNY",
+        refund_id=refund_id,
+        refunded_at=T + timedelta(minutes=5),
+    )
+
+
 def env(m: CanonicalMessage, ref: str) -> Envelope:
     """`m` as the core receives it, its id from its type and `ref`."""
     return Envelope(id=message_id("test", m.ce_type, ref), source="test", data=m, time=T)
@@ -430,14 +442,7 @@ async def test_shipping_refunded_before_anything_shipped_is_never_billed(
             "adjustment": D("8"),
         }
     )
-    back = PaymentRefunded(
-        order_key=ORDER,
-        account="acme",
-        amount=D("26"),
-        currency="CNY",
-        refund_id="R1",
-        refunded_at=T + timedelta(minutes=5),
-    )
+    back = refunded(D("26"), "R1")
     await core.process(records(env(mug_and_shipping, "R1"), env(back, "R1")))
     tb = await balances(engine)
     assert tb.get("6001", 0) == 0 and tb["1122"] == D("-101.70")  # a prepayment, nothing billed
@@ -485,14 +490,7 @@ async def test_money_kept_from_a_refund_before_shipping_is_revenue_at_once(
             "adjustment": D("-10.00"),  # 109.70 went back
         }
     )
-    back = PaymentRefunded(
-        order_key=ORDER,
-        account="acme",
-        amount=D("109.70"),
-        currency="CNY",
-        refund_id="R1",
-        refunded_at=T + timedelta(minutes=5),
-    )
+    back = refunded(D("109.70"), "R1")
     await core.process(records(env(everything, "R1"), env(back, "R1")))
     tb = await balances(engine)
     assert tb["1122"] == 0
@@ -520,14 +518,7 @@ async def test_an_order_cancelled_before_it_shipped_bills_the_shipping_it_kept(
             "refund": D("119.70"),
         }
     )
-    back = PaymentRefunded(
-        order_key=ORDER,
-        account="acme",
-        amount=D("119.70"),
-        currency="CNY",
-        refund_id="R1",
-        refunded_at=T + timedelta(minutes=5),
-    )
+    back = refunded(D("119.70"), "R1")
     cancel = OrderCancelled(
         order_key=ORDER, account="acme", channel="online", cancelled_at=T + timedelta(minutes=6)
     )
@@ -549,14 +540,7 @@ async def test_an_order_cancelled_with_no_money_kept_bills_nothing(
     from schemas.orders import OrderCancelled
     from tests.builders import records
 
-    back = PaymentRefunded(
-        order_key=ORDER,
-        account="acme",
-        amount=D("127.70"),
-        currency="CNY",
-        refund_id="R1",
-        refunded_at=T + timedelta(minutes=5),
-    )
+    back = refunded(D("127.70"), "R1")
     cancel = OrderCancelled(
         order_key=ORDER, account="acme", channel="online", cancelled_at=T + timedelta(minutes=6)
     )
