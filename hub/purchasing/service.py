@@ -861,8 +861,9 @@ async def _match(
 async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> list[tuple[str, str, int]]:
     """Put a receipt on its PO's lines in line order; record over- and under-delivery.
     Returns the inbound changes for the core's rows (`apply_inbound`), as `(sku, location,
-    -units)`: the units the receipt filled on open lines (not an over-delivery, nor anything
-    on a closed PO), and with a `final` receipt what the SKU's lines will no longer bring."""
+    -units)` at each line's own location (a receipt may land elsewhere): the units the receipt
+    filled on open lines (not an over-delivery, nor anything on a closed PO), and with a
+    `final` receipt what the SKU's lines will no longer bring."""
     if not msg.po_number:
         return []
     if await session.get(PoReceiptRow, (msg.po_number, msg.receipt_id, msg.sku)) is not None:
@@ -871,21 +872,21 @@ async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> list[tuple[st
     if po is None:
         log.warning("receipt for an unknown PO", po_number=msg.po_number, sku=msg.sku)
         return []
-    receipt = receiving.receive([_po_line(r) for r in rows], msg.sku, msg.quantity)
-    short: list[tuple[str, str, int]] = []
-    filled = msg.quantity - receipt.over_delivered
-    if filled:
-        short.append((msg.sku, msg.location, -filled))
-    for row, line in zip(rows, receipt.lines, strict=True):
+    before = [_po_line(r) for r in rows]
+    receipt = receiving.receive(before, msg.sku, msg.quantity)
+    # Inbound is counted where each line expects its goods, whatever location received them:
+    # a line's open units that the receipt filled or closed leave the line's location.
+    deltas: dict[StockKey, int] = defaultdict(int)
+    for row, old, line in zip(rows, before, receipt.lines, strict=True):
         if msg.final and row.sku == msg.sku and not line.closed:
-            if line.open_quantity:  # the supplier sends no more: close it short
-                short.append((row.sku, row.location, -line.open_quantity))
-            line = replace(line, closed=True)
+            line = replace(line, closed=True)  # the supplier sends no more: close it short
         elif line.received == row.received:
             continue
         elif line.received >= line.confirmed:
             line = replace(line, closed=True)
+        deltas[(row.sku, row.location)] += line.open_quantity - old.open_quantity
         _store_line(row, line)
+    short = [(s, loc, d) for (s, loc), d in sorted(deltas.items()) if d]
     if all(not r.open for r in rows):
         po.status = "closed"
     elif any(r.received for r in rows):

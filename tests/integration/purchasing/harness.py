@@ -188,10 +188,13 @@ def asn(po_number: str, sku: str, quantity: int, sid: str = "ASN-1") -> Envelope
     )
 
 
-def receipt(po_number: str, sku: str, quantity: int, rid: str = "GRN-1") -> Envelope:
+def receipt(
+    po_number: str, sku: str, quantity: int, rid: str = "GRN-1", location: str = "main"
+) -> Envelope:
     return _env(
         GoodsReceived(
             sku=sku,
+            location=location,
             quantity=quantity,
             unit_cost=D("8.50"),
             receipt_id=rid,

@@ -298,3 +298,30 @@ async def test_an_invoice_within_the_configured_tolerance_is_booked_when_the_goo
     await core.process(records(receipt(number, "TEE", 36)))
     booked = await invoice_row(sessions, "INV-6")
     assert (booked.status, booked.reasons) == ("matched", [])
+
+
+async def test_a_receipt_at_another_location_clears_the_inbound_where_the_po_expected_it(
+    sessions, policy_for
+):
+    """A PO for `main` received at `east`: the units are on hand at `east`, and `main` no
+    longer counts them as inbound; else its projected stock stays high and it is never ordered
+    again. Over-delivered units were never inbound anywhere."""
+    from hub.store.models import Stock
+
+    async def view() -> dict[str, tuple[int, int]]:
+        async with sessions() as s:
+            rows = (await s.execute(select(Stock).where(Stock.sku == "TEE"))).scalars().all()
+        return {r.location: (r.on_hand, r.inbound) for r in rows}
+
+    first = await _ordered(sessions, policy_for)  # 8 on hand at main, 36 inbound
+    await receipt_step(sessions, receipt(first, "TEE", 30, rid="GRN-1", location="east"))
+    assert await view() == {"main": (8, 6), "east": (30, 0)}
+
+    # The line is filled (3 more than ordered): main, still at 8, is below its reorder point
+    # with nothing inbound, so it is ordered again.
+    await receipt_step(sessions, receipt(first, "TEE", 9, rid="GRN-2", location="east"))
+    lines = {ln.po_number: ln for ln in await lines_of(sessions, "TEE")}
+    assert (lines[first].received, lines[first].over_delivered, lines[first].open) == (39, 3, False)
+    (again,) = [ln for n, ln in lines.items() if n != first]
+    assert again.location == "main" and again.ordered > 0
+    assert await view() == {"main": (8, again.ordered), "east": (39, 0)}
