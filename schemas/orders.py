@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from schemas import topics
 from schemas.base import Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
@@ -73,7 +73,11 @@ class OrderLine(CanonicalMessage):
 
 
 class OrderPlaced(_OrderMessage):
-    """A shop took an order: the hub reserves every line or none."""
+    """A shop took an order: the hub reserves every line or none.
+
+    Without lines it is an order of charges only (custom items, services, fees): nothing to
+    reserve, billed with its first fulfilment.
+    """
 
     ce_type = "hub.order.placed.v1"
 
@@ -82,7 +86,10 @@ class OrderPlaced(_OrderMessage):
     )
     placed_at: UtcDatetime = Field(description="When the shop took the order (UTC)")
     currency: Currency
-    lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=500, description="Order lines")
+    lines: tuple[OrderLine, ...] = Field(
+        max_length=500,
+        description="Lines of goods the hub keeps stock of (none: an order of charges only)",
+    )
     shipping: Amount = Field(
         default=Decimal(0),
         ge=0,
@@ -101,6 +108,14 @@ class OrderPlaced(_OrderMessage):
     taxes_included: bool = Field(
         default=False, description="Whether unit prices include tax", examples=[False]
     )
+
+    @model_validator(mode="after")
+    def _something_ordered(self) -> OrderPlaced:
+        if not self.lines and not (
+            self.charges or self.charges_tax or self.shipping or self.shipping_tax
+        ):
+            raise ValueError("an order needs a line or a charge")
+        return self
 
 
 class OrderCancelled(_OrderMessage):
@@ -124,7 +139,11 @@ class FulfilledLine(CanonicalMessage):
 
 
 class OrderFulfilled(_OrderMessage):
-    """Lines left the warehouse: their reservation is committed and on-hand drops."""
+    """Lines left the warehouse: their reservation is committed and on-hand drops.
+
+    Without lines it fulfilled only what is not goods the hub holds (custom items, services):
+    the order's charges are billed if nothing of it was billed before.
+    """
 
     ce_type = "hub.order.fulfilled.v1"
 
@@ -133,7 +152,9 @@ class OrderFulfilled(_OrderMessage):
     )
     fulfilled_at: UtcDatetime
     lines: tuple[FulfilledLine, ...] = Field(
-        min_length=1, max_length=500, description="Lines shipped by this fulfilment"
+        default=(),
+        max_length=500,
+        description="Lines of the hub's goods shipped by this fulfilment (none: charges only)",
     )
 
 

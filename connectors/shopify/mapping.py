@@ -12,7 +12,8 @@ Every `orders/*` topic carries the complete order, so each is mapped as a snapsh
 placed, plus whatever else has already happened to it. The core's inbox drops what it has seen.
 Amounts are in the shop currency (`currency`); `presentment_currency` is what the buyer saw.
 A line without a SKU (a custom item, a service) is billed as a charge and left out of the stock
-messages; gift cards are left out of both.
+messages; gift cards are left out of both. An order of such lines only is placed without lines,
+and a fulfilment of them without lines, so that its charges are billed when it is fulfilled.
 """
 
 from __future__ import annotations
@@ -217,9 +218,9 @@ def _placed(
                 line_id=as_id(item["id"], f"{where}.id") if item.get("id") is not None else None,
             )
         )
-    if not lines:
-        return None
     shipping, shipping_tax = _shipping(order)
+    if not lines and not (charges or charges_tax):
+        return None  # gift cards only: no goods and nothing billed as a sale
     msg = build(
         OrderPlaced,
         "order",
@@ -245,9 +246,13 @@ def _fulfillment(f: Json, order_id: str, account: Account, where: str) -> Envelo
         return None  # pending, open, cancelled, error, failure: nothing left the warehouse
     fid = as_id(req(f, "id", where), f"{where}.id")
     lines = []
+    charges = False  # custom items or services: billed with a first fulfilment
     for i, raw in enumerate(as_list(req(f, "line_items", where), f"{where}.line_items")):
         item = as_obj(raw, f"{where}.line_items[{i}]")
-        if item.get("gift_card") is True or not names_goods(item.get("sku")):
+        if item.get("gift_card") is True:
+            continue
+        if not names_goods(item.get("sku")):
+            charges = True
             continue
         lw = f"{where}.{_line_name(i, item)}"
         lines.append(
@@ -259,7 +264,7 @@ def _fulfillment(f: Json, order_id: str, account: Account, where: str) -> Envelo
                 location=account.config.location,
             )
         )
-    if not lines:
+    if not (lines or charges):
         return None
     at = timestamp(f.get("created_at") or f.get("updated_at"), f"{where}.created_at")
     msg = build(

@@ -14,7 +14,8 @@ placed + refunds, and cancelled too if it never shipped (no `date_completed_gmt`
 checkout-draft → nothing (WooCommerce holds no stock for them).
 
 A line without a SKU (a product kept without one) and the order's fees are billed as charges;
-the other lines are reserved as usual. The order JSON lists refunds only as `{id, reason, total}`; the lines come from the order-refunds
+the other lines are reserved as usual. An order of charges only is placed without lines, and
+billed when it completes. The order JSON lists refunds only as `{id, reason, total}`; the lines come from the order-refunds
 resource (`/orders/{id}/refunds`), mapped by `map_refund`. WooCommerce does not record whether a
 refund restocked, so the account's `restock_refunds` (default true, WooCommerce's own default in
 the refund form) decides.
@@ -237,12 +238,12 @@ def _placed(
                 line_id=as_id(item["id"], f"{where}.id") if item.get("id") is not None else None,
             )
         )
-    if not lines:
-        return None
     for i, raw in enumerate(as_list(order.get("fee_lines"), "order.fee_lines")):
         fee = as_obj(raw, f"fee_lines[{i}]")  # a fee (negative: a discount given as a fee)
         charges += money(fee.get("total"), f"fee_lines[{i}].total", default=Decimal(0))
         charges_tax += money(fee.get("total_tax"), f"fee_lines[{i}].total_tax", default=Decimal(0))
+    if not lines and not (charges or charges_tax):
+        return None  # nothing the hub holds and nothing to bill
     created = order.get("date_created_gmt")
     msg = build(
         OrderPlaced,

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from hub.domain.allocation import Rule
 from hub.finance import billing, costing, events, ledger
 from hub.finance.chart import CN_SMALL_BUSINESS
 from hub.finance.rules import CurrencyMismatch, ReturnLine
@@ -649,3 +650,39 @@ async def test_a_refund_of_a_shipped_and_an_unshipped_line_credits_the_shipped_o
     async with session_factory(engine)() as s:
         stock = {r.sku: (r.on_hand, r.reserved) for r in (await s.execute(select(Stock))).scalars()}
     assert stock == {"TEE": (10, 0), "MUG": (5, 0)}
+
+
+@pytest.mark.parametrize("one_batch", [True, False])
+async def test_an_order_of_charges_only_is_billed_when_it_is_fulfilled(
+    engine: AsyncEngine, one_batch: bool
+) -> None:
+    """A service sold alone (56.50 with 13% VAT inside), paid, then fulfilled with no goods
+    lines: nothing is reserved or leaves the stock, and the fulfilment bills it, so the
+    payment closes the receivable."""
+    from hub.core.batch import CoreProcessor
+    from hub.store.models import Order
+    from tests.builders import records
+
+    placed = PLACED.model_copy(
+        update={
+            "lines": (),
+            "shipping": D(0),
+            "charges": D("56.50"),
+            "charges_tax": D("6.50"),
+            "total": D("56.50"),
+        }
+    )
+    paid = PAID.model_copy(update={"amount": D("56.50")})
+    done = SHIP_1.model_copy(update={"lines": ()})
+    core = CoreProcessor(session_factory(engine), {"online": Rule()}, chart=CHART)
+    flow = [env(placed, "o"), env(paid, "p"), env(done, "f")]
+    for batch in [flow] if one_batch else [[e] for e in flow]:
+        result = await core.process(records(*batch))
+        assert result.dead_lettered == 0
+    tb = await balances(engine)
+    assert tb["6001"] == D("-50.00") and tb["222102"] == D("-6.50")
+    assert tb["1122"] == 0
+    async with session_factory(engine)() as s:
+        assert (await s.execute(select(Stock))).scalars().all() == []
+        order = await s.get(Order, ORDER)
+        assert order is not None and order.placed

@@ -167,11 +167,32 @@ def test_money_back_in_another_currency_is_not_compared_with_the_lines(load, sho
     assert (returned.refund, returned.adjustment) == (Decimal("48.06"), 0)
 
 
-def test_an_order_of_custom_items_only_reserves_nothing(load, shopify_account):
-    order = load("shopify", "orders_create")
+def test_an_order_of_custom_items_only_reserves_nothing_and_is_billed_when_fulfilled(
+    load, shopify_account
+):
+    """Custom items only (a service, a custom sale at the till): placed without lines, all of
+    it a charge, and its fulfilment comes without lines, so that the books bill it then. Gift
+    cards only: no sale at all."""
+    order = load("shopify", "orders_fulfilled")
     for item in order["line_items"]:
         item["sku"] = None
-    assert map_webhook("orders/create", order, shopify_account) == []
+    for f in order["fulfillments"]:
+        for item in f["line_items"]:
+            item["sku"] = None
+    msgs = [e.data for e in map_order(order, shopify_account)]
+    [placed] = [m for m in msgs if isinstance(m, OrderPlaced)]
+    assert placed.lines == () and placed.charges > 0
+    assert billed(placed) == placed.total
+    fulfilments = [m for m in msgs if isinstance(m, OrderFulfilled)]
+    assert fulfilments and all(f.lines == () for f in fulfilments)
+
+    for item in order["line_items"]:
+        item["gift_card"] = True
+    for f in order["fulfillments"]:
+        for item in f["line_items"]:
+            item["gift_card"] = True
+    kinds = _types(map_order(order, shopify_account))
+    assert "OrderPlaced" not in kinds and "OrderFulfilled" not in kinds
 
 
 def test_paid_order_adds_a_captured_payment_with_the_same_placed_id(load, shopify_account):

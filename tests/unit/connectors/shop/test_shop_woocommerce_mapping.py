@@ -71,6 +71,23 @@ def test_a_line_without_a_sku_and_the_fees_are_charges(load, woo_account):
     assert [ln.sku for ln in fulfilment.lines] == ["TEE-RED-M"]
 
 
+def test_an_order_of_charges_only_is_placed_paid_and_billed_when_it_completes(load, woo_account):
+    """No line with a SKU: placed without lines (nothing to reserve), and its completion is a
+    fulfilment without lines, which bills the charges. Nothing at all to bill: nothing."""
+    order = load("woocommerce", "order_processing")
+    for item in order["line_items"]:
+        item["sku"] = ""
+    placed, paid = map_webhook("order.created", order, woo_account)
+    assert placed.data.lines == () and placed.data.charges > 0
+    assert billed(placed.data) == placed.data.total == paid.data.amount
+    order.update(status="completed", date_completed_gmt="2026-11-21T10:00:00")
+    shipped = [e.data for e in map_webhook("order.updated", order, woo_account)]
+    [fulfilment] = [m for m in shipped if isinstance(m, OrderFulfilled)]
+    assert fulfilment.lines == ()
+    order["line_items"] = []
+    assert map_webhook("order.updated", order, woo_account) == []
+
+
 def test_pending_order_is_placed_but_not_paid(load, woo_account):
     envs = map_webhook("order.created", load("woocommerce", "order_pending"), woo_account)
     assert _types(envs) == ["OrderPlaced"]
