@@ -177,10 +177,12 @@ def _placed(
         raise MalformedPayload(f"order has {len(items)} line items, more than {MAX_LINES}")
     lines = []
     charges = charges_tax = ZERO
+    sold = False  # anything but gift cards: goods, custom items, services
     for i, raw in enumerate(items):
         item = as_obj(raw, f"line_items[{i}]")
         if item.get("gift_card") is True:
             continue  # a gift card is not stock
+        sold = True
         where = _line_name(i, item)
         price = money(item.get("price"), f"{where}.price")
         allocations = as_list(item.get("discount_allocations"), f"{where}.discount_allocations")
@@ -219,8 +221,8 @@ def _placed(
             )
         )
     shipping, shipping_tax = _shipping(order)
-    if not lines and not (charges or charges_tax):
-        return None  # gift cards only: no goods and nothing billed as a sale
+    if not sold or not (lines or charges or charges_tax or shipping or shipping_tax):
+        return None  # gift cards only (no sale), or nothing at all to reserve or bill
     msg = build(
         OrderPlaced,
         "order",

@@ -186,6 +186,12 @@ def test_an_order_of_custom_items_only_reserves_nothing_and_is_billed_when_fulfi
     fulfilments = [m for m in msgs if isinstance(m, OrderFulfilled)]
     assert fulfilments and all(f.lines == () for f in fulfilments)
 
+    free = copy.deepcopy(order)  # free custom items, paid shipping: the shipping is billed
+    for item in free["line_items"]:
+        item.update(price="0.00", total_discount="0.00", discount_allocations=[], tax_lines=[])
+    [placed] = [e.data for e in map_order(free, shopify_account) if isinstance(e.data, OrderPlaced)]
+    assert (placed.lines, placed.charges, placed.shipping) == ((), 0, Decimal("10.00"))
+
     for item in order["line_items"]:
         item["gift_card"] = True
     for f in order["fulfillments"]:
