@@ -10,6 +10,7 @@ from schemas.orders import (
     OrderFulfilled,
     OrderLine,
     OrderPlaced,
+    OrderReopened,
     OrderReturned,
     ReturnedLine,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "OrderFulfilled",
     "OrderLine",
     "OrderPlaced",
+    "OrderReopened",
     "OrderReturned",
     "PaymentCaptured",
     "PaymentRefunded",

@@ -132,6 +132,16 @@ class OrderCancelled(_OrderMessage):
     )
 
 
+class OrderReopened(_OrderMessage):
+    """A cancelled order is open again (WooCommerce: a failed payment paid on a retry, a
+    cancelled order restored by the shop): the hub reserves what it had released, all or none.
+    A word on the order older than its last cancellation or reopening changes nothing."""
+
+    ce_type = "hub.order.reopened.v1"
+
+    reopened_at: UtcDatetime = Field(description="When the shop saw the order open again (UTC)")
+
+
 class FulfilledLine(CanonicalMessage):
     sku: Sku
     quantity: PositiveInt = Field(description="Units shipped", examples=[1])

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from schemas.base import CanonicalMessage
 from schemas.levels import StockLevelChanged
-from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
+from schemas.orders import (
+    OrderCancelled,
+    OrderFulfilled,
+    OrderPlaced,
+    OrderReopened,
+    OrderReturned,
+)
 from schemas.payments import PaymentCaptured, PaymentRefunded
 from schemas.reservations import ReservationRejected, ReservationReleased, StockReserved
 from schemas.stock import GoodsReceived, StockAdjusted, StockCounted, StockTransferred
@@ -14,6 +20,7 @@ MESSAGE_TYPES: dict[str, type[CanonicalMessage]] = {
     for m in (
         OrderPlaced,
         OrderCancelled,
+        OrderReopened,
         OrderFulfilled,
         OrderReturned,
         PaymentCaptured,

@@ -15,6 +15,7 @@ from schemas import (
     OrderFulfilled,
     OrderLine,
     OrderPlaced,
+    OrderReopened,
     OrderReturned,
     ReturnedLine,
     StockAdjusted,
@@ -53,11 +54,19 @@ def place(
     )
 
 
-def cancel(key: str, channel: str = "online") -> Envelope:
+def cancel(key: str, channel: str = "online", at: datetime = T0) -> Envelope:
     return Envelope(
-        id=message_id(key, "cancelled"),
+        id=message_id(key, "cancelled", *([at.isoformat()] if at != T0 else [])),
         source="test",
-        data=OrderCancelled(order_key=key, account=_acct(key), channel=channel, cancelled_at=T0),
+        data=OrderCancelled(order_key=key, account=_acct(key), channel=channel, cancelled_at=at),
+    )
+
+
+def reopen(key: str, at: datetime, channel: str = "online") -> Envelope:
+    return Envelope(
+        id=message_id(key, "reopened", at.isoformat()),
+        source="test",
+        data=OrderReopened(order_key=key, account=_acct(key), channel=channel, reopened_at=at),
     )
 
 

@@ -4,14 +4,17 @@ WooCommerce has no stable delivery id and no per-event topics: `order.created` a
 `order.updated` carry the whole order. Each delivery is mapped as a snapshot and the ids come from
 the order's own identities, so duplicates and resync pulls give the same ids:
 
-- placed, paid (`date_paid_gmt` set), cancelled, completed (shipped): once per order →
-  (account, order id, event);
+- placed, paid (`date_paid_gmt` set), completed (shipped): once per order →
+  (account, order id, event); cancelled, reopened: once per modification time;
 - payment refunded / goods returned: per refund id.
 
 `Envelope.time` is `date_modified_gmt`, the staleness clock. Statuses: pending, processing,
-on-hold, completed → placed (completed also fulfilled); cancelled → placed + cancelled; refunded →
-placed + refunds, and cancelled too if it never shipped (no `date_completed_gmt`); failed, trash,
-checkout-draft → nothing (WooCommerce holds no stock for them).
+on-hold, completed → placed (completed also fulfilled); cancelled, failed → placed + cancelled;
+refunded → placed + refunds, and cancelled too if it never shipped (no `date_completed_gmt`);
+trash, checkout-draft → nothing (WooCommerce holds no stock for them). A pending, processing or
+on-hold order modified since it was created is also reopened (the core reserves it again if it
+had it cancelled: a failed payment paid on a retry, a cancelled order restored); a cancellation
+and a reopening have one id per modification time, so an order can close and open again.
 
 A line without a SKU (a product kept without one) and the order's fees are billed as charges;
 the other lines are reserved as usual. An order of charges only is placed without lines, and
@@ -51,6 +54,7 @@ from schemas.orders import (
     OrderFulfilled,
     OrderLine,
     OrderPlaced,
+    OrderReopened,
     OrderReturned,
     ReturnedLine,
 )
@@ -58,6 +62,11 @@ from schemas.payments import PaymentCaptured, PaymentRefunded
 
 TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
 OPEN_STATUSES = frozenset({"pending", "processing", "on-hold", "completed", "refunded"})
+# Closed without shipping: what the order held goes back on sale. `failed` is a payment the
+# gateway declined; the customer may pay it on a retry, which opens it again.
+CLOSED_STATUSES = frozenset({"cancelled", "failed"})
+# Statuses an order may come back to after it was closed, still to ship.
+REOPEN_STATUSES = frozenset({"pending", "processing", "on-hold"})
 MAX_LINES = 500
 _SIX = Decimal("0.000001")
 Json = Mapping[str, Any]
@@ -79,7 +88,7 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
     order = as_obj(order, "order")
     order_id = as_id(req(order, "id", "order"), "order.id")
     status = req(order, "status", "order")
-    if status != "cancelled" and status not in OPEN_STATUSES:
+    if status not in CLOSED_STATUSES and status not in OPEN_STATUSES:
         return []
     cur = currency(req(order, "currency", "order"), "order.currency")
     updated = modified_at(order)
@@ -89,6 +98,23 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
     if placed is None:
         return []
     out.append(placed)
+    created = order.get("date_created_gmt")
+    if (
+        status in REOPEN_STATUSES
+        and created
+        and updated > timestamp(created, "order.date_created_gmt", naive_is_utc=True)
+    ):
+        # Open after a change: if the hub had it cancelled (a failed payment paid on a retry,
+        # a cancelled order restored), it is reserved again. A no-op for an order never closed.
+        reopened = build(
+            OrderReopened,
+            "order",
+            order_key=key,
+            account=account.name,
+            channel=account.config.channel,
+            reopened_at=updated,
+        )
+        out.append(_env(account, (order_id, "open", updated.isoformat()), reopened, updated))
     if order.get("date_paid_gmt"):
         total = money(order.get("total"), "order.total")
         if total > 0:
@@ -139,8 +165,9 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
             )
             out.append(_env(account, (order_id, "refunded", rid), refunded, updated))
     shipped = status == "completed" or bool(order.get("date_completed_gmt"))
-    if status == "cancelled" or (status == "refunded" and not shipped):
-        # Fully refunded before it shipped: it never will, so its reservation must go.
+    if status in CLOSED_STATUSES or (status == "refunded" and not shipped):
+        # Fully refunded before it shipped: it never will, so its reservation must go. One id
+        # per closing (the order may be reopened and closed again), the same for its copies.
         cancelled = build(
             OrderCancelled,
             "order",
@@ -150,7 +177,7 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
             cancelled_at=updated,
             reason=status,
         )
-        out.append(_env(account, (order_id, "cancelled"), cancelled, updated))
+        out.append(_env(account, (order_id, "cancelled", updated.isoformat()), cancelled, updated))
     return out
 
 
@@ -242,8 +269,10 @@ def _placed(
         fee = as_obj(raw, f"fee_lines[{i}]")  # a fee (negative: a discount given as a fee)
         charges += money(fee.get("total"), f"fee_lines[{i}].total", default=Decimal(0))
         charges_tax += money(fee.get("total_tax"), f"fee_lines[{i}].total_tax", default=Decimal(0))
-    if not lines and not (charges or charges_tax):
-        return None  # nothing the hub holds and nothing to bill
+    shipping = money(order.get("shipping_total"), "order.shipping_total", default=Decimal(0))
+    shipping_tax = money(order.get("shipping_tax"), "order.shipping_tax", default=Decimal(0))
+    if not items or not (lines or charges or charges_tax or shipping or shipping_tax):
+        return None  # nothing sold, or nothing the hub holds and nothing to bill
     created = order.get("date_created_gmt")
     msg = build(
         OrderPlaced,
@@ -255,8 +284,8 @@ def _placed(
         placed_at=timestamp(created, "order.date_created_gmt", naive_is_utc=True),
         currency=cur,
         lines=tuple(lines),
-        shipping=money(order.get("shipping_total"), "order.shipping_total", default=Decimal(0)),
-        shipping_tax=money(order.get("shipping_tax"), "order.shipping_tax", default=Decimal(0)),
+        shipping=shipping,
+        shipping_tax=shipping_tax,
         charges=charges,
         charges_tax=charges_tax,
         total=money(order.get("total"), "order.total"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any
@@ -54,7 +54,13 @@ from schemas.base import CanonicalMessage, now_utc
 from schemas.envelope import Envelope, EnvelopeError, decode, message_id
 from schemas.finance import VoucherIssued
 from schemas.levels import StockLevelChanged
-from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReturned
+from schemas.orders import (
+    OrderCancelled,
+    OrderFulfilled,
+    OrderPlaced,
+    OrderReopened,
+    OrderReturned,
+)
 from schemas.payments import PaymentCaptured, PaymentRefunded
 from schemas.purchasing import (
     PurchaseOrderAcknowledged,
@@ -84,6 +90,7 @@ HANDLED = (
     PaymentRefunded,
     OrderPlaced,
     OrderCancelled,
+    OrderReopened,
     OrderFulfilled,
     OrderReturned,
     StockCounted,
@@ -204,6 +211,11 @@ _APPLIED_BEFORE = text(
     "CROSS JOIN LATERAL (SELECT 1 FROM processed_messages AS p "
     "WHERE p.consumer = :consumer AND p.message_id = u.id LIMIT 1) AS hit"
 )
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    """A time read back from the store as UTC (SQLite keeps no offset)."""
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
 def outbox_row(env: Envelope) -> dict[str, Any]:
@@ -373,9 +385,11 @@ class CoreProcessor:
         create: set[tuple[str, str]] = set()
         for _, env in good:
             d = env.data
-            if isinstance(d, OrderPlaced | OrderCancelled | OrderFulfilled | OrderReturned):
+            if isinstance(
+                d, OrderPlaced | OrderCancelled | OrderReopened | OrderFulfilled | OrderReturned
+            ):
                 order_keys.add(d.order_key)
-                if not isinstance(d, OrderCancelled):
+                if not isinstance(d, OrderCancelled | OrderReopened):
                     # A fulfilment or return can name SKUs its order holds no reservation of
                     # (one that arrives before its order does): their rows are loaded too.
                     skus.update(line.sku for line in d.lines)
@@ -441,6 +455,7 @@ class CoreProcessor:
                     r.currency,
                     r.total,
                     r.placed_at,
+                    _aware(r.open_changed_at),
                 )
                 for r in order_rows
             }
@@ -703,6 +718,8 @@ class CoreProcessor:
             book.apply_placed(d, cause)
         elif isinstance(d, OrderCancelled):
             book.apply_cancelled(d, cause)
+        elif isinstance(d, OrderReopened):
+            book.apply_reopened(d, cause)
         elif isinstance(d, OrderFulfilled):
             book.apply_fulfilled(d, cause)
         elif isinstance(d, OrderReturned):
@@ -872,6 +889,7 @@ class CoreProcessor:
                     "currency": o.currency,
                     "total": o.total,
                     "placed_at": o.placed_at,
+                    "open_changed_at": o.open_changed_at,
                     "updated_at": now,
                 }
             )

@@ -35,6 +35,7 @@ from schemas.orders import (
     OrderCancelled,
     OrderFulfilled,
     OrderPlaced,
+    OrderReopened,
     OrderReturned,
     ReturnedLine,
 )
@@ -112,6 +113,7 @@ class OrderRow:
     currency: str | None = None
     total: Decimal | None = None
     placed_at: datetime | None = None
+    open_changed_at: datetime | None = None  # the shop's time of the last cancel or reopen
     lines: dict[StockKey, ResLine] = field(default_factory=dict)
     dirty: bool = False
 
@@ -240,7 +242,9 @@ class StockBook:
             wanted[(ol.sku, ol.location)] += ol.quantity
 
         if order.cancelled:
-            self._reject(order, msg, wanted, cause, all_reason=RejectReason.ORDER_CANCELLED)
+            self._reject(
+                order, wanted, cause, msg.placed_at, all_reason=RejectReason.ORDER_CANCELLED
+            )
             return
 
         # Units already shipped, or refunded, before the order arrived need no reservation.
@@ -252,7 +256,7 @@ class StockBook:
 
         plan, short = self._plan(order.channel, need)
         if short:
-            self._reject(order, msg, wanted, cause, need=need)
+            self._reject(order, wanted, cause, msg.placed_at, need=need)
             return
 
         seq = _next_seq()
@@ -338,9 +342,9 @@ class StockBook:
     def _reject(
         self,
         order: OrderRow,
-        msg: OrderPlaced,
         wanted: dict[StockKey, int],
         cause: str,
+        at: datetime,
         *,
         need: dict[StockKey, int] | None = None,
         all_reason: RejectReason | None = None,
@@ -369,10 +373,10 @@ class StockBook:
         self._emit(
             ReservationRejected(
                 order_key=order.order_key,
-                account=msg.account,
-                channel=msg.channel,
+                account=order.account,
+                channel=order.channel,
                 lines=tuple(lines),
-                rejected_at=msg.placed_at,
+                rejected_at=at,
             ),
             cause,
         )
@@ -419,12 +423,72 @@ class StockBook:
         order = self._order(msg.order_key)
         if order.cancelled:
             return
+        if order.open_changed_at is not None and msg.cancelled_at <= order.open_changed_at:
+            return  # word from before the order was reopened
         order.cancelled = True
+        order.open_changed_at = msg.cancelled_at
         order.account = order.account or msg.account
         order.channel = order.channel or msg.channel
         order.status = "cancelled"
         order.dirty = True
         self._release(order, ReleaseReason.CANCELLED, cause, msg.cancelled_at)
+
+    def apply_reopened(self, msg: OrderReopened, cause: str) -> None:
+        """A cancelled order open again: what its cancellation released is reserved again,
+        all or none (a rejection names the short lines). Word older than the cancellation, or
+        on an order that is not cancelled, changes nothing."""
+        order = self._order(msg.order_key)
+        if not order.cancelled:
+            return
+        if order.open_changed_at is not None and msg.reopened_at <= order.open_changed_at:
+            return  # older than the cancellation
+        order.cancelled = False
+        order.open_changed_at = msg.reopened_at
+        order.dirty = True
+        if not order.placed:
+            order.status = "new"  # its OrderPlaced, when it comes, reserves it
+            return
+        need = {
+            key: max(0, line.quantity - line.shipped - line.shipped_unreserved - line.open)
+            for key, line in order.lines.items()
+        }
+        need = {key: qty for key, qty in need.items() if qty}
+        plan, short = self._plan(order.channel, need)
+        if short:
+            order.status = "rejected"
+            self._reject(order, need, cause, msg.reopened_at, need=need)
+            return
+        seq = _next_seq()
+        reserved_lines = []
+        for (key, src), qty in plan.items():
+            line = self._line(order, *src)
+            if src != key:  # taken elsewhere: that location's line holds these units now
+                line.quantity += qty
+                order.lines[key].quantity -= qty
+            row = self.stock[src]
+            row.reserved += qty
+            row.dirty = True
+            line.open += qty
+            line.released = max(0, line.released - qty)
+            line.seq = seq
+            line.dirty = True
+            self.touched.add(row.sku)
+            reserved_lines.append(
+                ReservedLine(sku=src[0], location=src[1], quantity=qty, backorder=src[1] == PRESALE)
+            )
+        order.status = "reserved" if any(ln.open for ln in order.lines.values()) else "fulfilled"
+        self.outcome.accepted += 1
+        if reserved_lines:
+            self._emit(
+                StockReserved(
+                    order_key=order.order_key,
+                    account=order.account,
+                    channel=order.channel,
+                    lines=tuple(reserved_lines),
+                    reserved_at=msg.reopened_at,
+                ),
+                cause,
+            )
 
     def apply_fulfilled(self, msg: OrderFulfilled, cause: str) -> None:
         order = self._order(msg.order_key)

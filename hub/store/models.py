@@ -78,6 +78,8 @@ class Order(Base):
     currency: Mapped[str | None] = mapped_column(String(3), default=None)
     total: Mapped[Decimal | None] = mapped_column(Money, default=None)
     placed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The shop's time of the order's last cancellation or reopening: older word changes nothing.
+    open_changed_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

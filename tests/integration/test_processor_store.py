@@ -20,7 +20,7 @@ from hub.store.models import DeadLetter, Order, OutboxRow, ProcessedMessage, Sto
 from schemas import topics
 from schemas.envelope import CAUSES_HEADER, CORRELATION_HEADER
 from schemas.levels import StockLevelChanged
-from tests.builders import cancel, counted, fulfil, place, record, records, ret
+from tests.builders import T0, cancel, counted, fulfil, place, record, records, reopen, ret
 
 RULES = {"online": Rule(), "wholesale": Rule(share=__import__("decimal").Decimal("0.5"))}
 
@@ -187,6 +187,47 @@ async def test_cancel_before_place_leaves_no_reservation(sessions):
         assert (await s.execute(select(Stock.reserved))).scalar_one() == 0
         assert (await s.execute(select(Order.status))).scalar_one() == "cancelled"
         assert await invariant_problems(s) == []
+
+
+async def test_a_reopened_order_is_reserved_again_and_a_late_cancellation_changes_nothing(
+    sessions,
+):
+    """Placed, cancelled (a failed payment), reopened (paid on a retry): the units are held
+    again and the channels see them go. A copy of the old cancellation delivered late does not
+    release them; a newer cancellation does. Each step in a batch of its own, as it comes."""
+    import json
+    from datetime import timedelta
+
+    at = [T0 + timedelta(minutes=m) for m in range(4)]
+    p = CoreProcessor(sessions, {"online": Rule()})
+    await p.process(records(counted("A", 5)))
+    steps = [
+        (place("s:5", [("A", 2)]), 2, "reserved"),
+        (cancel("s:5", at=at[1]), 0, "cancelled"),
+        (reopen("s:5", at[2]), 2, "reserved"),
+        (cancel("s:5", at=at[0]), 2, "reserved"),  # older than the reopening
+        (cancel("s:5", at=at[3]), 0, "cancelled"),
+    ]
+    for env, reserved, status in steps:
+        await p.process(records(env))
+        async with sessions() as s:
+            row = (await s.execute(select(Stock))).scalar_one()
+            assert (row.on_hand, row.reserved) == (5, reserved), env.data
+            assert (await s.execute(select(Order.status))).scalar_one() == status
+            assert await invariant_problems(s) == []
+    async with sessions() as s:
+        levels = (
+            (
+                await s.execute(
+                    select(OutboxRow.payload)
+                    .where(OutboxRow.topic == topics.STOCK_LEVELS)
+                    .order_by(OutboxRow.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [json.loads(r)["available"] for r in levels] == [5, 3, 5, 3, 5]
 
 
 async def test_a_fulfilment_before_its_order_takes_the_stock_and_the_order_reserves_none(sessions):

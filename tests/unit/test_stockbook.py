@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from hub.domain.stockbook import NeedsBumpData, OrderRow, StockBook, StockRow
 from schemas import ReservationRejected, ReservationReleased, StockReserved
-from tests.builders import adjusted, cancel, counted, fulfil, place, ret
+from tests.builders import T0, adjusted, cancel, counted, fulfil, place, reopen, ret
 
 
 def book(stock: dict[str, int], *orders: str) -> StockBook:
@@ -23,6 +25,7 @@ def apply(b: StockBook, *envs) -> None:
         name = {
             "OrderPlaced": "placed",
             "OrderCancelled": "cancelled",
+            "OrderReopened": "reopened",
             "OrderFulfilled": "fulfilled",
             "OrderReturned": "returned",
             "StockCounted": "counted",
@@ -75,6 +78,47 @@ def test_cancel_releases_and_a_second_cancel_releases_nothing_twice():
     apply(b, cancel("s:1"))
     assert state(b) == {"A": (5, 0)}
     assert sum(isinstance(m, ReservationReleased) for m, _ in b.out) == 1
+
+
+def test_a_reopened_order_reserves_again_and_older_word_changes_nothing():
+    """Cancelled at T0+1 (a failed payment), reopened at T0+2 (paid on a retry): reserved
+    again. A reopening older than the cancellation, or a cancellation older than the
+    reopening (a late delivery), changes nothing; a newer cancellation releases it again."""
+    at = [T0 + timedelta(minutes=m) for m in range(5)]
+    b = book({"A": 5, "B": 5}, "s:1")
+    apply(b, place("s:1", [("A", 2), ("B", 1)]), cancel("s:1", at=at[1]))
+    apply(b, reopen("s:1", at[0]))
+    assert state(b) == {"A": (5, 0), "B": (5, 0)}
+    apply(b, reopen("s:1", at[2]))
+    assert state(b) == {"A": (5, 2), "B": (5, 1)}
+    assert b.orders["s:1"].status == "reserved" and not b.orders["s:1"].cancelled
+    reserved = b.out[-1][0]
+    assert isinstance(reserved, StockReserved)
+    assert {(ln.sku, ln.quantity) for ln in reserved.lines} == {("A", 2), ("B", 1)}
+    apply(b, cancel("s:1", at=at[1]), reopen("s:1", at[3]))  # late copies: nothing
+    assert state(b) == {"A": (5, 2), "B": (5, 1)}
+    apply(b, fulfil("s:1", [("A", 2), ("B", 1)]))
+    assert state(b) == {"A": (3, 0), "B": (4, 0)}
+
+
+def test_a_reopened_order_the_stock_no_longer_covers_is_rejected_whole():
+    at = [T0 + timedelta(minutes=m) for m in range(3)]
+    b = book({"A": 2, "B": 5}, "s:1", "s:2")
+    apply(b, place("s:1", [("A", 2), ("B", 1)]), cancel("s:1", at=at[1]))
+    apply(b, place("s:2", [("A", 1)]))  # sold elsewhere while it was cancelled
+    apply(b, reopen("s:1", at[2]))
+    assert state(b) == {"A": (2, 1), "B": (5, 0)}
+    rejected = b.out[-1][0]
+    assert isinstance(rejected, ReservationRejected)
+    assert {ln.sku: ln.reason.value for ln in rejected.lines}["A"] == "insufficient_stock"
+    assert b.orders["s:1"].status == "rejected" and not b.orders["s:1"].cancelled
+
+
+def test_a_reopening_before_the_order_is_known_leaves_it_to_be_placed():
+    at = [T0 + timedelta(minutes=m) for m in range(3)]
+    b = book({"A": 5}, "s:1")
+    apply(b, cancel("s:1", at=at[1]), reopen("s:1", at[2]), place("s:1", [("A", 2)]))
+    assert state(b) == {"A": (5, 2)}
 
 
 def test_fulfil_commits_reservation_and_leaves_stock():

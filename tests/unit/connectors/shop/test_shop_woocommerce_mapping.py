@@ -8,16 +8,24 @@ from connectors.base import is_stale
 from connectors.errors import MalformedPayload
 from connectors.woocommerce.mapping import map_refund, map_webhook, modified_at
 from hub.finance.billing import _price_lines
-from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced
+from schemas.orders import OrderCancelled, OrderFulfilled, OrderPlaced, OrderReopened
+from schemas.payments import PaymentCaptured
 
 
 def _types(envelopes):
     return [type(e.data).__name__ for e in envelopes]
 
 
+def _placed_paid(envelopes):
+    """The order's OrderPlaced and PaymentCaptured envelopes, whatever else the delivery has."""
+    [placed] = [e for e in envelopes if isinstance(e.data, OrderPlaced)]
+    paid = [e for e in envelopes if isinstance(e.data, PaymentCaptured)]
+    return placed, paid[0] if paid else None
+
+
 def test_processing_order_is_placed_and_paid(load, woo_account):
-    placed, paid = map_webhook(
-        "order.created", load("woocommerce", "order_processing"), woo_account
+    placed, paid = _placed_paid(
+        map_webhook("order.created", load("woocommerce", "order_processing"), woo_account)
     )
     assert isinstance(placed.data, OrderPlaced)
     assert placed.data.order_key == "corner:727" and placed.data.currency == "EUR"
@@ -46,7 +54,7 @@ def test_the_books_bill_what_the_customer_pays(load, woo_account, prices_include
     # Line and shipping totals exclude tax whatever the shop's setting; taxed shipping here.
     order["prices_include_tax"] = prices_include_tax
     order["shipping_tax"], order["total_tax"], order["total"] = "0.80", "15.92", "214.92"
-    placed, _ = map_webhook("order.created", order, woo_account)
+    placed, _ = _placed_paid(map_webhook("order.created", order, woo_account))
     assert (placed.data.shipping, placed.data.shipping_tax) == (Decimal("10.00"), Decimal("0.80"))
     assert billed(placed.data) == placed.data.total == Decimal("214.92")
     mug = _price_lines(placed.data)[("MUG-BLUE", "shop-2")]
@@ -61,7 +69,7 @@ def test_a_line_without_a_sku_and_the_fees_are_charges(load, woo_account):
         {"id": 10, "name": "Loyalty discount", "total": "-2.00", "total_tax": "-0.16"},
     ]
     order["total"], order["total_tax"] = "217.36", "15.36"
-    placed, _ = map_webhook("order.created", order, woo_account)
+    placed, _ = _placed_paid(map_webhook("order.created", order, woo_account))
     assert [ln.sku for ln in placed.data.lines] == ["TEE-RED-M"]
     assert (placed.data.charges, placed.data.charges_tax) == (Decimal("103.00"), Decimal("8.24"))
     assert billed(placed.data) == placed.data.total
@@ -77,7 +85,7 @@ def test_an_order_of_charges_only_is_placed_paid_and_billed_when_it_completes(lo
     order = load("woocommerce", "order_processing")
     for item in order["line_items"]:
         item["sku"] = ""
-    placed, paid = map_webhook("order.created", order, woo_account)
+    placed, paid = _placed_paid(map_webhook("order.created", order, woo_account))
     assert placed.data.lines == () and placed.data.charges > 0
     assert billed(placed.data) == placed.data.total == paid.data.amount
     order.update(status="completed", date_completed_gmt="2026-11-21T10:00:00")
@@ -147,11 +155,47 @@ def test_refund_resource_without_restock_when_the_account_says_so(load, woo_acco
     assert [ln.restock for ln in env.data.lines] == [False]
 
 
-def test_failed_and_draft_orders_map_to_nothing(load, woo_account):
+def test_draft_and_trashed_orders_map_to_nothing(load, woo_account):
     order = load("woocommerce", "order_pending")
-    for status in ("failed", "checkout-draft", "trash"):
+    for status in ("checkout-draft", "trash"):
         order["status"] = status
         assert map_webhook("order.updated", order, woo_account) == []
+
+
+def test_a_failed_payment_releases_the_order_and_a_paid_retry_opens_it_again(load, woo_account):
+    """pending → failed (the gateway declined) → processing (paid on a retry) → cancelled: the
+    failure cancels, the retry reopens, and the later cancellation has an id of its own, so
+    the core sees each. Copies of one delivery keep their ids."""
+    order = load("woocommerce", "order_pending")
+    order.update(status="failed", date_modified_gmt="2026-11-20T15:20:00")
+    failed = map_webhook("order.updated", order, woo_account)
+    assert _types(failed) == ["OrderPlaced", "OrderCancelled"]
+    assert failed[1].data.reason == "failed"
+    assert [e.id for e in map_webhook("order.updated", order, woo_account)] == [
+        e.id for e in failed
+    ]
+
+    order.update(
+        status="processing",
+        date_modified_gmt="2026-11-20T15:40:00",
+        date_paid_gmt="2026-11-20T15:40:00",
+        transaction_id="ch_retry",
+    )
+    retried = map_webhook("order.updated", order, woo_account)
+    assert _types(retried) == ["OrderPlaced", "OrderReopened", "PaymentCaptured"]
+    reopened = retried[1].data
+    assert isinstance(reopened, OrderReopened)
+    assert reopened.reopened_at > failed[1].data.cancelled_at
+
+    order.update(status="cancelled", date_modified_gmt="2026-11-21T08:00:00")
+    again = map_webhook("order.updated", order, woo_account)
+    [cancel] = [e for e in again if isinstance(e.data, OrderCancelled)]
+    assert cancel.id != failed[1].id and cancel.data.cancelled_at > reopened.reopened_at
+
+
+def test_a_new_order_is_not_reopened(load, woo_account):
+    kinds = _types(map_webhook("order.created", load("woocommerce", "order_pending"), woo_account))
+    assert "OrderReopened" not in kinds
 
 
 def test_an_older_modification_is_recognised_as_stale(load, woo_account):
