@@ -271,8 +271,8 @@ def _placed(
         charges_tax += money(fee.get("total_tax"), f"fee_lines[{i}].total_tax", default=Decimal(0))
     shipping = money(order.get("shipping_total"), "order.shipping_total", default=Decimal(0))
     shipping_tax = money(order.get("shipping_tax"), "order.shipping_tax", default=Decimal(0))
-    if not items or not (lines or charges or charges_tax or shipping or shipping_tax):
-        return None  # nothing sold, or nothing the hub holds and nothing to bill
+    if not (lines or charges or charges_tax or shipping or shipping_tax):
+        return None  # nothing the hub holds and nothing to bill
     created = order.get("date_created_gmt")
     msg = build(
         OrderPlaced,

@@ -477,6 +477,7 @@ class CoreProcessor:
                 r.returned,
                 r.released,
                 r.seq,
+                r.cancelled,
             )
         stock_before = set(book.stock)
 
@@ -913,6 +914,7 @@ class CoreProcessor:
                     "returned": line.returned,
                     "released": line.released,
                     "seq": line.seq,
+                    "cancelled": line.cancelled,
                 }
                 (new_lines if line.new else changed_lines).append(row)
         await bulk.insert(session, table(Reservation), new_lines)

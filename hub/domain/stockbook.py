@@ -94,6 +94,7 @@ class ResLine:
     returned: int = 0
     released: int = 0
     seq: int = 0
+    cancelled: int = 0  # units the order's cancellation released: a reopening takes them again
     new: bool = False
     dirty: bool = False
 
@@ -419,40 +420,57 @@ class StockBook:
                 cause,
             )
 
+    @staticmethod
+    def _stale(order: OrderRow, at: datetime) -> bool:
+        """Word on whether the order is open that is older than the newest such word seen
+        (deliveries come out of order); moves the order's clock on to `at` otherwise."""
+        if order.open_changed_at is not None and at < order.open_changed_at:
+            return True
+        if order.open_changed_at != at:
+            order.open_changed_at = at
+            order.dirty = True
+        return False
+
     def apply_cancelled(self, msg: OrderCancelled, cause: str) -> None:
         order = self._order(msg.order_key)
-        if order.cancelled:
+        if self._stale(order, msg.cancelled_at) or order.cancelled:
             return
-        if order.open_changed_at is not None and msg.cancelled_at <= order.open_changed_at:
-            return  # word from before the order was reopened
         order.cancelled = True
-        order.open_changed_at = msg.cancelled_at
         order.account = order.account or msg.account
         order.channel = order.channel or msg.channel
         order.status = "cancelled"
         order.dirty = True
+        for line in order.lines.values():
+            if line.open:
+                line.cancelled += line.open
+                line.dirty = True
         self._release(order, ReleaseReason.CANCELLED, cause, msg.cancelled_at)
 
     def apply_reopened(self, msg: OrderReopened, cause: str) -> None:
         """A cancelled order open again: what its cancellation released is reserved again,
-        all or none (a rejection names the short lines). Word older than the cancellation, or
-        on an order that is not cancelled, changes nothing."""
+        all or none (a rejection names the short lines), less what shipped since. Word older
+        than the newest cancellation or reopening seen, or on an order not cancelled, changes
+        nothing but the order's clock."""
         order = self._order(msg.order_key)
-        if not order.cancelled:
+        if self._stale(order, msg.reopened_at) or not order.cancelled:
             return
-        if order.open_changed_at is not None and msg.reopened_at <= order.open_changed_at:
-            return  # older than the cancellation
         order.cancelled = False
-        order.open_changed_at = msg.reopened_at
         order.dirty = True
         if not order.placed:
             order.status = "new"  # its OrderPlaced, when it comes, reserves it
             return
-        need = {
-            key: max(0, line.quantity - line.shipped - line.shipped_unreserved - line.open)
-            for key, line in order.lines.items()
-        }
-        need = {key: qty for key, qty in need.items() if qty}
+        need: dict[StockKey, int] = {}
+        by_sku: dict[str, list[ResLine]] = defaultdict(list)
+        for line in order.lines.values():
+            by_sku[line.sku].append(line)
+        for lines in by_sku.values():
+            # Units shipped while it was cancelled need no reservation any more.
+            left = sum(ln.quantity - ln.shipped - ln.shipped_unreserved - ln.open for ln in lines)
+            for ln in sorted(lines, key=lambda ln: ln.location):
+                take = max(0, min(ln.cancelled, left))
+                if take:
+                    need[ln.key] = take
+                    left -= take
         plan, short = self._plan(order.channel, need)
         if short:
             order.status = "rejected"
@@ -476,9 +494,19 @@ class StockBook:
             reserved_lines.append(
                 ReservedLine(sku=src[0], location=src[1], quantity=qty, backorder=src[1] == PRESALE)
             )
-        order.status = "reserved" if any(ln.open for ln in order.lines.values()) else "fulfilled"
-        self.outcome.accepted += 1
+        for line in order.lines.values():
+            if line.cancelled:
+                line.cancelled = 0
+                line.dirty = True
+        held = order.lines.values()
+        if any(ln.open for ln in held):
+            order.status = "reserved"
+        elif any(ln.shipped or ln.shipped_unreserved for ln in held):
+            order.status = "fulfilled"
+        else:
+            order.status = "rejected"  # it held nothing when cancelled (rejected when placed)
         if reserved_lines:
+            self.outcome.accepted += 1
             self._emit(
                 StockReserved(
                     order_key=order.order_key,

@@ -102,6 +102,8 @@ class Reservation(Base):
     returned: Mapped[int] = mapped_column(Integer, default=0)
     released: Mapped[int] = mapped_column(Integer, default=0)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)  # decision order, newest bumped first
+    # Units the order's cancellation released: reserved again if the shop reopens the order.
+    cancelled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

@@ -114,6 +114,43 @@ def test_a_reopened_order_the_stock_no_longer_covers_is_rejected_whole():
     assert b.orders["s:1"].status == "rejected" and not b.orders["s:1"].cancelled
 
 
+def test_deliveries_out_of_order_leave_the_order_as_the_newest_word_says():
+    """Paid on a retry (reopened at T0+2) delivered before the failure (cancelled at T0+1):
+    the order stays reserved. Failed again at T0+3 before a reopening at T0+2 arrives: it
+    stays released."""
+    at = [T0 + timedelta(minutes=m) for m in range(4)]
+    b = book({"A": 5}, "s:1")
+    apply(b, place("s:1", [("A", 2)]), reopen("s:1", at[2]), cancel("s:1", at=at[1]))
+    assert state(b) == {"A": (5, 2)} and not b.orders["s:1"].cancelled
+    apply(b, cancel("s:1", at=at[3]), reopen("s:1", at[2]))
+    assert state(b) == {"A": (5, 0)} and b.orders["s:1"].cancelled
+
+
+def test_a_reopening_takes_back_what_the_cancellation_released_not_what_a_refund_did():
+    """3 ordered, 1 refunded before shipping, the rest cancelled: reopened, 2 are held again.
+    Units shipped while it was cancelled are not held again."""
+    at = [T0 + timedelta(minutes=m) for m in range(3)]
+    b = book({"A": 10}, "s:1")
+    apply(b, place("s:1", [("A", 3)]), ret("s:1", [("A", 1, True)]), cancel("s:1", at=at[1]))
+    assert state(b) == {"A": (10, 0)}
+    apply(b, reopen("s:1", at[2]))
+    assert state(b) == {"A": (10, 2)}
+
+    b = book({"A": 10}, "s:2")
+    apply(b, place("s:2", [("A", 3)]), cancel("s:2", at=at[1]), fulfil("s:2", [("A", 1)]))
+    apply(b, reopen("s:2", at[2]))
+    assert state(b) == {"A": (9, 2)}
+
+
+def test_reopening_an_order_that_held_nothing_reserves_nothing_and_says_it_holds_nothing():
+    at = [T0 + timedelta(minutes=m) for m in range(3)]
+    b = book({"A": 1}, "s:1")
+    apply(b, place("s:1", [("A", 2)]), cancel("s:1", at=at[1]), reopen("s:1", at[2]))
+    assert state(b) == {"A": (1, 0)}
+    assert b.orders["s:1"].status == "rejected"
+    assert not [m for m, _ in b.out if isinstance(m, StockReserved)]
+
+
 def test_a_reopening_before_the_order_is_known_leaves_it_to_be_placed():
     at = [T0 + timedelta(minutes=m) for m in range(3)]
     b = book({"A": 5}, "s:1")

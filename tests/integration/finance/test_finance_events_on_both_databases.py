@@ -686,3 +686,44 @@ async def test_an_order_of_charges_only_is_billed_when_it_is_fulfilled(
         assert (await s.execute(select(Stock))).scalars().all() == []
         order = await s.get(Order, ORDER)
         assert order is not None and order.placed
+
+
+async def test_an_order_cancelled_unpaid_then_paid_and_cancelled_again_bills_what_it_keeps(
+    engine: AsyncEngine,
+) -> None:
+    """The payment failed (cancelled, unpaid: nothing billed), the order was reopened and paid
+    on a retry, then cancelled again with its goods refunded and the shipping (8) kept: the
+    second cancellation bills the 8, so the receivable closes."""
+    from hub.core.batch import CoreProcessor
+    from schemas.orders import OrderCancelled, OrderReopened
+    from tests.builders import records
+
+    def cancelled(minutes: int) -> OrderCancelled:
+        at = T + timedelta(minutes=minutes)
+        return OrderCancelled(order_key=ORDER, account="acme", channel="online", cancelled_at=at)
+
+    reopened = OrderReopened(
+        order_key=ORDER, account="acme", channel="online", reopened_at=T + timedelta(minutes=3)
+    )
+    goods = RETURNED.model_copy(
+        update={
+            "lines": (
+                ReturnedLine(sku="TEE", quantity=3, restock=True, shipped=False),
+                ReturnedLine(sku="MUG", quantity=1, restock=True, shipped=False),
+            ),
+            "refund": D("119.70"),
+        }
+    )
+    core = CoreProcessor(session_factory(engine), {"online": Rule()}, chart=CHART)
+    steps = [
+        [env(RECEIPT_1, "r"), env(PLACED, "p")],
+        [env(cancelled(2), "c1")],
+        [env(reopened, "o"), env(PAID, "P1")],
+        [env(goods, "g"), env(refunded(D("119.70"), "R1"), "R1")],
+        [env(cancelled(8), "c2")],
+    ]
+    for step in steps:
+        await core.process(records(*step))
+    tb = await balances(engine)
+    assert tb["1122"] == 0
+    assert tb["6001"] + tb.get("222102", 0) == D("-8.00")

@@ -92,8 +92,11 @@ def test_an_order_of_charges_only_is_placed_paid_and_billed_when_it_completes(lo
     shipped = [e.data for e in map_webhook("order.updated", order, woo_account)]
     [fulfilment] = [m for m in shipped if isinstance(m, OrderFulfilled)]
     assert fulfilment.lines == ()
-    order["line_items"] = []
+    order.update(line_items=[], shipping_total="0.00", shipping_tax="0.00")
     assert map_webhook("order.updated", order, woo_account) == []
+    order["fee_lines"] = [{"id": 9, "name": "Consultation", "total": "40.00", "total_tax": "0"}]
+    [placed] = [e.data for e in map_webhook("order.updated", order, woo_account)][:1]
+    assert (placed.lines, placed.charges) == ((), Decimal("40.00"))
 
 
 def test_pending_order_is_placed_but_not_paid(load, woo_account):
