@@ -91,6 +91,16 @@ RETURNED = OrderReturned(
     lines=(ReturnedLine(sku="TEE", quantity=1, restock=True),),
     refund=D("33.90"),
 )
+# Every line refunded before anything shipped (119.70, tax included), the shipping not.
+UNSHIPPED_GOODS_REFUNDED = RETURNED.model_copy(
+    update={
+        "lines": (
+            ReturnedLine(sku="TEE", quantity=3, restock=True, shipped=False),
+            ReturnedLine(sku="MUG", quantity=1, restock=True, shipped=False),
+        ),
+        "refund": D("119.70"),
+    }
+)
 COUNT = StockCounted(sku="MUG", quantity=2, count_id="C1", counted_at=T)
 
 
@@ -481,15 +491,8 @@ async def test_money_kept_from_a_refund_before_shipping_is_revenue_at_once(
     paid = PAID.model_copy(update={"amount": D("119.70")})
     core = CoreProcessor(session_factory(engine), {}, chart=CHART)
     await core.process(records(env(RECEIPT_1, "r"), env(placed, "p"), env(paid, "P1")))
-    everything = RETURNED.model_copy(
-        update={
-            "lines": (
-                ReturnedLine(sku="TEE", quantity=3, restock=True, shipped=False),
-                ReturnedLine(sku="MUG", quantity=1, restock=True, shipped=False),
-            ),
-            "refund": D("119.70"),
-            "adjustment": D("-10.00"),  # 109.70 went back
-        }
+    everything = UNSHIPPED_GOODS_REFUNDED.model_copy(
+        update={"adjustment": D("-10.00")}  # 109.70 went back
     )
     back = refunded(D("109.70"), "R1")
     await core.process(records(env(everything, "R1"), env(back, "R1")))
@@ -510,15 +513,7 @@ async def test_an_order_cancelled_before_it_shipped_bills_the_shipping_it_kept(
 
     core = CoreProcessor(session_factory(engine), {}, chart=CHART)
     await core.process(records(env(RECEIPT_1, "r"), env(PLACED, "p"), env(PAID, "P1")))
-    goods = RETURNED.model_copy(
-        update={
-            "lines": (
-                ReturnedLine(sku="TEE", quantity=3, restock=True, shipped=False),
-                ReturnedLine(sku="MUG", quantity=1, restock=True, shipped=False),
-            ),
-            "refund": D("119.70"),
-        }
-    )
+    goods = UNSHIPPED_GOODS_REFUNDED
     back = refunded(D("119.70"), "R1")
     cancel = OrderCancelled(
         order_key=ORDER, account="acme", channel="online", cancelled_at=T + timedelta(minutes=6)
@@ -705,15 +700,7 @@ async def test_an_order_cancelled_unpaid_then_paid_and_cancelled_again_bills_wha
     reopened = OrderReopened(
         order_key=ORDER, account="acme", channel="online", reopened_at=T + timedelta(minutes=3)
     )
-    goods = RETURNED.model_copy(
-        update={
-            "lines": (
-                ReturnedLine(sku="TEE", quantity=3, restock=True, shipped=False),
-                ReturnedLine(sku="MUG", quantity=1, restock=True, shipped=False),
-            ),
-            "refund": D("119.70"),
-        }
-    )
+    goods = UNSHIPPED_GOODS_REFUNDED
     core = CoreProcessor(session_factory(engine), {"online": Rule()}, chart=CHART)
     steps = [
         [env(RECEIPT_1, "r"), env(PLACED, "p")],
