@@ -420,6 +420,12 @@ class StockBook:
                 cause,
             )
 
+    def stale_word(self, order_key: str, at: datetime) -> bool:
+        """Whether word at `at` on whether the order is open is older than the newest seen."""
+        order = self.orders.get(order_key)
+        clock = order.open_changed_at if order is not None else None
+        return clock is not None and at < clock
+
     @staticmethod
     def _stale(order: OrderRow, at: datetime) -> bool:
         """Word on whether the order is open that is older than the newest such word seen
@@ -460,17 +466,22 @@ class StockBook:
             order.status = "new"  # its OrderPlaced, when it comes, reserves it
             return
         need: dict[StockKey, int] = {}
+        released: dict[str, list[ResLine]] = {}
         by_sku: dict[str, list[ResLine]] = defaultdict(list)
         for line in order.lines.values():
             by_sku[line.sku].append(line)
-        for lines in by_sku.values():
+        for sku, lines in by_sku.items():
             # Units shipped while it was cancelled need no reservation any more.
             left = sum(ln.quantity - ln.shipped - ln.shipped_unreserved - ln.open for ln in lines)
-            for ln in sorted(lines, key=lambda ln: ln.location):
-                take = max(0, min(ln.cancelled, left))
-                if take:
-                    need[ln.key] = take
-                    left -= take
+            take = max(0, min(sum(ln.cancelled for ln in lines), left))
+            if not take:
+                continue
+            # Reserved as an order is placed: the SKU's own location first, then where the
+            # channel may also sell from (dropship, presale), wherever the units were held.
+            lines.sort(key=lambda ln: ln.location)
+            home = next((ln.key for ln in lines if not is_virtual(ln.location)), None)
+            need[home or next(ln.key for ln in lines if ln.cancelled)] = take
+            released[sku] = [ln for ln in lines if ln.cancelled]
         plan, short = self._plan(order.channel, need)
         if short:
             order.status = "rejected"
@@ -478,11 +489,18 @@ class StockBook:
             return
         seq = _next_seq()
         reserved_lines = []
-        for (key, src), qty in plan.items():
+        for (_, src), qty in plan.items():
             line = self._line(order, *src)
-            if src != key:  # taken elsewhere: that location's line holds these units now
-                line.quantity += qty
-                order.lines[key].quantity -= qty
+            # The units are held at `src` now: they leave the lines that released them.
+            moved = qty
+            for ln in sorted(released[src[0]], key=lambda ln: ln.key != src):
+                give = min(moved, ln.cancelled)
+                ln.cancelled -= give
+                if ln is not line:
+                    ln.quantity -= give
+                    line.quantity += give
+                    ln.dirty = True
+                moved -= give
             row = self.stock[src]
             row.reserved += qty
             row.dirty = True
@@ -667,6 +685,9 @@ class StockBook:
             key = (rl.sku, rl.location)
             if never:
                 never = self._release_units(order, key, never, released)
+            if never and order.cancelled:
+                # Refunded while cancelled: a reopening must not hold these units again.
+                never = self._refunded_while_cancelled(order, rl.sku, never)
             if never and not order.placed:
                 # Refunded before the order came: it must not reserve them (`apply_placed`).
                 early = self._line(order, *key)
@@ -691,6 +712,19 @@ class StockBook:
             ):
                 order.status = "fulfilled"  # what is left of it has shipped
         self._released(order, released, ReleaseReason.CANCELLED, cause, msg.returned_at)
+
+    @staticmethod
+    def _refunded_while_cancelled(order: OrderRow, sku: str, units: int) -> int:
+        """Take up to `units` of `sku` off what the order's cancellation released; returns the
+        units not found there."""
+        for ln in sorted(order.lines.values(), key=lambda ln: ln.location):
+            if ln.sku != sku or not ln.cancelled or not units:
+                continue
+            take = min(units, ln.cancelled)
+            ln.cancelled -= take
+            ln.dirty = order.dirty = True
+            units -= take
+        return units
 
     def _release_units(
         self, order: OrderRow, key: StockKey, units: int, released: list[ReservedLine]

@@ -6,7 +6,7 @@ changes ever promises more than a location holds."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -16,7 +16,7 @@ from hub.domain.allocation import PRESALE, dropship_location, presale_target
 from hub.domain.stockbook import OrderRow, StockBook, StockRow
 from schemas import ReservationRejected, ReservationReleased, StockReserved
 from schemas.reservations import ReleaseReason
-from tests.builders import cancel, fulfil, place, received
+from tests.builders import cancel, fulfil, place, received, reopen
 
 T = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 DS = dropship_location("acme-supply")
@@ -146,6 +146,25 @@ def test_a_closed_presale_takes_no_backorder_and_keeps_no_unit_its_backorders_le
     assert (b.movements[-1].location, b.movements[-1].delta) == (PRESALE, -5)
 
 
+def test_a_reopened_backorder_is_held_from_stock_that_came_in_meanwhile():
+    """Backordered, cancelled; the goods arrive and presale closes; reopened: the units are
+    held at `main`, where they are now, as a new order would be."""
+    b = book(0, 3, 1)
+    order(b, 0, qty=2)
+    assert held(b) == {"main": (0, 0), PRESALE: (3, 2)}
+    env = cancel("s:0", at=T)
+    b.apply_cancelled(env.data, env.id)  # type: ignore[arg-type]
+    receive(b, 4)
+    b.set_presale("A", 0, "PO-1", "ack-2", T)
+    env = reopen("s:0", T + timedelta(minutes=1))
+    b.apply_reopened(env.data, env.id)  # type: ignore[arg-type]
+    assert held(b) == {"main": (4, 2), PRESALE: (0, 0)}
+    lines = b.orders["s:0"].lines
+    assert (lines[("A", "main")].quantity, lines[("A", PRESALE)].quantity) == (2, 0)
+    reserved = b.out[-1][0]
+    assert isinstance(reserved, StockReserved) and not reserved.lines[0].backorder
+
+
 def test_presale_target_is_the_share_of_confirmed_inbound_rounded_down():
     assert presale_target(Decimal("0.5"), 15) == 7
     assert presale_target(Decimal(1), 4) == 4
@@ -158,6 +177,7 @@ ops = st.lists(
     st.one_of(
         st.tuples(st.just("order"), st.integers(0, 7), st.integers(1, 4), st.booleans()),
         st.tuples(st.just("cancel"), st.integers(0, 7)),
+        st.tuples(st.just("reopen"), st.integers(0, 7)),
         st.tuples(st.just("fulfil"), st.integers(0, 7), st.integers(1, 4)),
         st.tuples(st.just("receive"), st.integers(1, 6)),
         st.tuples(st.just("inbound"), st.integers(0, 12)),
@@ -183,8 +203,11 @@ def test_no_sequence_ever_promises_more_than_a_location_holds(ops, main):
             case ("order", i, qty, online):
                 order(b, i, qty, channel="online" if online else "store")
             case ("cancel", i):
-                env = cancel(f"s:{i}")
+                env = cancel(f"s:{i}", at=T + timedelta(seconds=rid))
                 b.apply_cancelled(env.data, env.id)  # type: ignore[arg-type]
+            case ("reopen", i):
+                env = reopen(f"s:{i}", T + timedelta(seconds=rid))
+                b.apply_reopened(env.data, env.id)  # type: ignore[arg-type]
             case ("fulfil", i, qty):
                 env = fulfil(f"s:{i}", [("A", qty)], fid=f"F{rid}")
                 b.apply_fulfilled(env.data, env.id)  # type: ignore[arg-type]

@@ -142,6 +142,14 @@ def test_a_reopening_takes_back_what_the_cancellation_released_not_what_a_refund
     assert state(b) == {"A": (9, 2)}
 
 
+def test_units_refunded_while_the_order_was_cancelled_are_not_held_again():
+    at = [T0 + timedelta(minutes=m) for m in range(3)]
+    b = book({"A": 10}, "s:1")
+    apply(b, place("s:1", [("A", 3)]), cancel("s:1", at=at[1]), ret("s:1", [("A", 1, True)]))
+    apply(b, reopen("s:1", at[2]))
+    assert state(b) == {"A": (10, 2)}
+
+
 def test_reopening_an_order_that_held_nothing_reserves_nothing_and_says_it_holds_nothing():
     at = [T0 + timedelta(minutes=m) for m in range(3)]
     b = book({"A": 1}, "s:1")

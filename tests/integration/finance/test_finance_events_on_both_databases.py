@@ -714,3 +714,28 @@ async def test_an_order_cancelled_unpaid_then_paid_and_cancelled_again_bills_wha
     tb = await balances(engine)
     assert tb["1122"] == 0
     assert tb["6001"] + tb.get("222102", 0) == D("-8.00")
+
+
+async def test_a_cancellation_older_than_the_reopening_bills_nothing(engine: AsyncEngine) -> None:
+    """The paid retry (reopened at +3) delivered before the failure (cancelled at +2): the
+    stock keeps the order reserved, and the books bill none of its shipping as kept."""
+    from hub.core.batch import CoreProcessor
+    from schemas.orders import OrderCancelled, OrderReopened
+    from tests.builders import records
+
+    late = OrderCancelled(
+        order_key=ORDER, account="acme", channel="online", cancelled_at=T + timedelta(minutes=2)
+    )
+    reopened = OrderReopened(
+        order_key=ORDER, account="acme", channel="online", reopened_at=T + timedelta(minutes=3)
+    )
+    core = CoreProcessor(session_factory(engine), {"online": Rule()}, chart=CHART)
+    first = [env(RECEIPT_1, "r"), env(COUNT, "m"), env(PLACED, "p"), env(PAID, "P1")]
+    for step in (first, [env(reopened, "o")]):
+        await core.process(records(*step))
+    await core.process(records(env(late, "c")))
+    tb = await balances(engine)
+    assert tb.get("6001", 0) == 0 and tb["1122"] == D("-127.70")
+    async with session_factory(engine)() as s:
+        tee = await s.get(Stock, ("TEE", "main"))
+        assert tee is not None and tee.reserved == 3
