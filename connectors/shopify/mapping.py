@@ -220,9 +220,11 @@ def _placed(
                 line_id=as_id(item["id"], f"{where}.id") if item.get("id") is not None else None,
             )
         )
+    if not sold:
+        return None  # gift cards only: no sale
     shipping, shipping_tax = _shipping(order)
-    if not sold or not (lines or charges or charges_tax or shipping or shipping_tax):
-        return None  # gift cards only (no sale), or nothing at all to reserve or bill
+    if not (lines or charges or charges_tax or shipping or shipping_tax):
+        return None  # nothing at all to reserve or bill
     msg = build(
         OrderPlaced,
         "order",

@@ -567,6 +567,8 @@ class StockBook:
                     self._move(src, -take, "sale", order.order_key, cause, msg.fulfilled_at)
             if line is not None and row is not None:
                 line.shipped_unreserved += left
+                if left:
+                    self._settle_cancelled(order, fl.sku, left)
                 self._move(row, -here, "sale", order.order_key, cause, msg.fulfilled_at)
                 self._check_bump(row, cause, msg.fulfilled_at)
         if order.placed and not any(line.open for line in order.lines.values()):
@@ -685,9 +687,10 @@ class StockBook:
             key = (rl.sku, rl.location)
             if never:
                 never = self._release_units(order, key, never, released)
-            if never and order.cancelled:
-                # Refunded while cancelled: a reopening must not hold these units again.
-                never = self._refunded_while_cancelled(order, rl.sku, never)
+            if never:
+                # Refunded while its cancellation's units were not held again: a reopening
+                # must not hold these.
+                never = self._settle_cancelled(order, rl.sku, never)
             if never and not order.placed:
                 # Refunded before the order came: it must not reserve them (`apply_placed`).
                 early = self._line(order, *key)
@@ -714,9 +717,10 @@ class StockBook:
         self._released(order, released, ReleaseReason.CANCELLED, cause, msg.returned_at)
 
     @staticmethod
-    def _refunded_while_cancelled(order: OrderRow, sku: str, units: int) -> int:
-        """Take up to `units` of `sku` off what the order's cancellation released; returns the
-        units not found there."""
+    def _settle_cancelled(order: OrderRow, sku: str, units: int) -> int:
+        """Units of `sku` that the order's cancellation released and that went another way
+        (refunded, or shipped without a reservation): take up to `units` off what a reopening
+        would hold again; returns the units not found there."""
         for ln in sorted(order.lines.values(), key=lambda ln: ln.location):
             if ln.sku != sku or not ln.cancelled or not units:
                 continue

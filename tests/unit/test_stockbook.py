@@ -150,6 +150,23 @@ def test_units_refunded_while_the_order_was_cancelled_are_not_held_again():
     assert state(b) == {"A": (10, 2)}
 
 
+def test_units_refunded_or_shipped_after_a_rejected_reopening_are_not_held_later():
+    """Failed (5 released), paid on a retry with too little stock (rejected), then refunded
+    whole, cancelled and restored: nothing is held. Shipped while cancelled: not held again."""
+    at = [T0 + timedelta(minutes=m) for m in range(5)]
+    b = book({"A": 5}, "s:1", "s:2")
+    apply(b, place("s:1", [("A", 5)]), cancel("s:1", at=at[1]), place("s:2", [("A", 1)]))
+    apply(b, reopen("s:1", at[2]))
+    assert isinstance(b.out[-1][0], ReservationRejected)
+    apply(b, ret("s:1", [("A", 5, True)]), cancel("s:1", at=at[3]), reopen("s:1", at[4]))
+    assert state(b) == {"A": (5, 1)}
+
+    b = book({"A": 10}, "s:3")
+    apply(b, place("s:3", [("A", 5)]), ret("s:3", [("A", 2, True)]), cancel("s:3", at=at[1]))
+    apply(b, fulfil("s:3", [("A", 3)]), reopen("s:3", at[2]))
+    assert state(b) == {"A": (7, 0)}
+
+
 def test_reopening_an_order_that_held_nothing_reserves_nothing_and_says_it_holds_nothing():
     at = [T0 + timedelta(minutes=m) for m in range(3)]
     b = book({"A": 1}, "s:1")

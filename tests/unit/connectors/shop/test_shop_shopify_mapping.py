@@ -199,6 +199,8 @@ def test_an_order_of_custom_items_only_reserves_nothing_and_is_billed_when_fulfi
             item["gift_card"] = True
     kinds = _types(map_order(order, shopify_account))
     assert "OrderPlaced" not in kinds and "OrderFulfilled" not in kinds
+    order["shipping_lines"] = [{"price": None}]  # not read for a sale of gift cards only
+    assert "PaymentCaptured" in _types(map_order(order, shopify_account))
 
 
 def test_paid_order_adds_a_captured_payment_with_the_same_placed_id(load, shopify_account):
