@@ -275,26 +275,36 @@ class StockBook:
                 own = order.lines.get(key)
                 if own is not None:
                     own.quantity -= qty
-            line.seq = seq
-            line.dirty = True
-            row = self.stock[src]
-            row.reserved += qty
-            row.dirty = True
-            line.open += qty
-            self.touched.add(row.sku)
-            reserved_lines.append(
-                ReservedLine(sku=src[0], location=src[1], quantity=qty, backorder=src[1] == PRESALE)
-            )
+            reserved_lines.append(self._hold(line, qty, seq))
         order.status = "reserved" if reserved_lines else "fulfilled"
         self.outcome.accepted += 1
-        if reserved_lines:
+        self._reserved(order, reserved_lines, msg.placed_at, cause)
+
+    def _hold(self, line: ResLine, qty: int, seq: int) -> ReservedLine:
+        """Reserve `qty` units at `line`'s location for its order, decided at `seq`."""
+        row = self.stock[line.key]
+        row.reserved += qty
+        row.dirty = True
+        line.open += qty
+        line.seq = seq
+        line.dirty = True
+        self.touched.add(row.sku)
+        return ReservedLine(
+            sku=line.sku, location=line.location, quantity=qty, backorder=line.location == PRESALE
+        )
+
+    def _reserved(
+        self, order: OrderRow, lines: list[ReservedLine], at: datetime, cause: str
+    ) -> None:
+        """Announce what `order` holds now, if anything was reserved."""
+        if lines:
             self._emit(
                 StockReserved(
                     order_key=order.order_key,
                     account=order.account,
                     channel=order.channel,
-                    lines=tuple(reserved_lines),
-                    reserved_at=msg.placed_at,
+                    lines=tuple(lines),
+                    reserved_at=at,
                 ),
                 cause,
             )
@@ -421,16 +431,15 @@ class StockBook:
             )
 
     def stale_word(self, order_key: str, at: datetime) -> bool:
-        """Whether word at `at` on whether the order is open is older than the newest seen."""
+        """Whether word at `at` on whether the order is open is older than the newest such
+        word seen (deliveries come out of order)."""
         order = self.orders.get(order_key)
         clock = order.open_changed_at if order is not None else None
         return clock is not None and at < clock
 
-    @staticmethod
-    def _stale(order: OrderRow, at: datetime) -> bool:
-        """Word on whether the order is open that is older than the newest such word seen
-        (deliveries come out of order); moves the order's clock on to `at` otherwise."""
-        if order.open_changed_at is not None and at < order.open_changed_at:
+    def _stale(self, order: OrderRow, at: datetime) -> bool:
+        """`stale_word`, and otherwise the order's clock moves on to `at`."""
+        if self.stale_word(order.order_key, at):
             return True
         if order.open_changed_at != at:
             order.open_changed_at = at
@@ -501,17 +510,8 @@ class StockBook:
                     line.quantity += give
                     ln.dirty = True
                 moved -= give
-            row = self.stock[src]
-            row.reserved += qty
-            row.dirty = True
-            line.open += qty
             line.released = max(0, line.released - qty)
-            line.seq = seq
-            line.dirty = True
-            self.touched.add(row.sku)
-            reserved_lines.append(
-                ReservedLine(sku=src[0], location=src[1], quantity=qty, backorder=src[1] == PRESALE)
-            )
+            reserved_lines.append(self._hold(line, qty, seq))
         for line in order.lines.values():
             if line.cancelled:
                 line.cancelled = 0
@@ -525,16 +525,7 @@ class StockBook:
             order.status = "rejected"  # it held nothing when cancelled (rejected when placed)
         if reserved_lines:
             self.outcome.accepted += 1
-            self._emit(
-                StockReserved(
-                    order_key=order.order_key,
-                    account=order.account,
-                    channel=order.channel,
-                    lines=tuple(reserved_lines),
-                    reserved_at=msg.reopened_at,
-                ),
-                cause,
-            )
+        self._reserved(order, reserved_lines, msg.reopened_at, cause)
 
     def apply_fulfilled(self, msg: OrderFulfilled, cause: str) -> None:
         order = self._order(msg.order_key)
