@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.store.db import stored_utc
 from hub.store.models import AuditEntry, Stock
 
 
@@ -71,6 +72,4 @@ async def on_hand_of(session: AsyncSession, keys: Iterable[str]) -> dict[str, in
 
 def _utc(t: datetime | None) -> str | None:
     """SQLite hands back the server default as a naive UTC time."""
-    if t is None:
-        return None
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).isoformat()
+    return None if t is None else stored_utc(t).isoformat()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any
@@ -37,6 +37,7 @@ from hub.finance.rules import CurrencyMismatch
 from hub.finance.tables import OrderLinePrice
 from hub.purchasing import service as purchasing
 from hub.store import bulk, locks
+from hub.store.db import stored_utc
 from hub.store.models import (
     ChannelLevel,
     DeadLetter,
@@ -211,11 +212,6 @@ _APPLIED_BEFORE = text(
     "CROSS JOIN LATERAL (SELECT 1 FROM processed_messages AS p "
     "WHERE p.consumer = :consumer AND p.message_id = u.id LIMIT 1) AS hit"
 )
-
-
-def _aware(t: datetime | None) -> datetime | None:
-    """A time read back from the store as UTC (SQLite keeps no offset)."""
-    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
 def outbox_row(env: Envelope) -> dict[str, Any]:
@@ -455,7 +451,7 @@ class CoreProcessor:
                     r.currency,
                     r.total,
                     r.placed_at,
-                    _aware(r.open_changed_at),
+                    stored_utc(r.open_changed_at),
                 )
                 for r in order_rows
             }

@@ -57,6 +57,7 @@ from hub.purchasing.tables import (
     SupplierInvoiceRow,
 )
 from hub.store import locks
+from hub.store.db import stored_utc
 from hub.store.models import Movement, OutboxRow, Stock
 from schemas.base import CanonicalMessage, now_utc
 from schemas.envelope import Envelope, message_id
@@ -588,17 +589,13 @@ async def handle(
     return Handled()
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
-
-
 async def _stock_reported(session: AsyncSession, msg: SupplierStockReported) -> Handled:
     """Apply a report for a dropship SKU unless a report measured later was applied already."""
     item = await session.get(DropshipItem, (msg.sku, msg.supplier), with_for_update=True)
     if item is None:
         log.info("stock report for a SKU not sold as dropship", sku=msg.sku, supplier=msg.supplier)
         return Handled()
-    if item.reported_at is not None and _utc(msg.reported_at) <= _utc(item.reported_at):
+    if item.reported_at is not None and stored_utc(msg.reported_at) <= stored_utc(item.reported_at):
         log.info(
             "stock report older than the one applied",
             sku=msg.sku,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -13,6 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+@overload
+def stored_utc(t: datetime) -> datetime: ...
+@overload
+def stored_utc(t: None) -> None: ...
+def stored_utc(t: datetime | None) -> datetime | None:
+    """A time read back from the store, as UTC: SQLite keeps no offset."""
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
