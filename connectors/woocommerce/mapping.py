@@ -98,23 +98,13 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
     if placed is None:
         return []
     out.append(placed)
-    created = order.get("date_created_gmt")
-    if (
-        status in REOPEN_STATUSES
-        and created
-        and updated > timestamp(created, "order.date_created_gmt", naive_is_utc=True)
-    ):
+    assert isinstance(placed.data, OrderPlaced)
+    if status in REOPEN_STATUSES and updated > placed.data.placed_at:
         # Open after a change: if the hub had it cancelled (a failed payment paid on a retry,
         # a cancelled order restored), it is reserved again. A no-op for an order never closed.
-        reopened = build(
-            OrderReopened,
-            "order",
-            order_key=key,
-            account=account.name,
-            channel=account.config.channel,
-            reopened_at=updated,
+        out.append(
+            _open_change(OrderReopened, "open", order_id, account, updated, reopened_at=updated)
         )
-        out.append(_env(account, (order_id, "open", updated.isoformat()), reopened, updated))
     if order.get("date_paid_gmt"):
         total = money(order.get("total"), "order.total")
         if total > 0:
@@ -133,7 +123,7 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
     if status == "completed" or order.get("date_completed_gmt"):
         lines = tuple(
             FulfilledLine(sku=line.sku, quantity=line.quantity, location=line.location)
-            for line in placed.data.lines  # type: ignore[attr-defined]
+            for line in placed.data.lines
         )
         at = order.get("date_completed_gmt") or order.get("date_modified_gmt")
         fulfilled = build(
@@ -166,19 +156,31 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
             out.append(_env(account, (order_id, "refunded", rid), refunded, updated))
     shipped = status == "completed" or bool(order.get("date_completed_gmt"))
     if status in CLOSED_STATUSES or (status == "refunded" and not shipped):
-        # Fully refunded before it shipped: it never will, so its reservation must go. One id
-        # per closing (the order may be reopened and closed again), the same for its copies.
-        cancelled = build(
-            OrderCancelled,
-            "order",
-            order_key=key,
-            account=account.name,
-            channel=account.config.channel,
-            cancelled_at=updated,
-            reason=status,
-        )
-        out.append(_env(account, (order_id, "cancelled", updated.isoformat()), cancelled, updated))
+        # Fully refunded before it shipped: it never will, so its reservation must go.
+        closed = {"cancelled_at": updated, "reason": status}
+        out.append(_open_change(OrderCancelled, "cancelled", order_id, account, updated, **closed))
     return out
+
+
+def _open_change(
+    kind: type[OrderCancelled] | type[OrderReopened],
+    event: str,
+    order_id: str,
+    account: Account,
+    at: datetime,
+    **fields: Any,
+) -> Envelope:
+    """A cancellation or a reopening at the order's modification time `at`: one id per time
+    (an order can close and open again), the same for every copy of one delivery."""
+    msg = build(
+        kind,
+        "order",
+        order_key=account.order_key(order_id),
+        account=account.name,
+        channel=account.config.channel,
+        **fields,
+    )
+    return _env(account, (order_id, event, at.isoformat()), msg, at)
 
 
 def map_refund(
