@@ -672,10 +672,9 @@ class CoreProcessor:
             lines = await billing.return_lines(session, self.chart, msg)
             costs = {(ln.sku, ln.location): ln.unit_cost for ln in lines}
         if isinstance(msg, OrderCancelled):
+            # The stock ignores a cancellation older than the order's reopening: so do the books.
             if book.stale_word(msg.order_key, msg.cancelled_at):
-                return (
-                    None  # the stock ignores it (the order was opened again since): so do the books
-                )
+                return None
             await queue.flush(session)  # it bills what the order's money still covers
         dropshipped = book.dropshipped(msg) if isinstance(msg, OrderFulfilled) else None
         try:

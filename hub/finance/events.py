@@ -12,7 +12,6 @@ the inventory account keeps equal to Σ on_hand × avg_cost.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -221,7 +220,7 @@ def _cause_id(msg: CanonicalMessage) -> str | None:
         case OrderCancelled():
             # Per cancellation: an order reopened and cancelled again bills what it keeps then.
             # (Billing's own state keeps a copy of a cancellation from billing twice.)
-            at = msg.cancelled_at.astimezone(UTC).isoformat()
+            at = msg.cancelled_at.isoformat()  # UTC already (UtcDatetime)
             return rules.voucher_id("order_cancelled", f"{msg.order_key}:{at}")
         case OrderReturned():
             return rules.voucher_id("order_returned", f"{msg.order_key}:{msg.return_id}")
