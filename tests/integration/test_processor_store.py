@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 from dataclasses import replace
 
@@ -34,6 +35,17 @@ async def _accepted(sessions, prefix: str = "") -> int:
                 .where(Order.status == "reserved", Order.order_key.like(f"{prefix}%"))
             )
         ).scalar_one()
+
+
+async def _levels_published(sessions) -> list[dict]:
+    """The stock levels in the outbox, oldest first, as JSON objects."""
+    async with sessions() as s:
+        rows = await s.execute(
+            select(OutboxRow.payload)
+            .where(OutboxRow.topic == topics.STOCK_LEVELS)
+            .order_by(OutboxRow.id)
+        )
+        return [json.loads(r) for r in rows.scalars()]
 
 
 async def test_two_replicas_racing_on_one_sku_reserve_exactly_the_stock(sessions):
@@ -159,21 +171,7 @@ async def test_levels_are_published_only_when_a_channel_value_changes(sessions):
     await p.process(records(counted("A", 50)))
     await p.process(records(place("s:1", [("A", 5)])))  # 45 free, capped at 10: no change
     await p.process(records(fulfil("s:1", [("A", 5)]), counted("A", 8, cid="c2")))
-    async with sessions() as s:
-        rows = (
-            (
-                await s.execute(
-                    select(OutboxRow.payload)
-                    .where(OutboxRow.topic == topics.STOCK_LEVELS)
-                    .order_by(OutboxRow.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    import json
-
-    values = [(json.loads(r)["available"], json.loads(r)["version"]) for r in rows]
+    values = [(m["available"], m["version"]) for m in await _levels_published(sessions)]
     assert values == [(10, 1), (8, 2)]
 
 
@@ -195,7 +193,6 @@ async def test_a_reopened_order_is_reserved_again_and_a_late_cancellation_change
     """Placed, cancelled (a failed payment), reopened (paid on a retry): the units are held
     again and the channels see them go. A copy of the old cancellation delivered late does not
     release them; a newer cancellation does. Each step in a batch of its own, as it comes."""
-    import json
     from datetime import timedelta
 
     at = [T0 + timedelta(minutes=m) for m in range(4)]
@@ -215,19 +212,8 @@ async def test_a_reopened_order_is_reserved_again_and_a_late_cancellation_change
             assert (row.on_hand, row.reserved) == (5, reserved), env.data
             assert (await s.execute(select(Order.status))).scalar_one() == status
             assert await invariant_problems(s) == []
-    async with sessions() as s:
-        levels = (
-            (
-                await s.execute(
-                    select(OutboxRow.payload)
-                    .where(OutboxRow.topic == topics.STOCK_LEVELS)
-                    .order_by(OutboxRow.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert [json.loads(r)["available"] for r in levels] == [5, 3, 5, 3, 5]
+    levels = await _levels_published(sessions)
+    assert [m["available"] for m in levels] == [5, 3, 5, 3, 5]
 
 
 async def test_a_fulfilment_before_its_order_takes_the_stock_and_the_order_reserves_none(sessions):

@@ -95,7 +95,7 @@ def test_a_reopened_order_reserves_again_and_older_word_changes_nothing():
     reserved = b.out[-1][0]
     assert isinstance(reserved, StockReserved)
     assert {(ln.sku, ln.quantity) for ln in reserved.lines} == {("A", 2), ("B", 1)}
-    apply(b, cancel("s:1", at=at[1]), reopen("s:1", at[3]))  # late copies: nothing
+    apply(b, cancel("s:1", at=at[1]), reopen("s:1", at[3]))  # older word; already open
     assert state(b) == {"A": (5, 2), "B": (5, 1)}
     apply(b, fulfil("s:1", [("A", 2), ("B", 1)]))
     assert state(b) == {"A": (3, 0), "B": (4, 0)}

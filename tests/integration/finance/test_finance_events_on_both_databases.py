@@ -21,9 +21,11 @@ from schemas.base import CanonicalMessage
 from schemas.envelope import Envelope, message_id
 from schemas.orders import (
     FulfilledLine,
+    OrderCancelled,
     OrderFulfilled,
     OrderLine,
     OrderPlaced,
+    OrderReopened,
     OrderReturned,
     ReturnedLine,
 )
@@ -308,6 +310,18 @@ def refunded(amount: Decimal, refund_id: str) -> PaymentRefunded:
     )
 
 
+def cancelled(minutes: int) -> OrderCancelled:
+    """The order cancelled `minutes` after T."""
+    at = T + timedelta(minutes=minutes)
+    return OrderCancelled(order_key=ORDER, account="acme", channel="online", cancelled_at=at)
+
+
+def reopened(minutes: int) -> OrderReopened:
+    """The order opened again `minutes` after T."""
+    at = T + timedelta(minutes=minutes)
+    return OrderReopened(order_key=ORDER, account="acme", channel="online", reopened_at=at)
+
+
 def env(m: CanonicalMessage, ref: str) -> Envelope:
     """`m` as the core receives it, its id from its type and `ref`."""
     return Envelope(id=message_id("test", m.ce_type, ref), source="test", data=m, time=T)
@@ -508,16 +522,13 @@ async def test_an_order_cancelled_before_it_shipped_bills_the_shipping_it_kept(
     """The goods refunded (119.70) but not the shipping (8), and the order cancelled before
     anything shipped: the 8 is revenue and the receivable closes, whichever came first."""
     from hub.core.batch import CoreProcessor
-    from schemas.orders import OrderCancelled
     from tests.builders import records
 
     core = CoreProcessor(session_factory(engine), {}, chart=CHART)
     await core.process(records(env(RECEIPT_1, "r"), env(PLACED, "p"), env(PAID, "P1")))
     goods = UNSHIPPED_GOODS_REFUNDED
     back = refunded(D("119.70"), "R1")
-    cancel = OrderCancelled(
-        order_key=ORDER, account="acme", channel="online", cancelled_at=T + timedelta(minutes=6)
-    )
+    cancel = cancelled(6)
     steps = [[goods, back], [cancel]] if refund_first else [[cancel], [goods, back]]
     for step in steps:
         await core.process(records(*(env(m, "x") for m in step)))
@@ -533,13 +544,10 @@ async def test_an_order_cancelled_with_no_money_kept_bills_nothing(
     """Cancelled unpaid, or after all its money went back (WooCommerce's webhook of a refunded
     order says so without the refund's lines): no shipping is billed."""
     from hub.core.batch import CoreProcessor
-    from schemas.orders import OrderCancelled
     from tests.builders import records
 
     back = refunded(D("127.70"), "R1")
-    cancel = OrderCancelled(
-        order_key=ORDER, account="acme", channel="online", cancelled_at=T + timedelta(minutes=6)
-    )
+    cancel = cancelled(6)
     money = [PAID, back] if paid else []
     core = CoreProcessor(session_factory(engine), {}, chart=CHART)
     await core.process(records(*(env(m, str(i)) for i, m in enumerate([PLACED, *money, cancel]))))
@@ -690,22 +698,14 @@ async def test_an_order_cancelled_unpaid_then_paid_and_cancelled_again_bills_wha
     on a retry, then cancelled again with its goods refunded and the shipping (8) kept: the
     second cancellation bills the 8, so the receivable closes."""
     from hub.core.batch import CoreProcessor
-    from schemas.orders import OrderCancelled, OrderReopened
     from tests.builders import records
 
-    def cancelled(minutes: int) -> OrderCancelled:
-        at = T + timedelta(minutes=minutes)
-        return OrderCancelled(order_key=ORDER, account="acme", channel="online", cancelled_at=at)
-
-    reopened = OrderReopened(
-        order_key=ORDER, account="acme", channel="online", reopened_at=T + timedelta(minutes=3)
-    )
     goods = UNSHIPPED_GOODS_REFUNDED
     core = CoreProcessor(session_factory(engine), {"online": Rule()}, chart=CHART)
     steps = [
         [env(RECEIPT_1, "r"), env(PLACED, "p")],
         [env(cancelled(2), "c1")],
-        [env(reopened, "o"), env(PAID, "P1")],
+        [env(reopened(3), "o"), env(PAID, "P1")],
         [env(goods, "g"), env(refunded(D("119.70"), "R1"), "R1")],
         [env(cancelled(8), "c2")],
     ]
@@ -720,20 +720,13 @@ async def test_a_cancellation_older_than_the_reopening_bills_nothing(engine: Asy
     """The paid retry (reopened at +3) delivered before the failure (cancelled at +2): the
     stock keeps the order reserved, and the books bill none of its shipping as kept."""
     from hub.core.batch import CoreProcessor
-    from schemas.orders import OrderCancelled, OrderReopened
     from tests.builders import records
 
-    late = OrderCancelled(
-        order_key=ORDER, account="acme", channel="online", cancelled_at=T + timedelta(minutes=2)
-    )
-    reopened = OrderReopened(
-        order_key=ORDER, account="acme", channel="online", reopened_at=T + timedelta(minutes=3)
-    )
     core = CoreProcessor(session_factory(engine), {"online": Rule()}, chart=CHART)
     first = [env(RECEIPT_1, "r"), env(COUNT, "m"), env(PLACED, "p"), env(PAID, "P1")]
-    for step in (first, [env(reopened, "o")]):
+    for step in (first, [env(reopened(3), "o")]):
         await core.process(records(*step))
-    await core.process(records(env(late, "c")))
+    await core.process(records(env(cancelled(2), "c")))
     tb = await balances(engine)
     assert tb.get("6001", 0) == 0 and tb["1122"] == D("-127.70")
     async with session_factory(engine)() as s:
