@@ -863,7 +863,8 @@ async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> list[tuple[st
     `final` receipt what the SKU's lines will no longer bring."""
     if not msg.po_number:
         return []
-    if await session.get(PoReceiptRow, (msg.po_number, msg.receipt_id, msg.sku)) is not None:
+    key = (msg.po_number, msg.receipt_id, msg.sku, msg.location)
+    if await session.get(PoReceiptRow, key) is not None:
         return []
     po, rows = await _load(session, msg.po_number)
     if po is None:
@@ -894,6 +895,7 @@ async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> list[tuple[st
             po_number=msg.po_number,
             receipt_id=msg.receipt_id,
             sku=msg.sku,
+            location=msg.location,
             quantity=msg.quantity,
             over_delivered=receipt.over_delivered,
             applied=[list(a) for a in receipt.applied],
@@ -1017,6 +1019,7 @@ async def exceptions(session: AsyncSession) -> dict[str, list[dict[str, Any]]]:
                     "kind": "not_on_order",
                     "units": r.quantity,
                     "sku": r.sku,
+                    "location": r.location,
                     "receipt_id": r.receipt_id,
                 }
             )

@@ -124,13 +124,15 @@ class ShipmentRow(Base):
 
 
 class PoReceiptRow(Base):
-    """A goods receipt put on a PO: which lines it filled, and what it brought beyond them."""
+    """A goods receipt put on a PO: which lines it filled, and what it brought beyond them. One
+    receipt may bring a SKU to several locations: each is a row of its own."""
 
     __tablename__ = "po_receipts"
 
     po_number: Mapped[str] = mapped_column(String(64), primary_key=True)
     receipt_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     sku: Mapped[str] = mapped_column(String(128), primary_key=True)
+    location: Mapped[str] = mapped_column(String(64), primary_key=True)
     quantity: Mapped[int] = mapped_column(Integer)
     over_delivered: Mapped[int] = mapped_column(Integer, default=0)
     applied: Mapped[list[Any]] = mapped_column()  # [[line number, units], …]

@@ -203,6 +203,7 @@ def receipt(
         ),
         "receipt",
         rid,
+        location,
     )
 
 

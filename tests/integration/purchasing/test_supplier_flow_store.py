@@ -325,3 +325,26 @@ async def test_a_receipt_at_another_location_clears_the_inbound_where_the_po_exp
     (again,) = [ln for n, ln in lines.items() if n != first]
     assert again.location == "main" and again.ordered > 0
     assert await view() == {"main": (8, again.ordered), "east": (39, 0)}
+
+
+async def test_one_receipt_split_across_locations_fills_the_line_with_every_part(
+    sessions, policy_for
+):
+    """One receipt id brings the 36 units of a PO for `main` in two parts, 20 to `main` and 16
+    to `east`: both parts fill the line, which closes, and `main` counts nothing as inbound.
+    The same part delivered again counts once."""
+    from hub.store.models import Stock
+
+    async def view() -> dict[str, tuple[int, int]]:
+        async with sessions() as s:
+            rows = (await s.execute(select(Stock).where(Stock.sku == "TEE"))).scalars().all()
+        return {r.location: (r.on_hand, r.inbound) for r in rows}
+
+    first = await _ordered(sessions, policy_for)  # 8 on hand at main, 36 inbound
+    await receipt_step(sessions, receipt(first, "TEE", 20, rid="GRN-9", location="main"))
+    await receipt_step(sessions, receipt(first, "TEE", 16, rid="GRN-9", location="east"))
+    await receipt_step(sessions, receipt(first, "TEE", 16, rid="GRN-9", location="east"))
+    (line,) = await lines_of(sessions, "TEE")
+    assert (line.received, line.status, line.open) == (36, "received", False)
+    assert (await po(sessions, first)).status == "closed"
+    assert await view() == {"main": (28, 0), "east": (16, 0)}
