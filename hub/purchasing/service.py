@@ -526,7 +526,8 @@ def issued_envelope(po: PurchaseOrderRow, lines: Sequence[PurchaseOrderLineRow])
 
 
 async def approve(session: AsyncSession, po_number: str, actor: str) -> Envelope:
-    """Issue a suggested PO: its lines become inbound, its message goes to the outbox."""
+    """Issue a suggested PO: its lines' open units become inbound (less what a receipt brought
+    before the approval), its message goes to the outbox."""
     lt = PurchaseOrderLineRow.__table__
     keys = (
         await session.execute(select(lt.c.sku, lt.c.location).where(lt.c.po_number == po_number))
@@ -545,7 +546,7 @@ async def approve(session: AsyncSession, po_number: str, actor: str) -> Envelope
         await session.execute(
             update(Stock)
             .where(Stock.sku == ln.sku, Stock.location == ln.location)
-            .values(inbound=Stock.inbound + ln.confirmed, updated_at=now)
+            .values(inbound=Stock.inbound + _po_line(ln).open_quantity, updated_at=now)
         )
     po.status, po.issued_at, po.approved_by, po.updated_at = "issued", now, actor, now
     env = issued_envelope(po, lines)
@@ -859,8 +860,9 @@ async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> list[tuple[st
     """Put a receipt on its PO's lines in line order; record over- and under-delivery.
     Returns the inbound changes for the core's rows (`apply_inbound`), as `(sku, location,
     -units)` at each line's own location (a receipt may land elsewhere): the units the receipt
-    filled on open lines (not an over-delivery, nor anything on a closed PO), and with a
-    `final` receipt what the SKU's lines will no longer bring."""
+    filled on open lines (not an over-delivery, nor anything on a closed PO or a suggestion),
+    and with a `final` receipt what the SKU's lines will no longer bring. A suggestion all of
+    whose lines the receipts filled is closed: there is nothing left to approve."""
     if not msg.po_number:
         return []
     key = (msg.po_number, msg.receipt_id, msg.sku, msg.location)
@@ -884,10 +886,12 @@ async def on_receipt(session: AsyncSession, msg: GoodsReceived) -> list[tuple[st
             line = replace(line, closed=True)
         deltas[(row.sku, row.location)] += line.open_quantity - old.open_quantity
         _store_line(row, line)
-    short = [(s, loc, d) for (s, loc), d in sorted(deltas.items()) if d]
+    # A suggestion counts nothing as inbound: `approve` adds what is still open then.
+    suggested = po.status == "suggested"
+    short = [] if suggested else [(s, loc, d) for (s, loc), d in sorted(deltas.items()) if d]
     if all(not r.open for r in rows):
         po.status = "closed"
-    elif any(r.received for r in rows):
+    elif any(r.received for r in rows) and not suggested:
         po.status = "partially_received"
     po.updated_at = now_utc()
     session.add(

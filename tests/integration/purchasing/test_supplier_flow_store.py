@@ -185,6 +185,34 @@ async def test_suggestions_wait_for_approval_then_count_inbound(sessions, policy
     assert await count(sessions, SupplierInvoiceRow) == 0
 
 
+async def test_goods_received_before_the_approval_are_not_counted_inbound_again(
+    sessions, policy_for, cli
+):
+    """20 of a suggestion's 36 units arrive before anyone approves it: they are on hand, the
+    suggestion still waits, and approving it counts the 16 still to come as inbound."""
+    number = await _ordered(sessions, policy_for, mode="approve")
+    await receipt_step(sessions, receipt(number, "TEE", 20, rid="GRN-1"))
+    stock = await stock_of(sessions, "TEE")
+    assert (stock.on_hand, stock.inbound) == (28, 0)
+    assert (await po(sessions, number)).status == "suggested"
+
+    assert (await cli("approve", number)).exit_code == 0
+    assert (await stock_of(sessions, "TEE")).inbound == 16
+    await receipt_step(sessions, receipt(number, "TEE", 16, rid="GRN-2"))
+    stock = await stock_of(sessions, "TEE")
+    assert (stock.on_hand, stock.inbound) == (44, 0)
+    assert (await po(sessions, number)).status == "closed"
+
+
+async def test_a_suggestion_received_in_full_is_closed_and_not_approved(sessions, policy_for, cli):
+    number = await _ordered(sessions, policy_for, mode="approve")
+    await receipt_step(sessions, receipt(number, "TEE", 36, rid="GRN-1"))
+    assert (await po(sessions, number)).status == "closed"
+    assert (await cli("approve", number)).exit_code == 1
+    assert (await stock_of(sessions, "TEE")).inbound == 0
+    assert await outbox_count(sessions, PurchaseOrderIssued.ce_type) == 0
+
+
 async def test_operators_set_suppliers_and_policies_from_the_cli(sessions, cli):
     assert (
         await cli("supplier", "acme-supply", "--mode", "approve", "--actor", "ops")
