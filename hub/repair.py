@@ -3,20 +3,27 @@
 - `reserved` of a stock row = Σ open reservation lines on it;
 - `on_hand` of a stock row = Σ journal movements (the journal is the ledger of record).
 
-A mismatch means a bug or a manual edit; the repair logs what it changed in the audit log.
+A mismatch means a bug or a manual edit; the repair logs what it changed in the audit log, and
+publishes the level of every channel the corrected totals change, as the core would: else the
+shops sell from the old figures until the SKU next moves.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.audit import record
+from hub.core.batch import publish_levels
+from hub.domain.allocation import Rule
+from hub.domain.stockbook import StockBook, StockRow
 from hub.store import locks
 from hub.store.models import Movement, Reservation, Stock
+from schemas.base import now_utc
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,22 @@ class Fix:
         return asdict(self)
 
 
-async def repair_stock(session: AsyncSession, *, fix: bool, actor: str = "cli") -> list[Fix]:
-    """Find (and with `fix`, correct) stored totals that disagree with their source. Run inside
-    a transaction; takes the stock row locks like the core."""
+@dataclass(frozen=True)
+class Repair:
+    fixes: list[Fix] = field(default_factory=list)
+    levels_published: int = 0
+
+
+async def repair_stock(
+    session: AsyncSession,
+    *,
+    fix: bool,
+    actor: str = "cli",
+    rules: Mapping[str, Rule] | None = None,
+) -> Repair:
+    """Find (and with `fix`, correct) stored totals that disagree with their source; with
+    `fix`, publish the channels' levels (`rules`) that the corrections change. Run inside a
+    transaction; takes the stock row locks like the core."""
     skus = (await session.execute(select(Stock.sku).distinct())).scalars().all()
     rows = await locks.lock_stock(session, skus)
     journal = {
@@ -57,6 +77,7 @@ async def repair_stock(session: AsyncSession, *, fix: bool, actor: str = "cli") 
         ).all()
     }
     fixes: list[Fix] = []
+    book = StockBook({}, {})
     for r in rows:
         key = (r.sku, r.location)
         want_on_hand, want_reserved = journal.get(key, 0), held.get(key, 0)
@@ -64,7 +85,11 @@ async def repair_stock(session: AsyncSession, *, fix: bool, actor: str = "cli") 
             fixes.append(Fix(r.sku, r.location, "on_hand", r.on_hand, want_on_hand))
         if r.reserved != want_reserved:
             fixes.append(Fix(r.sku, r.location, "reserved", r.reserved, want_reserved))
+        book.stock[key] = StockRow(
+            r.sku, r.location, want_on_hand, want_reserved, r.inbound, r.safety_stock, r.avg_cost
+        )
         if fix and (r.on_hand != want_on_hand or r.reserved != want_reserved):
+            book.touched.add(r.sku)
             await session.execute(
                 update(Stock)
                 .where(Stock.sku == r.sku, Stock.location == r.location)
@@ -78,4 +103,5 @@ async def repair_stock(session: AsyncSession, *, fix: bool, actor: str = "cli") 
             f"{len(fixes)} totals",
             before={"fixes": [f.as_json() for f in fixes]},
         )
-    return fixes
+    published = await publish_levels(session, book, rules, now_utc()) if rules else 0
+    return Repair(fixes, published)

@@ -276,25 +276,38 @@ def stock_repair(
     actor: Annotated[str, typer.Option(help="Who repairs (audit log).")] = "cli",
     as_json: JsonOpt = False,
 ) -> None:
-    """Recompute reserved from open reservations and on_hand from the journal."""
-    from hub.repair import repair_stock
+    """Recompute reserved from open reservations and on_hand from the journal; with --fix,
+    correct them and publish the channels' levels that change."""
+    from hub.core.batch import rules_from_config
+    from hub.repair import Repair, repair_stock
+    from hub.store.outbox import announce
 
     s = settings()
 
-    async def go() -> list[dict[str, object]]:
-        async with db_session(s) as session, session.begin():
-            return [f.as_json() for f in await repair_stock(session, fix=fix, actor=actor)]
+    async def go() -> Repair:
+        async with db_session(s) as session:
+            async with session.begin():
+                done = await repair_stock(
+                    session, fix=fix, actor=actor, rules=rules_from_config(s.hub.channels)
+                )
+            if done.levels_published:
+                await announce(session.bind)  # the levels are in the outbox: wake the relay
+            return done
 
-    fixes = run(go())
+    done = run(go())
+    fixes = [f.as_json() for f in done.fixes]
     if as_json:
-        print_json({"fixed": fix, "mismatches": fixes})
+        print_json({"fixed": fix, "mismatches": fixes, "levels_published": done.levels_published})
     else:
         for f in fixes:
             console.print(
                 f"{f['sku']}@{f['location']} {f['field']}: stored {f['stored']}, "
                 f"recomputed {f['recomputed']}" + (" (fixed)" if fix else "")
             )
-        out.print(f"{len(fixes)} mismatch(es)" + (" fixed" if fix and fixes else ""))
+        out.print(
+            f"{len(fixes)} mismatch(es)"
+            + (f" fixed, {done.levels_published} level(s) published" if fix and fixes else "")
+        )
     raise typer.Exit(1 if fixes and not fix else 0)
 
 

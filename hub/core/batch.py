@@ -541,7 +541,7 @@ class CoreProcessor:
 
         now = now_utc()
         issued = await purchasing.replenish(session, book.stock, book.touched, now)
-        current = await self._current_levels(session, book)
+        current = await current_levels(session, book, self.rules)
         # The stock, order, reservation, price and inbox writes go to the database while this
         # coroutine serializes the outbox (a third of a batch's CPU): the session is the
         # writer's alone until it is awaited, and the outbox only reads the book, which is final
@@ -560,7 +560,8 @@ class CoreProcessor:
                 outbox.append(outbox_row(self._envelope(msg, cause, by_id, now)))
                 if i % YIELD_EVERY == YIELD_EVERY - 1:
                     await asyncio.sleep(0)  # let the writer read its answer and send the next
-            levels = await self._levels(book, current, outbox, now, self._level_causes(book, by_id))
+            causes = self._level_causes(book, by_id)
+            levels = await level_changes(book, self.rules, current, outbox, now, causes)
         except BaseException:
             await asyncio.gather(writing, return_exceptions=True)
             raise
@@ -749,93 +750,6 @@ class CoreProcessor:
                     del ids[:-MAX_LEVEL_CAUSES]
         return out
 
-    async def _current_levels(
-        self, session: AsyncSession, book: StockBook
-    ) -> dict[tuple[str, str], tuple[int, int, int]]:
-        """(available, presale available, version) last published per (SKU, channel) touched."""
-        current: dict[tuple[str, str], tuple[int, int, int]] = {}
-        if not book.touched or not self.rules:
-            return current
-        t = ChannelLevel.__table__
-        for part in locks._chunks(sorted(book.touched)):
-            for r in (
-                await session.execute(select(t).where(locks.one_of(session, t.c.sku, part)))
-            ).all():
-                current[(r.sku, r.channel)] = (r.available, r.presale_available, r.version)
-        return current
-
-    async def _levels(
-        self,
-        book: StockBook,
-        current: Mapping[tuple[str, str], tuple[int, int, int]],
-        outbox: list[dict[str, Any]],
-        now: datetime,
-        causes: Mapping[str, list[str]],
-    ) -> _LevelRows:
-        """Publish a StockLevelChanged per (SKU, channel) whose available value changed, naming
-        the orders that changed it (`ce_correlationid` the newest, `ce_causes` all of them);
-        returns the channel level rows to insert and to update. Only reads the book; yields to
-        the event loop every `YIELD_EVERY` SKUs (see `_apply`)."""
-        rows_out = _LevelRows()
-        if not book.touched or not self.rules:
-            return rows_out
-        by_sku: dict[str, list[StockRow]] = {}
-        for row in book.stock.values():
-            by_sku.setdefault(row.sku, []).append(row)
-        for i, sku in enumerate(sorted(book.touched)):
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)
-            rows = by_sku.get(sku, [])
-            pre = next((r for r in rows if r.location == PRESALE), None)
-            for channel, rule in self.rules.items():
-                mine = [r for r in rows if rule.sells_from(r.location)]
-                value = channel_available(
-                    (Level(r.on_hand, r.reserved, r.safety_stock) for r in mine), rule
-                )
-                backorders = presale_available(
-                    Level(pre.on_hand, pre.reserved) if pre else None, rule
-                )
-                prev = current.get((sku, channel))
-                if prev is not None and prev[:2] == (value, backorders):
-                    continue
-                if prev is None and value == 0 and backorders == 0 and not mine:
-                    continue
-                version = (prev[2] + 1) if prev else 1
-                (rows_out.changed if prev else rows_out.new).append(
-                    {
-                        "sku": sku,
-                        "channel": channel,
-                        "available": value,
-                        "presale_available": backorders,
-                        "version": version,
-                        "updated_at": now,
-                    }
-                )
-                msg = StockLevelChanged(
-                    sku=sku,
-                    channel=channel,
-                    available=value,
-                    on_hand=sum(r.on_hand for r in mine),
-                    reserved=sum(r.reserved for r in mine),
-                    presale_available=backorders,
-                    version=version,
-                    changed_at=now,
-                )
-                ids = causes.get(sku, ())
-                outbox.append(
-                    outbox_row(
-                        Envelope(
-                            id=message_id(SOURCE, "level", sku, channel, str(version)),
-                            source=SOURCE,
-                            data=msg,
-                            time=now,
-                            correlation_id=ids[-1] if ids else None,
-                            causes=tuple(ids),
-                        )
-                    )
-                )
-        return rows_out
-
     async def _write(
         self,
         session: AsyncSession,
@@ -967,6 +881,108 @@ class CoreProcessor:
         )
         log.warning("dead-lettered", origin=r.origin, error=info.error)
         return True
+
+
+async def current_levels(
+    session: AsyncSession, book: StockBook, rules: Mapping[str, Rule]
+) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(available, presale available, version) last published per (SKU, channel) touched."""
+    current: dict[tuple[str, str], tuple[int, int, int]] = {}
+    if not book.touched or not rules:
+        return current
+    t = ChannelLevel.__table__
+    for part in locks._chunks(sorted(book.touched)):
+        for r in (
+            await session.execute(select(t).where(locks.one_of(session, t.c.sku, part)))
+        ).all():
+            current[(r.sku, r.channel)] = (r.available, r.presale_available, r.version)
+    return current
+
+
+async def level_changes(
+    book: StockBook,
+    rules: Mapping[str, Rule],
+    current: Mapping[tuple[str, str], tuple[int, int, int]],
+    outbox: list[dict[str, Any]],
+    now: datetime,
+    causes: Mapping[str, list[str]],
+) -> _LevelRows:
+    """Publish a StockLevelChanged per (SKU, channel) whose available value changed, naming
+    the orders that changed it (`ce_correlationid` the newest, `ce_causes` all of them);
+    returns the channel level rows to insert and to update. Only reads the book; yields to
+    the event loop every `YIELD_EVERY` SKUs (see `_apply`)."""
+    rows_out = _LevelRows()
+    if not book.touched or not rules:
+        return rows_out
+    by_sku: dict[str, list[StockRow]] = {}
+    for row in book.stock.values():
+        by_sku.setdefault(row.sku, []).append(row)
+    for i, sku in enumerate(sorted(book.touched)):
+        if i % YIELD_EVERY == YIELD_EVERY - 1:
+            await asyncio.sleep(0)
+        rows = by_sku.get(sku, [])
+        pre = next((r for r in rows if r.location == PRESALE), None)
+        for channel, rule in rules.items():
+            mine = [r for r in rows if rule.sells_from(r.location)]
+            value = channel_available(
+                (Level(r.on_hand, r.reserved, r.safety_stock) for r in mine), rule
+            )
+            backorders = presale_available(Level(pre.on_hand, pre.reserved) if pre else None, rule)
+            prev = current.get((sku, channel))
+            if prev is not None and prev[:2] == (value, backorders):
+                continue
+            if prev is None and value == 0 and backorders == 0 and not mine:
+                continue
+            version = (prev[2] + 1) if prev else 1
+            (rows_out.changed if prev else rows_out.new).append(
+                {
+                    "sku": sku,
+                    "channel": channel,
+                    "available": value,
+                    "presale_available": backorders,
+                    "version": version,
+                    "updated_at": now,
+                }
+            )
+            msg = StockLevelChanged(
+                sku=sku,
+                channel=channel,
+                available=value,
+                on_hand=sum(r.on_hand for r in mine),
+                reserved=sum(r.reserved for r in mine),
+                presale_available=backorders,
+                version=version,
+                changed_at=now,
+            )
+            ids = causes.get(sku, ())
+            outbox.append(
+                outbox_row(
+                    Envelope(
+                        id=message_id(SOURCE, "level", sku, channel, str(version)),
+                        source=SOURCE,
+                        data=msg,
+                        time=now,
+                        correlation_id=ids[-1] if ids else None,
+                        causes=tuple(ids),
+                    )
+                )
+            )
+    return rows_out
+
+
+async def publish_levels(
+    session: AsyncSession, book: StockBook, rules: Mapping[str, Rule], now: datetime
+) -> int:
+    """Outside the core's batches (a repair of stored totals): publish, as a batch does, the
+    level of every channel of the book's touched SKUs that differs from the one last published;
+    returns how many. The stock rows of those SKUs must be locked and in the book."""
+    outbox: list[dict[str, Any]] = []
+    current = await current_levels(session, book, rules)
+    levels = await level_changes(book, rules, current, outbox, now, {})
+    await bulk.insert(session, table(ChannelLevel), levels.new)
+    await bulk.update(session, table(ChannelLevel), levels.changed)
+    await bulk.insert(session, table(OutboxRow), outbox)
+    return len(outbox)
 
 
 def rules_from_config(channels: dict[str, Any]) -> dict[str, Rule]:

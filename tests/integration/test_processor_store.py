@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 from structlog.testing import capture_logs
 
+from hub.core import batch
 from hub.core.batch import CoreProcessor
 from hub.domain.allocation import Rule
 from hub.queries import invariant_problems, stock_view
@@ -114,7 +115,7 @@ async def test_two_replicas_applying_the_same_new_orders_decide_each_once(sessio
         assert await invariant_problems(s) == []
 
 
-@pytest.mark.parametrize("step", ["_write", "_levels"])
+@pytest.mark.parametrize("step", ["_write", "level_changes"])
 async def test_a_failure_mid_batch_writes_nothing(sessions, monkeypatch, step):
     """The writes and the outbox's serialization overlap: a failure in either rolls the whole
     batch back, and the other has finished before the error leaves the processor."""
@@ -125,7 +126,7 @@ async def test_a_failure_mid_batch_writes_nothing(sessions, monkeypatch, step):
         await asyncio.sleep(0)
         raise ConnectionError("database went away")
 
-    monkeypatch.setattr(p, step, boom)
+    monkeypatch.setattr(p if step == "_write" else batch, step, boom)
     with pytest.raises(ConnectionError):
         await p.process(records(place("s:1", [("A", 2)])))
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []

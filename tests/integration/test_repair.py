@@ -1,36 +1,88 @@
-"""`hub stock repair` recomputes stored totals from reservations and the journal."""
+"""`hub stock repair` recomputes stored totals from reservations and the journal, and with
+`--fix` publishes the channels' levels that the corrected totals change."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+import asyncio
+import json
 
+from sqlalchemy import select, update
+from typer.testing import CliRunner
+
+from hub.cli.main import app
 from hub.core.batch import CoreProcessor
 from hub.domain.allocation import Rule
 from hub.queries import invariant_problems
 from hub.repair import repair_stock
-from hub.store.models import AuditEntry, Stock
+from hub.store.models import AuditEntry, ChannelLevel, OutboxRow, Stock
+from schemas import topics
 from tests.builders import counted, place, records
+
+RULES = {"online": Rule()}
+
+
+async def _levels(sessions) -> list[tuple[int, int]]:
+    """(available, version) of every level in the outbox, oldest first."""
+    async with sessions() as s:
+        rows = await s.execute(
+            select(OutboxRow.payload)
+            .where(OutboxRow.topic == topics.STOCK_LEVELS)
+            .order_by(OutboxRow.id)
+        )
+        return [(m["available"], m["version"]) for m in map(json.loads, rows.scalars())]
 
 
 async def test_repair_finds_and_fixes_totals_edited_behind_the_hubs_back(sessions):
-    await CoreProcessor(sessions, {"online": Rule()}).process(
-        records(counted("A", 10), place("s:1", [("A", 3)]))
-    )
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(counted("A", 10), place("s:1", [("A", 3)])))
     async with sessions() as s, s.begin():
         await s.execute(update(Stock).values(on_hand=7, reserved=1))  # a manual edit
+    # The next order is decided, and its level published, from the edited totals: 7 − 2.
+    await core.process(records(place("s:2", [("A", 1)])))
+    assert await _levels(sessions) == [(7, 1), (5, 2)]
     async with sessions() as s, s.begin():
-        found = await repair_stock(s, fix=False)
-    assert {(f.field, f.stored, f.recomputed) for f in found} == {
+        found = await repair_stock(s, fix=False, rules=RULES)
+    assert {(f.field, f.stored, f.recomputed) for f in found.fixes} == {
         ("on_hand", 7, 10),
-        ("reserved", 1, 3),
+        ("reserved", 2, 4),
     }
+    assert found.levels_published == 0 and len(await _levels(sessions)) == 2
+
     async with sessions() as s, s.begin():
-        await repair_stock(s, fix=True, actor="ops@example")
+        fixed = await repair_stock(s, fix=True, actor="ops@example", rules=RULES)
+    assert fixed.levels_published == 1
+    assert await _levels(sessions) == [(7, 1), (5, 2), (6, 3)]  # 10 − 4: what shops may sell
     async with sessions() as s:
         row = (await s.execute(select(Stock))).scalar_one()
-        assert (row.on_hand, row.reserved) == (10, 3)
+        assert (row.on_hand, row.reserved) == (10, 4)
+        level = (await s.execute(select(ChannelLevel))).scalar_one()
+        assert (level.available, level.version) == (6, 3)
         assert await invariant_problems(s) == []
         audit = (await s.execute(select(AuditEntry))).scalar_one()
         assert (audit.actor, audit.action) == ("ops@example", "stock.repair")
     async with sessions() as s, s.begin():
-        assert await repair_stock(s, fix=False) == []
+        assert await repair_stock(s, fix=True, rules=RULES) == type(found)([], 0)
+
+    # The core goes on from the repaired level's version.
+    await core.process(records(place("s:3", [("A", 2)])))
+    assert (await _levels(sessions))[-1] == (4, 4)
+
+
+async def test_the_cli_repairs_and_says_how_many_levels_it_published(
+    sessions, db_url, hub_env, monkeypatch
+):
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(counted("A", 10)))
+    async with sessions() as s, s.begin():
+        await s.execute(update(Stock).values(on_hand=8))
+    await core.process(records(place("s:1", [("A", 1)])))  # published: 8 − 1
+    monkeypatch.setenv("HUB_DATABASE_URL", db_url)
+    runner = CliRunner()
+    looked = await asyncio.to_thread(runner.invoke, app, ["stock", "repair", "--json"])
+    assert looked.exit_code == 1, looked.output
+    assert json.loads(looked.stdout)["levels_published"] == 0
+    fixed = await asyncio.to_thread(runner.invoke, app, ["stock", "repair", "--fix", "--json"])
+    assert fixed.exit_code == 0, fixed.output
+    body = json.loads(fixed.stdout)
+    assert (body["fixed"], len(body["mismatches"]), body["levels_published"]) == (True, 1, 1)
+    assert await _levels(sessions) == [(10, 1), (7, 2), (9, 3)]
