@@ -5,7 +5,9 @@ one waits with every reason listed (not just the first).
 
 Tolerance: a price difference on a line is accepted when it is within the larger of
 `tolerance.percent` % of the ordered line value and `tolerance.amount` (both 0 by default: exact).
-Quantities are exact: the hub never pays for units it has not received.
+Quantities are exact: the hub never pays for units it has not received. Charges outside the
+lines that the PO never agreed (freight, handling) are paid within the same tolerance on the
+invoice's subtotal; an allowance (negative charges) is always accepted.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class HoldReason(StrEnum):
     NOT_RECEIVED = "not_received"
     OVER_RECEIVED = "over_received"
     TOTALS = "totals"
+    CHARGES = "charges"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,15 @@ def three_way_match(
                 HoldReason.TOTALS,
                 None,
                 f"invoice total {invoice.total} is not subtotal + tax + charges ({expected_total})",
+            )
+        )
+    if invoice.charges > 0 and not tolerance.allows(invoice.charges, invoice.subtotal):
+        holds.append(
+            Hold(
+                HoldReason.CHARGES,
+                None,
+                f"charges of {invoice.charges.normalize():f} {invoice.currency} beyond the lines, "
+                f"more than the tolerance on a subtotal of {invoice.subtotal.normalize():f}",
             )
         )
     line_sum = sum((line.amount for line in invoice.lines), Decimal(0))

@@ -207,7 +207,9 @@ def receipt(
     )
 
 
-def invoice(po_number: str, sku: str, quantity: int, price: str, number: str) -> Envelope:
+def invoice(
+    po_number: str, sku: str, quantity: int, price: str, number: str, charges: str = "0"
+) -> Envelope:
     subtotal = D(price) * quantity
     return _env(
         SupplierInvoiceReceived(
@@ -218,7 +220,8 @@ def invoice(po_number: str, sku: str, quantity: int, price: str, number: str) ->
             currency="CNY",
             lines=(InvoiceLine(line_number=1, sku=sku, quantity=quantity, unit_price=D(price)),),
             subtotal=subtotal,
-            total=subtotal,
+            charges=D(charges),
+            total=subtotal + D(charges),
         ),
         "invoice",
         number,

@@ -328,6 +328,26 @@ async def test_an_invoice_within_the_configured_tolerance_is_booked_when_the_goo
     assert (booked.status, booked.reasons) == ("matched", [])
 
 
+async def test_charges_the_po_never_agreed_are_held_beyond_the_tolerance(sessions, policy_for):
+    """36 units at 8.50 (306.00) received; the default tolerance is 2% (6.12). An invoice that
+    adds 40.00 of handling waits for someone to look at it; one that adds 6.00 of freight is
+    booked, the freight going to purchase price variance."""
+    number = await _ordered(sessions, policy_for)
+    await receipt_step(sessions, receipt(number, "TEE", 36))
+    vouchers = await count(sessions, VoucherRow)
+    await handle_step(sessions, invoice(number, "TEE", 36, "8.50", "INV-7", charges="40.00"))
+    held = await invoice_row(sessions, "INV-7")
+    assert (held.status, held.voucher_id) == ("held", None)
+    assert [r["reason"] for r in held.reasons] == ["charges"]
+    assert await count(sessions, VoucherRow) == vouchers
+
+    await handle_step(sessions, invoice(number, "TEE", 36, "8.50", "INV-8", charges="6.00"))
+    booked = await invoice_row(sessions, "INV-8")
+    assert (booked.status, booked.reasons) == ("matched", [])
+    assert booked.voucher_id is not None
+    assert await count(sessions, VoucherRow) == vouchers + 1
+
+
 async def test_a_receipt_at_another_location_clears_the_inbound_where_the_po_expected_it(
     sessions, policy_for
 ):

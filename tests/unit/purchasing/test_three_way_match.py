@@ -19,7 +19,9 @@ PO_LINES = (
 )
 
 
-def invoice(*lines: tuple[str, int, str], tax: str = "0", total: str | None = None):
+def invoice(
+    *lines: tuple[str, int, str], tax: str = "0", total: str | None = None, charges: str = "0"
+):
     inv_lines = tuple(
         InvoiceLine(sku=sku, quantity=q, unit_price=Decimal(p)) for sku, q, p in lines
     )
@@ -33,7 +35,8 @@ def invoice(*lines: tuple[str, int, str], tax: str = "0", total: str | None = No
         lines=inv_lines,
         subtotal=subtotal,
         tax=Decimal(tax),
-        total=Decimal(total) if total is not None else subtotal + Decimal(tax),
+        charges=Decimal(charges),
+        total=Decimal(total) if total is not None else subtotal + Decimal(tax) + Decimal(charges),
     )
 
 
@@ -77,6 +80,20 @@ def test_price_variance_within_absolute_tolerance_matches() -> None:
         tolerance=Tolerance(amount=Decimal(6)),
     )
     assert r.matched
+
+
+def test_charges_beyond_the_tolerance_are_held_and_allowances_are_not() -> None:
+    """Freight or handling the PO never agreed is paid only within the tolerance on the
+    invoice's goods (2% of 750.00 here: 15.00); an allowance lowers what is paid."""
+    tol = Tolerance(percent=Decimal(2), amount=Decimal(1))
+    goods = ("TEE-RED-M", 60, "12.50")
+    assert match(invoice(goods, charges="15.00"), {"TEE-RED-M": 60}, tolerance=tol).matched
+    assert match(invoice(goods, charges="-40.00"), {"TEE-RED-M": 60}, tolerance=tol).matched
+    r = match(invoice(goods, charges="15.01"), {"TEE-RED-M": 60}, tolerance=tol)
+    assert [h.reason for h in r.holds] == [HoldReason.CHARGES]
+    assert "charges of 15.01 CNY beyond the lines" in r.reasons[0]
+    exact = match(invoice(goods, charges="0.01"), {"TEE-RED-M": 60})
+    assert [h.reason for h in exact.holds] == [HoldReason.CHARGES]
 
 
 def test_every_reason_is_listed_not_only_the_first() -> None:
