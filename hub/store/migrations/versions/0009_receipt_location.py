@@ -4,8 +4,10 @@ A receipt (GRN) may bring one SKU of a PO to several locations under the same re
 record, which makes a receipt count once on the PO's lines, was keyed by PO, receipt and SKU:
 the second location's part was taken for a copy of the first, its units never filled the line,
 and the line's location kept them as inbound for good. The record now holds the location too.
-Receipts recorded before the upgrade take the location of the PO's first line of their SKU, else
-the PO's ship-to: where the goods were expected, which is where a receipt almost always lands.
+Receipts recorded before the upgrade take the location the stock journal has them received at
+(the first, for a receipt already split, whose first part alone the record stood for); a
+journal that no longer holds them, the location of the PO's first line of the SKU, else the
+PO's ship-to.
 
 Revision ID: 0009_receipt_location
 Revises: 0008_order_open_changed_at
@@ -24,6 +26,9 @@ depends_on = None
 
 _BACKFILL = """
 UPDATE po_receipts SET location = COALESCE(
+    (SELECT m.location FROM movements AS m
+      WHERE m.kind = 'receipt' AND m.ref = po_receipts.receipt_id AND m.sku = po_receipts.sku
+      ORDER BY m.id LIMIT 1),
     (SELECT l.location FROM purchase_order_lines AS l
       WHERE l.po_number = po_receipts.po_number AND l.sku = po_receipts.sku
       ORDER BY l.line_number LIMIT 1),
