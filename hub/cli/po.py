@@ -277,6 +277,57 @@ def approve(
         out.print(f"{po_number} issued (approved by {who})")
 
 
+@app.command("accept-invoice")
+def accept_invoice(
+    supplier: Annotated[str, typer.Argument(help="Supplier id.")],
+    invoice_number: Annotated[str, typer.Argument(help="The supplier's invoice number.")],
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Book a held invoice whose holds are all prices or charges: the buyer accepts what the
+    supplier asks. Quantities, currency and totals wait for the supplier's corrected invoice.
+    Exits 1 when it stays held."""
+    from hub.finance.chart import chart_from_config
+
+    s = settings()
+    who = actor or getpass.getuser()
+
+    async def go() -> dict[str, Any]:
+        async with db_session(s) as session:
+            async with session.begin():
+                inv = await service.accept_invoice(
+                    session, supplier, invoice_number, who, chart_from_config(s.hub)
+                )
+                result = {
+                    "supplier": supplier,
+                    "invoice_number": invoice_number,
+                    "po_number": inv.po_number,
+                    "status": inv.status,
+                    "reasons": inv.reasons,
+                    "voucher_id": inv.voucher_id,
+                    "price_variance": service.amount_text(inv.price_variance, inv.currency),
+                }
+            if inv.voucher_id:
+                await announce(session.bind)  # the voucher is in the outbox: wake the relay
+            return result
+
+    try:
+        result = run(go())
+    except service.UnknownInvoice as exc:
+        raise fail(str(exc), 2) from None
+    except service.NotAcceptable as exc:
+        raise fail(str(exc), 1) from None
+    if as_json:
+        print_json(result)
+    elif result["status"] == "matched":
+        out.print(f"invoice {invoice_number} booked ({result['voucher_id']}), accepted by {who}")
+    else:
+        out.print(f"[red]invoice {invoice_number} still held:[/]")
+        for r in result["reasons"]:
+            out.print(f"  {r['detail']}")
+    raise typer.Exit(0 if result["status"] == "matched" else 1)
+
+
 @app.command()
 def exceptions(as_json: JsonOpt = False) -> None:
     """Held supplier invoices with their reasons; over-, under- and partial deliveries.

@@ -59,7 +59,7 @@ from hub.purchasing.tables import (
 from hub.store import locks
 from hub.store.db import stored_utc
 from hub.store.models import Movement, OutboxRow, Stock
-from schemas.base import CanonicalMessage, now_utc
+from schemas.base import CanonicalMessage, minor_unit, now_utc
 from schemas.envelope import Envelope, message_id
 from schemas.purchasing import (
     PurchaseOrderAcknowledged,
@@ -94,6 +94,15 @@ class NotAwaitingApproval(PurchasingError):
         super().__init__(f"purchase order {po_number} is {status}, not a suggestion to approve")
         self.po_number = po_number
         self.status = status
+
+
+class UnknownInvoice(PurchasingError):
+    def __init__(self, supplier: str, invoice_number: str) -> None:
+        super().__init__(f"unknown supplier invoice {invoice_number!r} of {supplier!r}")
+
+
+class NotAcceptable(PurchasingError):
+    """An invoice not held, or held for what only the supplier can correct."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -788,6 +797,80 @@ async def rematch(
     return out
 
 
+# Holds a person may accept: the prices or the charges the supplier asks. Quantities, the
+# currency and the totals are corrected by the supplier (another invoice), never accepted.
+ACCEPTABLE = frozenset({HoldReason.PRICE, HoldReason.CHARGES})
+
+
+async def accept_invoice(
+    session: AsyncSession, supplier: str, invoice_number: str, actor: str, chart: Chart
+) -> SupplierInvoiceRow:
+    """Book a held invoice whose holds are all prices or charges, as a person decided (audit
+    log): the match runs again without them, so the goods it still lacks, or a price that
+    moved in the meantime, are checked as for any invoice. Its voucher goes to the outbox."""
+    po_number = (
+        await session.execute(
+            select(SupplierInvoiceRow.po_number).where(
+                SupplierInvoiceRow.supplier == supplier,
+                SupplierInvoiceRow.invoice_number == invoice_number,
+            )
+        )
+    ).scalar_one_or_none()
+    if po_number is None:
+        raise UnknownInvoice(supplier, invoice_number)
+    lt = PurchaseOrderLineRow.__table__
+    keys = (
+        await session.execute(select(lt.c.sku, lt.c.location).where(lt.c.po_number == po_number))
+    ).all()
+    # Stock first, then the PO and the invoice: the core's order.
+    await locks.lock_stock(session, {k.sku for k in keys}, {(k.sku, k.location) for k in keys})
+    inv = await session.get(
+        SupplierInvoiceRow, (supplier, invoice_number), with_for_update=True, populate_existing=True
+    )
+    assert inv is not None
+    if inv.status != "held":
+        raise NotAcceptable(f"invoice {invoice_number} of {supplier} is {inv.status}, not held")
+    refused = [r["detail"] for r in inv.reasons if r["reason"] not in ACCEPTABLE]
+    if refused:
+        raise NotAcceptable(
+            f"invoice {invoice_number} of {supplier} waits for the supplier: " + "; ".join(refused)
+        )
+    po, rows = await _load(session, po_number)
+    if po is None:
+        raise UnknownPurchaseOrder(po_number)
+    before = {"status": inv.status, "reasons": list(inv.reasons)}
+    msg = SupplierInvoiceReceived.model_validate(inv.document)
+    cause = message_id(SOURCE, "accept", supplier, invoice_number)
+    envelopes = await _match(
+        session, inv, msg, po, rows, chart, DEFAULT_TOLERANCE, cause, accept=ACCEPTABLE
+    )
+    if envelopes:
+        from hub.core.batch import outbox_row
+
+        await session.execute(insert(OutboxRow), [outbox_row(e) for e in envelopes])
+    await audit.record(
+        session,
+        actor,
+        "po.invoice.accept",
+        f"{supplier}/{invoice_number}",
+        before=before,
+        after={
+            "status": inv.status,
+            "reasons": inv.reasons,
+            "voucher_id": inv.voucher_id,
+            "price_variance": amount_text(inv.price_variance, inv.currency),
+            "charges": amount_text(inv.charges, inv.currency),
+        },
+    )
+    await session.flush()
+    return inv
+
+
+def amount_text(value: Decimal, currency: str) -> str:
+    """A stored amount in its currency's minor unit, as the supplier wrote it."""
+    return str(value.quantize(minor_unit(currency)))
+
+
 def _hold(inv: SupplierInvoiceRow, holds: Sequence[Hold]) -> None:
     inv.status = "held" if holds else "matched"
     inv.reasons = [{"reason": h.reason.value, "sku": h.sku, "detail": h.detail} for h in holds]
@@ -804,9 +887,11 @@ async def _match(
     chart: Chart | None,
     tolerance: Tolerance,
     correlation_id: str,
+    *,
+    accept: frozenset[HoldReason] = frozenset(),
 ) -> list[Envelope]:
     """3-way match of one invoice; matched: its payable voucher is booked and its units count
-    as invoiced on the PO's lines."""
+    as invoiced on the PO's lines. Holds for the reasons in `accept` a person accepted."""
     received: dict[str, int] = defaultdict(int)
     billed: dict[str, int] = defaultdict(int)
     for r in rows:
@@ -828,7 +913,7 @@ async def _match(
         already_invoiced=billed,
         tolerance=tolerance,
     )
-    holds = list(result.holds)
+    holds = [h for h in result.holds if h.reason not in accept]
     inv.price_variance = result.price_variance
     out: list[Envelope] = []
     if not holds and chart is not None:
@@ -981,8 +1066,8 @@ async def exceptions(session: AsyncSession) -> dict[str, list[dict[str, Any]]]:
             "invoice_number": i.invoice_number,
             "po_number": i.po_number,
             "currency": i.currency,
-            "total": str(i.total),
-            "price_variance": str(i.price_variance),
+            "total": amount_text(i.total, i.currency),
+            "price_variance": amount_text(i.price_variance, i.currency),
             "reasons": i.reasons,
         }
         for i in held

@@ -348,6 +348,46 @@ async def test_charges_the_po_never_agreed_are_held_beyond_the_tolerance(session
     assert await count(sessions, VoucherRow) == vouchers + 1
 
 
+async def test_a_buyer_accepts_an_invoice_held_for_its_price_and_charges(sessions, policy_for, cli):
+    """Held for 9.50 against 8.50 ordered and for 40.00 of handling: the buyer accepts it, it
+    is booked (payable 382.00, the goods at receipt cost 306.00, 76.00 variance) and audited.
+    An invoice for units never received cannot be accepted; nor one already booked."""
+    number = await _ordered(sessions, policy_for)
+    await receipt_step(sessions, receipt(number, "TEE", 36))
+    await handle_step(sessions, invoice(number, "TEE", 36, "9.50", "INV-9", charges="40.00"))
+    held = await invoice_row(sessions, "INV-9")
+    assert sorted(r["reason"] for r in held.reasons) == ["charges", "price"]
+    vouchers = await outbox_count(sessions, VoucherIssued.ce_type)
+
+    result = await cli("accept-invoice", "acme-supply", "INV-9", "--actor", "buyer", "--json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert (body["status"], body["reasons"], body["price_variance"]) == ("matched", [], "36.00")
+    booked = await invoice_row(sessions, "INV-9")
+    assert booked.status == "matched" and booked.voucher_id == body["voucher_id"]
+    assert await outbox_count(sessions, VoucherIssued.ce_type) == vouchers + 1
+    async with sessions() as s:
+        voucher = await s.get(VoucherRow, booked.voucher_id)
+        entry = (await s.execute(select(AuditEntry))).scalar_one()
+    assert voucher is not None
+    assert (entry.actor, entry.action, entry.target) == (
+        "buyer",
+        "po.invoice.accept",
+        "acme-supply/INV-9",
+    )
+    (line,) = await lines_of(sessions, "TEE")
+    assert line.invoiced == 36
+
+    again = await cli("accept-invoice", "acme-supply", "INV-9")
+    assert again.exit_code == 1 and "matched, not held" in again.output
+    await handle_step(sessions, invoice(number, "TEE", 36, "9.50", "INV-10"))
+    refused = await cli("accept-invoice", "acme-supply", "INV-10")
+    assert refused.exit_code == 1 and "waits for the supplier" in refused.output
+    assert (await invoice_row(sessions, "INV-10")).status == "held"
+    assert (await cli("accept-invoice", "acme-supply", "INV-NOPE")).exit_code == 2
+    assert await outbox_count(sessions, VoucherIssued.ce_type) == vouchers + 1
+
+
 async def test_a_receipt_at_another_location_clears_the_inbound_where_the_po_expected_it(
     sessions, policy_for
 ):
