@@ -589,11 +589,30 @@ async def push_stock(
         report.unchanged = len(set(hub) & set(platform)) - len(levels)
         report.platform_before = {sku: platform[sku] for sku in levels}
         if levels:
-            result = await client.set_stock(levels)
-            report.pushed, report.failed = dict(result.updated), dict(result.failed)
+            await _push_settled(client, sessions, rule, levels, report)
         return report
     finally:
         await client.aclose()
+
+
+async def _push_settled(
+    client: ShopClient, sessions: Sessions, rule: Rule, push: dict[str, int], report: PushReport
+) -> None:
+    """Push, then push again the SKUs whose hub figure moved while the push was on its way: a
+    sale's own level may have reached the shop first, and this push, read before the sale,
+    would otherwise leave the shop offering what is gone. At most `FIX_ROUNDS` pushes."""
+    for _ in range(FIX_ROUNDS):
+        result = await client.set_stock(push)
+        report.pushed.update(result.updated)
+        report.failed.update(result.failed)
+        hub = await hub_available(sessions, rule, sorted(push))
+        push = {
+            sku: hub.get(sku, 0)
+            for sku, value in push.items()
+            if sku not in result.failed and hub.get(sku, 0) != value
+        }
+        if not push:
+            return
 
 
 # --- health -------------------------------------------------------------------------------------

@@ -250,6 +250,29 @@ async def test_a_fix_overtaken_by_a_sale_pushes_the_hubs_newer_figure(
     assert report.ok and shopify.stock("B-2") == hub["B-2"] - 3
 
 
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
+async def test_a_push_overtaken_by_a_sale_pushes_the_hubs_newer_figure(
+    platform, settings, sessions, shopify, woo, transports
+):
+    """`hub connector push-stock` reads the hub, and a sale lands before its write does (the
+    sale's own level may already be on the shop): the stale figure is followed by the new one."""
+    hub = await _hub_stock(settings, sessions)
+    shop = Shop(platform, shopify, woo)
+    shop.add("B-2", 50)
+    core = CoreProcessor(sessions, rules_from_config(settings.hub.channels))
+
+    async def sale() -> None:
+        await core.process(records(place("acme:9", [("B-2", 3)])))
+
+    transport = SaleDuringPush(transports[shop.account], sale)
+    report = await push_stock(
+        settings, shop.account, all_skus=False, sessions=sessions, transport=transport
+    )
+    assert transport.writes == 2
+    assert report.pushed == {"B-2": hub["B-2"] - 3} and report.failed == {}
+    assert shop.stock("B-2") == hub["B-2"] - 3
+
+
 class ApplyingPublisher:
     """Hands what would go to Kafka straight to the core, as a running hub would."""
 
