@@ -6,7 +6,10 @@ the store; these operations read the store (stock, resync cursors) and write the
 - **Resync** pages through the platform's orders and publishes their canonical envelopes. Message
   ids are deterministic, so repeating a resync changes nothing in the core. After every page the
   next page's cursor is stored in `connector_cursors`, so an interrupted resync resumes where it
-  stopped; the newest modification time seen is kept for an incremental resync (`since=last`).
+  stopped. A run that finished keeps the time before which every modified order was read,
+  where the next incremental resync starts (`since=last`): the earlier of the run's start and
+  the newest modification it saw. Orders are paged in an order a modification does not change
+  where the platform allows (WooCommerce: by id), so none is skipped while the run reads.
 - **Reconcile** compares the shop's stock with the hub's available-to-sell for the account's
   channel. Only SKUs that both know are drift: a SKU the shop lists but the hub does not manage is
   not the hub's to set, and a hub SKU the shop does not sell is reported, never created. `fix`
@@ -28,7 +31,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -248,18 +251,24 @@ async def platform_stock(client: ShopClient, sessions: Sessions) -> dict[str, in
 @dataclass(frozen=True)
 class OrderCursor:
     """What `connector_cursors.cursor` holds for `orders`: the run's `since`, the next page
-    (None once the run finished) and the newest modification time seen."""
+    (None once the run finished), the newest modification time seen, when the run the page
+    belongs to started, and `synced`: every order modified before it was read by a run that
+    finished (the next incremental resync starts there)."""
 
     since: datetime | None = None
     page: str | None = None
     newest: datetime | None = None
+    started: datetime | None = None
+    synced: datetime | None = None
 
     def dump(self) -> str:
         return json.dumps(
             {
-                "since": self.since.isoformat() if self.since else None,
+                "since": _iso(self.since),
                 "page": self.page,
-                "newest": self.newest.isoformat() if self.newest else None,
+                "newest": _iso(self.newest),
+                "started": _iso(self.started),
+                "synced": _iso(self.synced),
             }
         )
 
@@ -269,9 +278,29 @@ class OrderCursor:
             return cls()
         try:
             raw = json.loads(text)
-            return cls(_time(raw.get("since")), raw.get("page"), _time(raw.get("newest")))
+            newest = _time(raw.get("newest"))
+            return cls(
+                _time(raw.get("since")),
+                raw.get("page"),
+                newest,
+                _time(raw.get("started")),
+                # A cursor stored before `synced` was kept: its newest time stood for it.
+                _time(raw.get("synced")) if "synced" in raw else newest,
+            )
         except (ValueError, AttributeError, TypeError):
             return cls()  # an unreadable cursor means a full resync, never a crash
+
+    def finished(self, since: datetime | None) -> datetime | None:
+        """`synced` once the run that started at `started` read its last page. An order
+        modified while the run read its pages may sit on a page read before: only what was
+        modified before the run started, and before the newest time it saw, is surely read."""
+        if self.newest is None or self.started is None:
+            return self.synced or since
+        return min(self.newest, self.started)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
 
 
 def _time(value: Any) -> datetime | None:
@@ -309,9 +338,9 @@ async def _save_cursor(
 
 
 async def last_order_sync(sessions: Sessions, account: str) -> datetime | None:
-    """The newest order modification time a resync of `account` has published."""
+    """The time before which every order of `account` modified was read by a finished resync."""
     row = await _cursor_row(sessions, account, "orders")
-    return OrderCursor.load(row.cursor if row else None).newest
+    return OrderCursor.load(row.cursor if row else None).synced
 
 
 async def sync_state(sessions: Sessions) -> dict[str, dict[str, dict[str, Any]]]:
@@ -396,23 +425,23 @@ async def _resync_orders(
     row = await _cursor_row(sessions, account.name, "orders")
     stored = OrderCursor.load(row.cursor if row else None)
     start: str | None = None
+    started = datetime.now(UTC)
     if stored.page and not restart and (since is None or since == stored.since):
         since, start = stored.since, stored.page
+        started = stored.started or started
     report = ResyncReport(account.name, "orders", since, resumed_from=start, newest=stored.newest)
+    run = OrderCursor(since, start, stored.newest, started, stored.synced)
     try:
         try:
-            await _publish_pages(
-                account, client, since, start, publisher, sessions, progress, report
-            )
+            await _publish_pages(account, client, run, publisher, sessions, progress, report)
         except ConnectorError as exc:
             if start is None or report.pages or exc.retryable:
                 raise
             # A platform cursor can expire (Shopify's page_info does): start this run over.
             log.warning("stored resync cursor refused, starting over", account=account.name)
             report.resumed_from = None
-            await _publish_pages(
-                account, client, since, None, publisher, sessions, progress, report
-            )
+            run = replace(run, page=None, started=datetime.now(UTC))
+            await _publish_pages(account, client, run, publisher, sessions, progress, report)
     except (ConnectorError, BrokerUnavailable) as exc:
         await _save_cursor(sessions, account.name, "orders", error=str(exc), keep_cursor=True)
         if report.pages == 0 and isinstance(exc, ConnectorError):
@@ -426,15 +455,15 @@ async def _resync_orders(
 async def _publish_pages(
     account: Account,
     client: ShopClient,
-    since: datetime | None,
-    start: str | None,
+    run: OrderCursor,
     publisher: Publisher,
     sessions: Sessions,
     progress: Progress | None,
     report: ResyncReport,
 ) -> None:
-    """Publish page after page; once a page is acknowledged, store the cursor of the next."""
-    async for page in order_pages(client, since=since, cursor=start):
+    """Publish page after page from `run.page`; once a page is acknowledged, store the cursor
+    of the next, and with the last one the run's `synced` time."""
+    async for page in order_pages(client, since=run.since, cursor=run.page):
         if page.envelopes:
             await publisher.publish(page.envelopes)
         report.pages += 1
@@ -443,9 +472,11 @@ async def _publish_pages(
         if page.newest and (report.newest is None or page.newest > report.newest):
             report.newest = page.newest
         report.finished = page.cursor is None
-        state = OrderCursor(since, page.cursor, report.newest)
+        run = replace(run, page=page.cursor, newest=report.newest)
+        if report.finished:
+            run = replace(run, synced=run.finished(run.since))
         await _save_cursor(
-            sessions, account.name, "orders", cursor=state.dump(), synced=report.finished
+            sessions, account.name, "orders", cursor=run.dump(), synced=report.finished
         )
         if progress is not None:
             progress(report)

@@ -67,10 +67,13 @@ class WooCommerceClient:
                 page = int(head)
             except ValueError:
                 raise ConnectorError(f"bad resync cursor {cursor!r}", retryable=False) from None
+        # In id order, which a modification does not change: in order of modification, an order
+        # modified during the run moves behind the pages still to read, every later order moves
+        # up by one, and the one that crosses a page boundary is never read.
         params: dict[str, Any] = {
             "page": page,
             "per_page": self.page_size,
-            "orderby": "modified",
+            "orderby": "id",
             "order": "asc",
         }
         if after:

@@ -1,7 +1,7 @@
 """A WooCommerce REST v3 simulator: the API subset the hub uses, as a Starlette app.
 
 Basic auth with the consumer key and secret (401 otherwise), orders filtered by `modified_after`
-with `page`/`per_page` and `X-WP-Total`/`X-WP-TotalPages`, an order's refunds, products with their
+and sorted by `orderby` (date, modified or id) and `order`, with `page`/`per_page` and `X-WP-Total`/`X-WP-TotalPages`, an order's refunds, products with their
 `stock_quantity`, `products/batch` updates (at most 100 items, per-item errors for unknown ids),
 variable products with their variations (`/products/{id}/variations` and its batch),
 an optional rate limit (WooCommerce core has none; hosts and plugins add one: 429 +
@@ -36,6 +36,13 @@ API = "/wp-json/wc/v3"
 
 def _gmt(t: datetime) -> str:
     return t.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat()
+
+
+_ORDER_KEYS: dict[str, Any] = {
+    "date": lambda o: (o["date_created_gmt"], o["id"]),
+    "modified": lambda o: (o["date_modified_gmt"], o["id"]),
+    "id": lambda o: o["id"],
+}
 
 
 class WooCommerceSimulator:
@@ -371,7 +378,15 @@ class WooCommerceSimulator:
     async def _orders(self, request: Request) -> Response:
         if (denied := await self._guard(request)) is not None:
             return denied
-        orders = sorted(self.orders.values(), key=lambda o: (o["date_modified_gmt"], o["id"]))
+        # WooCommerce's default is the newest first by creation date.
+        orderby = request.query_params.get("orderby", "date")
+        if orderby not in _ORDER_KEYS:
+            return _error("rest_invalid_param", "Invalid parameter(s): orderby", 400)
+        orders = sorted(
+            self.orders.values(),
+            key=_ORDER_KEYS[orderby],
+            reverse=request.query_params.get("order", "desc") != "asc",
+        )
         after = request.query_params.get("modified_after")
         if after:
             try:

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
-from hub.shops import OrderCursor, ResyncInterrupted, resync, sync_state
+from hub.shops import (
+    RESYNC_OVERLAP,
+    OrderCursor,
+    ResyncInterrupted,
+    last_order_sync,
+    resync,
+    sync_state,
+)
 from hub.store.models import ConnectorCursor
-from schemas import OrderPlaced
+from schemas import OrderCancelled, OrderPlaced
 
 from .conftest import RecordingPublisher
 
@@ -163,3 +171,74 @@ async def test_a_stored_cursor_the_platform_refuses_starts_the_resync_over(
     )
     assert report.finished and report.resumed_from is None
     assert sorted(_placed_keys(pub)) == ["corner:800", "corner:801", "corner:802"]
+
+
+class ModifiedWhileRead(httpx.AsyncBaseTransport):
+    """After the first page of orders is read, the shop modifies one order on that page, then
+    one on a later page."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, modify) -> None:
+        self.inner, self.modify, self.reads = inner, modify, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "GET" and request.url.path.endswith("/orders"):
+            self.reads += 1
+            if self.reads == 1:
+                self.modify()
+        return response
+
+
+async def test_orders_modified_while_a_resync_reads_are_neither_skipped_nor_lost(
+    settings, sessions, woo, transports
+):
+    """Pages of 50 of 110 orders. While the resync reads, order 700 (on page 1, read already) is
+    cancelled and order 760 (page 2) later modified. No order is skipped because another one
+    moved, and the next incremental resync starts early enough to see the cancellation."""
+    woo.add_product("B-2", 500)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    for n in range(110):
+        woo.make_order(700 + n, [("B-2", 1, "4.00")], created_at=start + timedelta(minutes=n))
+
+    def modify() -> None:
+        now = datetime.now(UTC)
+        woo.update_order(700, status="cancelled", at=now)
+        woo.update_order(760, status="completed", at=now + timedelta(minutes=5))
+
+    first = RecordingPublisher()
+    report = await resync(
+        settings,
+        "corner",
+        what="orders",
+        since=start - timedelta(minutes=1),
+        publisher=first,
+        sessions=sessions,
+        transport=ModifiedWhileRead(transports["corner"], modify),
+    )
+    assert report.finished
+    assert set(_placed_keys(first)) == {f"corner:{700 + n}" for n in range(110)}
+
+    last = await last_order_sync(sessions, "corner")
+    assert last is not None
+    second = RecordingPublisher()
+    await resync(
+        settings,
+        "corner",
+        what="orders",
+        since=last - RESYNC_OVERLAP,
+        publisher=second,
+        sessions=sessions,
+        transport=transports["corner"],
+    )
+    cancelled = [e.data.order_key for e in second.sent if isinstance(e.data, OrderCancelled)]
+    assert cancelled == ["corner:700"]
+
+
+def test_a_cursor_stored_before_the_synced_time_was_kept_resumes_from_its_newest_time():
+    old = '{"since": null, "page": null, "newest": "2026-11-01T09:00:00+00:00"}'
+    assert OrderCursor.load(old).synced == T0
+    new = OrderCursor(newest=T0, started=T0 - timedelta(hours=1), synced=T0)
+    assert OrderCursor.load(new.dump()) == new
+    # A run that saw a modification after it started only vouches for what came before it.
+    assert new.finished(None) == T0 - timedelta(hours=1)
+    assert OrderCursor(synced=T0).finished(None) == T0  # a run that saw nothing
