@@ -24,6 +24,11 @@ API = "/wp-json/wc/v3"
 BATCH = 100
 
 
+# A batch item naming an id the shop does not have (deleted, or made again under a new id).
+INVALID_ID_CODE = "woocommerce_rest_product_invalid_id"
+INVALID_ID = "invalid id"
+
+
 class WooCommerceClient:
     def __init__(
         self,
@@ -148,9 +153,26 @@ class WooCommerceClient:
 
     async def set_stock(self, levels: Mapping[str, int], *, force: bool = False) -> StockPushResult:
         """Simple products through `products/batch`, variations through their product's
-        `variations/batch`; 100 items per call. WooCommerce has no compare-and-set."""
+        `variations/batch`; 100 items per call. WooCommerce has no compare-and-set. An item
+        the shop no longer knows (a product deleted and made again under its SKU) sends the
+        catalogue to be read again, and the SKU is set on the product that has it now."""
         if any(s not in self._products for s in levels):
             await self.products()
+        known = dict(self._products)
+        result = await self._set(levels)
+        gone = [s for s, why in result.failed.items() if why.startswith(INVALID_ID)]
+        if gone:
+            await self.products()
+            again = {s: levels[s] for s in gone if self._products.get(s) not in (None, known[s])}
+            if again:
+                retried = await self._set(again)
+                for sku in again:
+                    result.failed.pop(sku, None)
+                result.updated.update(retried.updated)
+                result.failed.update(retried.failed)
+        return result
+
+    async def _set(self, levels: Mapping[str, int]) -> StockPushResult:
         result = StockPushResult()
         groups: dict[int | None, list[tuple[str, int, int]]] = {}
         for sku, qty in levels.items():
@@ -197,7 +219,11 @@ class WooCommerceClient:
                 continue
             sku, qty = by_id.pop(item_id)
             if "error" in item:
-                result.failed[sku] = str(item["error"].get("message", item["error"]))[:300]
+                error = item["error"]
+                code = error.get("code", "") if isinstance(error, dict) else ""
+                text = str(error.get("message", error) if isinstance(error, dict) else error)
+                reason = f"{INVALID_ID}: {text}" if code == INVALID_ID_CODE else text
+                result.failed[sku] = reason[:300]
             else:
                 result.updated[sku] = qty
         for sku, _ in by_id.values():

@@ -107,6 +107,13 @@ class WooCommerceSimulator:
         }
         return pid
 
+    def recreate_product(self, sku: str, stock: int = 0) -> int:
+        """Delete the SKU's simple product and make it again (a re-import in wp-admin): the SKU
+        stays, the product gets a new id. Returns it."""
+        old = next(pid for pid, p in self.products.items() if p["sku"] == sku)
+        del self.products[old]
+        return self.add_product(sku, stock)
+
     def add_variation(self, parent: str, sku: str, stock: int = 0) -> tuple[int, int]:
         """A variation (its own SKU and stock) of a variable product: (product id, variation id)."""
         product = next((p for p in self.products.values() if p["name"] == parent), None)

@@ -208,6 +208,22 @@ async def test_woocommerce_batches_stock_in_one_call(woo_sim, woo_client):
     assert woo_sim.batch_calls == 1
 
 
+async def test_woocommerce_a_product_made_again_is_set_under_its_new_id(woo_sim, woo_client):
+    """Deleted and imported again under the same SKU: the push reads the catalogue again and
+    sets the new product; a product only deleted still fails, with the shop's reason."""
+    for sku in ("A", "B", "C"):
+        woo_sim.add_product(sku, 1)
+    assert (await woo_client.set_stock({"A": 5, "B": 5, "C": 5})).failed == {}
+    woo_sim.recreate_product("B", 0)
+    gone = next(pid for pid, p in woo_sim.products.items() if p["sku"] == "C")
+    del woo_sim.products[gone]
+    result = await woo_client.set_stock({"A": 4, "B": 7, "C": 3})
+    assert result.updated == {"A": 4, "B": 7}
+    assert list(result.failed) == ["C"] and "Invalid ID" in result.failed["C"]
+    assert (woo_sim.stock("A"), woo_sim.stock("B")) == (4, 7)
+    assert (await woo_client.set_stock({"B": 6})).updated == {"B": 6}  # the new id is kept
+
+
 async def test_woocommerce_wrong_keys_are_a_permanent_error(woo_sim, woo_account):
     cfg = woo_account.config.model_copy(update={"consumer_secret": "wrong"})
     client = WooCommerceClient(
