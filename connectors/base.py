@@ -17,7 +17,8 @@ import hmac
 import importlib
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -76,6 +77,29 @@ class StockPushResult:
 
     updated: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+
+
+class Unlisted:
+    """SKUs a read of the shop's catalogue did not find. A push of such a SKU reads the whole
+    catalogue again (a product may have been made since), but not before `ttl` seconds after
+    the read that missed it: a SKU the shop does not sell, whose level changes with every sale
+    on another channel's shop, would otherwise spend the shop's rate limit on catalogue reads
+    and hold up the pushes behind it."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._at: dict[str, float] = {}
+
+    def worth_a_read(self, missing: Iterable[str]) -> bool:
+        now = time.monotonic()
+        return any(now - self._at.get(sku, -self.ttl - 1.0) > self.ttl for sku in missing)
+
+    def read(self, missing: Iterable[str], listed: Iterable[str] = ()) -> None:
+        """A catalogue read just missed `missing` and found `listed`."""
+        now = time.monotonic()
+        for sku in listed:
+            self._at.pop(sku, None)
+        self._at.update((sku, now) for sku in missing)
 
 
 @runtime_checkable

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
-from connectors.base import Account, OrderPage, StockPushResult, parse_json
+from connectors.base import Account, OrderPage, StockPushResult, Unlisted, parse_json
 from connectors.errors import ConnectorError, MalformedPayload
 from connectors.http import HttpApi, RateLimiter, RetryPolicy, TransientError
 from connectors.shopify import mapping
@@ -90,6 +90,7 @@ class ShopifyClient:
         # of a product) is then kept at its level too, not only after a restart.
         self.catalogue_ttl = float(extra.get("catalogue_ttl_seconds", 600))
         self._known: dict[int, int] = {}  # the shop's quantity as last set or read, per item
+        self._unlisted = Unlisted(float(extra.get("unlisted_ttl_seconds", 60)))
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
             headers={"X-Shopify-Access-Token": token, "Accept": "application/json"},
@@ -200,10 +201,14 @@ class ShopifyClient:
         return out
 
     async def set_stock(self, levels: Mapping[str, int], *, force: bool = False) -> StockPushResult:
+        looked = not self._items  # the catalogue is read now for the first time
         items = await self.inventory_items()
         stale = time.monotonic() - self._items_at > self.catalogue_ttl
-        if stale or any(s not in items for s in levels):
-            items = await self.inventory_items(refresh=True)
+        missing = [s for s in levels if s not in items]
+        if not looked and (stale or self._unlisted.worth_a_read(missing)):
+            items, looked = await self.inventory_items(refresh=True), True
+        if looked:
+            self._unlisted.read([s for s in missing if s not in items], items)
         items = dict(items)  # this push's view: a variant made again is moved in it
         location = await self.location_id()
         result = StockPushResult()

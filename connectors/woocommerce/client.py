@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import Account, OrderPage, StockPushResult, parse_json
+from connectors.base import Account, OrderPage, StockPushResult, Unlisted, parse_json
 from connectors.errors import ConnectorError, MalformedPayload
 from connectors.http import HttpApi, RateLimiter, RetryPolicy
 from connectors.woocommerce import mapping
@@ -48,6 +48,7 @@ class WooCommerceClient:
         self.account = account
         self.page_size = page_size
         self._products: dict[str, tuple[int, int | None]] = {}  # SKU → (product, variation)
+        self._unlisted = Unlisted(float(cfg.extra.get("unlisted_ttl_seconds", 60)))
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
             auth=httpx.BasicAuth(key or "", secret or ""),
@@ -156,8 +157,10 @@ class WooCommerceClient:
         `variations/batch`; 100 items per call. WooCommerce has no compare-and-set. An item
         the shop no longer knows (a product deleted and made again under its SKU) sends the
         catalogue to be read again, and the SKU is set on the product that has it now."""
-        if any(s not in self._products for s in levels):
+        missing = [s for s in levels if s not in self._products]
+        if self._unlisted.worth_a_read(missing):
             await self.products()
+            self._unlisted.read([s for s in missing if s not in self._products], self._products)
         known = dict(self._products)
         result = await self._set(levels)
         gone = [s for s, why in result.failed.items() if why.startswith(INVALID_ID)]

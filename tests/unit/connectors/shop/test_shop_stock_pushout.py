@@ -171,8 +171,11 @@ async def test_levels_of_another_channel_are_not_offered(woo_sim, woo_account):
 
 
 async def test_a_failed_level_replayed_from_the_dlq_is_pushed_again(woo_sim, woo_account):
+    # The replay comes after the product was made, later than the catalogue read that missed
+    # it by more than `unlisted_ttl_seconds` (0 here: at once).
+    account = Account("corner", woo_account.config.model_copy(update={"unlisted_ttl_seconds": 0}))
     failures: list[PushFailure] = []
-    out = StockPushOut({"corner": _woo(woo_sim, woo_account)}, on_failure=failures.append)
+    out = StockPushOut({"corner": _woo(woo_sim, account)}, on_failure=failures.append)
     out.offer("corner", level("LATE", 6, 3))  # the product does not exist on the shop yet
     async with asyncio.timeout(5):
         await out.drain()
@@ -183,3 +186,37 @@ async def test_a_failed_level_replayed_from_the_dlq_is_pushed_again(woo_sim, woo
         await out.drain()
     await out.stop()
     assert woo_sim.stock("LATE") == 6
+
+
+class CatalogueReads(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, path: str) -> None:
+        self.inner, self.path, self.reads = inner, path, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith(self.path):
+            self.reads += 1
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_sku_the_shop_does_not_list_does_not_read_its_catalogue_at_every_push(
+    shopify_sim, shopify_account, woo_sim, woo_account
+):
+    """A level of a SKU sold on another shop only comes with every sale there: the first push
+    reads the catalogue to look for it, the next ones within `unlisted_ttl_seconds` do not."""
+    shopify_sim.add_product("A", 0)
+    woo_sim.add_product("A", 0)
+    reads = {
+        "shopify": CatalogueReads(httpx.ASGITransport(app=shopify_sim.app), "/products.json"),
+        "woo": CatalogueReads(httpx.ASGITransport(app=woo_sim.app), "/products"),
+    }
+    clients = {
+        "shopify": ShopifyClient(shopify_account, transport=reads["shopify"], policy=FAST),
+        "woo": WooCommerceClient(woo_account, transport=reads["woo"], policy=FAST),
+    }
+    for name, client in clients.items():
+        for n in range(5):
+            result = await client.set_stock({"A": n, "ELSEWHERE": n})
+            assert result.updated == {"A": n} and list(result.failed) == ["ELSEWHERE"]
+        assert reads[name].reads == 1, name  # the read that found A and missed ELSEWHERE
+        await client.aclose()
+    assert (shopify_sim.stock("A"), woo_sim.stock("A")) == (4, 4)
