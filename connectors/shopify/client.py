@@ -226,6 +226,10 @@ class ShopifyClient:
                 # hub has not heard of would pass its compare-and-set unseen.
                 self._known.update({iid: n for iid, n in read.items() if iid not in self._known})
                 items.update(_stocked(items, unknown, read))
+        else:  # a forced set still leaves out listings not stocked at the location
+            multi = [s for s in targets if len(items[s]) > 1]
+            if multi:
+                items.update(_stocked(items, multi, await self._levels(items, multi)))
         chunk: dict[str, int] = {}
         size = 0
         for sku, available in targets.items():  # at most GRAPHQL_BATCH items a call

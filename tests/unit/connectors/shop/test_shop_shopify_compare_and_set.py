@@ -137,3 +137,6 @@ async def test_a_listing_not_stocked_at_the_location_does_not_fail_the_others(
     result = await shopify_client.set_stock({"A": 3})
     assert result.updated == {"A": 3} and result.failed == {}
     assert shopify_sim.stock("A") == 3
+    forced = await shopify_client.set_stock({"A": 1}, force=True)  # reconcile --fix
+    assert forced.updated == {"A": 1} and forced.failed == {}
+    assert shopify_sim.stock("A") == 1
