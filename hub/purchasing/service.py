@@ -771,8 +771,9 @@ async def rematch(
     *,
     tolerance: Tolerance = DEFAULT_TOLERANCE,
 ) -> list[Envelope]:
-    """Match again the PO's invoices held only for goods not yet received (call after
-    `on_receipt`, in the same transaction); returns the vouchers' envelopes of those now booked."""
+    """Match again the PO's invoices held for goods not yet received (call after `on_receipt`,
+    in the same transaction): booked if nothing else holds them, else held for what still
+    does; returns the vouchers' envelopes of those now booked."""
     q = (
         select(SupplierInvoiceRow)
         .where(SupplierInvoiceRow.po_number == po_number, SupplierInvoiceRow.status == "held")
@@ -781,7 +782,7 @@ async def rematch(
     held = [
         i
         for i in (await session.execute(q)).scalars().all()
-        if i.reasons and all(r["reason"] in _WAIT_FOR_GOODS for r in i.reasons)
+        if any(r["reason"] in _WAIT_FOR_GOODS for r in i.reasons)
     ]
     if not held:
         return []
@@ -830,7 +831,8 @@ async def accept_invoice(
     assert inv is not None
     if inv.status != "held":
         raise NotAcceptable(f"invoice {invoice_number} of {supplier} is {inv.status}, not held")
-    refused = [r["detail"] for r in inv.reasons if r["reason"] not in ACCEPTABLE]
+    # Goods not received yet are checked again by the match below.
+    refused = [r["detail"] for r in inv.reasons if r["reason"] not in ACCEPTABLE | _WAIT_FOR_GOODS]
     if refused:
         raise NotAcceptable(
             f"invoice {invoice_number} of {supplier} waits for the supplier: " + "; ".join(refused)

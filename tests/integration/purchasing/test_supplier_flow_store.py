@@ -5,7 +5,9 @@ invoice within tolerance is booked; `hub po exceptions --json` shows what needs 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -262,8 +264,8 @@ async def test_an_invoice_held_for_missing_goods_is_booked_when_they_arrive(sess
     async with sessions() as s:
         assert await s.get(VoucherRow, booked.voucher_id) is not None
     still = await invoice_row(sessions, "INV-5")
-    assert still.status == "held"
-    assert {r["reason"] for r in still.reasons} == {"price", "not_received"}
+    assert still.status == "held"  # matched again: the goods came, INV-4 took them
+    assert {r["reason"] for r in still.reasons} == {"price", "over_received"}
     async with sessions() as s, s.begin():
         assert await service.rematch(s, number, CHART) == []  # nothing left that goods can clear
     (line,) = await lines_of(sessions, "TEE")
@@ -381,11 +383,34 @@ async def test_a_buyer_accepts_an_invoice_held_for_its_price_and_charges(session
     again = await cli("accept-invoice", "acme-supply", "INV-9")
     assert again.exit_code == 1 and "matched, not held" in again.output
     await handle_step(sessions, invoice(number, "TEE", 36, "9.50", "INV-10"))
-    refused = await cli("accept-invoice", "acme-supply", "INV-10")
-    assert refused.exit_code == 1 and "waits for the supplier" in refused.output
+    refused = await cli("accept-invoice", "acme-supply", "INV-10")  # its units were paid
+    assert refused.exit_code == 1 and "still held" in refused.output
     assert (await invoice_row(sessions, "INV-10")).status == "held"
     assert (await cli("accept-invoice", "acme-supply", "INV-NOPE")).exit_code == 2
+    wrong = invoice(number, "TEE", 1, "8.50", "INV-12")
+    # A total that is not subtotal + tax + charges.
+    bad = wrong.data.model_copy(update={"total": Decimal("9.00")})
+    await handle_step(sessions, dataclasses.replace(wrong, data=bad))
+    totals = await cli("accept-invoice", "acme-supply", "INV-12")
+    assert totals.exit_code == 1 and "waits for the supplier" in totals.output
     assert await outbox_count(sessions, VoucherIssued.ce_type) == vouchers + 1
+
+
+async def test_an_invoice_held_for_its_price_before_the_goods_came_can_be_accepted_after(
+    sessions, policy_for, cli
+):
+    """Invoiced at 9.50 before anything arrived: held for both. The goods' arrival leaves it
+    held for its price alone, and the buyer can accept it."""
+    number = await _ordered(sessions, policy_for)
+    await handle_step(sessions, invoice(number, "TEE", 36, "9.50", "INV-11"))
+    held = await invoice_row(sessions, "INV-11")
+    assert sorted(r["reason"] for r in held.reasons) == ["not_received", "price"]
+    await receipt_step(sessions, receipt(number, "TEE", 36))
+    held = await invoice_row(sessions, "INV-11")
+    assert (held.status, [r["reason"] for r in held.reasons]) == ("held", ["price"])
+    result = await cli("accept-invoice", "acme-supply", "INV-11", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "matched"
 
 
 async def test_a_receipt_at_another_location_clears_the_inbound_where_the_po_expected_it(
