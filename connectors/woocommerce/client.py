@@ -25,7 +25,9 @@ BATCH = 100
 
 
 # A batch item naming an id the shop does not have (deleted, or made again under a new id).
-INVALID_ID_CODE = "woocommerce_rest_product_invalid_id"
+INVALID_ID_CODES = frozenset(
+    {"woocommerce_rest_product_invalid_id", "woocommerce_rest_product_variation_invalid_id"}
+)
 INVALID_ID = "invalid id"
 
 
@@ -212,8 +214,10 @@ class WooCommerceClient:
         except ConnectorError as exc:
             if exc.retryable:
                 raise
+            # 404: the variable product of these variations is gone (or made again).
+            reason = f"{INVALID_ID}: {exc.message}" if exc.status == 404 else exc.message
             for sku, _ in by_id.values():
-                result.failed[sku] = exc.message
+                result.failed[sku] = reason[:300]
             return
         answered = response.json().get("update", []) if response.content else []
         for item in answered:
@@ -225,7 +229,7 @@ class WooCommerceClient:
                 error = item["error"]
                 code = error.get("code", "") if isinstance(error, dict) else ""
                 text = str(error.get("message", error) if isinstance(error, dict) else error)
-                reason = f"{INVALID_ID}: {text}" if code == INVALID_ID_CODE else text
+                reason = f"{INVALID_ID}: {text}" if code in INVALID_ID_CODES else text
                 result.failed[sku] = reason[:300]
             else:
                 result.updated[sku] = qty

@@ -114,6 +114,19 @@ class WooCommerceSimulator:
         del self.products[old]
         return self.add_product(sku, stock)
 
+    def recreate_variation(self, sku: str, stock: int = 0) -> int:
+        """Delete the SKU's variation and make it again under the same product (a re-import):
+        the SKU stays, the variation gets a new id. Returns it."""
+        pid, vid = next(
+            (pid, vid)
+            for pid, table in self.variations.items()
+            for vid, v in table.items()
+            if v["sku"] == sku
+        )
+        del self.variations[pid][vid]
+        self.products[pid]["variations"].remove(vid)
+        return self.add_variation(self.products[pid]["name"], sku, stock)[1]
+
     def add_variation(self, parent: str, sku: str, stock: int = 0) -> tuple[int, int]:
         """A variation (its own SKU and stock) of a variable product: (product id, variation id)."""
         product = next((p for p in self.products.values() if p["name"] == parent), None)
@@ -439,14 +452,21 @@ class WooCommerceSimulator:
         pid = request.path_params["product_id"]
         if pid not in self.products:
             return _error("woocommerce_rest_product_invalid_id", "Invalid ID.", 404)
-        return await self._apply_batch(request, self.variations.get(pid, {}))
+        return await self._apply_batch(
+            request, self.variations.get(pid, {}), "woocommerce_rest_product_variation_invalid_id"
+        )
 
     async def _batch(self, request: Request) -> Response:
         if (denied := await self._guard(request)) is not None:
             return denied
         return await self._apply_batch(request, self.products)
 
-    async def _apply_batch(self, request: Request, table: dict[int, dict[str, Any]]) -> Response:
+    async def _apply_batch(
+        self,
+        request: Request,
+        table: dict[int, dict[str, Any]],
+        invalid: str = "woocommerce_rest_product_invalid_id",
+    ) -> Response:
         try:
             body = await request.json()
             updates = body.get("update", [])
@@ -469,7 +489,7 @@ class WooCommerceSimulator:
                     {
                         "id": pid or 0,
                         "error": {
-                            "code": "woocommerce_rest_product_invalid_id",
+                            "code": invalid,
                             "message": "Invalid ID.",
                             "data": {"status": 400},
                         },

@@ -224,6 +224,22 @@ async def test_woocommerce_a_product_made_again_is_set_under_its_new_id(woo_sim,
     assert (await woo_client.set_stock({"B": 6})).updated == {"B": 6}  # the new id is kept
 
 
+async def test_woocommerce_variations_made_again_are_set_under_their_new_ids(woo_sim, woo_client):
+    """A variation re-imported under its product, and a variable product made again whole
+    (its old id answers 404 for the batch): both are found again by SKU."""
+    woo_sim.add_variation("Tee", "TEE-S", 1)
+    woo_sim.add_variation("Tee", "TEE-M", 1)
+    woo_sim.add_variation("Cap", "CAP-1", 1)
+    assert (await woo_client.set_stock({"TEE-S": 2, "TEE-M": 2, "CAP-1": 2})).failed == {}
+    woo_sim.recreate_variation("TEE-M", 0)
+    cap = next(pid for pid, p in woo_sim.products.items() if p["name"] == "Cap")
+    del woo_sim.products[cap], woo_sim.variations[cap]
+    woo_sim.add_variation("Cap", "CAP-1", 0)
+    result = await woo_client.set_stock({"TEE-S": 3, "TEE-M": 4, "CAP-1": 5})
+    assert result.updated == {"TEE-S": 3, "TEE-M": 4, "CAP-1": 5} and result.failed == {}
+    assert [woo_sim.stock(s) for s in ("TEE-S", "TEE-M", "CAP-1")] == [3, 4, 5]
+
+
 async def test_woocommerce_wrong_keys_are_a_permanent_error(woo_sim, woo_account):
     cfg = woo_account.config.model_copy(update={"consumer_secret": "wrong"})
     client = WooCommerceClient(
