@@ -291,9 +291,12 @@ class OrderCursor:
             return cls()  # an unreadable cursor means a full resync, never a crash
 
     def finished(self, since: datetime | None) -> datetime | None:
-        """`synced` once the run that started at `started` read its last page. An order
-        modified while the run read its pages may sit on a page read before: only what was
-        modified before the run started, and before the newest time it saw, is surely read."""
+        """`synced` once the run from `since` that started at `started` read its last page. An
+        order modified while the run read its pages may sit on a page read before: only what
+        was modified before the run started, and before the newest time it saw, is surely read.
+        A run from later than `synced` leaves a gap behind it, and `synced` where it was."""
+        if self.synced is not None and since is not None and since > self.synced:
+            return self.synced
         if self.newest is None or self.started is None:
             return self.synced or since
         return min(self.newest, self.started)
@@ -632,8 +635,15 @@ async def _push_settled(
     """Push, then push again the SKUs whose hub figure moved while the push was on its way: a
     sale's own level may have reached the shop first, and this push, read before the sale,
     would otherwise leave the shop offering what is gone. At most `FIX_ROUNDS` pushes."""
-    for _ in range(FIX_ROUNDS):
-        result = await client.set_stock(push)
+    for round_ in range(FIX_ROUNDS):
+        try:
+            result = await client.set_stock(push)
+        except ConnectorError as exc:
+            if round_ == 0:
+                raise
+            # The first push landed: say what it did, and what the second could not do.
+            report.failed.update(dict.fromkeys(push, exc.message))
+            return
         report.pushed.update(result.updated)
         report.failed.update(result.failed)
         hub = await hub_available(sessions, rule, sorted(push))

@@ -162,7 +162,7 @@ def resync_cmd(
     from hub.kafka import clients
     from hub.kafka.producer import KafkaPublisher
     from hub.kafka.topics import ensure_topics
-    from hub.shops import WHATS, ResyncReport, last_order_sync, resync
+    from hub.shops import RESYNC_OVERLAP, WHATS, ResyncReport, last_order_sync, resync
 
     if what not in WHATS:
         raise fail(f"--what must be one of {', '.join(WHATS)}", 2)
@@ -194,7 +194,10 @@ def resync_cmd(
             return report
 
     async def pull(sessions: async_sessionmaker[AsyncSession]) -> ResyncReport:
-        start = await last_order_sync(sessions, account) if since == "last" else given
+        start = given
+        if since == "last":  # with the scheduled resync's overlap: the ids dedupe it
+            last = await last_order_sync(sessions, account)
+            start = last - RESYNC_OVERLAP if last else None
         publisher = None
         if bootstrap is not None:
             kw = clients.client_kwargs(s)

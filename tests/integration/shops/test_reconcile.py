@@ -273,6 +273,34 @@ async def test_a_push_overtaken_by_a_sale_pushes_the_hubs_newer_figure(
     assert shop.stock("B-2") == hub["B-2"] - 3
 
 
+class RefusingSecondWrite(SaleDuringPush):
+    """As SaleDuringPush, and the shop then refuses the second write for good."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and self.writes == 1:
+            self.writes += 1
+            return httpx.Response(403, json={"errors": "refused"})
+        return await super().handle_async_request(request)
+
+
+async def test_a_second_push_the_shop_refuses_is_reported_beside_the_first(
+    settings, sessions, shopify, transports
+):
+    hub = await _hub_stock(settings, sessions)
+    shopify.add_product("B-2", 50)
+    core = CoreProcessor(sessions, rules_from_config(settings.hub.channels))
+
+    async def sale() -> None:
+        await core.process(records(place("acme:9", [("B-2", 3)])))
+
+    transport = RefusingSecondWrite(transports["acme"], sale)
+    report = await push_stock(
+        settings, "acme", all_skus=False, sessions=sessions, transport=transport
+    )
+    assert report.pushed == {"B-2": hub["B-2"]}  # what the first push set
+    assert list(report.failed) == ["B-2"] and "403" in report.failed["B-2"]
+
+
 class ApplyingPublisher:
     """Hands what would go to Kafka straight to the core, as a running hub would."""
 

@@ -242,3 +242,8 @@ def test_a_cursor_stored_before_the_synced_time_was_kept_resumes_from_its_newest
     # A run that saw a modification after it started only vouches for what came before it.
     assert new.finished(None) == T0 - timedelta(hours=1)
     assert OrderCursor(synced=T0).finished(None) == T0  # a run that saw nothing
+    # A run from later than the watermark (`--since` an hour ago after a day down) read nothing
+    # before its start: the watermark stays.
+    later = OrderCursor(newest=T0 + timedelta(days=1), started=T0 + timedelta(days=1), synced=T0)
+    assert later.finished(T0 + timedelta(hours=23)) == T0
+    assert later.finished(T0 - timedelta(minutes=1)) == T0 + timedelta(days=1)
