@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -234,16 +234,22 @@ class SaleDuringPush(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-async def test_a_fix_overtaken_by_a_sale_pushes_the_hubs_newer_figure(
-    settings, sessions, shopify, transports
-):
-    hub = await _hub_stock(settings, sessions)
-    shopify.add_product("B-2", 50)
+def _sale_of_b2(settings, sessions) -> Callable[[], Awaitable[None]]:
+    """The hub takes an order of 3 × B-2 when called."""
     core = CoreProcessor(sessions, rules_from_config(settings.hub.channels))
 
     async def sale() -> None:
         await core.process(records(place("acme:9", [("B-2", 3)])))
 
+    return sale
+
+
+async def test_a_fix_overtaken_by_a_sale_pushes_the_hubs_newer_figure(
+    settings, sessions, shopify, transports
+):
+    hub = await _hub_stock(settings, sessions)
+    shopify.add_product("B-2", 50)
+    sale = _sale_of_b2(settings, sessions)
     transport = SaleDuringPush(transports["acme"], sale)
     report = await reconcile(settings, "acme", fix=True, sessions=sessions, transport=transport)
     assert transport.writes == 2  # the stale figure was corrected at once
@@ -259,11 +265,7 @@ async def test_a_push_overtaken_by_a_sale_pushes_the_hubs_newer_figure(
     hub = await _hub_stock(settings, sessions)
     shop = Shop(platform, shopify, woo)
     shop.add("B-2", 50)
-    core = CoreProcessor(sessions, rules_from_config(settings.hub.channels))
-
-    async def sale() -> None:
-        await core.process(records(place("acme:9", [("B-2", 3)])))
-
+    sale = _sale_of_b2(settings, sessions)
     transport = SaleDuringPush(transports[shop.account], sale)
     report = await push_stock(
         settings, shop.account, all_skus=False, sessions=sessions, transport=transport
@@ -288,11 +290,7 @@ async def test_a_second_push_the_shop_refuses_is_reported_beside_the_first(
 ):
     hub = await _hub_stock(settings, sessions)
     shopify.add_product("B-2", 50)
-    core = CoreProcessor(sessions, rules_from_config(settings.hub.channels))
-
-    async def sale() -> None:
-        await core.process(records(place("acme:9", [("B-2", 3)])))
-
+    sale = _sale_of_b2(settings, sessions)
     transport = RefusingSecondWrite(transports["acme"], sale)
     report = await push_stock(
         settings, "acme", all_skus=False, sessions=sessions, transport=transport
