@@ -430,8 +430,11 @@ async def _resync_orders(
     start: str | None = None
     started = datetime.now(UTC)
     if stored.page and not restart and (since is None or since == stored.since):
-        since, start = stored.since, stored.page
-        started = stored.started or started
+        since = stored.since
+        # A page stored before runs kept their start may count pages in another order (by
+        # modification time, before WooCommerce's were paged by id): such a run starts over.
+        if stored.started is not None:
+            start, started = stored.page, stored.started
     report = ResyncReport(account.name, "orders", since, resumed_from=start, newest=stored.newest)
     run = OrderCursor(since, start, stored.newest, started, stored.synced)
     try:

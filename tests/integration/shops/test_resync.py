@@ -147,18 +147,14 @@ async def test_stock_and_products_resyncs_report_without_changing_the_shop(
     assert kw["publisher"].sent == []
 
 
-async def test_a_stored_cursor_the_platform_refuses_starts_the_resync_over(
-    settings, sessions, woo, transports
-):
+async def _resync_over_stored(settings, sessions, woo, transports, cursor: str) -> None:
+    """Three orders, `cursor` stored for the account: the resync reads them all from the
+    start, resuming nothing."""
     woo.add_product("B-2", 50)
     for n in range(3):
         woo.make_order(800 + n, [("B-2", 1, "4.00")], created_at=T0 + timedelta(minutes=n))
     async with sessions() as s, s.begin():
-        s.add(
-            ConnectorCursor(
-                account="corner", what="orders", cursor=OrderCursor(page="expired").dump()
-            )
-        )
+        s.add(ConnectorCursor(account="corner", what="orders", cursor=cursor))
     pub = RecordingPublisher()
     report = await resync(
         settings,
@@ -171,6 +167,21 @@ async def test_a_stored_cursor_the_platform_refuses_starts_the_resync_over(
     )
     assert report.finished and report.resumed_from is None
     assert sorted(_placed_keys(pub)) == ["corner:800", "corner:801", "corner:802"]
+
+
+async def test_a_stored_cursor_the_platform_refuses_starts_the_resync_over(
+    settings, sessions, woo, transports
+):
+    refused = OrderCursor(page="expired", started=T0).dump()
+    await _resync_over_stored(settings, sessions, woo, transports, refused)
+
+
+async def test_a_page_stored_before_runs_kept_their_start_is_not_resumed(
+    settings, sessions, woo, transports
+):
+    """Its page number counted orders by modification time; they are paged by id now."""
+    old = '{"since": null, "page": "2|", "newest": null}'
+    await _resync_over_stored(settings, sessions, woo, transports, old)
 
 
 class ModifiedWhileRead(httpx.AsyncBaseTransport):
