@@ -390,7 +390,13 @@ class WooCommerceSimulator:
         except ValueError:
             return _error("rest_invalid_param", "Invalid parameter(s): page", 400)
         pages = max(1, math.ceil(len(items) / per_page))
-        chunk = items[(page - 1) * per_page : page * per_page]
+        start = (page - 1) * per_page
+        if "offset" in request.query_params:  # `offset` wins over `page`, as in WooCommerce
+            try:
+                start = max(0, int(request.query_params["offset"]))
+            except ValueError:
+                return _error("rest_invalid_param", "Invalid parameter(s): offset", 400)
+        chunk = items[start : start + per_page]
         return JSONResponse(
             chunk, headers={"X-WP-Total": str(len(items)), "X-WP-TotalPages": str(pages)}
         )

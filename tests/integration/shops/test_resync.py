@@ -114,8 +114,10 @@ async def test_an_interrupted_resync_resumes_from_the_stored_cursor(
     assert (report.pages, report.finished) == (2, True)
     first_orders = {e.data.order_key for e in broken.sent if isinstance(e.data, OrderPlaced)}
     rest_orders = set(_placed_keys(rest))
-    assert len(first_orders) == 50 and len(rest_orders) == 60
-    assert first_orders.isdisjoint(rest_orders)  # page 1 was not fetched again
+    # Page 1 was not fetched again: the resumed run starts 5 orders before its end (pages
+    # overlap by a tenth).
+    assert len(first_orders) == 50 and len(rest_orders) == 65
+    assert first_orders & rest_orders == {f"corner:{745 + n}" for n in range(5)}
     assert first_orders | rest_orders == {f"corner:{700 + n}" for n in range(110)}
     async with sessions() as s:
         row = (
@@ -185,8 +187,7 @@ async def test_a_page_stored_before_runs_kept_their_start_is_not_resumed(
 
 
 class ModifiedWhileRead(httpx.AsyncBaseTransport):
-    """After the first page of orders is read, the shop modifies one order on that page, then
-    one on a later page."""
+    """After the first page of orders is read, the shop changes its orders (`modify`)."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport, modify) -> None:
         self.inner, self.modify, self.reads = inner, modify, 0
@@ -200,35 +201,40 @@ class ModifiedWhileRead(httpx.AsyncBaseTransport):
         return response
 
 
+async def _read_while_changed(settings, sessions, woo, transports, start, change):
+    """110 WooCommerce orders from `start`, a minute apart, resynced in pages of 50 while the
+    shop makes `change` after page 1 is read: every order is published."""
+    woo.add_product("B-2", 500)
+    for n in range(110):
+        woo.make_order(700 + n, [("B-2", 1, "4.00")], created_at=start + timedelta(minutes=n))
+    pub = RecordingPublisher()
+    report = await resync(
+        settings,
+        "corner",
+        what="orders",
+        since=start - timedelta(minutes=1),
+        publisher=pub,
+        sessions=sessions,
+        transport=ModifiedWhileRead(transports["corner"], change),
+    )
+    assert report.finished
+    assert set(_placed_keys(pub)) == {f"corner:{700 + n}" for n in range(110)}
+
+
 async def test_orders_modified_while_a_resync_reads_are_neither_skipped_nor_lost(
     settings, sessions, woo, transports
 ):
-    """Pages of 50 of 110 orders. While the resync reads, order 700 (on page 1, read already) is
-    cancelled and order 760 (page 2) later modified. No order is skipped because another one
-    moved, and the next incremental resync starts early enough to see the cancellation."""
-    woo.add_product("B-2", 500)
-    start = datetime.now(UTC) - timedelta(hours=2)
-    for n in range(110):
-        woo.make_order(700 + n, [("B-2", 1, "4.00")], created_at=start + timedelta(minutes=n))
+    """While the resync reads, order 700 (on page 1, read already) is cancelled and order 760
+    (page 2) later modified. No order is skipped because another one moved, and the next
+    incremental resync starts early enough to see the cancellation."""
 
     def modify() -> None:
         now = datetime.now(UTC)
         woo.update_order(700, status="cancelled", at=now)
         woo.update_order(760, status="completed", at=now + timedelta(minutes=5))
 
-    first = RecordingPublisher()
-    report = await resync(
-        settings,
-        "corner",
-        what="orders",
-        since=start - timedelta(minutes=1),
-        publisher=first,
-        sessions=sessions,
-        transport=ModifiedWhileRead(transports["corner"], modify),
-    )
-    assert report.finished
-    assert set(_placed_keys(first)) == {f"corner:{700 + n}" for n in range(110)}
-
+    start = datetime.now(UTC) - timedelta(hours=2)
+    await _read_while_changed(settings, sessions, woo, transports, start, modify)
     last = await last_order_sync(sessions, "corner")
     assert last is not None
     second = RecordingPublisher()
@@ -243,6 +249,19 @@ async def test_orders_modified_while_a_resync_reads_are_neither_skipped_nor_lost
     )
     cancelled = [e.data.order_key for e in second.sent if isinstance(e.data, OrderCancelled)]
     assert cancelled == ["corner:700"]
+
+
+async def test_orders_deleted_while_a_resync_reads_skip_none_of_the_others(
+    settings, sessions, woo, transports
+):
+    """After page 1 is read, three orders on it are trashed, and every later order moves up
+    three places: none of them is skipped."""
+
+    def trash() -> None:
+        for oid in (701, 702, 703):
+            del woo.orders[oid]
+
+    await _read_while_changed(settings, sessions, woo, transports, T0, trash)
 
 
 def test_a_cursor_stored_before_the_synced_time_was_kept_resumes_from_its_newest_time():
