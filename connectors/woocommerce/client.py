@@ -71,27 +71,33 @@ class WooCommerceClient:
         """A page of orders in id order, which a modification does not change: in order of
         modification, an order modified during the run moved behind the pages still to read,
         every later order moved up by one, and the one that crossed a page boundary was never
-        read. Pages overlap by a tenth (`offset`), so that orders trashed or deleted meanwhile
-        do not skip the ones that move up in their place; the ids dedupe the repeats."""
-        offset, after = 0, since.astimezone(UTC).isoformat() if since else ""
+        read. Pages are read by `offset` and overlap by a tenth, so that orders trashed or
+        deleted meanwhile do not skip the ones that move up in their place (the ids dedupe the
+        repeats); a page that starts after the last order read shows more went, and is read
+        again from further back."""
+        offset, last, after = 0, 0, since.astimezone(UTC).isoformat() if since else ""
         if cursor:
             head, _, after = cursor.partition("|")
             try:
-                # "o{offset}", or a page number stored before pages overlapped
-                offset = int(head[1:]) if head.startswith("o") else (int(head) - 1) * self.page_size
+                if head.startswith("o"):  # "o{offset}:{last id read}"
+                    at, _, seen = head[1:].partition(":")
+                    offset, last = int(at), int(seen or 0)
+                else:  # a page number stored before pages overlapped
+                    offset = (int(head) - 1) * self.page_size
             except ValueError:
                 raise ConnectorError(f"bad resync cursor {cursor!r}", retryable=False) from None
-        params: dict[str, Any] = {
-            "offset": max(offset, 0),
-            "per_page": self.page_size,
-            "orderby": "id",
-            "order": "asc",
-        }
+        params: dict[str, Any] = {"per_page": self.page_size, "orderby": "id", "order": "asc"}
         if after:
             params["modified_after"] = after
             params["dates_are_gmt"] = "true"
-        response = await self.api.request("GET", f"{API}/orders", params=params)
-        orders = _list(response)
+        while True:
+            response = await self.api.request(
+                "GET", f"{API}/orders", params={**params, "offset": max(offset, 0)}
+            )
+            orders = _list(response)
+            if not (orders and last and offset > 0 and _order_id(orders[0]) > last):
+                break
+            offset -= max(1, self.page_size // 2)
         envelopes, rejected = [], []
         newest: datetime | None = None
         for raw in orders:
@@ -104,10 +110,14 @@ class WooCommerceClient:
                 newest = modified if newest is None or modified > newest else newest
             except MalformedPayload as exc:
                 rejected.append((oid, exc.reason))
-        read = offset + len(orders)
-        total = _int_header(response, "X-WP-Total", default=read)
+        read = max(offset, 0) + len(orders)
+        total = _int_header(response, "X-WP-Total", default=-1)
+        # Without a total, a full page may have more behind it.
+        more = read < total if total >= 0 else len(orders) >= self.page_size
         overlap = self.page_size // 10 if len(orders) > self.page_size // 10 else 0
-        nxt = f"o{read - overlap}|{after}" if orders and read < total else None
+        # The next page starts on orders this one read, unless more went than it overlaps.
+        last = max(_order_id(o) for o in orders) if orders and overlap else 0
+        nxt = f"o{read - overlap}:{last}|{after}" if orders and more else None
         return OrderPage(envelopes, nxt, rejected, newest)
 
     async def _returns(self, order: Mapping[str, Any]) -> list[Any]:
@@ -251,6 +261,14 @@ def _list(response: httpx.Response) -> list[Any]:
     if not isinstance(body, list):
         raise ConnectorError("the shop's answer is not a list", retryable=False)
     return body
+
+
+def _order_id(order: Any) -> int:
+    """An order's id (0 for a record without one, which the mapping then rejects)."""
+    try:
+        return int(order.get("id") or 0) if isinstance(order, Mapping) else 0
+    except (TypeError, ValueError):
+        return 0
 
 
 def _int_header(response: httpx.Response, name: str, *, default: int) -> int:

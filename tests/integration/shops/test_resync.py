@@ -201,9 +201,9 @@ class ModifiedWhileRead(httpx.AsyncBaseTransport):
         return response
 
 
-async def _read_while_changed(settings, sessions, woo, transports, start, change):
-    """110 WooCommerce orders from `start`, a minute apart, resynced in pages of 50 while the
-    shop makes `change` after page 1 is read: every order is published."""
+async def _read_all(settings, sessions, woo, transport, start):
+    """110 WooCommerce orders from `start`, a minute apart, resynced in pages of 50 through
+    `transport`: every order is published."""
     woo.add_product("B-2", 500)
     for n in range(110):
         woo.make_order(700 + n, [("B-2", 1, "4.00")], created_at=start + timedelta(minutes=n))
@@ -215,10 +215,11 @@ async def _read_while_changed(settings, sessions, woo, transports, start, change
         since=start - timedelta(minutes=1),
         publisher=pub,
         sessions=sessions,
-        transport=ModifiedWhileRead(transports["corner"], change),
+        transport=transport,
     )
     assert report.finished
     assert set(_placed_keys(pub)) == {f"corner:{700 + n}" for n in range(110)}
+    return report
 
 
 async def test_orders_modified_while_a_resync_reads_are_neither_skipped_nor_lost(
@@ -234,7 +235,7 @@ async def test_orders_modified_while_a_resync_reads_are_neither_skipped_nor_lost
         woo.update_order(760, status="completed", at=now + timedelta(minutes=5))
 
     start = datetime.now(UTC) - timedelta(hours=2)
-    await _read_while_changed(settings, sessions, woo, transports, start, modify)
+    await _read_all(settings, sessions, woo, ModifiedWhileRead(transports["corner"], modify), start)
     last = await last_order_sync(sessions, "corner")
     assert last is not None
     second = RecordingPublisher()
@@ -251,17 +252,38 @@ async def test_orders_modified_while_a_resync_reads_are_neither_skipped_nor_lost
     assert cancelled == ["corner:700"]
 
 
+@pytest.mark.parametrize("trashed", [3, 12, 30])
 async def test_orders_deleted_while_a_resync_reads_skip_none_of_the_others(
-    settings, sessions, woo, transports
+    trashed, settings, sessions, woo, transports
 ):
-    """After page 1 is read, three orders on it are trashed, and every later order moves up
-    three places: none of them is skipped."""
+    """After page 1 is read, orders on it are trashed, and every later order moves up as many
+    places: none of them is skipped, whether the pages' overlap (5) covers it or not."""
 
     def trash() -> None:
-        for oid in (701, 702, 703):
+        for oid in range(701, 701 + trashed):
             del woo.orders[oid]
 
-    await _read_while_changed(settings, sessions, woo, transports, T0, trash)
+    await _read_all(settings, sessions, woo, ModifiedWhileRead(transports["corner"], trash), T0)
+
+
+class NoTotals(httpx.AsyncBaseTransport):
+    """A shop (a proxy, a plugin) that drops WooCommerce's total headers."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        for name in ("X-WP-Total", "X-WP-TotalPages"):
+            response.headers.pop(name, None)
+        return response
+
+
+async def test_without_totals_a_resync_reads_until_a_page_is_not_full(
+    settings, sessions, woo, transports
+):
+    report = await _read_all(settings, sessions, woo, NoTotals(transports["corner"]), T0)
+    assert report.pages == 3
 
 
 def test_a_cursor_stored_before_the_synced_time_was_kept_resumes_from_its_newest_time():
