@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.store import locks
 from hub.store.db import stored_utc
 from hub.store.models import AuditEntry, Stock
 
@@ -60,13 +61,16 @@ async def on_hand_of(session: AsyncSession, keys: Iterable[str]) -> dict[str, in
     of a stocktake."""
     wanted = {tuple(k.rsplit("@", 1)): k for k in keys}
     found: dict[str, int | None] = dict.fromkeys(wanted.values())
-    skus = {sku for sku, _ in wanted}
-    rows = await session.execute(
-        select(Stock.sku, Stock.location, Stock.on_hand).where(Stock.sku.in_(skus))
-    )
-    for sku, location, on_hand in rows:
-        if (sku, location) in wanted:
-            found[wanted[(sku, location)]] = on_hand
+    skus = sorted({sku for sku, _ in wanted})
+    for part in locks._chunks(skus):  # a whole store's count is more than a statement binds
+        rows = await session.execute(
+            select(Stock.sku, Stock.location, Stock.on_hand).where(
+                locks.one_of(session, Stock.sku, part)
+            )
+        )
+        for sku, location, on_hand in rows:
+            if (sku, location) in wanted:
+                found[wanted[(sku, location)]] = on_hand
     return found
 
 

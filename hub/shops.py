@@ -47,6 +47,7 @@ from hub.bus import BrokerUnavailable, Publisher
 from hub.config import SHOP_CONNECTORS, ConfigError, Settings
 from hub.core.batch import rules_from_config
 from hub.domain.allocation import Level, Rule, channel_available
+from hub.store import locks
 from hub.store.models import ConnectorCursor, Stock
 
 log = structlog.get_logger("hub.shops")
@@ -218,17 +219,24 @@ async def hub_available(
 ) -> dict[str, int]:
     """The hub's available-to-sell for one channel, for every SKU it knows (or those asked).
 
-    The same computation as `stock_view(...)["channels"][channel]["available"]`, in one query.
+    The same computation as `stock_view(...)["channels"][channel]["available"]`, in one query
+    (a query per few thousand SKUs asked: a catalogue's worth is more than a statement binds).
     """
-    q = select(Stock)
-    if skus is not None:
-        q = q.where(Stock.sku.in_(list(skus)))
     levels: dict[str, list[Level]] = {}
     async with sessions() as session:
-        for row in (await session.execute(q)).scalars():
-            per_sku = levels.setdefault(row.sku, [])
-            if rule.sells_from(row.location):
-                per_sku.append(Level(row.on_hand, row.reserved, row.safety_stock))
+        queries = (
+            [select(Stock)]
+            if skus is None
+            else [
+                select(Stock).where(locks.one_of(session, Stock.sku, part))
+                for part in locks._chunks(sorted(set(skus)))
+            ]
+        )
+        for q in queries:
+            for row in (await session.execute(q)).scalars():
+                per_sku = levels.setdefault(row.sku, [])
+                if rule.sells_from(row.location):
+                    per_sku.append(Level(row.on_hand, row.reserved, row.safety_stock))
     return {sku: channel_available(lv, rule) for sku, lv in sorted(levels.items())}
 
 
