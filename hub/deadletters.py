@@ -22,12 +22,13 @@ from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import BigInteger, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit import record
 from hub.finance.ledger import insert
+from hub.store import locks
 from hub.store.models import ChannelLevel, ConnectorCursor, DeadLetter
 from schemas import topics
 from schemas.base import now_utc
@@ -47,9 +48,18 @@ class Sender(Protocol):
 async def pending(session: AsyncSession, ids: Sequence[int] | None) -> list[DeadLetter]:
     """Dead letters not yet replayed (of these ids, or all), oldest first, locked for update."""
     q = select(DeadLetter).where(DeadLetter.replayed_at.is_(None))
-    if ids:
-        q = q.where(DeadLetter.id.in_(ids))
-    return list((await session.execute(q.order_by(DeadLetter.id).with_for_update())).scalars())
+    # Ids a part at a time: an outage's dead letters are more than a statement binds.
+    if not ids:
+        return list((await session.execute(q.order_by(DeadLetter.id).with_for_update())).scalars())
+    out: list[DeadLetter] = []
+    for part in locks._chunks(sorted(set(ids))):
+        found = await session.execute(
+            q.where(locks.one_of(session, DeadLetter.id, part, BigInteger))
+            .order_by(DeadLetter.id)
+            .with_for_update()
+        )
+        out.extend(found.scalars())
+    return out
 
 
 @dataclass
@@ -90,7 +100,13 @@ async def replay(
         )
     done = [d.id for d in letters]
     now = now_utc()
-    await session.execute(update(DeadLetter).where(DeadLetter.id.in_(done)).values(replayed_at=now))
+    for part in locks._chunks(done):
+        await session.execute(
+            update(DeadLetter)
+            .where(locks.one_of(session, DeadLetter.id, part, BigInteger))
+            .values(replayed_at=now)
+            .execution_options(synchronize_session=False)  # the letters are not read again
+        )
     await record(
         session,
         actor,
@@ -123,14 +139,18 @@ async def _superseded(session: AsyncSession, letters: Sequence[DeadLetter]) -> d
                 continue  # sent back as it is: its consumer dead-letters it again, saying why
     if not levels:
         return {}
-    keys = sorted({(lv.sku, lv.channel) for lv in levels.values()})
+    keys = {(lv.sku, lv.channel) for lv in levels.values()}
     t = ChannelLevel.__table__
-    current = {
-        (r.sku, r.channel): r.version
-        for r in await session.execute(
-            select(t.c.sku, t.c.channel, t.c.version).where(tuple_(t.c.sku, t.c.channel).in_(keys))
+    current: dict[tuple[str, str], int] = {}
+    # By SKU, a part at a time (an outage's letters are more than a statement binds, and a
+    # list of (SKU, channel) pairs is slow to plan); the channels are picked here.
+    for part in locks._chunks(sorted({sku for sku, _ in keys})):
+        q = select(t.c.sku, t.c.channel, t.c.version).where(locks.one_of(session, t.c.sku, part))
+        current.update(
+            ((r.sku, r.channel), r.version)
+            for r in await session.execute(q)
+            if (r.sku, r.channel) in keys
         )
-    }
     return {
         i: current[(lv.sku, lv.channel)]
         for i, lv in levels.items()
