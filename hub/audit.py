@@ -62,7 +62,7 @@ async def on_hand_of(session: AsyncSession, keys: Iterable[str]) -> dict[str, in
     wanted = {tuple(k.rsplit("@", 1)): k for k in keys}
     found: dict[str, int | None] = dict.fromkeys(wanted.values())
     skus = sorted({sku for sku, _ in wanted})
-    for part in locks._chunks(skus):  # a whole store's count is more than a statement binds
+    for part in locks.chunks(skus):  # a whole store's count is more than a statement binds
         rows = await session.execute(
             select(Stock.sku, Stock.location, Stock.on_hand).where(
                 locks.one_of(session, Stock.sku, part)

@@ -52,7 +52,7 @@ async def pending(session: AsyncSession, ids: Sequence[int] | None) -> list[Dead
     if not ids:
         return list((await session.execute(q.order_by(DeadLetter.id).with_for_update())).scalars())
     out: list[DeadLetter] = []
-    for part in locks._chunks(sorted(set(ids))):
+    for part in locks.chunks(sorted(set(ids))):
         found = await session.execute(
             q.where(locks.one_of(session, DeadLetter.id, part, BigInteger))
             .order_by(DeadLetter.id)
@@ -100,7 +100,7 @@ async def replay(
         )
     done = [d.id for d in letters]
     now = now_utc()
-    for part in locks._chunks(done):
+    for part in locks.chunks(done):
         await session.execute(
             update(DeadLetter)
             .where(locks.one_of(session, DeadLetter.id, part, BigInteger))
@@ -144,7 +144,7 @@ async def _superseded(session: AsyncSession, letters: Sequence[DeadLetter]) -> d
     current: dict[tuple[str, str], int] = {}
     # By SKU, a part at a time (an outage's letters are more than a statement binds, and a
     # list of (SKU, channel) pairs is slow to plan); the channels are picked here.
-    for part in locks._chunks(sorted({sku for sku, _ in keys})):
+    for part in locks.chunks(sorted({sku for sku, _ in keys})):
         q = select(t.c.sku, t.c.channel, t.c.version).where(locks.one_of(session, t.c.sku, part))
         current.update(
             ((r.sku, r.channel), r.version)

@@ -229,7 +229,7 @@ async def hub_available(
             if skus is None
             else [
                 select(Stock).where(locks.one_of(session, Stock.sku, part))
-                for part in locks._chunks(sorted(set(skus)))
+                for part in locks.chunks(sorted(set(skus)))
             ]
         )
         for q in queries:

@@ -588,7 +588,7 @@ class CoreProcessor:
             return set(result.scalars())
         t = ProcessedMessage.__table__
         found: set[str] = set()
-        for part in locks._chunks(sorted(ids)):
+        for part in locks.chunks(sorted(ids)):
             found.update(
                 (
                     await session.execute(
@@ -891,7 +891,7 @@ async def current_levels(
     if not book.touched or not rules:
         return current
     t = ChannelLevel.__table__
-    for part in locks._chunks(sorted(book.touched)):
+    for part in locks.chunks(sorted(book.touched)):
         for r in (
             await session.execute(select(t).where(locks.one_of(session, t.c.sku, part)))
         ).all():

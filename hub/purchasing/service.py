@@ -189,7 +189,7 @@ async def presale_shares(session: AsyncSession, skus: Iterable[str]) -> dict[str
     has backorders to keep within the inbound behind them, and takes no new ones."""
     t = PresaleItem.__table__
     out: dict[str, Decimal] = {}
-    for part in locks._chunks(sorted(set(skus))):
+    for part in locks.chunks(sorted(set(skus))):
         q = select(t.c.sku, t.c.share).where(t.c.sku.in_(part))
         out.update({r.sku: Decimal(r.share) for r in (await session.execute(q)).all()})
     return out
@@ -353,12 +353,12 @@ async def replenish(
     policies: list[ReplenishmentPolicy] = []
     open_keys: set[StockKey] = set()
     lt = PurchaseOrderLineRow.__table__
-    for part in locks._chunks(sorted(touched)):
+    for part in locks.chunks(sorted(touched)):
         q = select(ReplenishmentPolicy).where(locks.one_of(session, ReplenishmentPolicy.sku, part))
         policies.extend((await session.execute(q)).scalars().all())
     if not policies:
         return []
-    for part in locks._chunks(sorted({p.sku for p in policies})):
+    for part in locks.chunks(sorted({p.sku for p in policies})):
         q = select(lt.c.sku, lt.c.location).where(
             locks.one_of(session, lt.c.sku, part), lt.c.open.is_(True)
         )

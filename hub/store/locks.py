@@ -32,7 +32,8 @@ def one_of(session: AsyncSession, column: Any, keys: Iterable[Any], item_type: A
     return column.in_(list(keys))
 
 
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+def chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """`items` a part of `CHUNK` at a time: a statement binds a bounded number of keys."""
     for i in range(0, len(items), CHUNK):
         yield items[i : i + CHUNK]
 
@@ -58,7 +59,7 @@ async def lock_orders(
     ordered = sorted(set(keys))
     t = table(Order)
     rows: list[Row[Any]] = []
-    for part in _chunks(ordered):
+    for part in chunks(ordered):
         stmt = (
             select(t)
             .where(one_of(session, t.c.order_key, part))
@@ -114,7 +115,7 @@ MAX_RESELECTS = 2
 async def _select_stock(session: AsyncSession, ordered: Sequence[str]) -> list[Row[Any]]:
     rows: list[Row[Any]] = []
     t = Stock.__table__
-    for part in _chunks(ordered):
+    for part in chunks(ordered):
         stmt = (
             select(t)
             .where(one_of(session, t.c.sku, part))
@@ -132,7 +133,7 @@ _COUNT_STOCK = text("SELECT count(*) FROM stock WHERE sku = ANY(CAST(:skus AS VA
 
 async def _count_stock(session: AsyncSession, ordered: Sequence[str]) -> int:
     n = 0
-    for part in _chunks(ordered):
+    for part in chunks(ordered):
         n += int((await session.execute(_COUNT_STOCK, {"skus": list(part)})).scalar_one())
     return n
 
@@ -141,7 +142,7 @@ async def reservations_of(session: AsyncSession, order_keys: Iterable[str]) -> l
     keys = sorted(set(order_keys))
     t = Reservation.__table__
     rows: list[Row[Any]] = []
-    for part in _chunks(keys):
+    for part in chunks(keys):
         rows.extend(
             (await session.execute(select(t).where(one_of(session, t.c.order_key, part)))).all()
         )
@@ -152,7 +153,7 @@ async def holders_of(session: AsyncSession, skus: Iterable[str]) -> set[str]:
     """Orders holding open reservations on these SKUs (read without lock; locked by the caller)."""
     t = Reservation.__table__
     keys: set[str] = set()
-    for part in _chunks(sorted(set(skus))):
+    for part in chunks(sorted(set(skus))):
         stmt = select(t.c.order_key).where(one_of(session, t.c.sku, part), t.c.open > 0).distinct()
         keys.update((await session.execute(stmt)).scalars().all())
     return keys
