@@ -14,10 +14,18 @@ Kafka-independent: the caller feeds `StockLevelChanged` messages in with `offer`
   the failed version is forgotten, so replaying it from the DLQ once the cause is fixed pushes it;
 - `on_latency(account, seconds, count)` gets, per successful batch, the time from the oldest
   offer in it to the platform's confirmation;
+- a level that cannot be pushed and whose report fails (the dead-letter topic unreachable) is
+  retried like a transient failure, so it is reported or pushed, never dropped;
 - a level may come with the correlation ids of the orders that changed it; coalesced versions
   pool theirs (newest last, at most `MAX_CAUSES`), and the push's log line names them. The
   account workers run in a context of their own, so the log context of whoever offered first
-  never sticks to a worker's lines.
+  never sticks to a worker's lines;
+- a level may come with its origin, a (lane, position) pair such as a Kafka partition and an
+  offset. `low_water(lane)` (`low_waters()` for all) is the earliest position in a lane whose level is still waiting or
+  in flight for some account: a consumer commits no further, so whoever reads the lane next
+  pushes what this one had not. `forget(lanes)` drops what came from lanes this process no
+  longer owns, including a batch in flight that then fails, so a retry never lands after the
+  new owner's newer level.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import contextvars
 import inspect
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -55,6 +63,7 @@ class PushFailure:
 
 FailureCallback = Callable[[PushFailure], Awaitable[None] | None]
 LatencyCallback = Callable[[str, float, int], None]
+Origin = tuple[Hashable, int]  # (lane, position): a partition and an offset, say
 
 
 @dataclass
@@ -62,6 +71,8 @@ class _Queued:
     level: StockLevelChanged
     offered_at: float
     correlation_ids: tuple[str, ...] = ()
+    origin: Origin | None = None
+    epoch: int = 0  # the lane's epoch when offered; `forget` moves it on
 
 
 @dataclass
@@ -69,6 +80,7 @@ class _Account:
     client: ShopClient
     channel: str | None
     pending: dict[str, _Queued] = field(default_factory=dict)
+    inflight: dict[str, _Queued] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)  # newest version offered per SKU
     pushed: dict[str, int] = field(default_factory=dict)  # newest version confirmed per SKU
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -99,13 +111,21 @@ class StockPushOut:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._closed = False
+        self._epochs: dict[Hashable, int] = {}
 
     # --- feeding ----------------------------------------------------------------------------------
 
     def offer(
-        self, account: str, level: StockLevelChanged, correlation_ids: tuple[str, ...] = ()
+        self,
+        account: str,
+        level: StockLevelChanged,
+        correlation_ids: tuple[str, ...] = (),
+        origin: Origin | None = None,
     ) -> bool:
-        """Queue a level for an account; False if it is not newer than what was offered before."""
+        """Queue a level for an account; False if it is not newer than what was offered before.
+
+        A newer level replaces a waiting one with its own origin: read again from there, the
+        lane brings it, and the replaced one no longer matters."""
         state = self._accounts.get(account)
         if state is None:
             raise UnknownAccount(account)
@@ -115,21 +135,67 @@ class StockPushOut:
         previous = state.pending.get(level.sku)
         offered_at = previous.offered_at if previous else time.monotonic()
         causes = _pool(previous.correlation_ids if previous else (), correlation_ids)
-        state.pending[level.sku] = _Queued(level, offered_at, causes)
+        epoch = self._epochs.get(origin[0], 0) if origin is not None else 0
+        state.pending[level.sku] = _Queued(level, offered_at, causes, origin, epoch)
         state.idle.clear()
         state.wake.set()
         self._ensure_worker(account, state)
         return True
 
     def offer_level(
-        self, level: StockLevelChanged, correlation_ids: tuple[str, ...] = ()
+        self,
+        level: StockLevelChanged,
+        correlation_ids: tuple[str, ...] = (),
+        origin: Origin | None = None,
     ) -> list[str]:
         """Offer a level to every account selling on its channel; the accounts that took it."""
         return [
             name
             for name, state in self._accounts.items()
-            if state.channel == level.channel and self.offer(name, level, correlation_ids)
+            if state.channel == level.channel and self.offer(name, level, correlation_ids, origin)
         ]
+
+    def low_water(self, lane: Hashable) -> int | None:
+        """The earliest position in a lane whose level waits or is in flight for any account;
+        None when nothing from the lane is unsettled."""
+        return self.low_waters().get(lane)
+
+    def low_waters(self) -> dict[Hashable, int]:
+        """`low_water` of every lane with something unsettled, in one pass."""
+        low: dict[Hashable, int] = {}
+        for state in self._accounts.values():
+            for queued in (*state.pending.values(), *state.inflight.values()):
+                origin = queued.origin
+                if origin is not None and self._current(queued):
+                    lane, position = origin
+                    if position < low.get(lane, position + 1):
+                        low[lane] = position
+        return low
+
+    def forget(self, lanes: Iterable[Hashable]) -> int:
+        """Drop every level that came from these lanes, waiting or (once it fails) in flight;
+        the number of waiting levels dropped. Their versions count as never seen, so the lane
+        read again later offers them again."""
+        gone = set(lanes)
+        for lane in gone:
+            self._epochs[lane] = self._epochs.get(lane, 0) + 1
+        dropped = 0
+        for state in self._accounts.values():
+            for sku, queued in list(state.pending.items()):
+                if queued.origin is not None and queued.origin[0] in gone:
+                    del state.pending[sku]
+                    state.seen[sku] = state.pushed.get(sku, 0)
+                    dropped += 1
+            for sku, queued in state.inflight.items():
+                if queued.origin is not None and queued.origin[0] in gone:
+                    state.seen[sku] = state.pushed.get(sku, 0)
+            if not state.pending and not state.inflight:
+                state.idle.set()
+        return dropped
+
+    def _current(self, queued: _Queued) -> bool:
+        """Whether a level's lane is still this process's: not forgotten since it was offered."""
+        return queued.origin is None or self._epochs.get(queued.origin[0], 0) == queued.epoch
 
     def pending(self, account: str) -> dict[str, int]:
         """What waits to be pushed for an account: SKU → available."""
@@ -182,34 +248,51 @@ class StockPushOut:
                 continue
             skus = list(state.pending)[: self.batch_size]
             batch = {sku: state.pending.pop(sku) for sku in skus}
+            state.inflight = batch
             try:
-                result = await state.client.set_stock(
-                    {sku: q.level.available for sku, q in batch.items()}
-                )
-            except ConnectorError as exc:
-                if exc.retryable:
-                    backoff = await self._requeue(name, state, batch, exc, backoff)
-                    continue
-                for q in batch.values():
-                    await self._fail(name, state, q, exc.message, exc.status)
-                backoff = self.backoff_initial
-                continue
-            except Exception as exc:
-                backoff = await self._requeue(name, state, batch, exc, backoff)
-                continue
-            backoff = self.backoff_initial
-            for sku, reason in result.failed.items():
-                if sku in batch:
-                    await self._fail(name, state, batch[sku], reason, None)
-            confirmed = [batch[s] for s in result.updated if s in batch]
-            if confirmed:
-                _log_pushed(name, confirmed)
-            for q in confirmed:
-                version = max(state.pushed.get(q.level.sku, 0), q.level.version)
-                state.pushed[q.level.sku] = version
-            if confirmed and self.on_latency is not None:
-                oldest = min(q.offered_at for q in confirmed)
-                self.on_latency(name, time.monotonic() - oldest, len(confirmed))
+                backoff = await self._push(name, state, batch, backoff)
+            finally:
+                state.inflight = {}
+
+    async def _push(
+        self, name: str, state: _Account, batch: dict[str, _Queued], backoff: float
+    ) -> float:
+        """Push one batch; the backoff for the next one."""
+        try:
+            result = await state.client.set_stock(
+                {sku: q.level.available for sku, q in batch.items()}
+            )
+        except ConnectorError as exc:
+            if exc.retryable:
+                return await self._requeue(name, state, batch, exc, backoff)
+            unreported = {
+                sku: q
+                for sku, q in batch.items()
+                if not await self._fail(name, state, q, exc.message, exc.status)
+            }
+            if unreported:
+                return await self._requeue(name, state, unreported, exc, backoff)
+            return self.backoff_initial
+        except Exception as exc:
+            return await self._requeue(name, state, batch, exc, backoff)
+        unreported = {
+            sku: batch[sku]
+            for sku, reason in result.failed.items()
+            if sku in batch and not await self._fail(name, state, batch[sku], reason, None)
+        }
+        confirmed = [batch[s] for s in result.updated if s in batch]
+        if confirmed:
+            _log_pushed(name, confirmed)
+        for q in confirmed:
+            version = max(state.pushed.get(q.level.sku, 0), q.level.version)
+            state.pushed[q.level.sku] = version
+        if confirmed and self.on_latency is not None:
+            oldest = min(q.offered_at for q in confirmed)
+            self.on_latency(name, time.monotonic() - oldest, len(confirmed))
+        if unreported:
+            reason = RuntimeError("the refusal could not be reported")
+            return await self._requeue(name, state, unreported, reason, backoff)
+        return self.backoff_initial
 
     async def _requeue(
         self,
@@ -220,8 +303,11 @@ class StockPushOut:
         backoff: float,
     ) -> float:
         for sku, q in batch.items():
-            if sku not in state.pending:  # a newer version that arrived meanwhile wins
+            # A newer version that arrived meanwhile wins; a lane forgotten meanwhile is
+            # another process's now, and its newer level must not be overtaken by this one.
+            if sku not in state.pending and self._current(q):
                 state.pending[sku] = q
+        state.inflight = {}  # what is still owed waits in `pending` through the backoff
         log.warning(
             "stock_push.retry",
             account=name,
@@ -240,11 +326,10 @@ class StockPushOut:
         queued: _Queued,
         reason: str,
         status: int | None,
-    ) -> None:
+    ) -> bool:
+        """Report a level that cannot be pushed; False if the report itself failed, so the
+        caller retries the level rather than lose it."""
         level = queued.level
-        if state.seen.get(level.sku) == level.version and level.sku not in state.pending:
-            # Forget the failed version so that replaying it from the DLQ pushes it again.
-            state.seen[level.sku] = state.pushed.get(level.sku, 0)
         log.error(
             "stock_push.failed",
             account=name,
@@ -254,15 +339,21 @@ class StockPushOut:
             status=status,
             **_causes([queued]),
         )
-        if self.on_failure is None:
-            return
-        try:
-            failure = PushFailure(name, level, reason, status, queued.correlation_ids)
-            outcome = self.on_failure(failure)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except Exception:
-            log.exception("stock_push.failure_callback_failed", account=name, sku=level.sku)
+        if not self._current(queued):
+            return True  # its lane's new owner reads it again and reports it
+        if self.on_failure is not None:
+            try:
+                failure = PushFailure(name, level, reason, status, queued.correlation_ids)
+                outcome = self.on_failure(failure)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                log.exception("stock_push.failure_callback_failed", account=name, sku=level.sku)
+                return False
+        if state.seen.get(level.sku) == level.version and level.sku not in state.pending:
+            # Forget the failed version so that replaying it from the DLQ pushes it again.
+            state.seen[level.sku] = state.pushed.get(level.sku, 0)
+        return True
 
 
 def _pool(older: tuple[str, ...], newer: tuple[str, ...]) -> tuple[str, ...]:

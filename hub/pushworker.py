@@ -1,9 +1,13 @@
 """The connector-worker role: consume `hub.stock-levels.v1` and push available-to-sell to shops.
 
-Offsets are committed after the batch's levels reached every shop, or after a bounded wait: a
-shop that keeps failing keeps being retried in memory (newest version only), and the periodic
-reconcile repairs anything a crash lost. Permanent refusals go to the dead-letter topic, and so
-does a record that is no stock level.
+After each batch has reached every shop, or after a bounded wait, offsets are committed up to the
+earliest level still owed to a shop, never past it: a shop that keeps failing keeps being retried
+in memory (newest version only), and a worker that stops or crashes meanwhile leaves it to the
+next reader of the partition, which pushes it. When a partition moves to another worker, this
+one commits what it settled and drops what it still owed from that partition, so a retry here
+never lands after the new owner's newer level. Permanent refusals go to the dead-letter topic,
+and so does a record that is no stock level; a dead letter that cannot be published is retried
+with the push.
 
 Each level is handled with its record's correlation id, message id, type, topic, partition and
 offset bound in the log context. A level names the orders that changed it (`ce_causes`, else
@@ -19,6 +23,7 @@ from typing import Any
 
 import httpx
 import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
@@ -78,6 +83,9 @@ class PushWorker:
             on_failure=self._failed,
             on_latency=self._latency,
         )
+        self._consumer: AIOKafkaConsumer | None = None
+        self._read: dict[TopicPartition, int] = {}  # the offset after the last record handled
+        self._committed: dict[TopicPartition, int] = {}
 
     async def _failed(self, failure: PushFailure) -> None:
         metrics.STOCK_PUSHES.labels(account=failure.account, outcome="failed").inc()
@@ -104,17 +112,18 @@ class PushWorker:
         if failure.correlation_ids:
             headers.append((CORRELATION_HEADER, failure.correlation_ids[-1].encode()))
             headers.append((CAUSES_HEADER, ",".join(failure.correlation_ids).encode()))
-        with contextlib.suppress(Exception):
-            await self.publisher.send_many(
-                [
-                    (
-                        topics.DLQ,
-                        failure.level.kafka_key(),
-                        failure.level.model_dump_json().encode(),
-                        headers,
-                    )
-                ]
-            )
+        # A failed publish raises: the push-out retries the level, so the refusal is reported
+        # once the broker takes it (or the level is pushed once the shop does).
+        await self.publisher.send_many(
+            [
+                (
+                    topics.DLQ,
+                    failure.level.kafka_key(),
+                    failure.level.model_dump_json().encode(),
+                    headers,
+                )
+            ]
+        )
 
     async def _poison(self, record: Any, reason: str) -> None:
         """A record that is no stock level goes to the dead-letter topic with its reason and
@@ -137,25 +146,93 @@ class PushWorker:
             batch_timeout_ms=20,
             fetch_max_wait_ms=fetch_max_wait_ms(self.settings),
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            ack_policy=AckPolicy.MANUAL,
+            listener=_Handover(self),
+            session_timeout_ms=self.settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.settings.consumer_session_timeout_ms // 3),
             decoder=raw_body,
         )
         async def on_levels(body: list[Any], message: KafkaMessage) -> None:
-            offered: set[str] = set()
-            for r in message.raw_message:
-                with bound_consumer_record(r):
-                    try:
-                        level = StockLevelChanged.model_validate_json(r.value)
-                    except ValidationError as exc:
-                        await self._poison(r, f"not a stock level: {exc}")
-                        continue
-                    taken = self.pushout.offer_level(level, level_causes(r.headers))
+            consumer = message.consumer
+            kafka = consumer if isinstance(consumer, AIOKafkaConsumer) else None
+            self._consumer = kafka
+            owned = kafka.assignment() if kafka is not None else None
+            try:
+                offered = await self._offer(message.raw_message, owned)
+                if offered:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.drain_timeout):
+                            await self.pushout.drain(*offered)
+            except BaseException:
+                if kafka is not None:
+                    with contextlib.suppress(Exception):  # stopping, or the partitions moved
+                        await message.nack()  # read the batch again from its first record
+                raise
+            if kafka is None:
+                await message.ack()  # the in-memory test broker
+                return
+            await self._commit(kafka, set(self._read) & kafka.assignment())
+
+    async def _offer(self, records: Any, owned: set[TopicPartition] | None) -> set[str]:
+        """Offer a batch's levels to the push-out; the accounts that took any."""
+        offered: set[str] = set()
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            if owned is not None and tp not in owned:
+                continue  # fetched before its partition moved: the new owner reads it
+            with bound_consumer_record(r):
+                try:
+                    level = StockLevelChanged.model_validate_json(r.value)
+                except ValidationError as exc:
+                    await self._poison(r, f"not a stock level: {exc}")
+                else:
+                    taken = self.pushout.offer_level(level, level_causes(r.headers), (tp, r.offset))
                     log.debug("stock level offered", sku=level.sku, accounts=taken)
                     offered.update(taken)
-            if offered:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.drain_timeout):
-                        await self.pushout.drain(*offered)
+            self._read[tp] = r.offset + 1
+        return offered
+
+    def commit_offsets(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Where each partition can be committed: after its last record handled, but never past
+        a level still owed to a shop."""
+        owed = self.pushout.low_waters()
+        offsets: dict[TopicPartition, int] = {}
+        for tp in partitions:
+            read = self._read.get(tp)
+            if read is not None:
+                offsets[tp] = min(owed.get(tp, read), read)
+        return offsets
+
+    async def _commit(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
+        offsets = {
+            tp: offset
+            for tp, offset in self.commit_offsets(partitions).items()
+            if self._committed.get(tp) != offset
+        }
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except Exception as exc:  # a rebalance under way: the next batch or the handover commits
+            log.warning("offsets not committed", error=repr(exc)[:300])
+            return
+        self._committed.update(offsets)
+        held = {f"{tp.partition}": o for tp, o in offsets.items() if o < self._read[tp]}
+        if held:
+            log.info("stock levels owed to shops; offsets held", partitions=held)
+
+    async def handover(self, revoked: set[TopicPartition]) -> None:
+        """Partitions leave this worker: commit what it settled, then drop what it still owed
+        from them (the new owner reads it again from the commit)."""
+        if self._consumer is not None and revoked:
+            # If this fails, the new owner reads from the last commit: levels pushed twice.
+            await self._commit(self._consumer, revoked & set(self._read))
+        dropped = self.pushout.forget(revoked)
+        if dropped:
+            log.info("stock levels left to the partitions' new owner", levels=dropped)
+        for tp in revoked:
+            self._read.pop(tp, None)
+            self._committed.pop(tp, None)
 
     async def start(self) -> None:
         await self.pushout.start()
@@ -165,6 +242,17 @@ class PushWorker:
         for client in self.clients.values():
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+
+class _Handover(ConsumerRebalanceListener):
+    def __init__(self, worker: PushWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker.handover(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
 
 
 def level_causes(headers: Any) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from schemas import (
     StockCounted,
     message_id,
 )
+from schemas.levels import StockLevelChanged
 from schemas.stock import AdjustmentReason
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -135,6 +136,20 @@ def received(sku: str, qty: int, cost: str, rid: str = "g1") -> Envelope:
         data=GoodsReceived(
             sku=sku, quantity=qty, unit_cost=Decimal(cost), receipt_id=rid, received_at=T0
         ),
+    )
+
+
+def stock_level(
+    sku: str, available: int, version: int, channel: str = "online"
+) -> StockLevelChanged:
+    return StockLevelChanged(
+        sku=sku,
+        channel=channel,
+        available=available,
+        on_hand=available,
+        reserved=0,
+        version=version,
+        changed_at=T0,
     )
 
 

@@ -31,7 +31,7 @@ async def test_a_record_that_is_no_stock_level_is_dead_lettered_and_the_rest_pus
     out = Recorder()
     worker = PushWorker(settings, out)  # type: ignore[arg-type]
     offered: list[StockLevelChanged] = []
-    worker.pushout.offer_level = lambda level, causes=(): offered.append(level) or []  # type: ignore[method-assign]
+    worker.pushout.offer_level = lambda level, causes=(), origin=None: offered.append(level) or []  # type: ignore[method-assign]
     broker = KafkaBroker("localhost:9092")
     worker.subscribe(broker)
     good = StockLevelChanged(

@@ -1,30 +1,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import httpx
 
-from connectors.base import Account
+from connectors.base import Account, StockPushResult
+from connectors.errors import ConnectorError
 from connectors.http import RetryPolicy
 from connectors.pushout import PushFailure, StockPushOut
 from connectors.shopify.client import ShopifyClient
 from connectors.woocommerce.client import WooCommerceClient
-from schemas.levels import StockLevelChanged
+from tests.builders import stock_level as level
 
 FAST = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02, timeout=5.0)
-
-
-def level(sku: str, available: int, version: int, channel: str = "online") -> StockLevelChanged:
-    return StockLevelChanged(
-        sku=sku,
-        channel=channel,
-        available=available,
-        on_hand=available,
-        reserved=0,
-        version=version,
-        changed_at=datetime.now(UTC),
-    )
 
 
 def _shopify(sim, account: Account) -> ShopifyClient:
@@ -220,3 +208,97 @@ async def test_a_sku_the_shop_does_not_list_does_not_read_its_catalogue_at_every
         assert reads[name].reads == 1, name  # the read that found A and missed ELSEWHERE
         await client.aclose()
     assert (shopify_sim.stock("A"), woo_sim.stock("A")) == (4, 4)
+
+
+async def test_a_refusal_whose_report_fails_is_retried_until_it_is_reported(woo_sim, woo_account):
+    """The dead-letter topic unreachable: the refused level is not dropped, but pushed (and
+    refused) again until its report goes through."""
+    reported: list[PushFailure] = []
+    attempts = 0
+
+    async def to_dlq(failure: PushFailure) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise ConnectionError("broker unreachable")
+        reported.append(failure)
+
+    out = StockPushOut(
+        {"corner": _woo(woo_sim, woo_account)}, on_failure=to_dlq, backoff_initial=0.01
+    )
+    out.offer("corner", level("GONE", 3, 1), origin=("p0", 4))
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert attempts == 3
+    assert [(f.level.sku, f.level.version) for f in reported] == [("GONE", 1)]
+    assert out.low_water("p0") is None
+
+
+class GatedShop:
+    """A shop client whose every call waits for the test to let it finish, failing or not."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, int]] = []
+        self.stock: dict[str, int] = {}
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.fail = True
+
+    async def set_stock(self, levels, *, force: bool = False) -> StockPushResult:
+        self.calls.append(dict(levels))
+        self.entered.set()
+        await self.release.wait()
+        self.release.clear()
+        if self.fail:
+            raise ConnectorError("503 from the shop", retryable=True, status=503)
+        self.stock.update(levels)
+        return StockPushResult(updated=dict(levels))
+
+
+async def test_low_water_is_the_earliest_level_still_owed_in_each_lane():
+    shop = GatedShop()
+    out = StockPushOut({"acme": shop}, backoff_initial=0.01)  # type: ignore[dict-item]
+    out.offer("acme", level("A", 1, 1), origin=("p0", 5))
+    out.offer("acme", level("B", 1, 1), origin=("p0", 7))
+    out.offer("acme", level("C", 1, 1), origin=("p1", 2))
+    await shop.entered.wait()  # all three in flight at the shop
+    assert (out.low_water("p0"), out.low_water("p1"), out.low_water("p2")) == (5, 2, None)
+    shop.release.set()  # that call fails: all three wait again
+    out.offer("acme", level("A", 2, 2), origin=("p0", 9))  # a newer A replaces the one at 5
+    await asyncio.sleep(0.05)
+    assert out.low_water("p0") == 7
+    shop.fail = False
+    while out.low_water("p0") is not None or out.low_water("p1") is not None:
+        shop.release.set()
+        await asyncio.sleep(0.01)
+    await out.stop()
+    assert shop.stock == {"A": 2, "B": 1, "C": 1}
+
+
+async def test_a_forgotten_lane_is_neither_retried_nor_held_and_is_taken_again_later():
+    """Its partition moved to another worker: a level waiting or in flight from it is dropped
+    (the new owner pushes it and what came after), and offered again later it is taken."""
+    shop = GatedShop()
+    out = StockPushOut({"acme": shop}, backoff_initial=0.01)  # type: ignore[dict-item]
+    out.offer("acme", level("A", 5, 3), origin=("p0", 10))
+    await shop.entered.wait()  # A is in flight
+    out.offer("acme", level("B", 4, 1), origin=("p0", 11))  # B waits behind it
+    out.offer("acme", level("C", 6, 1), origin=("p1", 3))  # another lane, kept
+    assert out.forget(["p0"]) == 1  # B dropped while waiting
+    assert out.low_water("p0") is None and out.low_water("p1") == 3
+    shop.entered.clear()
+    shop.release.set()  # A's call fails after the partition left: A is not retried
+    await shop.entered.wait()
+    assert shop.calls[-1] == {"C": 6}
+    shop.fail = False
+    shop.release.set()
+    async with asyncio.timeout(5):
+        await out.drain()
+    assert shop.stock == {"C": 6}
+    assert out.offer("acme", level("A", 5, 3), origin=("p0", 10))  # the partition came back
+    shop.release.set()
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert shop.stock == {"A": 5, "C": 6}

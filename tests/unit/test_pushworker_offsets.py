@@ -1,0 +1,68 @@
+"""The push worker's offsets: committed up to the earliest level still owed to a shop, and
+handed over when a partition leaves the worker."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+
+from connectors.base import StockPushResult
+from connectors.errors import ConnectorError
+from connectors.pushout import StockPushOut
+from hub.config import AccountConfig, HubConfig, Settings
+from hub.core.records import Record
+from hub.pushworker import PushWorker
+from schemas import topics
+from tests.builders import stock_level
+
+
+class DownShop:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def set_stock(self, levels, *, force: bool = False) -> StockPushResult:
+        self.calls += 1
+        raise ConnectorError("503 from the shop", retryable=True, status=503)
+
+
+class Consumer:
+    def __init__(self) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    async def commit(self, offsets) -> None:
+        self.commits.append(dict(offsets))
+
+
+def _record(partition: int, offset: int, sku: str, version: int) -> Record:
+    body = stock_level(sku, version, version).model_dump_json().encode()
+    return Record(topics.STOCK_LEVELS, partition, offset, None, body, ())
+
+
+async def test_offsets_stop_at_the_level_owed_and_a_revoked_partition_is_handed_over(tmp_path):
+    settings = Settings(var_dir=tmp_path)
+    shop = AccountConfig(
+        connector="shopify", channel="online", api_url="http://s.test", api_token="t"
+    )
+    settings.__dict__["hub"] = HubConfig(accounts={"acme": shop})
+    worker = PushWorker(settings, None)  # type: ignore[arg-type]
+    down = DownShop()
+    worker.pushout = StockPushOut({"acme": down}, channels={"acme": "online"}, backoff_initial=0.05)  # type: ignore[dict-item]
+    p0, p1 = TopicPartition(topics.STOCK_LEVELS, 0), TopicPartition(topics.STOCK_LEVELS, 1)
+    # p0: offsets 10 and 11 for SKU A (11 replaces 10), 12 for B; p1: 3 for C.
+    records = [
+        _record(0, 10, "A", 1),
+        _record(0, 11, "A", 2),
+        _record(0, 12, "B", 1),
+        _record(1, 3, "C", 1),
+    ]
+    assert await worker._offer(records, {p0, p1}) == {"acme"}
+    assert worker.commit_offsets({p0, p1}) == {p0: 11, p1: 3}
+    consumer = Consumer()
+    worker._consumer = consumer  # type: ignore[assignment]
+    await worker.handover({p0})
+    assert consumer.commits == [{p0: 11}]
+    assert worker.pushout.low_water(p0) is None and worker.pushout.low_water(p1) == 3
+    assert worker.commit_offsets({p0, p1}) == {p1: 3}  # p0 is no longer read here
+    # A record of the moved partition fetched before the move is left to its new owner.
+    assert await worker._offer([_record(0, 13, "B", 2)], {p1}) == set()
+    assert worker.pushout.low_water(p0) is None
+    await worker.stop()
