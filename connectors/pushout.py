@@ -24,8 +24,9 @@ Kafka-independent: the caller feeds `StockLevelChanged` messages in with `offer`
   offset. `low_water(lane)` (`low_waters()` for all) is the earliest position in a lane whose level is still waiting or
   in flight for some account: a consumer commits no further, so whoever reads the lane next
   pushes what this one had not. `forget(lanes)` drops what came from lanes this process no
-  longer owns, including a batch in flight that then fails, so a retry never lands after the
-  new owner's newer level.
+  longer owns, including a batch in flight that then fails, and `release(lanes, grace)` cancels
+  a push from them still in flight after `grace` seconds, so a retry never lands after the new
+  owner's newer level.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class _Account:
     pushed: dict[str, int] = field(default_factory=dict)  # newest version confirmed per SKU
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    landed: asyncio.Event = field(default_factory=asyncio.Event)  # nothing in flight
     task: asyncio.Task[None] | None = None
 
 
@@ -105,6 +107,7 @@ class StockPushOut:
         }
         for state in self._accounts.values():
             state.idle.set()
+            state.landed.set()
         self.on_failure = on_failure
         self.on_latency = on_latency
         self.batch_size = batch_size
@@ -193,6 +196,39 @@ class StockPushOut:
                 state.idle.set()
         return dropped
 
+    async def release(self, lanes: Iterable[Hashable], grace: float) -> None:
+        """After `forget`: give pushes in flight from these lanes `grace` seconds to finish, then
+        cancel them (a client retrying for a minute must not land after the lanes' new owner).
+        The other levels of a cancelled batch wait again."""
+        gone = set(lanes)
+
+        def holding() -> list[tuple[str, _Account]]:
+            return [
+                (name, state)
+                for name, state in self._accounts.items()
+                if any(
+                    q.origin is not None and q.origin[0] in gone for q in state.inflight.values()
+                )
+            ]
+
+        waits = [asyncio.ensure_future(state.landed.wait()) for _, state in holding()]
+        if waits:
+            await asyncio.wait(waits, timeout=grace)
+            for wait in waits:
+                wait.cancel()
+        for name, state in holding():
+            task = state.task
+            if task is None or task.done():
+                continue
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+            log.warning("stock_push.cancelled_at_handover", account=name)
+            state.task = None
+            if state.pending:
+                self._ensure_worker(name, state)
+            else:
+                state.idle.set()
+
     def _current(self, queued: _Queued) -> bool:
         """Whether a level's lane is still this process's: not forgotten since it was offered."""
         return queued.origin is None or self._epochs.get(queued.origin[0], 0) == queued.epoch
@@ -249,10 +285,17 @@ class StockPushOut:
             skus = list(state.pending)[: self.batch_size]
             batch = {sku: state.pending.pop(sku) for sku in skus}
             state.inflight = batch
+            state.landed.clear()
             try:
                 backoff = await self._push(name, state, batch, backoff)
+            except asyncio.CancelledError:
+                for sku, q in state.inflight.items():  # stopped mid-push: owed again
+                    if sku not in state.pending and self._current(q):
+                        state.pending[sku] = q
+                raise
             finally:
                 state.inflight = {}
+                state.landed.set()
 
     async def _push(
         self, name: str, state: _Account, batch: dict[str, _Queued], backoff: float
@@ -308,6 +351,7 @@ class StockPushOut:
             if sku not in state.pending and self._current(q):
                 state.pending[sku] = q
         state.inflight = {}  # what is still owed waits in `pending` through the backoff
+        state.landed.set()
         log.warning(
             "stock_push.retry",
             account=name,

@@ -294,6 +294,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self.stop_event.set()
+        if self.pushworker:
+            await self.pushworker.checkpoint()
         for broker in self.brokers:
             with contextlib.suppress(Exception):
                 await broker.stop()

@@ -42,6 +42,8 @@ from schemas.envelope import CAUSES_HEADER, CORRELATION_HEADER
 from schemas.levels import StockLevelChanged
 
 log = structlog.get_logger("hub.pushworker")
+HANDOVER_COMMIT_SECONDS = 3.0  # a revocation's commit; the group waits for it
+HANDOVER_GRACE_SECONDS = 1.0  # a push in flight from a revoked partition, before it is cancelled
 
 
 def shop_accounts(settings: Settings, only: str | None = None) -> dict[str, Account]:
@@ -86,6 +88,9 @@ class PushWorker:
         self._consumer: AIOKafkaConsumer | None = None
         self._read: dict[TopicPartition, int] = {}  # the offset after the last record handled
         self._committed: dict[TopicPartition, int] = {}
+        self._committing = asyncio.Lock()
+        self._generation = 0  # moved on by every revocation
+        self._settling: asyncio.Task[None] | None = None
 
     async def _failed(self, failure: PushFailure) -> None:
         metrics.STOCK_PUSHES.labels(account=failure.account, outcome="failed").inc()
@@ -156,27 +161,37 @@ class PushWorker:
             consumer = message.consumer
             kafka = consumer if isinstance(consumer, AIOKafkaConsumer) else None
             self._consumer = kafka
+            generation = self._generation
             owned = kafka.assignment() if kafka is not None else None
             try:
-                offered = await self._offer(message.raw_message, owned)
+                offered = await self._offer(message.raw_message, owned, generation)
                 if offered:
-                    with contextlib.suppress(TimeoutError):
+                    try:
                         async with asyncio.timeout(self.drain_timeout):
                             await self.pushout.drain(*offered)
-            except BaseException:
-                if kafka is not None:
-                    with contextlib.suppress(Exception):  # stopping, or the partitions moved
+                    except TimeoutError:
+                        if kafka is not None:
+                            self._commit_when_settled(kafka)
+            except Exception:
+                if kafka is not None and self._generation == generation:
+                    with contextlib.suppress(Exception):
                         await message.nack()  # read the batch again from its first record
+                    await asyncio.sleep(1.0)  # the dead-letter topic down, say: no busy loop
                 raise
             if kafka is None:
                 await message.ack()  # the in-memory test broker
                 return
             await self._commit(kafka, set(self._read) & kafka.assignment())
 
-    async def _offer(self, records: Any, owned: set[TopicPartition] | None) -> set[str]:
-        """Offer a batch's levels to the push-out; the accounts that took any."""
+    async def _offer(
+        self, records: Any, owned: set[TopicPartition] | None, generation: int
+    ) -> set[str]:
+        """Offer a batch's levels to the push-out; the accounts that took any. A rebalance
+        meanwhile ends the batch: the consumer reads again from the commits."""
         offered: set[str] = set()
         for r in records:
+            if self._generation != generation:
+                break
             tp = TopicPartition(r.topic, r.partition)
             if owned is not None and tp not in owned:
                 continue  # fetched before its partition moved: the new owner reads it
@@ -185,12 +200,26 @@ class PushWorker:
                     level = StockLevelChanged.model_validate_json(r.value)
                 except ValidationError as exc:
                     await self._poison(r, f"not a stock level: {exc}")
+                    if self._generation != generation:
+                        break  # the partition may be another's now: leave the record to it
                 else:
                     taken = self.pushout.offer_level(level, level_causes(r.headers), (tp, r.offset))
                     log.debug("stock level offered", sku=level.sku, accounts=taken)
                     offered.update(taken)
             self._read[tp] = r.offset + 1
         return offered
+
+    def _commit_when_settled(self, consumer: AIOKafkaConsumer) -> None:
+        """A shop outlasted the batch's wait: commit again once every level has landed, even if
+        no further batch comes (a quiet topic would otherwise keep the held offsets)."""
+        if self._settling is not None and not self._settling.done():
+            return
+
+        async def settle() -> None:
+            await self.pushout.drain()
+            await self._commit(consumer, set(self._read) & consumer.assignment())
+
+        self._settling = asyncio.create_task(settle(), name="stock-push:commit-when-settled")
 
     def commit_offsets(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
         """Where each partition can be committed: after its last record handled, but never past
@@ -204,40 +233,60 @@ class PushWorker:
         return offsets
 
     async def _commit(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
-        offsets = {
-            tp: offset
-            for tp, offset in self.commit_offsets(partitions).items()
-            if self._committed.get(tp) != offset
-        }
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except Exception as exc:  # a rebalance under way: the next batch or the handover commits
-            log.warning("offsets not committed", error=repr(exc)[:300])
-            return
-        self._committed.update(offsets)
-        held = {f"{tp.partition}": o for tp, o in offsets.items() if o < self._read[tp]}
-        if held:
-            log.info("stock levels owed to shops; offsets held", partitions=held)
+        async with self._committing:  # one at a time, so a later commit never lands first
+            offsets = {
+                tp: offset
+                for tp, offset in self.commit_offsets(partitions).items()
+                if self._committed.get(tp) != offset
+            }
+            if not offsets:
+                return
+            try:
+                await consumer.commit(offsets)
+            except Exception as exc:  # a rebalance under way: the next batch or handover commits
+                log.warning("offsets not committed", error=repr(exc)[:300])
+                return
+            # A handover meanwhile forgot its partitions: they are no longer this worker's.
+            self._committed.update({tp: o for tp, o in offsets.items() if tp in self._read})
+            held = {f"{tp.partition}": o for tp, o in offsets.items() if o < self._read.get(tp, o)}
+            if held:
+                log.info("stock levels owed to shops; offsets held", partitions=held)
 
     async def handover(self, revoked: set[TopicPartition]) -> None:
         """Partitions leave this worker: commit what it settled, then drop what it still owed
-        from them (the new owner reads it again from the commit)."""
+        from them and cancel a push from them still in flight after a second (the new owner
+        reads it all again from the commit). Bounded well under the rebalance timeout."""
+        self._generation += 1  # a batch being offered stops here
         if self._consumer is not None and revoked:
             # If this fails, the new owner reads from the last commit: levels pushed twice.
-            await self._commit(self._consumer, revoked & set(self._read))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HANDOVER_COMMIT_SECONDS):
+                    await self._commit(self._consumer, revoked & set(self._read))
         dropped = self.pushout.forget(revoked)
+        await self.pushout.release(revoked, grace=HANDOVER_GRACE_SECONDS)
         if dropped:
             log.info("stock levels left to the partitions' new owner", levels=dropped)
         for tp in revoked:
             self._read.pop(tp, None)
             self._committed.pop(tp, None)
 
+    async def checkpoint(self) -> None:
+        """Commit what has landed, before the consumer stops (a clean stop then re-reads
+        nothing already pushed)."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(HANDOVER_COMMIT_SECONDS):
+                await self._commit(consumer, set(self._read) & consumer.assignment())
+
     async def start(self) -> None:
         await self.pushout.start()
 
     async def stop(self) -> None:
+        if self._settling is not None:
+            self._settling.cancel()
+            await asyncio.wait({self._settling}, timeout=1.0)
         await self.pushout.stop()
         for client in self.clients.values():
             with contextlib.suppress(Exception):
