@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SignatureInvalid(Exception):
     """The webhook's signature is missing, malformed, wrong, or the delivery is a replay."""
@@ -36,13 +38,17 @@ class PayloadTooLarge(ValueError):
 
 
 class ConnectorError(Exception):
-    """A platform call failed. `retryable` says whether trying again later can succeed."""
+    """A platform call failed. `retryable` says whether trying again later can succeed.
+
+    A stock push that failed after setting some SKUs says which in `partial` (a
+    `StockPushResult`): only the rest are tried again."""
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.status = status
+        self.partial: Any = None
 
     def __repr__(self) -> str:
         return f"ConnectorError({self.message!r}, retryable={self.retryable}, status={self.status})"

@@ -9,7 +9,8 @@ Kafka-independent: the caller feeds `StockLevelChanged` messages in with `offer`
 - pending SKUs go to the client's `set_stock` in batches;
 - transient failures (`ConnectorError(retryable=True)`, timeouts, anything unexpected) are retried
   with capped exponential backoff until they succeed or a newer version supersedes them: stock must
-  converge, so a transient failure is never dropped;
+  converge, so a transient failure is never dropped. A failure that set some SKUs first says
+  which (`ConnectorError.partial`), and only the others are retried;
 - permanent failures (a 4xx, an unknown SKU) go to `on_failure` (the caller sends them to the DLQ);
   the failed version is forgotten, so replaying it from the DLQ once the cause is fixed pushes it;
 - `on_latency(account, seconds, count)` gets, per successful batch, the time from the oldest
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from connectors.base import ShopClient
+from connectors.base import ShopClient, StockPushResult
 from connectors.errors import ConnectorError, UnknownAccount
 from schemas.levels import StockLevelChanged
 
@@ -307,7 +308,11 @@ class StockPushOut:
             )
         except ConnectorError as exc:
             if exc.retryable:
-                return await self._requeue(name, state, batch, exc, backoff)
+                owed = batch
+                if isinstance(exc.partial, StockPushResult):  # some landed before it failed
+                    self._confirm(name, state, batch, exc.partial.updated)
+                    owed = {s: q for s, q in batch.items() if s not in exc.partial.updated}
+                return await self._requeue(name, state, owed, exc, backoff)
             unreported = {
                 sku: q
                 for sku, q in batch.items()
@@ -323,7 +328,17 @@ class StockPushOut:
             for sku, reason in result.failed.items()
             if sku in batch and not await self._fail(name, state, batch[sku], reason, None)
         }
-        confirmed = [batch[s] for s in result.updated if s in batch]
+        self._confirm(name, state, batch, result.updated)
+        if unreported:
+            reason = RuntimeError("the refusal could not be reported")
+            return await self._requeue(name, state, unreported, reason, backoff)
+        return self.backoff_initial
+
+    def _confirm(
+        self, name: str, state: _Account, batch: dict[str, _Queued], updated: Iterable[str]
+    ) -> None:
+        """Record the levels the shop took."""
+        confirmed = [batch[s] for s in updated if s in batch]
         if confirmed:
             _log_pushed(name, confirmed)
         for q in confirmed:
@@ -332,10 +347,6 @@ class StockPushOut:
         if confirmed and self.on_latency is not None:
             oldest = min(q.offered_at for q in confirmed)
             self.on_latency(name, time.monotonic() - oldest, len(confirmed))
-        if unreported:
-            reason = RuntimeError("the refusal could not be reported")
-            return await self._requeue(name, state, unreported, reason, backoff)
-        return self.backoff_initial
 
     async def _requeue(
         self,

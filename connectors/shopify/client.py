@@ -230,16 +230,25 @@ class ShopifyClient:
             multi = [s for s in targets if len(items[s]) > 1]
             if multi:
                 items.update(_stocked(items, multi, await self._levels(items, multi)))
-        chunk: dict[str, int] = {}
+        chunks: list[dict[str, int]] = [{}]
         size = 0
         for sku, available in targets.items():  # at most GRAPHQL_BATCH items a call
-            if chunk and size + len(items[sku]) > GRAPHQL_BATCH:
-                await self._set_chunk(chunk, items, location, force, result)
-                chunk, size = {}, 0
-            chunk[sku] = available
+            if chunks[-1] and size + len(items[sku]) > GRAPHQL_BATCH:
+                chunks.append({})
+                size = 0
+            chunks[-1][sku] = available
             size += len(items[sku])
-        if chunk:
-            await self._set_chunk(chunk, items, location, force, result)
+        lost: TransientError | None = None
+        for chunk in chunks:
+            if not chunk:
+                continue
+            try:
+                await self._set_chunk(chunk, items, location, force, result)
+            except TransientError as exc:  # the other chunks still go
+                lost = exc
+        if lost is not None:
+            lost.partial = result  # what was set is not sent again
+            raise lost
         return result
 
     async def _set_chunk(
@@ -294,6 +303,13 @@ class ShopifyClient:
                 pending.pop(sku, None)
             moved = await self._moved(gone, items, pending, result) if gone else []
             stale = {s: ids for s, ids in stale.items() if s in pending}
+            clear = {s: q for s, q in pending.items() if s not in stale and s not in moved}
+            if clear and (stale or moved):
+                # The call is all or nothing: the SKUs nothing contested go at once, on their
+                # own, so that one selling fast on the shop (a flash sale) never holds them up.
+                for sku in clear:
+                    del pending[sku]
+                await self._set_chunk(clear, items, location, force, result)
             if stale or moved:
                 current = await self._levels(items, [*stale, *moved])
                 for sku in moved:  # new items: their counts say nothing of sales

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
+import pytest
+
+from connectors.http import TransientError
+from connectors.shopify.client import ShopifyClient
+from tests.unit.connectors.shop.conftest import FAST
+
 
 async def test_push_never_offers_more_than_the_shop_has_after_an_unseen_sale(
     shopify_sim, shopify_client
@@ -140,3 +147,36 @@ async def test_a_listing_not_stocked_at_the_location_does_not_fail_the_others(
     forced = await shopify_client.set_stock({"A": 1}, force=True)  # reconcile --fix
     assert forced.updated == {"A": 1} and forced.failed == {}
     assert shopify_sim.stock("A") == 1
+
+
+class SellingDuringEveryWrite(httpx.AsyncBaseTransport):
+    """A flash sale on the shop: before every stock write reaches it, the shop sells one more of
+    the hot SKU, so a compare-and-set including it always meets a count it did not read."""
+
+    def __init__(self, sim, hot: str) -> None:
+        self.sim, self.hot = sim, hot
+        self.inner = httpx.ASGITransport(app=sim.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and b"inventorySetQuantities" in request.content:
+            self.sim.set_available(self.hot, max(0, self.sim.stock(self.hot) - 1))
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_sku_selling_fast_on_the_shop_does_not_hold_up_the_others(
+    shopify_sim, shopify_account
+):
+    for sku in ("HOT", "B", "C"):
+        shopify_sim.add_product(sku, 50)
+    client = ShopifyClient(
+        shopify_account, transport=SellingDuringEveryWrite(shopify_sim, "HOT"), policy=FAST
+    )
+    try:
+        await client.get_stock()
+        with pytest.raises(TransientError) as lost:
+            await client.set_stock({"HOT": 40, "B": 7, "C": 9})
+        assert (shopify_sim.stock("B"), shopify_sim.stock("C")) == (7, 9)
+        assert lost.value.partial.updated == {"B": 7, "C": 9}
+        assert "HOT" not in lost.value.partial.updated
+    finally:
+        await client.aclose()

@@ -302,3 +302,30 @@ async def test_a_forgotten_lane_is_neither_retried_nor_held_and_is_taken_again_l
         await out.drain()
     await out.stop()
     assert shop.stock == {"A": 5, "C": 6}
+
+
+class PartlySetShop:
+    """The first call sets every SKU but HOT, then fails for HOT; the next calls succeed."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, int]] = []
+
+    async def set_stock(self, levels, *, force: bool = False) -> StockPushResult:
+        self.calls.append(dict(levels))
+        if len(self.calls) == 1:
+            exc = ConnectorError("compare-and-set kept losing", retryable=True)
+            exc.partial = StockPushResult(updated={s: n for s, n in levels.items() if s != "HOT"})
+            raise exc
+        return StockPushResult(updated=dict(levels))
+
+
+async def test_after_a_failure_that_set_some_skus_only_the_rest_are_pushed_again():
+    shop = PartlySetShop()
+    out = StockPushOut({"acme": shop}, backoff_initial=0.01)  # type: ignore[dict-item]
+    for sku in ("HOT", "B", "C"):
+        out.offer("acme", level(sku, 5, 1))
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert shop.calls == [{"HOT": 5, "B": 5, "C": 5}, {"HOT": 5}]
+    assert [out.pushed_version("acme", s) for s in ("HOT", "B", "C")] == [1, 1, 1]
