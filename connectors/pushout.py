@@ -133,7 +133,9 @@ class StockPushOut:
         state = self._accounts.get(account)
         if state is None:
             raise UnknownAccount(account)
-        if level.version <= state.seen.get(level.sku, 0):
+        # `pushed` too: a push that landed after `forget` lowered `seen` is not undone by the
+        # older version read again.
+        if level.version <= max(state.seen.get(level.sku, 0), state.pushed.get(level.sku, 0)):
             return False
         state.seen[level.sku] = level.version
         previous = state.pending.get(level.sku)
@@ -217,18 +219,31 @@ class StockPushOut:
             await asyncio.wait(waits, timeout=grace)
             for wait in waits:
                 wait.cancel()
+        cancelled: list[asyncio.Task[None]] = []
         for name, state in holding():
             task = state.task
             if task is None or task.done():
                 continue
             task.cancel()
-            await asyncio.wait({task}, timeout=1.0)
+            task.add_done_callback(self._restart(name, state))
+            cancelled.append(task)
             log.warning("stock_push.cancelled_at_handover", account=name)
-            state.task = None
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=1.0)
+
+    def _restart(self, name: str, state: _Account) -> Callable[[asyncio.Task[None]], None]:
+        """Once a cancelled account worker has finished (its batch's other levels waiting
+        again), a new one takes what waits; never two at once."""
+
+        def done(task: asyncio.Task[None]) -> None:
+            if self._closed:
+                return
             if state.pending:
                 self._ensure_worker(name, state)
             else:
                 state.idle.set()
+
+        return done
 
     def _current(self, queued: _Queued) -> bool:
         """Whether a level's lane is still this process's: not forgotten since it was offered."""

@@ -91,6 +91,7 @@ class PushWorker:
         self._committing = asyncio.Lock()
         self._generation = 0  # moved on by every revocation
         self._settling: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def _failed(self, failure: PushFailure) -> None:
         metrics.STOCK_PUSHES.labels(account=failure.account, outcome="failed").inc()
@@ -158,6 +159,8 @@ class PushWorker:
             decoder=raw_body,
         )
         async def on_levels(body: list[Any], message: KafkaMessage) -> None:
+            if self._stopping:
+                return  # handed over: the next owner reads it
             consumer = message.consumer
             kafka = consumer if isinstance(consumer, AIOKafkaConsumer) else None
             self._consumer = kafka
@@ -262,23 +265,22 @@ class PushWorker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(HANDOVER_COMMIT_SECONDS):
                     await self._commit(self._consumer, revoked & set(self._read))
+        for tp in revoked:  # before `forget`: no later commit may pass what it drops
+            self._read.pop(tp, None)
+            self._committed.pop(tp, None)
         dropped = self.pushout.forget(revoked)
         await self.pushout.release(revoked, grace=HANDOVER_GRACE_SECONDS)
         if dropped:
             log.info("stock levels left to the partitions' new owner", levels=dropped)
-        for tp in revoked:
-            self._read.pop(tp, None)
-            self._committed.pop(tp, None)
 
     async def checkpoint(self) -> None:
-        """Commit what has landed, before the consumer stops (a clean stop then re-reads
-        nothing already pushed)."""
+        """Before the consumer stops: take no further batch, and hand every partition over as a
+        rebalance would (leaving the group does not), so no push of this worker lands after
+        the next owner's and a clean stop re-reads nothing already pushed."""
+        self._stopping = True
         consumer = self._consumer
-        if consumer is None:
-            return
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(HANDOVER_COMMIT_SECONDS):
-                await self._commit(consumer, set(self._read) & consumer.assignment())
+        if consumer is not None:
+            await self.handover(set(consumer.assignment()))
 
     async def start(self) -> None:
         await self.pushout.start()

@@ -114,8 +114,11 @@ async def test_a_push_in_flight_from_a_revoked_partition_is_cancelled_and_not_re
     await shop.entered.wait()
     assert shop.calls == [{"A": 1, "C": 1}]
     worker._consumer = Consumer()  # type: ignore[assignment]
+    handover = asyncio.create_task(worker.handover({p0}))
+    await asyncio.sleep(0.2)  # within the grace given to A's push
+    assert worker.commit_offsets({p0, p1}) == {p1: 9}  # C in flight beside A; p0 is gone
     async with asyncio.timeout(3):
-        await worker.handover({p0})
+        await handover
     assert shop.cancelled == 1
     async with asyncio.timeout(3):
         await worker.pushout.drain()

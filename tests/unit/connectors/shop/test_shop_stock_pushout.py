@@ -329,3 +329,20 @@ async def test_after_a_failure_that_set_some_skus_only_the_rest_are_pushed_again
     await out.stop()
     assert shop.calls == [{"HOT": 5, "B": 5, "C": 5}, {"HOT": 5}]
     assert [out.pushed_version("acme", s) for s in ("HOT", "B", "C")] == [1, 1, 1]
+
+
+async def test_a_push_that_lands_after_its_lane_was_forgotten_is_not_undone_by_an_older_one():
+    shop = GatedShop()
+    shop.fail = False
+    out = StockPushOut({"acme": shop})  # type: ignore[dict-item]
+    out.offer("acme", level("A", 5, 5), origin=("p0", 50))
+    await shop.entered.wait()  # v5 in flight
+    out.forget(["p0"])
+    shop.release.set()  # v5 lands after all
+    async with asyncio.timeout(5):
+        await out.drain()
+    assert out.pushed_version("acme", "A") == 5
+    # The lane comes back, read again from a commit below v4's offset: v4 stays unsent.
+    assert not out.offer("acme", level("A", 8, 4), origin=("p0", 40))
+    await out.stop()
+    assert shop.calls == [{"A": 5}]
