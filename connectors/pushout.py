@@ -322,32 +322,48 @@ class StockPushOut:
                 {sku: q.level.available for sku, q in batch.items()}
             )
         except ConnectorError as exc:
+            partial = exc.partial if isinstance(exc.partial, StockPushResult) else None
+            if partial is not None:  # some SKUs were settled before it failed
+                self._confirm(name, state, batch, partial.updated)
+                unreported = await self._refused(name, state, batch, partial.failed)
+                rest = {
+                    s: q
+                    for s, q in batch.items()
+                    if s not in partial.updated and s not in partial.failed
+                }
+            else:
+                unreported, rest = {}, batch
             if exc.retryable:
-                owed = batch
-                if isinstance(exc.partial, StockPushResult):  # some landed before it failed
-                    self._confirm(name, state, batch, exc.partial.updated)
-                    owed = {s: q for s, q in batch.items() if s not in exc.partial.updated}
-                return await self._requeue(name, state, owed, exc, backoff)
-            unreported = {
-                sku: q
-                for sku, q in batch.items()
-                if not await self._fail(name, state, q, exc.message, exc.status)
-            }
+                return await self._requeue(name, state, {**rest, **unreported}, exc, backoff)
+            unreported |= await self._refused(
+                name, state, rest, dict.fromkeys(rest, exc.message), exc.status
+            )
             if unreported:
                 return await self._requeue(name, state, unreported, exc, backoff)
             return self.backoff_initial
         except Exception as exc:
             return await self._requeue(name, state, batch, exc, backoff)
-        unreported = {
-            sku: batch[sku]
-            for sku, reason in result.failed.items()
-            if sku in batch and not await self._fail(name, state, batch[sku], reason, None)
-        }
         self._confirm(name, state, batch, result.updated)
+        unreported = await self._refused(name, state, batch, result.failed)
         if unreported:
             reason = RuntimeError("the refusal could not be reported")
             return await self._requeue(name, state, unreported, reason, backoff)
         return self.backoff_initial
+
+    async def _refused(
+        self,
+        name: str,
+        state: _Account,
+        batch: dict[str, _Queued],
+        failed: Mapping[str, str],
+        status: int | None = None,
+    ) -> dict[str, _Queued]:
+        """Report the batch's levels the shop refused for good; those whose report failed."""
+        return {
+            sku: batch[sku]
+            for sku, reason in failed.items()
+            if sku in batch and not await self._fail(name, state, batch[sku], reason, status)
+        }
 
     def _confirm(
         self, name: str, state: _Account, batch: dict[str, _Queued], updated: Iterable[str]

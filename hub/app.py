@@ -295,7 +295,10 @@ class Runtime:
     async def stop(self) -> None:
         self.stop_event.set()
         if self.pushworker:
-            await self.pushworker.checkpoint()
+            try:
+                await self.pushworker.checkpoint()
+            except Exception:  # the next owner reads from the last commit: pushes repeated
+                log.exception("push worker handover at stop failed")
         for broker in self.brokers:
             with contextlib.suppress(Exception):
                 await broker.stop()

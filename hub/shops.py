@@ -40,7 +40,15 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from connectors.base import Account, ShopClient, StockDrift, build_client, order_pages, stock_drift
+from connectors.base import (
+    Account,
+    ShopClient,
+    StockDrift,
+    StockPushResult,
+    build_client,
+    order_pages,
+    stock_drift,
+)
 from connectors.errors import ConnectorError, UnknownAccount
 from hub.audit import record
 from hub.bus import BrokerUnavailable, Publisher
@@ -586,7 +594,13 @@ async def _force(
     skus = sorted(push)
     after: dict[str, int] = {}
     for round_ in range(FIX_ROUNDS):
-        result = await client.set_stock(push, force=True)
+        try:
+            result = await client.set_stock(push, force=True)
+        except ConnectorError as exc:  # what it set before failing is reported (and audited)
+            if isinstance(exc.partial, StockPushResult):
+                report.fixed.update(exc.partial.updated)
+                report.failed.update(exc.partial.failed)
+            raise
         report.fixed.update(result.updated)
         report.failed.update(result.failed)
         after = await client.get_stock(skus)
@@ -650,10 +664,15 @@ async def _push_settled(
         try:
             result = await client.set_stock(push)
         except ConnectorError as exc:
-            if round_ == 0:
+            partial = exc.partial if isinstance(exc.partial, StockPushResult) else None
+            if round_ == 0 and (partial is None or not partial.updated):
                 raise
-            # The first push landed: say what it did, and what the second could not do.
-            report.failed.update(dict.fromkeys(push, exc.message))
+            # A push landed, the first or part of this one: say what it did, and what not.
+            if partial is not None:
+                report.pushed.update(partial.updated)
+                report.failed.update(partial.failed)
+            done = partial.updated.keys() | partial.failed.keys() if partial else set()
+            report.failed.update({s: exc.message for s in push if s not in done})
             return
         report.pushed.update(result.updated)
         report.failed.update(result.failed)

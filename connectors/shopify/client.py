@@ -238,16 +238,19 @@ class ShopifyClient:
                 size = 0
             chunks[-1][sku] = available
             size += len(items[sku])
-        lost: TransientError | None = None
+        lost: CompareAndSetLost | None = None
         for chunk in chunks:
             if not chunk:
                 continue
             try:
                 await self._set_chunk(chunk, items, location, force, result)
-            except TransientError as exc:  # the other chunks still go
+            except CompareAndSetLost as exc:  # the shop itself is fine: the other chunks go
                 lost = exc
+            except ConnectorError as exc:
+                exc.partial = result  # what was set is not sent again
+                raise
         if lost is not None:
-            lost.partial = result  # what was set is not sent again
+            lost.partial = result
             raise lost
         return result
 
@@ -320,7 +323,7 @@ class ShopifyClient:
                     if counts:
                         # a sale the hub has not seen yet: never offer more than the shop has left
                         pending[sku] = max(0, min(pending[sku], *counts))
-        raise TransientError(
+        raise CompareAndSetLost(
             "compare-and-set kept losing to concurrent changes", status=None, retry_after=None
         )
 
@@ -368,6 +371,12 @@ mutation SetAvailable($input: InventorySetQuantitiesInput!) {
 }
 """
 GRAPHQL_BATCH = 250
+
+
+class CompareAndSetLost(TransientError):
+    """A SKU's count kept changing on the shop between its read and the write."""
+
+
 # Top-level error codes that say nothing about the request itself (ACCESS_DENIED and
 # SHOP_INACTIVE do, and are not retried).
 GRAPHQL_TRANSIENT = frozenset({"INTERNAL_SERVER_ERROR"})

@@ -346,3 +346,31 @@ async def test_a_push_that_lands_after_its_lane_was_forgotten_is_not_undone_by_a
     assert not out.offer("acme", level("A", 8, 4), origin=("p0", 40))
     await out.stop()
     assert shop.calls == [{"A": 5}]
+
+
+async def test_a_sku_refused_within_a_partly_set_push_is_reported_not_retried():
+    """HOT loses its compare-and-set; in the same push B is set and GONE refused for good."""
+    calls: list[dict[str, int]] = []
+    reported: list[str] = []
+
+    class Shop:
+        async def set_stock(self, levels, *, force: bool = False) -> StockPushResult:
+            calls.append(dict(levels))
+            if len(calls) > 1:
+                return StockPushResult(updated=dict(levels))
+            exc = ConnectorError("compare-and-set kept losing", retryable=True)
+            exc.partial = StockPushResult(updated={"B": 5}, failed={"GONE": "no variant"})
+            raise exc
+
+    out = StockPushOut(
+        {"acme": Shop()},  # type: ignore[dict-item]
+        on_failure=lambda f: reported.append(f.level.sku),
+        backoff_initial=0.01,
+    )
+    for sku in ("HOT", "B", "GONE"):
+        out.offer("acme", level(sku, 5, 1))
+    async with asyncio.timeout(5):
+        await out.drain()
+    await out.stop()
+    assert calls == [{"HOT": 5, "B": 5, "GONE": 5}, {"HOT": 5}]
+    assert reported == ["GONE"]
