@@ -41,7 +41,8 @@ class ConnectorError(Exception):
     """A platform call failed. `retryable` says whether trying again later can succeed.
 
     A stock push that failed after setting some SKUs says which in `partial` (a
-    `StockPushResult`): only the rest are tried again."""
+    `StockPushResult`): only the rest are tried again. `contended` says a retry can come soon
+    (a compare-and-set lost to the shop's own sales), without a growing backoff."""
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
         super().__init__(message)
@@ -49,6 +50,7 @@ class ConnectorError(Exception):
         self.retryable = retryable
         self.status = status
         self.partial: Any = None
+        self.contended = False  # lost to concurrent changes on a shop that is well
 
     def __repr__(self) -> str:
         return f"ConnectorError({self.message!r}, retryable={self.retryable}, status={self.status})"

@@ -334,7 +334,11 @@ class StockPushOut:
             else:
                 unreported, rest = {}, batch
             if exc.retryable:
-                return await self._requeue(name, state, {**rest, **unreported}, exc, backoff)
+                owed = {**rest, **unreported}
+                if exc.contended:  # the shop is well: soon again, and the backoff stays down
+                    await self._requeue(name, state, owed, exc, self.backoff_initial)
+                    return self.backoff_initial
+                return await self._requeue(name, state, owed, exc, backoff)
             unreported |= await self._refused(
                 name, state, rest, dict.fromkeys(rest, exc.message), exc.status
             )

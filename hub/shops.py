@@ -671,7 +671,7 @@ async def _push_settled(
             if partial is not None:
                 report.pushed.update(partial.updated)
                 report.failed.update(partial.failed)
-            done = partial.updated.keys() | partial.failed.keys() if partial else set()
+            done = (partial.updated.keys() | partial.failed.keys()) if partial else set()
             report.failed.update({s: exc.message for s in push if s not in done})
             return
         report.pushed.update(result.updated)

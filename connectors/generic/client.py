@@ -83,6 +83,7 @@ class GenericClient:
                 )
             except ConnectorError as exc:
                 if exc.retryable:
+                    exc.partial = result  # the SKUs before this one were set
                     raise
                 result.failed[sku] = exc.message
                 continue

@@ -323,6 +323,8 @@ class ShopifyClient:
                     if counts:
                         # a sale the hub has not seen yet: never offer more than the shop has left
                         pending[sku] = max(0, min(pending[sku], *counts))
+        if not pending:  # the last round's errors settled every SKU left
+            return
         raise CompareAndSetLost(
             "compare-and-set kept losing to concurrent changes", status=None, retry_after=None
         )
@@ -374,7 +376,12 @@ GRAPHQL_BATCH = 250
 
 
 class CompareAndSetLost(TransientError):
-    """A SKU's count kept changing on the shop between its read and the write."""
+    """A SKU's count kept changing on the shop between its read and the write: the shop is
+    well, so the retry comes soon and the push-out's backoff does not grow."""
+
+    def __init__(self, message: str, *, status: int | None, retry_after: float | None) -> None:
+        super().__init__(message, status=status, retry_after=retry_after)
+        self.contended = True
 
 
 # Top-level error codes that say nothing about the request itself (ACCESS_DENIED and

@@ -179,21 +179,25 @@ class WooCommerceClient:
             await self.products()
             self._unlisted.read([s for s in missing if s not in self._products], self._products)
         known = dict(self._products)
-        result = await self._set(levels)
-        gone = [s for s, why in result.failed.items() if why.startswith(INVALID_ID)]
-        if gone:
-            await self.products()
-            again = {s: levels[s] for s in gone if self._products.get(s) not in (None, known[s])}
-            if again:
-                retried = await self._set(again)
+        result = StockPushResult()
+        try:
+            await self._set(levels, result)
+            gone = [s for s, why in result.failed.items() if why.startswith(INVALID_ID)]
+            if gone:
+                await self.products()
+                again = {
+                    s: levels[s] for s in gone if self._products.get(s) not in (None, known[s])
+                }
                 for sku in again:
                     result.failed.pop(sku, None)
-                result.updated.update(retried.updated)
-                result.failed.update(retried.failed)
+                if again:
+                    await self._set(again, result)
+        except ConnectorError as exc:
+            exc.partial = result  # what was set (or refused) before it failed
+            raise
         return result
 
-    async def _set(self, levels: Mapping[str, int]) -> StockPushResult:
-        result = StockPushResult()
+    async def _set(self, levels: Mapping[str, int], result: StockPushResult) -> None:
         groups: dict[int | None, list[tuple[str, int, int]]] = {}
         for sku, qty in levels.items():
             if sku not in self._products:
@@ -212,7 +216,6 @@ class WooCommerceClient:
             )
             for i in range(0, len(items), BATCH):
                 await self._batch(path, items[i : i + BATCH], result)
-        return result
 
     async def _batch(
         self, path: str, chunk: list[tuple[str, int, int]], result: StockPushResult

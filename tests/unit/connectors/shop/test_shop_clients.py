@@ -309,3 +309,31 @@ async def test_woocommerce_variations_are_read_and_set_by_their_own_sku(woo_sim,
     assert (woo_sim.stock("MUG-BLUE"), woo_sim.stock("MUG-RED")) == (0, 9)
     order = woo_sim.make_order(1, [("MUG-RED", 1, "8.00")])
     assert order["line_items"][0]["variation_id"] != 0 and woo_sim.stock("MUG-RED") == 8
+
+
+class VariationsDown(httpx.AsyncBaseTransport):
+    """The shop answers 503 to every variations batch, and to nothing else."""
+
+    def __init__(self, sim) -> None:
+        self.inner = httpx.ASGITransport(app=sim.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/variations/batch"):
+            return httpx.Response(503, json={"code": "unavailable"})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_woocommerce_push_that_fails_midway_says_what_it_set(woo_sim, woo_account):
+    """Only the SKUs it did not settle are tried again; a refused one is reported."""
+    woo_sim.add_product("A", 0)
+    woo_sim.add_variation("Tee", "TEE-S", 0)
+    client = WooCommerceClient(woo_account, transport=VariationsDown(woo_sim), policy=FAST)
+    try:
+        await client.products()
+        with pytest.raises(ConnectorError) as err:
+            await client.set_stock({"A": 4, "GONE": 1, "TEE-S": 2})
+    finally:
+        await client.aclose()
+    assert err.value.retryable and woo_sim.stock("A") == 4
+    assert err.value.partial.updated == {"A": 4}
+    assert set(err.value.partial.failed) == {"GONE"}

@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import structlog
+import structlog.testing
 
 from connectors.base import Account, StockPushResult
 from connectors.errors import ConnectorError
@@ -374,3 +376,28 @@ async def test_a_sku_refused_within_a_partly_set_push_is_reported_not_retried():
     await out.stop()
     assert calls == [{"HOT": 5, "B": 5, "GONE": 5}, {"HOT": 5}]
     assert reported == ["GONE"]
+
+
+async def test_a_compare_and_set_lost_to_the_shops_own_sales_does_not_grow_the_backoff():
+    """The shop is well: the contested SKU is tried again soon, and the batches after it are
+    not held up by a backoff grown on it."""
+    calls = 0
+
+    class Shop:
+        async def set_stock(self, levels, *, force: bool = False) -> StockPushResult:
+            nonlocal calls
+            calls += 1
+            if calls <= 4:
+                exc = ConnectorError("compare-and-set kept losing", retryable=True)
+                exc.contended = True
+                raise exc
+            return StockPushResult(updated=dict(levels))
+
+    out = StockPushOut({"acme": Shop()}, backoff_initial=0.01)  # type: ignore[dict-item]
+    with structlog.testing.capture_logs() as logs:
+        out.offer("acme", level("HOT", 5, 1))
+        async with asyncio.timeout(5):
+            await out.drain()
+    await out.stop()
+    waits = [e["wait"] for e in logs if e["event"] == "stock_push.retry"]
+    assert waits == [0.01, 0.01, 0.01, 0.01]
