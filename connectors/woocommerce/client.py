@@ -180,11 +180,13 @@ class WooCommerceClient:
             self._unlisted.read([s for s in missing if s not in self._products], self._products)
         known = dict(self._products)
         result = StockPushResult()
+        reread = False  # an unknown id is a refusal only once the catalogue read again says so
         try:
             await self._set(levels, result)
             gone = [s for s, why in result.failed.items() if why.startswith(INVALID_ID)]
             if gone:
                 await self.products()
+                reread = True
                 again = {
                     s: levels[s] for s in gone if self._products.get(s) not in (None, known[s])
                 }
@@ -193,6 +195,9 @@ class WooCommerceClient:
                 if again:
                     await self._set(again, result)
         except ConnectorError as exc:
+            if not reread:  # undecided: tried again with the rest
+                for sku in [s for s, why in result.failed.items() if why.startswith(INVALID_ID)]:
+                    del result.failed[sku]
             exc.partial = result  # what was set (or refused) before it failed
             raise
         return result

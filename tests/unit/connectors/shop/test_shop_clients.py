@@ -337,3 +337,21 @@ async def test_woocommerce_push_that_fails_midway_says_what_it_set(woo_sim, woo_
     assert err.value.retryable and woo_sim.stock("A") == 4
     assert err.value.partial.updated == {"A": 4}
     assert set(err.value.partial.failed) == {"GONE"}
+
+
+async def test_woocommerce_unknown_id_before_a_failure_is_not_a_refusal(woo_sim, woo_account):
+    """A product made again under its SKU answers 'invalid id' for its old one; the push fails
+    before the catalogue is read again, so the SKU is not reported refused, only not set."""
+    woo_sim.add_product("A", 0)
+    woo_sim.add_variation("Tee", "TEE-S", 0)
+    client = WooCommerceClient(woo_account, transport=VariationsDown(woo_sim), policy=FAST)
+    try:
+        await client.products()
+        old = next(pid for pid, p in woo_sim.products.items() if p.get("sku") == "A")
+        del woo_sim.products[old]
+        woo_sim.add_product("A", 0)  # made again: a new id
+        with pytest.raises(ConnectorError) as err:
+            await client.set_stock({"A": 4, "TEE-S": 2})
+    finally:
+        await client.aclose()
+    assert err.value.partial.failed == {} and err.value.partial.updated == {}
