@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connectors.base import StockPushResult
 
 
 class SignatureInvalid(Exception):
@@ -49,7 +52,7 @@ class ConnectorError(Exception):
         self.message = message
         self.retryable = retryable
         self.status = status
-        self.partial: Any = None
+        self.partial: StockPushResult | None = None
         self.contended = False  # lost to concurrent changes on a shop that is well
 
     def __repr__(self) -> str:

@@ -22,9 +22,9 @@ Kafka-independent: the caller feeds `StockLevelChanged` messages in with `offer`
   account workers run in a context of their own, so the log context of whoever offered first
   never sticks to a worker's lines;
 - a level may come with its origin, a (lane, position) pair such as a Kafka partition and an
-  offset. `low_water(lane)` (`low_waters()` for all) is the earliest position in a lane whose level is still waiting or
-  in flight for some account: a consumer commits no further, so whoever reads the lane next
-  pushes what this one had not. `forget(lanes)` drops what came from lanes this process no
+  offset. `low_water(lane)` (`low_waters()` for all) is the earliest position in a lane whose
+  level is still waiting or in flight for some account: a consumer commits no further, so
+  whoever reads the lane next pushes what this one had not. `forget(lanes)` drops what came from lanes this process no
   longer owns, including a batch in flight that then fails, and `release(lanes, grace)` cancels
   a push from them still in flight after `grace` seconds, so a retry never lands after the new
   owner's newer level.
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from connectors.base import ShopClient, StockPushResult
+from connectors.base import ShopClient
 from connectors.errors import ConnectorError, UnknownAccount
 from schemas.levels import StockLevelChanged
 
@@ -75,6 +75,10 @@ class _Queued:
     correlation_ids: tuple[str, ...] = ()
     origin: Origin | None = None
     epoch: int = 0  # the lane's epoch when offered; `forget` moves it on
+
+    @property
+    def lane(self) -> Hashable | None:
+        return self.origin[0] if self.origin is not None else None
 
 
 @dataclass
@@ -188,12 +192,12 @@ class StockPushOut:
         dropped = 0
         for state in self._accounts.values():
             for sku, queued in list(state.pending.items()):
-                if queued.origin is not None and queued.origin[0] in gone:
+                if queued.lane in gone:
                     del state.pending[sku]
                     state.seen[sku] = state.pushed.get(sku, 0)
                     dropped += 1
             for sku, queued in state.inflight.items():
-                if queued.origin is not None and queued.origin[0] in gone:
+                if queued.lane in gone:
                     state.seen[sku] = state.pushed.get(sku, 0)
             if not state.pending and not state.inflight:
                 state.idle.set()
@@ -209,9 +213,7 @@ class StockPushOut:
             return [
                 (name, state)
                 for name, state in self._accounts.items()
-                if any(
-                    q.origin is not None and q.origin[0] in gone for q in state.inflight.values()
-                )
+                if any(q.lane in gone for q in state.inflight.values())
             ]
 
         waits = [asyncio.ensure_future(state.landed.wait()) for _, state in holding()]
@@ -247,7 +249,7 @@ class StockPushOut:
 
     def _current(self, queued: _Queued) -> bool:
         """Whether a level's lane is still this process's: not forgotten since it was offered."""
-        return queued.origin is None or self._epochs.get(queued.origin[0], 0) == queued.epoch
+        return queued.lane is None or self._epochs.get(queued.lane, 0) == queued.epoch
 
     def pending(self, account: str) -> dict[str, int]:
         """What waits to be pushed for an account: SKU → available."""
@@ -322,7 +324,7 @@ class StockPushOut:
                 {sku: q.level.available for sku, q in batch.items()}
             )
         except ConnectorError as exc:
-            partial = exc.partial if isinstance(exc.partial, StockPushResult) else None
+            partial = exc.partial
             if partial is not None:  # some SKUs were settled before it failed
                 self._confirm(name, state, batch, partial.updated)
                 unreported = await self._refused(name, state, batch, partial.failed)

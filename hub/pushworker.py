@@ -34,7 +34,7 @@ from hub import metrics
 from hub.config import SHOP_CONNECTORS, Settings
 from hub.core.consumer import raw_body
 from hub.deadletters import poison_letter
-from hub.kafka.clients import fetch_max_wait_ms
+from hub.kafka.clients import fetch_max_wait_ms, heartbeat_interval_ms
 from hub.kafka.producer import KafkaPublisher
 from hub.observe import bound_consumer_record, header_value
 from schemas import topics
@@ -155,7 +155,7 @@ class PushWorker:
             ack_policy=AckPolicy.MANUAL,
             listener=_Handover(self),
             session_timeout_ms=self.settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=max(1000, self.settings.consumer_session_timeout_ms // 3),
+            heartbeat_interval_ms=heartbeat_interval_ms(self.settings.consumer_session_timeout_ms),
             decoder=raw_body,
         )
         async def on_levels(body: list[Any], message: KafkaMessage) -> None:
@@ -264,7 +264,7 @@ class PushWorker:
             # If this fails, the new owner reads from the last commit: levels pushed twice.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(HANDOVER_COMMIT_SECONDS):
-                    await self._commit(self._consumer, revoked & set(self._read))
+                    await self._commit(self._consumer, revoked)
         for tp in revoked:  # before `forget`: no later commit may pass what it drops
             self._read.pop(tp, None)
             self._committed.pop(tp, None)

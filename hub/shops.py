@@ -40,15 +40,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from connectors.base import (
-    Account,
-    ShopClient,
-    StockDrift,
-    StockPushResult,
-    build_client,
-    order_pages,
-    stock_drift,
-)
+from connectors.base import Account, ShopClient, StockDrift, build_client, order_pages, stock_drift
 from connectors.errors import ConnectorError, UnknownAccount
 from hub.audit import record
 from hub.bus import BrokerUnavailable, Publisher
@@ -597,7 +589,7 @@ async def _force(
         try:
             result = await client.set_stock(push, force=True)
         except ConnectorError as exc:  # what it set before failing is reported (and audited)
-            if isinstance(exc.partial, StockPushResult):
+            if exc.partial is not None:
                 report.fixed.update(exc.partial.updated)
                 report.failed.update(exc.partial.failed)
             raise
@@ -664,7 +656,7 @@ async def _push_settled(
         try:
             result = await client.set_stock(push)
         except ConnectorError as exc:
-            partial = exc.partial if isinstance(exc.partial, StockPushResult) else None
+            partial = exc.partial
             if round_ == 0 and (partial is None or not partial.updated):
                 raise
             # A push landed, the first or part of this one: say what it did, and what not.

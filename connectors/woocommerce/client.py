@@ -183,7 +183,7 @@ class WooCommerceClient:
         reread = False  # an unknown id is a refusal only once the catalogue read again says so
         try:
             await self._set(levels, result)
-            gone = [s for s, why in result.failed.items() if why.startswith(INVALID_ID)]
+            gone = _unknown_ids(result)
             if gone:
                 await self.products()
                 reread = True
@@ -196,7 +196,7 @@ class WooCommerceClient:
                     await self._set(again, result)
         except ConnectorError as exc:
             if not reread:  # undecided: tried again with the rest
-                for sku in [s for s, why in result.failed.items() if why.startswith(INVALID_ID)]:
+                for sku in _unknown_ids(result):
                     del result.failed[sku]
             exc.partial = result  # what was set (or refused) before it failed
             raise
@@ -269,6 +269,11 @@ def _list(response: httpx.Response) -> list[Any]:
     if not isinstance(body, list):
         raise ConnectorError("the shop's answer is not a list", retryable=False)
     return body
+
+
+def _unknown_ids(result: StockPushResult) -> list[str]:
+    """SKUs whose item id the shop no longer knows (made again under the SKU, perhaps)."""
+    return [s for s, why in result.failed.items() if why.startswith(INVALID_ID)]
 
 
 def _order_id(order: Any) -> int:

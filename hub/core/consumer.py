@@ -21,7 +21,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from hub.config import CORE_BATCH_SIZE
 from hub.core.batch import BatchResult, CoreProcessor, is_transient
 from hub.core.records import Record
-from hub.kafka.clients import KAFKA_FETCH_WAIT_MS
+from hub.kafka.clients import KAFKA_FETCH_WAIT_MS, heartbeat_interval_ms
 from hub.observe import bound_consumer_record, bounded_ids, header_value
 from schemas import topics
 from schemas.envelope import CORRELATION_HEADER
@@ -71,7 +71,7 @@ def add_core_subscriber(
         session_timeout_ms=session_timeout_ms,
         fetch_min_bytes=fetch_min_bytes,
         fetch_max_wait_ms=fetch_max_wait_ms,
-        heartbeat_interval_ms=max(1000, session_timeout_ms // 3),
+        heartbeat_interval_ms=heartbeat_interval_ms(session_timeout_ms),
         max_poll_interval_ms=300_000,
         decoder=raw_body,
     )

@@ -39,6 +39,11 @@ def fetch_max_wait_ms(settings: Settings) -> int:
     return KAFKA_FETCH_WAIT_MS if settings.kafka_bootstrap else EMBEDDED_FETCH_WAIT_MS
 
 
+def heartbeat_interval_ms(session_timeout_ms: int) -> int:
+    """A consumer's heartbeat: a third of its session timeout, at least a second."""
+    return max(1000, session_timeout_ms // 3)
+
+
 def client_kwargs(settings: Settings) -> dict[str, Any]:
     """aiokafka keyword arguments for TLS/SASL from the settings."""
     kw: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}

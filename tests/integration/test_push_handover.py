@@ -4,6 +4,7 @@ so the next reader of its partition (after a stop, a crash or a rebalance) pushe
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 import uuid
@@ -41,20 +42,13 @@ class Shop:
 
 
 async def _until(predicate, limit: float = 30.0) -> None:
+    """Wait for a predicate, plain or a coroutine function, to hold."""
     start = time.monotonic()
     while time.monotonic() - start < limit:
-        if predicate():
+        held = predicate()
+        if await held if inspect.isawaitable(held) else held:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
-async def _until_async(predicate, limit: float = 30.0) -> None:
-    start = time.monotonic()
-    while time.monotonic() - start < limit:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
     raise AssertionError("condition not reached in time")
 
 
@@ -159,10 +153,10 @@ async def test_a_level_the_shop_has_not_taken_is_pushed_by_the_next_reader(kafka
                 return (await _committed(kafka.bootstrap, group)).get(at[0], -1) > at[1]
 
             # No record follows, yet the offset moves once the level landed.
-            await _until_async(lambda: past(a_at))
+            await _until(lambda: past(a_at))
             b_at = await _where(kafka.bootstrap, await _publish(rt, "B", 3, channel))
             await _until(lambda: later.stock.get("B") == 3)
-            await _until_async(lambda: past(b_at))
+            await _until(lambda: past(b_at))
         finally:
             await broker.stop()
             await second.stop()

@@ -51,14 +51,7 @@ def _worker(tmp_path, shop, publisher=None) -> PushWorker:
 
 
 async def test_offsets_stop_at_the_level_owed_and_a_revoked_partition_is_handed_over(tmp_path):
-    settings = Settings(var_dir=tmp_path)
-    shop = AccountConfig(
-        connector="shopify", channel="online", api_url="http://s.test", api_token="t"
-    )
-    settings.__dict__["hub"] = HubConfig(accounts={"acme": shop})
-    worker = PushWorker(settings, None)  # type: ignore[arg-type]
-    down = DownShop()
-    worker.pushout = StockPushOut({"acme": down}, channels={"acme": "online"}, backoff_initial=0.05)  # type: ignore[dict-item]
+    worker = _worker(tmp_path, DownShop())
     p0, p1 = TopicPartition(topics.STOCK_LEVELS, 0), TopicPartition(topics.STOCK_LEVELS, 1)
     # p0: offsets 10 and 11 for SKU A (11 replaces 10), 12 for B; p1: 3 for C.
     records = [

@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import structlog
 import structlog.testing
 
 from connectors.base import Account, StockPushResult
