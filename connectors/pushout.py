@@ -6,8 +6,7 @@ Kafka-independent: the caller feeds `StockLevelChanged` messages in with `offer`
 - coalescing: only the newest version per SKU waits to be sent; an older or repeated version is
   dropped on arrival, and a newer one replaces what is waiting (even while a push is in flight);
 - one worker task per account, so a slow or failing shop never holds up another;
-- pending SKUs go to the client's `set_stock` in batches, each as its level's `sellable` count
-  (a presale channel's backorders included: the shop knows one count per SKU);
+- pending SKUs go to the client's `set_stock` in batches;
 - transient failures (`ConnectorError(retryable=True)`, timeouts, anything unexpected) are retried
   with capped exponential backoff until they succeed or a newer version supersedes them: stock must
   converge, so a transient failure is never dropped. A failure that set some SKUs first says
@@ -41,7 +40,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
@@ -254,8 +252,8 @@ class StockPushOut:
         return queued.lane is None or self._epochs.get(queued.lane, 0) == queued.epoch
 
     def pending(self, account: str) -> dict[str, int]:
-        """What waits to be pushed for an account: SKU → the count for the shop (`sellable`)."""
-        return {s: q.level.sellable for s, q in self._accounts[account].pending.items()}
+        """What waits to be pushed for an account: SKU → available."""
+        return {s: q.level.available for s, q in self._accounts[account].pending.items()}
 
     def pushed_version(self, account: str, sku: str) -> int:
         return self._accounts[account].pushed.get(sku, 0)
@@ -323,7 +321,7 @@ class StockPushOut:
         """Push one batch; the backoff for the next one."""
         try:
             result = await state.client.set_stock(
-                {sku: q.level.sellable for sku, q in batch.items()}
+                {sku: q.level.available for sku, q in batch.items()}
             )
         except ConnectorError as exc:
             partial = exc.partial
@@ -474,19 +472,14 @@ def _causes(queued: Iterable[_Queued]) -> dict[str, object]:
     return fields
 
 
-def _logged(level: StockLevelChanged) -> dict[str, Any]:
-    fields: dict[str, Any] = {"sku": level.sku, "available": level.available}
-    if level.presale_available:  # the shop was set to both together
-        fields["presale_available"] = level.presale_available
-    fields["version"] = level.version
-    return fields
-
-
 def _log_pushed(account: str, confirmed: list[_Queued]) -> None:
     log.info(
         "stock_push.pushed",
         account=account,
         count=len(confirmed),
-        levels=[_logged(q.level) for q in confirmed[:MAX_LOGGED]],
+        levels=[
+            {"sku": q.level.sku, "available": q.level.available, "version": q.level.version}
+            for q in confirmed[:MAX_LOGGED]
+        ],
         **_causes(confirmed),
     )

@@ -11,8 +11,7 @@ the store; these operations read the store (stock, resync cursors) and write the
   the newest modification it saw. Orders are paged in an order a modification does not change
   where the platform allows (WooCommerce: by id), so none is skipped while the run reads.
 - **Reconcile** compares the shop's stock with the hub's available-to-sell for the account's
-  channel (on a presale channel, plus the backorders it may still take: what the push sets).
-  Only SKUs that both know are drift: a SKU the shop lists but the hub does not manage is
+  channel. Only SKUs that both know are drift: a SKU the shop lists but the hub does not manage is
   not the hub's to set, and a hub SKU the shop does not sell is reported, never created. `fix`
   sets the hub's values absolutely (`force=True`), reads the shop back, and if the hub's value
   moved meanwhile (a sale arrived) pushes the newer value once more.
@@ -47,7 +46,7 @@ from hub.audit import record
 from hub.bus import BrokerUnavailable, Publisher
 from hub.config import SHOP_CONNECTORS, ConfigError, Settings
 from hub.core.batch import rules_from_config
-from hub.domain.allocation import PRESALE, Level, Rule, channel_available, presale_available
+from hub.domain.allocation import Level, Rule, channel_available
 from hub.store import locks
 from hub.store.models import ConnectorCursor, Stock
 
@@ -218,16 +217,12 @@ def channel_rule(settings: Settings, account: Account) -> Rule:
 async def hub_available(
     sessions: Sessions, rule: Rule, skus: Collection[str] | None = None
 ) -> dict[str, int]:
-    """What the channel's shops should hold, for every SKU the hub knows (or those asked): its
-    available-to-sell plus, on a presale channel, the backorders it may still take — the count
-    the stock push sets (`StockLevelChanged.sellable`).
+    """The hub's available-to-sell for one channel, for every SKU it knows (or those asked).
 
-    The same computation as `stock_view(...)`'s channel `available` and `presale_available`, in
-    one query (a query per few thousand SKUs asked: a catalogue's worth is more than a statement
-    binds).
+    The same computation as `stock_view(...)["channels"][channel]["available"]`, in one query
+    (a query per few thousand SKUs asked: a catalogue's worth is more than a statement binds).
     """
     levels: dict[str, list[Level]] = {}
-    presale: dict[str, Level] = {}
     async with sessions() as session:
         queries = (
             [select(Stock)]
@@ -242,12 +237,7 @@ async def hub_available(
                 per_sku = levels.setdefault(row.sku, [])
                 if rule.sells_from(row.location):
                     per_sku.append(Level(row.on_hand, row.reserved, row.safety_stock))
-                elif row.location == PRESALE:
-                    presale[row.sku] = Level(row.on_hand, row.reserved)
-    return {
-        sku: channel_available(lv, rule) + presale_available(presale.get(sku), rule)
-        for sku, lv in sorted(levels.items())
-    }
+    return {sku: channel_available(lv, rule) for sku, lv in sorted(levels.items())}
 
 
 async def platform_stock(client: ShopClient, sessions: Sessions) -> dict[str, int]:

@@ -40,10 +40,3 @@ class StockLevelChanged(CanonicalMessage):
         # One key per (SKU, channel): each channel's levels stay in order, and log compaction
         # of hub.stock-levels.v1 keeps the newest level of every channel, not just one per SKU.
         return f"{self.sku}@{self.channel}"
-
-    @property
-    def sellable(self) -> int:
-        """What the channel's shops may take orders for: `available`, then the backorders the
-        presale may still take. A shop knows one count per SKU, so a presale channel's shops are
-        pushed both together; the core then reserves stock first and presale for the rest."""
-        return self.available + self.presale_available

@@ -140,7 +140,7 @@ def received(sku: str, qty: int, cost: str, rid: str = "g1") -> Envelope:
 
 
 def stock_level(
-    sku: str, available: int, version: int, channel: str = "online", *, presale: int = 0
+    sku: str, available: int, version: int, channel: str = "online"
 ) -> StockLevelChanged:
     return StockLevelChanged(
         sku=sku,
@@ -148,7 +148,6 @@ def stock_level(
         available=available,
         on_hand=available,
         reserved=0,
-        presale_available=presale,
         version=version,
         changed_at=T0,
     )

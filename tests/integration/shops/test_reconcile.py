@@ -8,15 +8,13 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from connectors.errors import ConnectorError, UnknownAccount
-from hub.config import ChannelRule, HubConfig
 from hub.core.batch import CoreProcessor, rules_from_config
-from hub.domain.allocation import PRESALE, Rule
 from hub.queries import stock_view
 from hub.shops import hub_available, push_stock, reconcile, reconcile_loop
-from hub.store.models import AuditEntry, Stock
+from hub.store.models import AuditEntry
 from tests.builders import counted, place, records
 
 from .conftest import hub_settings
@@ -351,36 +349,3 @@ async def test_scheduled_resync_recovers_a_lost_webhook_instead_of_raising_the_s
 async def test_unknown_or_non_shop_accounts_are_refused(settings, sessions):
     with pytest.raises(UnknownAccount):
         await reconcile(settings, "nobody", fix=False, sessions=sessions)
-
-
-async def test_a_presale_channels_shop_is_reconciled_to_its_backorders_too(
-    settings, sessions, woo, transports
-):
-    """Online takes backorders: its shop should hold what stock allows (10 on hand, 2 held
-    back) and what the presale may still take (6, 1 of them taken), as the push sets it."""
-    settings.__dict__["hub"] = HubConfig(
-        channels={"online": ChannelRule(buffer=2, presale=True)}, accounts=settings.hub.accounts
-    )
-    async with sessions() as s, s.begin():
-        await s.execute(
-            insert(Stock),
-            [
-                {"sku": "P-1", "location": "main", "on_hand": 10},
-                {"sku": "P-1", "location": PRESALE, "on_hand": 6, "reserved": 1},
-                {"sku": "P-2", "location": PRESALE, "on_hand": 4},  # nothing in the warehouse
-            ],
-        )
-    rules = rules_from_config(settings.hub.channels)
-    async with sessions() as s:
-        view = (await stock_view(s, "P-1", rules))["channels"]["online"]
-    assert (view["available"], view["presale_available"]) == (8, 5)
-    assert await hub_available(sessions, rules["online"]) == {"P-1": 13, "P-2": 4}
-    assert await hub_available(sessions, Rule(buffer=2)) == {"P-1": 8, "P-2": 0}
-    woo.add_product("P-1", 8)  # what a push of `available` alone left: sold out at 8
-    woo.add_product("P-2", 0)
-
-    fixed = await reconcile(
-        settings, "corner", fix=True, sessions=sessions, transport=transports["corner"]
-    )
-    assert fixed.fixed == {"P-1": 13, "P-2": 4} and fixed.ok
-    assert (woo.stock("P-1"), woo.stock("P-2")) == (13, 4)

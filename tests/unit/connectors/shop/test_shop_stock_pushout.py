@@ -153,31 +153,6 @@ async def test_push_latency_is_reported(woo_sim, woo_account):
     assert all(a == "corner" and s >= 0 for a, s, _ in seen)
 
 
-async def test_a_presale_channels_shops_are_set_to_what_it_may_still_sell_backorders_included(
-    shopify_sim, shopify_account, woo_sim, woo_account
-):
-    """Sold out, 12 units still presellable: the shops sell them. The log says what made the
-    count."""
-    for sim in (shopify_sim, woo_sim):
-        sim.add_product("PRE", 3)
-        sim.add_product("BOTH", 0)
-    out = StockPushOut(
-        {"acme": _shopify(shopify_sim, shopify_account), "corner": _woo(woo_sim, woo_account)},
-        channels={"acme": "online", "corner": "online"},
-    )
-    with structlog.testing.capture_logs() as logs:
-        out.offer_level(level("PRE", 0, 2, presale=12))
-        out.offer_level(level("BOTH", 5, 1, presale=4))
-        assert out.pending("corner") == {"PRE": 12, "BOTH": 9}
-        async with asyncio.timeout(5):
-            await out.drain()
-    await out.stop()
-    for sim in (shopify_sim, woo_sim):
-        assert (sim.stock("PRE"), sim.stock("BOTH")) == (12, 9)
-    logged = [lv for e in logs if e["event"] == "stock_push.pushed" for lv in e["levels"]]
-    assert {"sku": "PRE", "available": 0, "presale_available": 12, "version": 2} in logged
-
-
 async def test_levels_of_another_channel_are_not_offered(woo_sim, woo_account):
     out = StockPushOut({"corner": _woo(woo_sim, woo_account)}, channels={"corner": "online"})
     assert out.offer_level(level("A", 1, 1, channel="wholesale")) == []
