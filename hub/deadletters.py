@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.audit import record
 from hub.finance.ledger import insert
 from hub.store import locks
+from hub.store.db import stored_text
 from hub.store.models import ChannelLevel, ConnectorCursor, DeadLetter
 from schemas import topics
 from schemas.base import now_utc
@@ -182,7 +183,7 @@ def letter_row(r: Any) -> dict[str, Any]:
     A letter with no single origin (a push of coalesced stock levels) is keyed by its place in
     the dead-letter topic, as partition `-1 - p`: never the origin of another letter. Values the
     table cannot hold are cut to fit, so that one odd record never stops the recorder."""
-    headers = [(str(k), _text(v)) for k, v in (r.headers or ())]
+    headers = [(stored_text(k), stored_text(v)) for k, v in (r.headers or ())]
     dlq = {k: v for k, v in headers if k.startswith("dlq_")}
     try:
         partition, offset = int(dlq["dlq_partition"]), int(dlq["dlq_offset"])
@@ -200,11 +201,6 @@ def letter_row(r: Any) -> dict[str, Any]:
         "payload": r.value,
         "error": dlq.get("dlq_error") or "no reason given",
     }
-
-
-def _text(value: bytes | None) -> str:
-    """A header value as text PostgreSQL can store (no NUL)."""
-    return (value or b"").decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
 async def recorder_since(sessions: async_sessionmaker[AsyncSession]) -> int:

@@ -37,8 +37,9 @@ from hub.finance.rules import CurrencyMismatch
 from hub.finance.tables import OrderLinePrice
 from hub.purchasing import service as purchasing
 from hub.store import bulk, locks
-from hub.store.db import stored_utc
+from hub.store.db import stored_text, stored_utc
 from hub.store.models import (
+    OUTBOX_KEY_LENGTH,
     ChannelLevel,
     DeadLetter,
     Movement,
@@ -224,8 +225,12 @@ def outbox_row(env: Envelope) -> dict[str, Any]:
 
 
 def dead_letter_outbox_row(info: DeadLetterInfo, consumer: str) -> dict[str, Any]:
+    """The record as a row of the outbox for `hub.dlq.v1`. Its key and headers come from
+    outside: text the outbox cannot hold (a NUL, which a schema registry's framing starts with;
+    a key longer than the column) is replaced or cut to fit, so that the dead letter is written
+    and the batch around it goes on, on PostgreSQL as on SQLite."""
     r = info.record
-    headers = [[k, v.decode("utf-8", "replace")] for k, v in r.headers]
+    headers = [[stored_text(k), stored_text(v)] for k, v in r.headers]
     headers += [
         ["dlq_error", info.error[:2000]],
         ["dlq_topic", r.topic],
@@ -235,7 +240,7 @@ def dead_letter_outbox_row(info: DeadLetterInfo, consumer: str) -> dict[str, Any
     ]
     return {
         "topic": topics.DLQ,
-        "key": r.key.decode("utf-8", "replace") if r.key else None,
+        "key": stored_text(r.key, OUTBOX_KEY_LENGTH) if r.key else None,
         "headers": headers,
         "payload": r.value or b"",
     }

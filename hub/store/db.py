@@ -25,6 +25,15 @@ def stored_utc(t: datetime | None) -> datetime | None:
     return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
+def stored_text(value: bytes | str | None, limit: int | None = None) -> str:
+    """Outside bytes as text any text column holds: invalid UTF-8 and NUL (which PostgreSQL
+    refuses in text) replaced by U+FFFD, cut to `limit` characters (a VARCHAR's length)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = (value or "").replace("\x00", "\ufffd")
+    return text[:limit] if limit is not None else text
+
+
 def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     """An engine for `url`; for SQLite: WAL, a busy timeout and `BEGIN IMMEDIATE` transactions."""
     if is_sqlite(url):

@@ -136,6 +136,9 @@ class ProcessedMessage(Base):
     processed_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
+OUTBOX_KEY_LENGTH = 200
+
+
 class OutboxRow(Base):
     """Messages to publish, written in the transaction that caused them; the relay sends them."""
 
@@ -145,7 +148,7 @@ class OutboxRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(128))
-    key: Mapped[str | None] = mapped_column(String(200))
+    key: Mapped[str | None] = mapped_column(String(OUTBOX_KEY_LENGTH))
     headers: Mapped[list[Any]] = mapped_column(JSON)  # [[name, value], …] as text
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -167,6 +167,34 @@ async def test_poison_message_is_dead_lettered_and_the_rest_of_the_batch_applies
     assert await _accepted(sessions) == 1
 
 
+async def test_a_poison_record_whose_key_or_headers_no_text_column_holds_is_dead_lettered(
+    sessions,
+):
+    """A producer framing keys as a schema registry does (a NUL first), a key too long for the
+    outbox, a NUL in a header: the record goes to the dead-letter topic with its key as close as
+    the outbox holds it, and neither it nor the batch around it stops the core."""
+    p = CoreProcessor(sessions, RULES)
+    good = record(place("s:1", [("A", 1)]))
+    Rec = type(good)
+    framed = Rec(good.topic, 0, 9001, b"\x00\x00\x00\x00\x07s:2", b"\x00avro", good.headers)
+    long = Rec(good.topic, 0, 9002, b"k" * 300, b"{}", (("trace", b"a\x00b"),))
+    await p.process([record(counted("A", 5)), framed, long, good])
+    async with sessions() as s:
+        dlq = (
+            (
+                await s.execute(
+                    select(OutboxRow).where(OutboxRow.topic == topics.DLQ).order_by(OutboxRow.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [d.key for d in dlq] == ["\ufffd\ufffd\ufffd\ufffd\x07s:2", "k" * 200]
+    assert [d.payload for d in dlq] == [b"\x00avro", b"{}"]
+    assert ["trace", "a\ufffdb"] in dlq[1].headers
+    assert await _accepted(sessions) == 1
+
+
 async def test_levels_are_published_only_when_a_channel_value_changes(sessions):
     p = CoreProcessor(sessions, {"online": Rule(cap=10)})
     await p.process(records(counted("A", 50)))
