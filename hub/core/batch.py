@@ -17,7 +17,14 @@ from typing import Any
 
 import structlog
 from sqlalchemy import insert, select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import DisconnectionError as Disconnected
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.core.records import Record
@@ -166,13 +173,28 @@ class DeadLetterInfo:
     error: str
 
 
+_DRIVERS = frozenset({"asyncpg", "sqlite3", "aiosqlite"})
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Database unreachable or restarting: retry the same batch later, never dead-letter it."""
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError):
+    """Database unreachable or restarting: retry the same batch later, never dead-letter it.
+
+    Only the driver's own message is read for the signs of it: SQLAlchemy's text of an error
+    carries the statement and its values, and a value holding "connection" (a SKU's name, say)
+    would make an error that recurs every time look passing, and stall the core on it."""
+    if isinstance(
+        exc,
+        OperationalError | InterfaceError | ConnectionError | OSError | PoolTimeout | Disconnected,
+    ):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    text = str(exc).lower()
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        text = str(exc.orig).lower() if exc.orig is not None else ""
+    elif type(exc).__module__.split(".")[0] in _DRIVERS:  # raised by a driver, unwrapped
+        text = str(exc).lower()
+    else:
+        return False
     return any(
         s in text
         for s in ("connection", "terminat", "shutdown", "cannot connect", "database is locked")

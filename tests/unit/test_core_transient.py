@@ -1,0 +1,46 @@
+"""Which failures the core retries as the database's, and which it dead-letters."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from hub.core.batch import is_transient
+
+STATEMENT = "INSERT INTO movements (sku, reason) VALUES ($1, $2)"
+# Values of the batch: a SKU's name that says "connection", a reason that says "terminal".
+PARAMS = ("USB-C-CONNECTION-CABLE", "to store-terminal-2")
+
+
+class DataTooLong(Exception):
+    """What a driver raises for a value its column cannot hold."""
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        DBAPIError(STATEMENT, PARAMS, DataTooLong("value too long for type character varying(64)")),
+        IntegrityError(STATEMENT, PARAMS, DataTooLong("violates check constraint")),
+        ValueError("connection-cable has no price"),  # the hub's own error, naming a value
+    ],
+)
+def test_an_error_that_recurs_is_not_taken_for_the_database_going_away(exc):
+    assert not is_transient(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OperationalError(STATEMENT, PARAMS, sqlite3.OperationalError("database is locked")),
+        DBAPIError(STATEMENT, PARAMS, DataTooLong("terminating connection due to administrator")),
+        DBAPIError(STATEMENT, PARAMS, DataTooLong("x"), connection_invalidated=True),
+        PoolTimeout("QueuePool limit of size 5 overflow 5 reached, connection timed out"),
+        ConnectionError("database restarting"),
+        sqlite3.OperationalError("database is locked"),  # from the driver, not wrapped
+    ],
+)
+def test_the_database_going_away_is_retried(exc):
+    assert is_transient(exc)
