@@ -51,6 +51,7 @@ from schemas.reservations import (
 from schemas.stock import GoodsReceived, StockAdjusted, StockCounted, StockTransferred
 
 StockKey = tuple[str, str]  # (sku, location)
+REASON = 64  # the journal's reason: "to " and a location of 64 characters are cut to fit
 
 
 class NeedsBumpData(Exception):
@@ -206,7 +207,9 @@ class StockBook:
         row.dirty = True
         self.touched.add(row.sku)
         self.movements.append(
-            MovementRow(row.sku, row.location, delta, kind, ref, cause, at, reason, unit_cost)
+            MovementRow(
+                row.sku, row.location, delta, kind, ref, cause, at, reason[:REASON], unit_cost
+            )
         )
 
     def _row(self, sku: str, location: str) -> StockRow:

@@ -18,10 +18,11 @@ from hub.core.batch import CoreProcessor
 from hub.domain.allocation import Rule
 from hub.queries import invariant_problems, stock_view
 from hub.store import locks
-from hub.store.models import DeadLetter, Order, OutboxRow, ProcessedMessage, Stock
+from hub.store.models import DeadLetter, Movement, Order, OutboxRow, ProcessedMessage, Stock
 from schemas import topics
-from schemas.envelope import CAUSES_HEADER, CORRELATION_HEADER
+from schemas.envelope import CAUSES_HEADER, CORRELATION_HEADER, Envelope, message_id
 from schemas.levels import StockLevelChanged
+from schemas.stock import StockTransferred
 from tests.builders import T0, cancel, counted, fulfil, place, record, records, reopen, ret
 
 RULES = {"online": Rule(), "wholesale": Rule(share=__import__("decimal").Decimal("0.5"))}
@@ -193,6 +194,35 @@ async def test_a_poison_record_whose_key_or_headers_no_text_column_holds_is_dead
     assert [d.payload for d in dlq] == [b"\x00avro", b"{}"]
     assert ["trace", "a\ufffdb"] in dlq[1].headers
     assert await _accepted(sessions) == 1
+
+
+async def test_a_transfer_between_locations_with_the_longest_names_is_journaled(sessions):
+    """Location names may be 64 characters; the journal's reason ("to …") is cut to its 64, on
+    PostgreSQL as on SQLite, instead of the transfer failing there and only there."""
+    here, there = "w" * 64, "x" * 64
+    moved = Envelope(
+        id=message_id("transfer", "TR-1"),
+        source="test",
+        data=StockTransferred(
+            sku="A",
+            from_location=here,
+            to_location=there,
+            quantity=3,
+            transfer_id="TR-1",
+            transferred_at=T0,
+        ),
+    )
+    p = CoreProcessor(sessions, RULES)
+    await p.process(records(counted("A", 5, location=here), moved))
+    async with sessions() as s:
+        stock = dict((await s.execute(select(Stock.location, Stock.on_hand))).all())
+        reasons = (
+            (await s.execute(select(Movement.reason).where(Movement.kind == "transfer")))
+            .scalars()
+            .all()
+        )
+    assert stock == {here: 2, there: 3}
+    assert sorted(reasons) == sorted([f"to {there}"[:64], f"from {here}"[:64]])
 
 
 async def test_levels_are_published_only_when_a_channel_value_changes(sessions):
