@@ -118,6 +118,11 @@ def _time_text(time: datetime) -> str:
     return text
 
 
+# A message id is stored with every effect (the inbox, the journal's `cause`): one longer than
+# those columns would be taken by SQLite and refused by PostgreSQL. Ids the hub makes are 36.
+MAX_ID = 64
+
+
 def decode(
     headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], body: bytes | None
 ) -> Envelope:
@@ -131,6 +136,8 @@ def decode(
     for required in ("ce_specversion", "ce_id", "ce_type", "ce_source"):
         if not h.get(required):
             raise EnvelopeError(f"missing CloudEvents header {required}")
+    if len(h["ce_id"]) > MAX_ID or "\x00" in h["ce_id"]:
+        raise EnvelopeError(f"ce_id is not an id of at most {MAX_ID} characters without NUL")
     if h["ce_specversion"] != SPECVERSION:
         raise EnvelopeError(f"unsupported ce_specversion {h['ce_specversion']!r}")
     model = MESSAGE_TYPES.get(h["ce_type"])

@@ -155,3 +155,14 @@ def test_message_ids_are_the_uuid5_of_their_parts(parts: list[str]) -> None:
 def test_message_ids_are_deterministic():
     assert message_id("shopify", "acme", "42") == message_id("shopify", "acme", "42")
     assert message_id("shopify", "acme", "42") != message_id("shopify", "acme", "43")
+
+
+@pytest.mark.parametrize("bad_id", ["m" * 65, "id-\x00-1"])
+def test_an_id_no_store_column_holds_is_refused_with_reason(bad_id):
+    """Taken, it would be applied on SQLite and refused by PostgreSQL's inbox and journal."""
+    env = Envelope(id="i", source="s", data=_order())
+    headers = [(k, bad_id.encode() if k == "ce_id" else v) for k, v in env.headers()]
+    with pytest.raises(EnvelopeError, match="ce_id is not an id of at most 64 characters"):
+        decode(headers, env.body())
+    ok = [(k, b"m" * 64 if k == "ce_id" else v) for k, v in env.headers()]
+    assert decode(ok, env.body()).id == "m" * 64
