@@ -247,14 +247,15 @@ def outbox_row(env: Envelope) -> dict[str, Any]:
 
 
 def dead_letter_outbox_row(info: DeadLetterInfo, consumer: str) -> dict[str, Any]:
-    """The record as a row of the outbox for `hub.dlq.v1`. Its key and headers come from
-    outside: text the outbox cannot hold (a NUL, which a schema registry's framing starts with;
-    a key longer than the column) is replaced or cut to fit, so that the dead letter is written
-    and the batch around it goes on, on PostgreSQL as on SQLite."""
+    """The record as a row of the outbox for `hub.dlq.v1`. Its key, headers and error (which
+    may quote the body) come from outside: text the outbox cannot hold (a NUL, which a schema
+    registry's framing starts with; a key longer than the column) is replaced or cut to fit, so
+    that the dead letter is written and the batch around it goes on, on PostgreSQL as on
+    SQLite. `_dead_letter` stores its row the same way."""
     r = info.record
     headers = [[stored_text(k), stored_text(v)] for k, v in r.headers]
     headers += [
-        ["dlq_error", info.error[:2000]],
+        ["dlq_error", stored_text(info.error, 2000)],
         ["dlq_topic", r.topic],
         ["dlq_partition", str(r.partition)],
         ["dlq_offset", str(r.offset)],
@@ -901,9 +902,9 @@ class CoreProcessor:
                 partition=r.partition,
                 offset=r.offset,
                 key=r.key,
-                headers=[[k, v.decode("utf-8", "replace")] for k, v in r.headers],
+                headers=[[stored_text(k), stored_text(v)] for k, v in r.headers],
                 payload=r.value,
-                error=info.error,
+                error=stored_text(info.error),
             )
         )
         log.warning("dead-lettered", origin=r.origin, error=info.error)

@@ -196,6 +196,25 @@ async def test_a_poison_record_whose_key_or_headers_no_text_column_holds_is_dead
     assert await _accepted(sessions) == 1
 
 
+async def test_a_poison_record_with_an_empty_header_and_a_nul_in_its_error_is_dead_lettered(
+    sessions,
+):
+    """A header with no value, and a body whose unknown key holds a NUL (the reason quotes
+    it): both kept as text any column holds, so the letter is written and the core goes on."""
+    p = CoreProcessor(sessions, RULES)
+    good = record(place("s:1", [("A", 1)]))
+    body = good.value[:-1] + b', "x\\u0000y": 1}'
+    bad = type(good)(good.topic, 0, 9003, good.key, body, (*good.headers, ("trace", None)))
+    await p.process([record(counted("A", 5)), bad, good])
+    async with sessions() as s:
+        letter = (await s.execute(select(DeadLetter))).scalar_one()
+        dlq = (await s.execute(select(OutboxRow).where(OutboxRow.topic == topics.DLQ))).scalar_one()
+    assert "x\ufffdy" in letter.error and "\x00" not in letter.error
+    assert ["trace", ""] in letter.headers and ["trace", ""] in dlq.headers
+    assert ["dlq_error", letter.error] in dlq.headers
+    assert await _accepted(sessions) == 1
+
+
 async def test_a_transfer_between_locations_with_the_longest_names_is_journaled(sessions):
     """Location names may be 64 characters; the journal's reason ("to …") is cut to its 64, on
     PostgreSQL as on SQLite, instead of the transfer failing there and only there."""
