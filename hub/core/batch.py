@@ -22,6 +22,8 @@ from sqlalchemy.exc import (
     IntegrityError,
     InterfaceError,
     OperationalError,
+    SQLAlchemyError,
+    StatementError,
 )
 from sqlalchemy.exc import DisconnectionError as Disconnected
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -174,25 +176,39 @@ class DeadLetterInfo:
 
 
 _DRIVERS = frozenset({"asyncpg", "sqlite3", "aiosqlite"})
+# SQLSTATEs of a server that is away or too busy for now: a connection exception (08…), too
+# many connections or another resource short (53…), a shutdown, crash or start-up (57P01–03),
+# and a transaction rolled back for a deadlock or a serialization failure (40…).
+_PASSING_STATES = ("08", "53", "57P01", "57P02", "57P03", "40")
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Database unreachable or restarting: retry the same batch later, never dead-letter it.
+    """Database unreachable, restarting or too busy: retry the same batch later, never
+    dead-letter it.
 
-    Only the driver's own message is read for the signs of it: SQLAlchemy's text of an error
-    carries the statement and its values, and a value holding "connection" (a SKU's name, say)
-    would make an error that recurs every time look passing, and stall the core on it."""
+    A server's error is judged by its SQLSTATE, others by their type or the driver's own
+    message: SQLAlchemy's text of an error carries the statement and its values, and a value
+    holding "connection" (a SKU's name, say) would make an error that recurs every time look
+    passing, and stall the core on it."""
     if isinstance(
         exc,
         OperationalError | InterfaceError | ConnectionError | OSError | PoolTimeout | Disconnected,
     ):
         return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
+    if isinstance(exc, StatementError):
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             return True
-        text = str(exc.orig).lower() if exc.orig is not None else ""
-    elif type(exc).__module__.split(".")[0] in _DRIVERS:  # raised by a driver, unwrapped
-        text = str(exc).lower()
+        orig = exc.orig
+        state = getattr(orig, "sqlstate", None)
+        if isinstance(state, str) and state:
+            return state.startswith(_PASSING_STATES)
+        if orig is None or orig is exc:
+            return False
+        if not isinstance(exc, DBAPIError):  # a statement that failed in the client, e.g. OSError
+            return is_transient(orig)
+        text = str(orig).lower()
+    elif isinstance(exc, SQLAlchemyError) or type(exc).__module__.split(".")[0] in _DRIVERS:
+        text = str(exc).lower()  # the library's or driver's own words, no values in them
     else:
         return False
     return any(

@@ -5,7 +5,13 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InvalidRequestError,
+    OperationalError,
+    StatementError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from hub.core.batch import is_transient
@@ -44,3 +50,33 @@ def test_an_error_that_recurs_is_not_taken_for_the_database_going_away(exc):
 )
 def test_the_database_going_away_is_retried(exc):
     assert is_transient(exc)
+
+
+class ServerError(Exception):
+    """A server's error as the driver reports it, with its SQLSTATE."""
+
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "message", "passing"),
+    [
+        ("57P03", "the database system is starting up", True),
+        ("57P01", "terminating connection due to administrator command", True),
+        ("53300", "sorry, too many clients already", True),
+        ("08006", "connection failure", True),
+        ("40P01", "deadlock detected", True),
+        ("22001", 'value too long for type character varying(64): "connection"', False),
+        ("23514", 'new row for relation "stock" violates check constraint', False),
+    ],
+)
+def test_a_servers_error_is_judged_by_its_sqlstate_not_its_words(sqlstate, message, passing):
+    assert is_transient(DBAPIError(STATEMENT, PARAMS, ServerError(message, sqlstate))) is passing
+
+
+def test_the_librarys_own_word_that_a_connection_closed_is_taken_as_passing():
+    assert is_transient(InvalidRequestError("This connection is closed"))
+    assert is_transient(StatementError("ping failed", STATEMENT, PARAMS, ConnectionResetError()))
+    assert not is_transient(StatementError("bad value", STATEMENT, PARAMS, ValueError("x")))
