@@ -8,6 +8,7 @@ committed, so the consumer may commit its offsets.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -391,12 +392,13 @@ class CoreProcessor:
         self, good: list[tuple[Record, Envelope]], bad: list[DeadLetterInfo]
     ) -> BatchResult:
         bump_skus: set[str] = set()
+        recounted: set[str] = set()  # SKUs whose holders were read again after a commit raced
         attempt = 0
         while True:
             attempt += 1
             try:
                 async with self.sessions() as session, session.begin():
-                    result = await self._apply(session, good, bad, bump_skus)
+                    result = await self._apply(session, good, bad, bump_skus, recounted)
                 if result.outbox_rows:
                     await announce_outbox(self.sessions)  # committed: wake the relay
                 return result
@@ -418,6 +420,7 @@ class CoreProcessor:
         good: list[tuple[Record, Envelope]],
         bad: list[DeadLetterInfo],
         bump_skus: set[str],
+        recounted: set[str],
     ) -> BatchResult:
         result = BatchResult()
         order_keys: set[str] = set()
@@ -460,6 +463,14 @@ class CoreProcessor:
         res_rows = await locks.reservations_of(session, order_keys - new_orders)
         skus |= {r.sku for r in res_rows} | bump_skus | supplier_skus
         stock_rows = await locks.lock_stock(session, skus, create)
+        if bump_skus - recounted and (
+            unseen := _holders_unseen(stock_rows, res_rows, bump_skus - recounted)
+        ):
+            # Another replica's reservation committed between `holders_of` and these locks: its
+            # order, the newest, is the one to bump. Read the holders again, once (a counter the
+            # reservations never matched is left to `hub stock repair`).
+            recounted |= unseen
+            raise NeedsBumpData(unseen)
         # SKUs sold on presale with a share of 0 now: their backorders stay, new ones are not
         # taken. Looked up only for the batch's SKUs that have a presale location, and only
         # where a channel presells.
@@ -925,6 +936,16 @@ class CoreProcessor:
         )
         log.warning("dead-lettered", origin=r.origin, error=info.error)
         return True
+
+
+def _holders_unseen(stock_rows: Sequence[Any], res_rows: Sequence[Any], skus: set[str]) -> set[str]:
+    """SKUs among `skus` with a locked row that counts more reserved units than the loaded
+    reservations hold there: some holder was not read."""
+    loaded: dict[tuple[str, str], int] = defaultdict(int)
+    for r in res_rows:
+        if r.sku in skus:
+            loaded[(r.sku, r.location)] += r.open
+    return {r.sku for r in stock_rows if r.sku in skus and r.reserved > loaded[(r.sku, r.location)]}
 
 
 async def current_levels(

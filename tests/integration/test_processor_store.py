@@ -387,3 +387,35 @@ async def test_a_row_another_replica_adds_while_this_one_waits_is_locked_with_it
             else:
                 pytest.fail("the second replica never waited for the first one's locks")
     assert await waiting == ["east", "main"]
+
+
+async def test_a_reservation_committed_while_a_stocktake_reads_its_holders_is_the_one_bumped(
+    sessions, monkeypatch
+):
+    """Replica B lowers A's count to 5 and reads who holds A; before B locks A's row, replica
+    A commits a new order holding 4 more. B's locked row counts that order's units: the newest
+    order must be the one to go, not the older one B had loaded. (On SQLite the database lock
+    holds A back until B committed: its order then finds too little stock.)"""
+    a = CoreProcessor(sessions, RULES)
+    b = CoreProcessor(sessions, RULES)
+    await a.process(records(counted("A", 10), place("s:1", [("A", 4)])))
+    holders_of, raced = locks.holders_of, []
+
+    async def meanwhile(session, skus):
+        found = await holders_of(session, skus)
+        if not raced:
+            raced.append(asyncio.ensure_future(a.process(records(place("s:3", [("A", 4)])))))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(raced[0]), 1)
+        return found
+
+    monkeypatch.setattr(locks, "holders_of", meanwhile)
+    await b.process(records(counted("A", 5, cid="c2")))
+    await raced[0]
+    async with sessions() as s:
+        status = dict((await s.execute(select(Order.order_key, Order.status))).all())
+        view = await stock_view(s, "A", RULES)
+        assert await invariant_problems(s) == []
+    assert status["s:1"] == "reserved"
+    assert status["s:3"] in ("bumped", "rejected")
+    assert (view["on_hand"], view["reserved"]) == (5, 4)
