@@ -8,7 +8,7 @@ committed, so the consumer may commit its offsets.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -177,10 +177,25 @@ class DeadLetterInfo:
 
 
 _DRIVERS = frozenset({"asyncpg", "sqlite3", "aiosqlite"})
+RECOUNTS = 3  # a batch reads a SKU's holders again at most this often when a commit races it
 # SQLSTATEs of a server that is away or too busy for now: a connection exception (08…), too
 # many connections or another resource short (53…), a shutdown, crash or start-up (57P01–03),
-# and a transaction rolled back for a deadlock or a serialization failure (40…).
-_PASSING_STATES = ("08", "53", "57P01", "57P02", "57P03", "40")
+# a session ended for idling (57P05, 25P03), a statement cancelled or timed out (57014), a lock
+# not granted in time (55P03), a standby during a failover (25006), and a transaction rolled
+# back for a deadlock or a serialization failure (40…).
+_PASSING_STATES = (
+    "08",
+    "53",
+    "40",
+    "57P01",
+    "57P02",
+    "57P03",
+    "57P05",
+    "25P03",
+    "57014",
+    "55P03",
+    "25006",
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -191,6 +206,10 @@ def is_transient(exc: BaseException) -> bool:
     message: SQLAlchemy's text of an error carries the statement and its values, and a value
     holding "connection" (a SKU's name, say) would make an error that recurs every time look
     passing, and stall the core on it."""
+    if isinstance(exc, InterfaceError) and isinstance(
+        getattr(exc.orig, "__cause__", None), ValueError
+    ):
+        return False  # a value the driver cannot send (an integer beyond 32 bits): every time
     if isinstance(
         exc,
         OperationalError | InterfaceError | ConnectionError | OSError | PoolTimeout | Disconnected,
@@ -392,7 +411,7 @@ class CoreProcessor:
         self, good: list[tuple[Record, Envelope]], bad: list[DeadLetterInfo]
     ) -> BatchResult:
         bump_skus: set[str] = set()
-        recounted: set[str] = set()  # SKUs whose holders were read again after a commit raced
+        recounted: Counter[str] = Counter()  # holders read again after a commit raced, per SKU
         attempt = 0
         while True:
             attempt += 1
@@ -420,7 +439,7 @@ class CoreProcessor:
         good: list[tuple[Record, Envelope]],
         bad: list[DeadLetterInfo],
         bump_skus: set[str],
-        recounted: set[str],
+        recounted: Counter[str],
     ) -> BatchResult:
         result = BatchResult()
         order_keys: set[str] = set()
@@ -463,13 +482,17 @@ class CoreProcessor:
         res_rows = await locks.reservations_of(session, order_keys - new_orders)
         skus |= {r.sku for r in res_rows} | bump_skus | supplier_skus
         stock_rows = await locks.lock_stock(session, skus, create)
-        if bump_skus - recounted and (
-            unseen := _holders_unseen(stock_rows, res_rows, bump_skus - recounted)
-        ):
+        unsure = {s for s in bump_skus if recounted[s] < RECOUNTS}
+        if unsure and (unseen := _holders_unseen(stock_rows, res_rows, unsure)):
             # Another replica's reservation committed between `holders_of` and these locks: its
-            # order, the newest, is the one to bump. Read the holders again, once (a counter the
-            # reservations never matched is left to `hub stock repair`).
-            recounted |= unseen
+            # order, the newest, is the one to bump. Read the holders again, a few times at most
+            # (a counter the reservations never matched is left to `hub stock repair`).
+            recounted.update(unseen)
+            log.warning(
+                "stock reserved by orders not read; reading the holders again",
+                skus=sorted(unseen)[:20],
+                attempt=max(recounted[s] for s in unseen),
+            )
             raise NeedsBumpData(unseen)
         # SKUs sold on presale with a share of 0 now: their backorders stay, new ones are not
         # taken. Looked up only for the batch's SKUs that have a presale location, and only

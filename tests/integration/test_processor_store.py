@@ -419,3 +419,25 @@ async def test_a_reservation_committed_while_a_stocktake_reads_its_holders_is_th
     assert status["s:1"] == "reserved"
     assert status["s:3"] in ("bumped", "rejected")
     assert (view["on_hand"], view["reserved"]) == (5, 4)
+
+
+async def test_a_count_beyond_what_the_journal_holds_is_dead_lettered_on_postgresql_not_retried(
+    sessions,
+):
+    """3,000,000,000 units pass the schema and not PostgreSQL's integer columns: the message is
+    a poison to set aside, not a database that went away (SQLite, with no such limit, applies
+    it). Either way the order beside it is decided and `process` returns."""
+    p = CoreProcessor(sessions, RULES)
+    await p.process(records(counted("A", 5)))
+    result = await asyncio.wait_for(
+        p.process(records(counted("B", 3_000_000_000), place("s:1", [("A", 1)]))), 30
+    )
+    assert result.accepted == 1
+    async with sessions() as s:
+        letters = (await s.execute(select(DeadLetter.error))).scalars().all()
+        on_hand = (await s.execute(select(Stock.on_hand).where(Stock.sku == "B"))).scalar()
+    if letters:  # PostgreSQL
+        assert len(letters) == 1 and on_hand is None
+    else:
+        assert on_hand == 3_000_000_000
+    assert await _accepted(sessions) == 1

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
+    InterfaceError,
     InvalidRequestError,
     OperationalError,
     StatementError,
@@ -68,6 +69,8 @@ class ServerError(Exception):
         ("53300", "sorry, too many clients already", True),
         ("08006", "connection failure", True),
         ("40P01", "deadlock detected", True),
+        ("25006", "cannot execute UPDATE in a read-only transaction", True),  # a failover
+        ("57014", "canceling statement due to statement timeout", True),
         ("22001", 'value too long for type character varying(64): "connection"', False),
         ("23514", 'new row for relation "stock" violates check constraint', False),
     ],
@@ -80,3 +83,16 @@ def test_the_librarys_own_word_that_a_connection_closed_is_taken_as_passing():
     assert is_transient(InvalidRequestError("This connection is closed"))
     assert is_transient(StatementError("ping failed", STATEMENT, PARAMS, ConnectionResetError()))
     assert not is_transient(StatementError("bad value", STATEMENT, PARAMS, ValueError("x")))
+
+
+def test_a_value_the_driver_cannot_send_is_not_taken_for_a_lost_connection():
+    """asyncpg refuses an integer beyond 32 bits before sending it (a ValueError), which the
+    adapter hands on as an InterfaceError, the type of a closed connection."""
+    from asyncpg.exceptions import _base
+
+    sent = Exception("invalid input for query argument $1: 3000000000 (out of int32 range)")
+    sent.__cause__ = _base.DataError("value out of int32 range")
+    assert not is_transient(InterfaceError(STATEMENT, PARAMS, sent))
+    closed = Exception("connection is closed")
+    closed.__cause__ = _base.InterfaceError("connection is closed")
+    assert is_transient(InterfaceError(STATEMENT, PARAMS, closed))
