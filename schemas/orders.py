@@ -8,14 +8,14 @@ from typing import Annotated
 from pydantic import Field, PositiveInt, model_validator
 
 from schemas import topics
-from schemas.base import Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
+from schemas.base import NO_CONTROL, Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
 
 OrderKey = Annotated[
     str,
     Field(
         min_length=3,
         max_length=200,
-        pattern=r"^[^:\s]+:\S+$",
+        pattern=r"^[^:\s\x00-\x1f\x7f]+:[^\s\x00-\x1f\x7f]+$",
         description="`{account}:{platform order id}`, unique across every connected shop",
         examples=["acme:450789469"],
     ),
@@ -65,6 +65,7 @@ class OrderLine(CanonicalMessage):
     discount: Amount = Field(default=Decimal(0), ge=0, description="Discount on the whole line")
     tax: Amount = Field(default=Decimal(0), ge=0, description="Tax charged on the whole line")
     line_id: str | None = Field(
+        pattern=NO_CONTROL,
         default=None,
         max_length=64,
         description="Platform line item id",
@@ -82,7 +83,10 @@ class OrderPlaced(_OrderMessage):
     ce_type = "hub.order.placed.v1"
 
     platform_order_id: str = Field(
-        max_length=64, description="Order id on the platform", examples=["450789469"]
+        pattern=NO_CONTROL,
+        max_length=64,
+        description="Order id on the platform",
+        examples=["450789469"],
     )
     placed_at: UtcDatetime = Field(description="When the shop took the order (UTC)")
     currency: Currency
@@ -158,7 +162,10 @@ class OrderFulfilled(_OrderMessage):
     ce_type = "hub.order.fulfilled.v1"
 
     fulfilment_id: str = Field(
-        max_length=64, description="Platform fulfilment id", examples=["255858046"]
+        pattern=NO_CONTROL,
+        max_length=64,
+        description="Platform fulfilment id",
+        examples=["255858046"],
     )
     fulfilled_at: UtcDatetime
     lines: tuple[FulfilledLine, ...] = Field(
@@ -194,7 +201,10 @@ class OrderReturned(_OrderMessage):
     ce_type = "hub.order.returned.v1"
 
     return_id: str = Field(
-        max_length=64, description="Platform refund/return id", examples=["509562969"]
+        pattern=NO_CONTROL,
+        max_length=64,
+        description="Platform refund/return id",
+        examples=["509562969"],
     )
     returned_at: UtcDatetime
     lines: tuple[ReturnedLine, ...] = Field(

@@ -21,7 +21,7 @@ from typing import Annotated
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from schemas import topics
-from schemas.base import Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
+from schemas.base import NO_CONTROL, Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
 from schemas.registry import register
 
 PoNumber = Annotated[
@@ -307,9 +307,14 @@ class ShipmentNotified(_SupplierDocument):
         default=None, description="Estimated delivery date", examples=["2026-11-27"]
     )
     carrier: str = Field(
-        default="", max_length=64, description="Carrier (SCAC or name)", examples=["UPSN"]
+        pattern=NO_CONTROL,
+        default="",
+        max_length=64,
+        description="Carrier (SCAC or name)",
+        examples=["UPSN"],
     )
     tracking_number: str = Field(
+        pattern=NO_CONTROL,
         default="",
         max_length=64,
         description="Carrier's tracking or pro number",

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from schemas import topics
-from schemas.base import Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
+from schemas.base import NO_CONTROL, Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
 
 
 class _StockMessage(CanonicalMessage):
@@ -27,7 +27,12 @@ class StockCounted(_StockMessage):
 
     location: Location = "main"
     quantity: NonNegativeInt = Field(description="Units counted", examples=[48])
-    count_id: str = Field(max_length=128, description="Stocktake id", examples=["count-2026-11-01"])
+    count_id: str = Field(
+        pattern=NO_CONTROL,
+        max_length=128,
+        description="Stocktake id",
+        examples=["count-2026-11-01"],
+    )
     counted_at: UtcDatetime
 
 
@@ -54,7 +59,9 @@ class StockAdjusted(_StockMessage):
         description="Free text for the journal",
         examples=["water damage in aisle 4"],
     )
-    adjustment_id: str = Field(max_length=128, description="Adjustment id", examples=["adj-77"])
+    adjustment_id: str = Field(
+        pattern=NO_CONTROL, max_length=128, description="Adjustment id", examples=["adj-77"]
+    )
     adjusted_at: UtcDatetime
 
     @model_validator(mode="after")
@@ -75,8 +82,11 @@ class GoodsReceived(_StockMessage):
         default=Decimal(0), ge=0, description="Cost per unit", examples=["12.50"]
     )
     currency: Currency = "CNY"
-    receipt_id: str = Field(max_length=128, description="Receipt (GRN) id", examples=["GRN-1001"])
+    receipt_id: str = Field(
+        pattern=NO_CONTROL, max_length=128, description="Receipt (GRN) id", examples=["GRN-1001"]
+    )
     po_number: str | None = Field(
+        pattern=NO_CONTROL,
         default=None,
         max_length=64,
         description="Purchase order the goods fill, if any",
@@ -101,7 +111,9 @@ class StockTransferred(_StockMessage):
     from_location: Location
     to_location: Location
     quantity: PositiveInt = Field(description="Units moved", examples=[10])
-    transfer_id: str = Field(max_length=128, description="Transfer id", examples=["TR-9"])
+    transfer_id: str = Field(
+        pattern=NO_CONTROL, max_length=128, description="Transfer id", examples=["TR-9"]
+    )
     transferred_at: UtcDatetime
 
     @model_validator(mode="after")
