@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.audit import record
 from hub.finance.ledger import insert
 from hub.store import locks
-from hub.store.db import stored_text
+from hub.store.db import stored_headers
 from hub.store.models import ChannelLevel, ConnectorCursor, DeadLetter
 from schemas import topics
 from schemas.base import now_utc
@@ -183,7 +183,7 @@ def letter_row(r: Any) -> dict[str, Any]:
     A letter with no single origin (a push of coalesced stock levels) is keyed by its place in
     the dead-letter topic, as partition `-1 - p`: never the origin of another letter. Values the
     table cannot hold are cut to fit, so that one odd record never stops the recorder."""
-    headers = [(stored_text(k), stored_text(v)) for k, v in (r.headers or ())]
+    headers = stored_headers(r.headers or ())
     dlq = {k: v for k, v in headers if k.startswith("dlq_")}
     try:
         partition, offset = int(dlq["dlq_partition"]), int(dlq["dlq_offset"])
@@ -197,7 +197,7 @@ def letter_row(r: Any) -> dict[str, Any]:
         "partition": partition,
         "offset": offset,
         "key": r.key,
-        "headers": [[k, v] for k, v in headers if not k.startswith("dlq_")],
+        "headers": [h for h in headers if not h[0].startswith("dlq_")],
         "payload": r.value,
         "error": dlq.get("dlq_error") or "no reason given",
     }

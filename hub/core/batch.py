@@ -47,7 +47,7 @@ from hub.finance.rules import CurrencyMismatch
 from hub.finance.tables import OrderLinePrice
 from hub.purchasing import service as purchasing
 from hub.store import bulk, locks
-from hub.store.db import stored_text, stored_utc
+from hub.store.db import stored_headers, stored_text, stored_utc
 from hub.store.models import (
     OUTBOX_KEY_LENGTH,
     ChannelLevel,
@@ -289,7 +289,7 @@ def dead_letter_outbox_row(info: DeadLetterInfo, consumer: str) -> dict[str, Any
     that the dead letter is written and the batch around it goes on, on PostgreSQL as on
     SQLite. `_dead_letter` stores its row the same way."""
     r = info.record
-    headers = [[stored_text(k), stored_text(v)] for k, v in r.headers]
+    headers = stored_headers(r.headers)
     headers += [
         ["dlq_error", stored_text(info.error, 2000)],
         ["dlq_topic", r.topic],
@@ -952,7 +952,7 @@ class CoreProcessor:
                 partition=r.partition,
                 offset=r.offset,
                 key=r.key,
-                headers=[[stored_text(k), stored_text(v)] for k, v in r.headers],
+                headers=stored_headers(r.headers),
                 payload=r.value,
                 error=stored_text(info.error),
             )

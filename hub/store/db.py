@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
@@ -32,6 +33,11 @@ def stored_text(value: bytes | str | None, limit: int | None = None) -> str:
         value = value.decode("utf-8", "replace")
     text = (value or "").replace("\x00", "\ufffd")
     return text[:limit] if limit is not None else text
+
+
+def stored_headers(headers: Iterable[tuple[str, bytes | None]]) -> list[list[str]]:
+    """A record's headers as `[name, value]` pairs of `stored_text`."""
+    return [[stored_text(k), stored_text(v)] for k, v in headers]
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
