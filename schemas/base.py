@@ -244,7 +244,7 @@ Sku = Annotated[
     Field(
         min_length=1,
         max_length=128,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=NO_CONTROL,
         description="Stock keeping unit, the hub's product identity across every system",
         examples=["TEE-RED-M"],
     ),

@@ -49,7 +49,7 @@ DocumentId = Annotated[
     Field(
         min_length=1,
         max_length=64,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=NO_CONTROL,
         description="The supplier's identifier of the document",
         examples=["ASN-77812"],
     ),
