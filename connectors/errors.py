@@ -47,13 +47,14 @@ class ConnectorError(Exception):
     `StockPushResult`): only the rest are tried again. `contended` says a retry can come soon
     (a compare-and-set lost to the shop's own sales), without a growing backoff."""
 
+    contended = False  # lost to concurrent changes on a shop that is well
+
     def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.status = status
         self.partial: StockPushResult | None = None
-        self.contended = False  # lost to concurrent changes on a shop that is well
 
     def __repr__(self) -> str:
         return f"ConnectorError({self.message!r}, retryable={self.retryable}, status={self.status})"

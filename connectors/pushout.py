@@ -24,10 +24,10 @@ Kafka-independent: the caller feeds `StockLevelChanged` messages in with `offer`
 - a level may come with its origin, a (lane, position) pair such as a Kafka partition and an
   offset. `low_water(lane)` (`low_waters()` for all) is the earliest position in a lane whose
   level is still waiting or in flight for some account: a consumer commits no further, so
-  whoever reads the lane next pushes what this one had not. `forget(lanes)` drops what came from lanes this process no
-  longer owns, including a batch in flight that then fails, and `release(lanes, grace)` cancels
-  a push from them still in flight after `grace` seconds, so a retry never lands after the new
-  owner's newer level.
+  whoever reads the lane next pushes what this one had not. `forget(lanes)` drops what came
+  from lanes this process no longer owns, including a batch in flight that then fails, and
+  `release(lanes, grace)` cancels a push from them still in flight after `grace` seconds, so a
+  retry never lands after the new owner's newer level.
 """
 
 from __future__ import annotations

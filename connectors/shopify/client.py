@@ -379,9 +379,7 @@ class CompareAndSetLost(TransientError):
     """A SKU's count kept changing on the shop between its read and the write: the shop is
     well, so the retry comes soon and the push-out's backoff does not grow."""
 
-    def __init__(self, message: str, *, status: int | None, retry_after: float | None) -> None:
-        super().__init__(message, status=status, retry_after=retry_after)
-        self.contended = True
+    contended = True
 
 
 # Top-level error codes that say nothing about the request itself (ACCESS_DENIED and
