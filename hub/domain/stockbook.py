@@ -572,20 +572,30 @@ class StockBook:
         self, order: OrderRow, fl: FulfilledLine, still: Mapping[StockKey, int]
     ) -> tuple[int, list[tuple[ResLine, int]], int]:
         """How a fulfilment line takes its units, given each of the order's lines' open units:
-        (units from its own location's reservation, [(a dropship or presale line, units)] in
-        the order taken, dropship first by name, units no reservation held)."""
+        (units from its own location's reservation, [(another line, units)] in the order taken,
+        units no reservation held). After its own location it takes dropship lines first by
+        name, then presale, then, when the line ships from stock the hub keeps, the SKU's
+        reservations at the order's other warehouses: a platform that ships from another
+        warehouse than the one the hub reserved at (an order moved between locations) commits
+        that reservation, which would otherwise hold its units for good while the shipping
+        warehouse's stock drops as well. (From a location the hub keeps no stock of, the units
+        stay held: it may be a warehouse the connector does not map.)"""
         key = (fl.sku, fl.location)
+        kept = key in self.stock
         left = fl.quantity
-        own = min(left, still.get(key, 0)) if key in self.stock else 0
+        own = min(left, still.get(key, 0)) if kept else 0
         left -= own
         takes = []
         holders = sorted(
             (
                 ln
                 for ln in order.lines.values()
-                if ln.sku == fl.sku and still[ln.key] and is_virtual(ln.location) and ln.key != key
+                if ln.sku == fl.sku
+                and still[ln.key]
+                and ln.key != key
+                and (is_virtual(ln.location) or kept)
             ),
-            key=lambda ln: (ln.location == PRESALE, ln.location),
+            key=lambda ln: (not is_virtual(ln.location), ln.location == PRESALE, ln.location),
         )
         for ln in holders:
             take = min(left, still[ln.key])

@@ -309,6 +309,25 @@ async def test_a_fulfilment_before_its_order_takes_the_stock_and_the_order_reser
         assert await invariant_problems(s) == []
 
 
+async def test_a_fulfilment_from_another_warehouse_commits_the_reservation(sessions):
+    """Reserved at main, shipped from east (the platform moved the order): main's units are
+    free again and east's stock drops, in one batch with nothing else loaded."""
+    p = CoreProcessor(sessions, RULES)
+    await p.process(records(counted("A", 5), counted("A", 5, location="east")))
+    await p.process(records(place("s:9", [("A", 3)])))
+    moved = fulfil("s:9", [("A", 3)])
+    lines = tuple(ln.model_copy(update={"location": "east"}) for ln in moved.data.lines)
+    await p.process(records(replace(moved, data=moved.data.model_copy(update={"lines": lines}))))
+    async with sessions() as s:
+        rows = (await s.execute(select(Stock))).scalars()
+        assert {r.location: (r.on_hand, r.reserved) for r in rows} == {
+            "main": (5, 0),
+            "east": (2, 0),
+        }
+        assert (await s.execute(select(Order.status))).scalar_one() == "fulfilled"
+        assert await invariant_problems(s) == []
+
+
 async def test_a_refund_before_shipping_releases_the_reservation_and_says_so(sessions):
     p = CoreProcessor(sessions, RULES)
     await p.process(records(counted("A", 10)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -307,6 +308,46 @@ def test_dropshipped_names_the_units_the_fulfilment_takes_from_a_supplier():
     assert b.dropshipped(msg) == {("A", "shop2"): 1}
     b.apply_fulfilled(msg, shipped.id)
     assert [(m.location, m.delta) for m in b.movements] == [("dropship.acme", -1), ("main", -3)]
+
+
+def from_location(env, location: str):
+    lines = tuple(ln.model_copy(update={"location": location}) for ln in env.data.lines)
+    return replace(env, data=env.data.model_copy(update={"lines": lines}))
+
+
+def two_warehouses(main: int, east: int) -> StockBook:
+    rows = {
+        ("A", "main"): StockRow("A", "main", on_hand=main),
+        ("A", "east"): StockRow("A", "east", on_hand=east),
+    }
+    return StockBook(rows, {"s:1": OrderRow("s:1")}, bump_loaded={"A"})
+
+
+def held_at(b: StockBook) -> dict[str, tuple[int, int]]:
+    return {loc: (r.on_hand, r.reserved) for (_, loc), r in b.stock.items()}
+
+
+def test_shipping_from_another_warehouse_commits_the_reservation_held_at_the_first():
+    # Reserved at main; the platform moved the order and east shipped it. Main's units are
+    # free again and east's stock dropped: counted once, not twice.
+    b = two_warehouses(main=5, east=5)
+    apply(b, place("s:1", [("A", 3)]), from_location(fulfil("s:1", [("A", 1)]), "east"))
+    assert held_at(b) == {"main": (5, 2), "east": (4, 0)}
+    assert "A" in b.touched
+    apply(b, fulfil("s:1", [("A", 2)], fid="F2"))
+    assert held_at(b) == {"main": (3, 0), "east": (4, 0)}
+    assert b.orders["s:1"].status == "fulfilled"
+    assert [(m.location, m.delta) for m in b.movements] == [("east", -1), ("main", -2)]
+    # every unit ordered counts as shipped, wherever it left from
+    split, _ = b.shipped_return(ret("s:1", [("A", 3, True)]).data)
+    assert [(ln.quantity, ln.restock) for ln in split.lines] == [(3, True)]
+
+
+def test_shipping_from_a_location_the_hub_keeps_no_stock_of_leaves_the_reservation():
+    b = two_warehouses(main=5, east=5)
+    apply(b, place("s:1", [("A", 3)]), from_location(fulfil("s:1", [("A", 3)]), "unmapped"))
+    assert held_at(b) == {"main": (5, 3), "east": (5, 0)}
+    assert b.movements == []
 
 
 def test_a_refund_the_platform_says_never_shipped_releases_even_after_a_partial_shipment():
