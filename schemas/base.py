@@ -236,6 +236,9 @@ UtcDatetime = Annotated[
         examples=["2026-11-01T12:00:00Z"],
     ),
 ]
+# Units in one message: a billion is no merchant's, and two such stay within the stores' 32-bit
+# integer columns (more than those hold is refused by PostgreSQL and taken by SQLite).
+MAX_QUANTITY = 1_000_000_000
 # Text from a platform or a partner that the hub stores: no control characters (a NUL is refused
 # by PostgreSQL's text columns and taken by SQLite's, so the two would disagree).
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"

@@ -8,7 +8,16 @@ from typing import Annotated
 from pydantic import Field, PositiveInt, model_validator
 
 from schemas import topics
-from schemas.base import NO_CONTROL, Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
+from schemas.base import (
+    MAX_QUANTITY,
+    NO_CONTROL,
+    Amount,
+    CanonicalMessage,
+    Currency,
+    Location,
+    Sku,
+    UtcDatetime,
+)
 
 OrderKey = Annotated[
     str,
@@ -57,7 +66,7 @@ class OrderLine(CanonicalMessage):
     """One line of an order: what was bought, from where, at what price."""
 
     sku: Sku
-    quantity: PositiveInt = Field(description="Units ordered", examples=[2])
+    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units ordered", examples=[2])
     location: Location = "main"
     unit_price: Amount = Field(
         default=Decimal(0), description="Price per unit before tax and discount"
@@ -148,7 +157,7 @@ class OrderReopened(_OrderMessage):
 
 class FulfilledLine(CanonicalMessage):
     sku: Sku
-    quantity: PositiveInt = Field(description="Units shipped", examples=[1])
+    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units shipped", examples=[1])
     location: Location = "main"
 
 
@@ -177,7 +186,7 @@ class OrderFulfilled(_OrderMessage):
 
 class ReturnedLine(CanonicalMessage):
     sku: Sku
-    quantity: PositiveInt = Field(description="Units returned", examples=[1])
+    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units returned", examples=[1])
     location: Location = "main"
     restock: bool = Field(
         description="Whether the units go back to sellable stock", examples=[True]

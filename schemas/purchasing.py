@@ -21,7 +21,16 @@ from typing import Annotated
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from schemas import topics
-from schemas.base import NO_CONTROL, Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
+from schemas.base import (
+    MAX_QUANTITY,
+    NO_CONTROL,
+    Amount,
+    CanonicalMessage,
+    Currency,
+    Location,
+    Sku,
+    UtcDatetime,
+)
 from schemas.registry import register
 
 PoNumber = Annotated[
@@ -86,7 +95,7 @@ class PurchaseOrderLine(CanonicalMessage):
     line_number: LineNumber
     sku: Sku
     supplier_sku: SupplierSku = None
-    quantity: PositiveInt = Field(description="Units ordered", examples=[120])
+    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units ordered", examples=[120])
     unit_price: UnitPrice
     unit_of_measure: str = Field(
         default="EA",
@@ -243,7 +252,9 @@ class AcknowledgedLine(CanonicalMessage):
         examples=["changed"],
     )
     quantity: NonNegativeInt = Field(
-        description="Units the supplier commits to deliver (0 for a rejected line)", examples=[96]
+        le=MAX_QUANTITY,
+        description="Units the supplier commits to deliver (0 for a rejected line)",
+        examples=[96],
     )
     unit_price: UnitPrice | None = Field(
         default=None,
@@ -291,7 +302,7 @@ class ShippedLine(CanonicalMessage):
         examples=[1],
     )
     sku: Sku
-    quantity: PositiveInt = Field(description="Units shipped", examples=[60])
+    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units shipped", examples=[60])
 
 
 class ShipmentNotified(_SupplierDocument):
@@ -333,7 +344,7 @@ class InvoiceLine(CanonicalMessage):
         default=None, description="PO line invoiced", examples=[1]
     )
     sku: Sku
-    quantity: PositiveInt = Field(description="Units invoiced", examples=[60])
+    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units invoiced", examples=[60])
     unit_price: UnitPrice
 
     @property
@@ -381,7 +392,9 @@ class SupplierStockReported(CanonicalMessage):
     sku: Sku
     supplier_sku: SupplierSku = None
     quantity: NonNegativeInt = Field(
-        description="Units the supplier can ship now; the hub never sells more", examples=[340]
+        le=MAX_QUANTITY,
+        description="Units the supplier can ship now; the hub never sells more",
+        examples=[340],
     )
     reported_at: UtcDatetime = Field(
         description="When the supplier measured the quantity (UTC)",

@@ -8,7 +8,16 @@ from enum import StrEnum
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from schemas import topics
-from schemas.base import NO_CONTROL, Amount, CanonicalMessage, Currency, Location, Sku, UtcDatetime
+from schemas.base import (
+    MAX_QUANTITY,
+    NO_CONTROL,
+    Amount,
+    CanonicalMessage,
+    Currency,
+    Location,
+    Sku,
+    UtcDatetime,
+)
 
 
 class _StockMessage(CanonicalMessage):
@@ -26,7 +35,7 @@ class StockCounted(_StockMessage):
     ce_type = "hub.stock.counted.v1"
 
     location: Location = "main"
-    quantity: NonNegativeInt = Field(description="Units counted", examples=[48])
+    quantity: NonNegativeInt = Field(le=MAX_QUANTITY, description="Units counted", examples=[48])
     count_id: str = Field(
         pattern=NO_CONTROL,
         max_length=128,
@@ -51,7 +60,12 @@ class StockAdjusted(_StockMessage):
     ce_type = "hub.stock.adjusted.v1"
 
     location: Location = "main"
-    delta: int = Field(description="Units added (positive) or removed (negative)", examples=[-2])
+    delta: int = Field(
+        ge=-MAX_QUANTITY,
+        le=MAX_QUANTITY,
+        description="Units added (positive) or removed (negative)",
+        examples=[-2],
+    )
     reason: AdjustmentReason = Field(description="Why stock changed", examples=["damaged"])
     note: str = Field(
         default="",
@@ -77,7 +91,7 @@ class GoodsReceived(_StockMessage):
     ce_type = "hub.stock.received.v1"
 
     location: Location = "main"
-    quantity: PositiveInt = Field(description="Units received", examples=[100])
+    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units received", examples=[100])
     unit_cost: Amount = Field(
         default=Decimal(0), ge=0, description="Cost per unit", examples=["12.50"]
     )
@@ -110,7 +124,7 @@ class StockTransferred(_StockMessage):
 
     from_location: Location
     to_location: Location
-    quantity: PositiveInt = Field(description="Units moved", examples=[10])
+    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units moved", examples=[10])
     transfer_id: str = Field(
         pattern=NO_CONTROL, max_length=128, description="Transfer id", examples=["TR-9"]
     )
