@@ -14,7 +14,7 @@ from hub.domain.allocation import Rule
 from hub.finance import billing, costing, events, ledger
 from hub.finance.chart import CN_SMALL_BUSINESS
 from hub.finance.rules import CurrencyMismatch, ReturnLine
-from hub.finance.tables import OrderLinePrice
+from hub.finance.tables import OrderLinePrice, VoucherRow
 from hub.store.db import session_factory
 from hub.store.models import ProcessedMessage, Stock
 from schemas.base import CanonicalMessage
@@ -229,6 +229,32 @@ async def test_return_restocks_at_the_cost_it_left_with_and_books_still_agree(
     assert tb["6401"] == D("20.00")  # 30 sold − 10 back
     assert tb["1122"] == D("-33.90")  # refund credited, money not yet returned
     assert tb["6001"] == D("-113.93") + D("30.00")  # 33.90 at 13% inside: 30.00 + 3.90
+
+
+async def test_references_longer_than_a_voucher_holds_are_stored_and_returns_find_their_cost(
+    engine: AsyncEngine,
+) -> None:
+    """A 150-character order key shipped under 64-character fulfilment ids: each fulfilment's
+    voucher reference is cut to its 200 characters (with a digest), the voucher is stored on
+    both databases, and the return finds the sale's cost by the order key at the start."""
+    key = "acme:" + "9" * 145
+    placed = PLACED.model_copy(update={"order_key": key})
+    shipped = [
+        SHIP_1.model_copy(update={"order_key": key, "fulfilment_id": "F" * 63 + "1"}),
+        SHIP_2.model_copy(update={"order_key": key, "fulfilment_id": "F" * 63 + "2"}),
+    ]
+    paid = PAID.model_copy(update={"order_key": key})
+    returned = RETURNED.model_copy(update={"order_key": key})
+    flow = [RECEIPT_1, placed, *shipped, paid, RECEIPT_2, COUNT, returned]
+    booked = await core(engine, flow)
+    assert len(booked) == 6
+    async with session_factory(engine)() as s:
+        refs = (await s.execute(select(VoucherRow.cause_ref))).scalars().all()
+    assert len(refs) == 6 and max(map(len, refs)) == 200
+    # the payment and the return, and the two fulfilments cut and told apart by digests
+    assert sorted(len(r) for r in set(refs) if r.startswith(key + ":")) == [153, 153, 200, 200]
+    tb = await balances(engine)
+    assert tb["6401"] == D("20.00")  # 3 TEE left at 10.00, one came back at 10.00
 
 
 async def test_a_foreign_currency_sale_is_refused_before_anything_is_written(
