@@ -245,18 +245,25 @@ class StockBook:
         for ol in msg.lines:
             wanted[(ol.sku, ol.location)] += ol.quantity
 
-        if order.cancelled:
-            self._reject(
-                order, wanted, cause, msg.placed_at, all_reason=RejectReason.ORDER_CANCELLED
-            )
-            return
-
         # Units already shipped, or refunded, before the order arrived need no reservation.
         need: dict[StockKey, int] = {}
         for key, qty in wanted.items():
             early = order.lines.get(key)
             done = early.shipped_unreserved + early.released if early is not None else 0
             need[key] = max(0, qty - done)
+
+        if order.cancelled:
+            # Cancelled before it came: it holds nothing, and its lines remember what a
+            # reopening must reserve, as a cancellation after the order would have left them.
+            for key, qty in wanted.items():
+                line = self._line(order, *key)
+                line.quantity = qty
+                line.cancelled = need[key]
+                line.dirty = True
+            self._reject(
+                order, wanted, cause, msg.placed_at, all_reason=RejectReason.ORDER_CANCELLED
+            )
+            return
 
         plan, short = self._plan(order.channel, need)
         if short:

@@ -8,6 +8,7 @@ import contextlib
 import json
 import random
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -282,8 +283,6 @@ async def test_a_reopened_order_is_reserved_again_and_a_late_cancellation_change
     """Placed, cancelled (a failed payment), reopened (paid on a retry): the units are held
     again and the channels see them go. A copy of the old cancellation delivered late does not
     release them; a newer cancellation does. Each step in a batch of its own, as it comes."""
-    from datetime import timedelta
-
     at = [T0 + timedelta(minutes=m) for m in range(4)]
     p = CoreProcessor(sessions, {"online": Rule()})
     await p.process(records(counted("A", 5)))
@@ -317,6 +316,24 @@ async def test_a_fulfilment_before_its_order_takes_the_stock_and_the_order_reser
         row = (await s.execute(select(Stock))).scalar_one()
         assert (row.on_hand, row.reserved) == (8, 0)
         assert (await s.execute(select(Order.status))).scalar_one() == "fulfilled"
+        assert await invariant_problems(s) == []
+
+
+@pytest.mark.parametrize("batches", ["one batch", "a batch each"])
+async def test_an_order_cancelled_before_it_came_is_held_when_reopened(sessions, batches):
+    p = CoreProcessor(sessions, RULES)
+    await p.process(records(counted("A", 5)))
+    at = [T0 + timedelta(minutes=m) for m in range(3)]
+    msgs = [cancel("s:4", at=at[1]), place("s:4", [("A", 2)]), reopen("s:4", at[2])]
+    if batches == "one batch":
+        await p.process(records(*msgs))
+    else:
+        for m in msgs:
+            await p.process(records(m))
+    async with sessions() as s:
+        row = (await s.execute(select(Stock))).scalar_one()
+        assert (row.on_hand, row.reserved) == (5, 2)
+        assert (await s.execute(select(Order.status))).scalar_one() == "reserved"
         assert await invariant_problems(s) == []
 
 

@@ -383,6 +383,34 @@ def test_cancel_before_place_ends_like_place_then_cancel(order):
     assert b.orders["s:1"].status == "cancelled"
 
 
+@pytest.mark.parametrize("arrival", [(0, 1, 2), (1, 0, 2), (1, 2, 0), (2, 1, 0), (2, 0, 1)])
+def test_cancelled_then_reopened_holds_the_order_whatever_the_arrival(arrival):
+    at = [T0 + timedelta(minutes=m) for m in range(3)]
+    msgs = [place("s:1", [("A", 2), ("B", 1)]), cancel("s:1", at=at[1]), reopen("s:1", at[2])]
+    b = book({"A": 5, "B": 5}, "s:1")
+    apply(b, *(msgs[i] for i in arrival))
+    assert state(b) == {"A": (5, 2), "B": (5, 1)}
+    assert b.orders["s:1"].status == "reserved"
+
+
+def test_cancelled_before_it_came_and_reopened_reserves_all_or_nothing():
+    """Shipped 1 and refunded 1 while cancelled and unknown: the reopening holds the rest; an
+    unknown SKU rejects the whole order, as at placing."""
+    at = [T0 + timedelta(minutes=m) for m in range(3)]
+    b = book({"A": 10}, "s:1")
+    apply(b, cancel("s:1", at=at[1]), fulfil("s:1", [("A", 1)]))
+    apply(b, ret("s:1", [("A", 1, True)], shipped=False), place("s:1", [("A", 4)]))
+    assert state(b) == {"A": (9, 0)}
+    apply(b, reopen("s:1", at[2]))
+    assert state(b) == {"A": (9, 2)}
+
+    b = book({"A": 10}, "s:2")
+    apply(b, cancel("s:2", at=at[1]), place("s:2", [("A", 2), ("NOPE", 1)]))
+    apply(b, reopen("s:2", at[2]))
+    assert state(b) == {"A": (10, 0)}
+    assert isinstance(b.out[-1][0], ReservationRejected)
+
+
 @pytest.mark.parametrize("order", ["in order", "fulfil first"])
 def test_fulfil_before_place_ends_like_place_then_fulfil(order):
     b = book({"A": 5}, "s:1")
