@@ -17,6 +17,10 @@ from schemas import topics
 from schemas.base import CanonicalMessage, Currency, minor_unit
 from schemas.registry import register
 
+# The longest reference the rules make: a receipt, count or adjustment id (128), a SKU (128) and a
+# location (64), 322 characters with their colons; an order key (200) and a platform id (64), 265.
+CAUSE_REF_LENGTH = 400
+
 LineAmount = Annotated[
     Decimal,
     Field(
@@ -104,8 +108,9 @@ class VoucherIssued(CanonicalMessage):
     )
     cause_ref: str = Field(
         min_length=1,
-        max_length=200,
-        description="Reference of that event (order key + fulfilment id, receipt id, …)",
+        max_length=CAUSE_REF_LENGTH,
+        description="Reference of that event (order key + fulfilment id, receipt id + SKU + "
+        "location, …)",
         examples=["acme:450789469:255858046"],
     )
     currency: Currency

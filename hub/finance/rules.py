@@ -16,7 +16,6 @@ Inventory amounts come from `costing.value_change`, so the inventory account alw
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -73,21 +72,6 @@ class ReturnLine:
 
 def voucher_id(cause_type: str, cause_ref: str) -> str:
     return message_id("voucher", cause_type, cause_ref)
-
-
-CAUSE_REF = 200  # `VoucherIssued.cause_ref` and its column
-_DIGEST = 16
-
-
-def stored_ref(cause_ref: str) -> str:
-    """`cause_ref` as a voucher carries it: whole when it fits, else its start and a digest of
-    the whole (a receipt id, a SKU and a location can reach 322 characters). The start keeps
-    an order key and its colon (`billing.return_lines` finds a sale's vouchers by them); the
-    digest keeps two long references apart. The voucher id is made from the whole."""
-    if len(cause_ref) <= CAUSE_REF:
-        return cause_ref
-    digest = hashlib.sha1(cause_ref.encode()).hexdigest()[:_DIGEST]
-    return f"{cause_ref[: CAUSE_REF - _DIGEST - 1]}~{digest}"
 
 
 def accounting_date(at: datetime, tz: ZoneInfo) -> date:
@@ -147,7 +131,7 @@ class _Voucher:
             date=day,
             period=day.strftime("%Y-%m"),
             cause_type=cause_type,
-            cause_ref=stored_ref(cause_ref),
+            cause_ref=cause_ref,
             currency=self.currency,
             lines=tuple(self.lines),
             memo=memo[:500],

@@ -14,6 +14,7 @@ from sqlalchemy import BigInteger, Date, Index, Integer, Numeric, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.store.models import Base
+from schemas.finance import CAUSE_REF_LENGTH
 
 
 class VoucherRow(Base):
@@ -26,7 +27,7 @@ class VoucherRow(Base):
     date: Mapped[dt.date] = mapped_column(Date)
     period: Mapped[str] = mapped_column(String(7))
     cause_type: Mapped[str] = mapped_column(String(32))
-    cause_ref: Mapped[str] = mapped_column(String(200))
+    cause_ref: Mapped[str] = mapped_column(String(CAUSE_REF_LENGTH))  # migration 0010
     currency: Mapped[str] = mapped_column(String(3))
     memo: Mapped[str] = mapped_column(String(500), default="")
     lines: Mapped[list[Any]] = mapped_column()  # the voucher's lines as JSON, as issued
