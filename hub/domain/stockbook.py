@@ -495,11 +495,16 @@ class StockBook:
             take = max(0, min(sum(ln.cancelled for ln in lines), left))
             if not take:
                 continue
-            # Reserved as an order is placed: the SKU's own location first, then where the
-            # channel may also sell from (dropship, presale), wherever the units were held.
+            # Reserved as an order is placed: the SKU's own location first (the warehouse it
+            # was placed at, not one that shipped part of it since), then where the channel
+            # may also sell from (dropship, presale), wherever the units were held.
             lines.sort(key=lambda ln: ln.location)
-            home = next((ln.key for ln in lines if not is_virtual(ln.location)), None)
-            need[home or next(ln.key for ln in lines if ln.cancelled)] = take
+            home = min(
+                (ln for ln in lines if not is_virtual(ln.location)),
+                key=lambda ln: (-ln.quantity, ln.location),
+                default=None,
+            )
+            need[home.key if home else next(ln.key for ln in lines if ln.cancelled)] = take
             released[sku] = [ln for ln in lines if ln.cancelled]
         plan, short = self._plan(order.channel, need)
         if short:

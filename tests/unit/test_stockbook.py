@@ -343,6 +343,15 @@ def test_shipping_from_another_warehouse_commits_the_reservation_held_at_the_fir
     assert [(ln.quantity, ln.restock) for ln in split.lines] == [(3, True)]
 
 
+def test_a_reopening_after_a_shipment_from_another_warehouse_holds_where_it_was_placed():
+    at = [T0 + timedelta(minutes=m) for m in range(3)]
+    b = two_warehouses(main=5, east=1)
+    apply(b, place("s:1", [("A", 3)]), from_location(fulfil("s:1", [("A", 1)]), "east"))
+    apply(b, cancel("s:1", at=at[1]), reopen("s:1", at[2]))
+    assert held_at(b) == {"main": (5, 2), "east": (0, 0)}
+    assert b.orders["s:1"].status == "reserved"
+
+
 def test_shipping_from_a_location_the_hub_keeps_no_stock_of_leaves_the_reservation():
     b = two_warehouses(main=5, east=5)
     apply(b, place("s:1", [("A", 3)]), from_location(fulfil("s:1", [("A", 3)]), "unmapped"))
