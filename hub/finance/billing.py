@@ -137,6 +137,41 @@ def _row(
     return rows[key]
 
 
+def _room(row: OrderLinePrice) -> int:
+    return max(0, row.ordered - row.shipped) if row.priced else 0
+
+
+def _priced_for(
+    rows: dict[tuple[str, str], OrderLinePrice],
+    session: AsyncSession,
+    order_key: str,
+    key: tuple[str, str],
+    units: int,
+) -> list[tuple[OrderLinePrice, int]]:
+    """The price rows `units` of `key` shipped are billed on: the order's line at that location,
+    then, past what it ordered there, its lines of the SKU at other locations with units left
+    to ship (a platform that moved the order to another warehouse ships from there), and the
+    rest on `key`'s row (unpriced when the order has not come yet)."""
+    out: list[tuple[OrderLinePrice, int]] = []
+    own = rows.get(key)
+    if own is not None and (take := min(units, _room(own))):
+        out.append((own, take))
+        units -= take
+    others = sorted(
+        (r for k, r in rows.items() if k[0] == key[0] and k != key and _room(r)),
+        key=lambda r: r.location,
+    )
+    for row in others:
+        if not units:
+            break
+        take = min(units, _room(row))
+        out.append((row, take))
+        units -= take
+    if units:
+        out.append((_row(rows, session, order_key, key), units))
+    return out
+
+
 async def remember_prices(session: AsyncSession, msg: OrderPlaced) -> list[SaleLine]:
     """Store the order's line prices (once). Returns the lines of units already shipped and not
     billed — book them with `rules.sale_billed` — or [] when nothing shipped first."""
@@ -155,8 +190,28 @@ async def remember_prices(session: AsyncSession, msg: OrderPlaced) -> list[SaleL
         net, tax = _bill(row, msg.currency)
         if net or tax:
             late.append(SaleLine(key[0], key[1], 0 if key in CHARGE_KEYS else units, net, tax))
+    # Units shipped first from a location the order has no line at: billed on its lines of
+    # the SKU elsewhere, as a fulfilment after the order would have been.
+    for key, row in list(rows.items()):
+        if row.priced or key in CHARGE_KEYS or row.shipped <= row.billed:
+            continue
+        units = row.shipped - row.billed
+        for other in sorted((r for k, r in rows.items() if k[0] == key[0]), key=_location):
+            take = min(units, _room(other))
+            if not take:
+                continue
+            other.shipped += take  # they count as shipped there, once
+            row.shipped -= take
+            units -= take
+            net, tax = _bill(other, msg.currency)
+            if net or tax:
+                late.append(SaleLine(key[0], other.location, take, net, tax))
     await session.flush()
     return late
+
+
+def _location(row: OrderLinePrice) -> str:
+    return row.location
 
 
 def _price_lines(msg: OrderPlaced) -> dict[tuple[str, str], tuple[int, Decimal, Decimal]]:
@@ -248,10 +303,11 @@ async def bill_shipment(
         shipped[(line.sku, line.location)] += line.quantity
     out: list[SaleLine] = []
     for key, q in shipped.items():
-        row = _row(rows, session, msg.order_key, key)
-        row.shipped += q
-        net, tax = _bill(row, row.currency or currency)
-        out.append(SaleLine(key[0], key[1], q, net, tax))
+        for row, units in _priced_for(rows, session, msg.order_key, key, q):
+            row.shipped += units
+            net, tax = _bill(row, row.currency or currency)
+            # Revenue at the price of the order's line, cost where the units left from.
+            out.append(SaleLine(key[0], key[1], units, net, tax))
     for key in CHARGE_KEYS if first else ():
         if key != SHIPPING and key not in rows:
             continue  # no charges on this order (or its prices come later, and bill them then)
@@ -368,14 +424,14 @@ def _split(
 
 async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) -> list[ReturnLine]:
     """The returned lines, each with the average cost at which its units left (cost of sales
-    booked for that order, SKU and location ÷ units shipped; units a supplier shipped left at
-    no cost of the hub's, so a return of the whole order takes back exactly what was booked);
-    None where nothing was booked."""
+    booked for that order and SKU ÷ its units shipped, wherever they left from: a line can ship
+    from another warehouse than the one it was ordered at, and come back to a third; units a
+    supplier shipped left at no cost of the hub's, so a return of the whole order takes back
+    exactly what was booked); None where nothing was booked."""
     cogs = chart[Role.COST_OF_SALES].code
     q = (
         select(
             VoucherLineRow.sku,
-            VoucherLineRow.location,
             func.sum(VoucherLineRow.debit_minor) - func.sum(VoucherLineRow.credit_minor),
         )
         .join(VoucherRow, VoucherRow.voucher_id == VoucherLineRow.voucher_id)
@@ -385,16 +441,17 @@ async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) 
             VoucherLineRow.account == cogs,
             VoucherLineRow.currency == chart.currency,
         )
-        .group_by(VoucherLineRow.sku, VoucherLineRow.location)
+        .group_by(VoucherLineRow.sku)
     )
-    cost = {(sku, loc): int(m or 0) for sku, loc, m in (await session.execute(q)).all()}
-    rows = await _rows(session, msg.order_key)
+    cost = {sku: int(m or 0) for sku, m in (await session.execute(q)).all() if sku is not None}
+    shipped: dict[str, int] = defaultdict(int)
+    for (sku, _), row in (await _rows(session, msg.order_key)).items():
+        shipped[sku] += row.shipped
     out = []
     for line in msg.lines:
-        key = (line.sku, line.location)
-        row = rows.get(key)
         unit_cost = None
-        if row is not None and row.shipped > 0 and key in cost:
-            unit_cost = costing.quantize_cost(from_minor(cost[key], chart.currency) / row.shipped)
+        if shipped[line.sku] > 0 and line.sku in cost:
+            total = from_minor(cost[line.sku], chart.currency)
+            unit_cost = costing.quantize_cost(total / shipped[line.sku])
         out.append(ReturnLine(line.sku, line.location, line.quantity, line.restock, unit_cost))
     return out

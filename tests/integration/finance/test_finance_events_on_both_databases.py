@@ -112,12 +112,12 @@ async def core(engine: AsyncEngine, messages: list[CanonicalMessage]) -> list[st
     async with session_factory(engine)() as s, s.begin():
         for msg in messages:
             rows = {(r.sku, r.location): r for r in (await s.execute(select(Stock))).scalars()}
-            for sku in ("TEE", "MUG"):
-                if (sku, "main") not in rows:
-                    rows[(sku, "main")] = Stock(
-                        sku=sku, location="main", on_hand=0, reserved=0, avg_cost=D(0)
+            for sku, location in {("TEE", "main"), ("MUG", "main"), *_named(msg)}:
+                if (sku, location) not in rows:
+                    rows[(sku, location)] = Stock(
+                        sku=sku, location=location, on_hand=0, reserved=0, avg_cost=D(0)
                     )
-                    s.add(rows[(sku, "main")])
+                    s.add(rows[(sku, location)])
             before = {k: (r.on_hand, D(r.avg_cost)) for k, r in rows.items()}
             vouchers = await events.vouchers_for(s, CHART, msg, before)
             booked += [v.voucher_id for v in await events.post_all(s, vouchers)]
@@ -145,6 +145,15 @@ async def core(engine: AsyncEngine, messages: list[CanonicalMessage]) -> list[st
                     rows[(msg.sku, msg.location)].on_hand = msg.quantity
             await s.flush()
     return booked
+
+
+def _named(msg: CanonicalMessage) -> set[tuple[str, str]]:
+    """The stock rows a message moves (a location other than main among them)."""
+    if isinstance(msg, GoodsReceived | StockCounted):
+        return {(msg.sku, msg.location)}
+    if isinstance(msg, OrderFulfilled | OrderReturned):
+        return {(ln.sku, ln.location) for ln in msg.lines}
+    return set()
 
 
 async def _return_costs(s: AsyncSession, msg: OrderReturned) -> list[ReturnLine]:
@@ -252,6 +261,30 @@ async def test_references_of_the_longest_ids_are_stored_and_returns_find_their_c
     assert sorted(len(r) for r in refs if r.startswith(key + ":")) == [265] * 4
     tb = await balances(engine)
     assert tb["6401"] == D("20.00")  # 3 TEE left at 10.00, one came back at 10.00
+
+
+def _from(msg, location: str):
+    lines = tuple(ln.model_copy(update={"location": location}) for ln in msg.lines)
+    return msg.model_copy(update={"lines": lines})
+
+
+@pytest.mark.parametrize("arrival", ["order first", "shipped first"])
+async def test_units_shipped_from_another_warehouse_are_billed_at_the_orders_prices(
+    engine: AsyncEngine, arrival: str
+) -> None:
+    """The order is priced at main; its TEE left from east (the platform moved it there). The
+    revenue is the order's all the same and the receivable closes, the cost is east's, and a
+    return to main comes back at the cost the units left with."""
+    east = RECEIPT_2.model_copy(update={"location": "east", "unit_cost": D("12.00")})
+    shipped = _from(SHIP_1, "east")
+    sale = [PLACED, PAID, shipped] if arrival == "order first" else [shipped, PLACED, PAID]
+    await core(engine, [RECEIPT_1, east, *sale, SHIP_2, RETURNED])
+    tb = await balances(engine)
+    assert tb["6001"] == D("-113.93") + D("30.00")  # every line billed; the return credited
+    assert tb["1122"] == D("-33.90")  # paid whole, the refund not yet sent back
+    # cost: 2 TEE from east at 12.00, 1 from main at 10.00; one returned at their 34 / 3
+    returned = costing.quantize_cost(D("34.00") / 3)
+    assert tb["6401"] == D("34.00") - costing.round_amount(returned, "CNY")
 
 
 async def test_a_foreign_currency_sale_is_refused_before_anything_is_written(
