@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from connectors.errors import MalformedPayload
-from schemas.base import CanonicalMessage
+from schemas.base import MAX_QUANTITY, CanonicalMessage
 from schemas.envelope import Envelope, content_id, message_id
 from schemas.purchasing import (
     AcknowledgedLine,
@@ -263,7 +263,8 @@ def stock_from_json(
         supplier=supplier,
         sku=_req(p, "sku", "stock"),
         supplier_sku=p.get("supplier_sku"),
-        quantity=max(available, 0),  # a supplier's shortfall means nothing to sell
+        # A shortfall means nothing to sell; beyond what one message carries, no more either.
+        quantity=min(max(available, 0), MAX_QUANTITY),
         reported_at=_when(updated, "stock.updated_at"),
         report_id=report_id or f"stock-{updated}",
     )

@@ -11,6 +11,7 @@ from typing import Any
 from connectors.edi_common.canonical import build
 from connectors.edi_common.errors import EdiError
 from connectors.x12.syntax import Segment, date_of, decimal_of, require, units_of
+from schemas.base import MAX_QUANTITY
 from schemas.purchasing import (
     AcknowledgedLine,
     AckStatus,
@@ -295,7 +296,8 @@ def inventory846(
             supplier=supplier,
             sku=sku,
             supplier_sku=their,
-            quantity=max(qty, 0),  # a supplier's shortfall means nothing to sell
+            # A shortfall means nothing to sell; beyond what one message carries, no more either.
+            quantity=min(max(qty, 0), MAX_QUANTITY),
             reported_at=reported_at,
             report_id=report_id,
         )

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
+from schemas.base import MAX_QUANTITY
+
 
 class PolicyError(ValueError):
     """A replenishment rule or input that cannot be decided on; the message says which."""
@@ -44,6 +46,9 @@ class ReplenishmentRule:
             raise PolicyError(
                 f"max stock {self.max_stock} is below the order-up-to level {self.order_up_to}"
             )
+        for name in ("order_up_to", "pack_size", "min_order_quantity"):
+            if getattr(self, name) > MAX_QUANTITY:
+                raise PolicyError(f"{name.replace('_', ' ')} is above {MAX_QUANTITY:,} units")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +86,11 @@ def round_up_to_pack(quantity: int, pack_size: int) -> int:
 
 
 def order_quantity(projected: int, rule: ReplenishmentRule) -> int:
-    """Up-to level − projected, rounded up to whole packs, and at least the MOQ (in whole packs)."""
+    """Up-to level − projected, rounded up to whole packs, and at least the MOQ (in whole packs);
+    at most the whole packs one PO line can carry (`MAX_QUANTITY`), however far stock is oversold."""
     need = max(rule.order_up_to - projected, 1)
-    return round_up_to_pack(max(need, rule.min_order_quantity), rule.pack_size)
+    wanted = round_up_to_pack(max(need, rule.min_order_quantity), rule.pack_size)
+    return min(wanted, MAX_QUANTITY // rule.pack_size * rule.pack_size)
 
 
 def decide(

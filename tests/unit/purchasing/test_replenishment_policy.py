@@ -17,6 +17,7 @@ from hub.purchasing.policy import (
     decide,
     reorder_point_from_demand,
 )
+from schemas.base import MAX_QUANTITY
 
 
 def test_orders_up_to_level_rounded_up_to_whole_packs() -> None:
@@ -161,3 +162,18 @@ def test_a_longer_lead_time_never_lowers_the_reorder_point(
     shorter = reorder_point_from_demand(demand, lead_time_days=lead, service_level=level)
     longer = reorder_point_from_demand(demand, lead_time_days=lead + 1, service_level=level)
     assert longer.reorder_point >= shorter.reorder_point
+
+
+@pytest.mark.parametrize("field", ["order_up_to", "pack_size", "min_order_quantity"])
+def test_a_rule_beyond_what_one_po_line_carries_is_refused_naming_it(field: str) -> None:
+    values = {"reorder_point": 0, "order_up_to": 10, field: MAX_QUANTITY + 1}
+    with pytest.raises(PolicyError, match=field.replace("_", " ")):
+        ReplenishmentRule(**values)
+
+
+def test_however_far_stock_is_oversold_a_suggestion_fits_one_po_line_in_whole_packs() -> None:
+    rule = ReplenishmentRule(reorder_point=0, order_up_to=MAX_QUANTITY, pack_size=7)
+    oversold = StockPosition(on_hand=0, inbound=0, reserved=MAX_QUANTITY)
+    d = decide(oversold, rule, open_po_line=False)
+    assert d.decision is Decision.ORDER
+    assert d.order_quantity % 7 == 0 and MAX_QUANTITY - 7 < d.order_quantity <= MAX_QUANTITY

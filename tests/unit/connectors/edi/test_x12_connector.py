@@ -18,6 +18,7 @@ import pytest
 from connectors.edi_common import ControlNumbers, EdiError, Exchange
 from connectors.x12 import Party, X12Codec, X12Partner, x12_exchange
 from connectors.x12.syntax import read
+from schemas.base import MAX_QUANTITY
 from schemas.envelope import Envelope
 from schemas.purchasing import (
     AckStatus,
@@ -358,17 +359,21 @@ INVENTORY_846 = [
     "LIN**SK*MUG-WHT",
     "QTY*17*5*EA",
     "QTY*33*-2*EA",
+    "LIN**SK*CUP-BLU",
+    "QTY*33*3000000000*EA",
 ]
 
 
 async def test_846_stock_feed_reports_each_sku_and_never_a_negative(exchange: Exchange) -> None:
+    """Nor more than one message carries: the hub never sells more than a supplier reports."""
     drop(exchange, "feed.edi", supplier_interchange([("846", INVENTORY_846)], functional_id="IB"))
     sink = Sink()
     await exchange.poll(sink)
-    red, mug = sink.messages
+    red, mug, cup = sink.messages
     assert isinstance(red, SupplierStockReported) and isinstance(mug, SupplierStockReported)
     assert (red.sku, red.supplier_sku, red.quantity) == ("TEE-RED-M", "VND-88-RED-M", 340)
     assert (mug.sku, mug.quantity) == ("MUG-WHT", 0)
+    assert isinstance(cup, SupplierStockReported) and cup.quantity == MAX_QUANTITY
     assert red.reported_at == datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
     assert sink.envelopes[0].key == "acme-supply:TEE-RED-M"
 

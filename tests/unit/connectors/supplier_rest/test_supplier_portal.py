@@ -21,6 +21,7 @@ from connectors.supplier_rest.mapping import (
     stock_from_json,
 )
 from hub.purchasing.match import HoldReason, three_way_match
+from schemas.base import MAX_QUANTITY
 from schemas.purchasing import (
     AckStatus,
     LineAckStatus,
@@ -324,3 +325,11 @@ def test_same_document_fetched_twice_has_the_same_message_id() -> None:
 def test_stock_report_id_defaults_to_its_time() -> None:
     r = stock_from_json({"sku": "A", "available": 3, "updated_at": T0.isoformat()}, supplier="s")
     assert r.report_id == f"stock-{T0.isoformat()}"
+
+
+@pytest.mark.parametrize(("reported", "taken"), [(-4, 0), (3_000_000_000, MAX_QUANTITY)])
+def test_stock_beyond_what_a_message_carries_is_reported_at_the_bound(reported, taken) -> None:
+    """Neither a shortfall nor more than one message carries stops the report: the hub never
+    sells more than a supplier reports, so a figure cut to the bound loses nothing."""
+    payload = {"sku": "A", "available": reported, "updated_at": T0.isoformat()}
+    assert stock_from_json(payload, supplier="s").quantity == taken
