@@ -245,12 +245,24 @@ class StockBook:
         for ol in msg.lines:
             wanted[(ol.sku, ol.location)] += ol.quantity
 
-        # Units already shipped, or refunded, before the order arrived need no reservation.
+        # Units already shipped, or refunded, before the order arrived need no reservation:
+        # at their line's location first, then, for units that left another warehouse (a
+        # platform that moved the order), at the SKU's other lines, by location.
         need: dict[StockKey, int] = {}
+        beyond: dict[str, int] = defaultdict(int)
+        for key, line in order.lines.items():
+            done = line.shipped_unreserved + line.released
+            if done:
+                beyond[key[0]] += max(0, done - wanted.get(key, 0))
         for key, qty in wanted.items():
             early = order.lines.get(key)
             done = early.shipped_unreserved + early.released if early is not None else 0
             need[key] = max(0, qty - done)
+        for key in sorted(need):
+            if need[key] and beyond[key[0]]:
+                take = min(need[key], beyond[key[0]])
+                need[key] -= take
+                beyond[key[0]] -= take
 
         if order.cancelled:
             # Cancelled before it came: it holds nothing, and its lines remember what a

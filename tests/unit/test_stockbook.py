@@ -352,6 +352,25 @@ def test_a_reopening_after_a_shipment_from_another_warehouse_holds_where_it_was_
     assert b.orders["s:1"].status == "reserved"
 
 
+@pytest.mark.parametrize(
+    ("ordered", "held"),
+    [
+        ([("main", 2)], {"main": (5, 0), "east": (3, 0)}),
+        # east's own line takes one of the two shipped there; main needs none
+        ([("main", 1), ("east", 1)], {"main": (5, 0), "east": (3, 0)}),
+        # one shipped at east before the order: main holds the other
+        ([("main", 3)], {"main": (5, 1), "east": (3, 0)}),
+    ],
+)
+def test_units_shipped_from_another_warehouse_before_the_order_came_are_not_held(ordered, held):
+    b = two_warehouses(main=5, east=5)
+    apply(b, from_location(fulfil("s:1", [("A", 2)]), "east"))
+    lines = [place("s:1", [("A", q)], location=loc).data.lines[0] for loc, q in ordered]
+    placed = place("s:1", [("A", 1)])
+    apply(b, replace(placed, data=placed.data.model_copy(update={"lines": tuple(lines)})))
+    assert held_at(b) == held
+
+
 def test_shipping_from_a_location_the_hub_keeps_no_stock_of_leaves_the_reservation():
     b = two_warehouses(main=5, east=5)
     apply(b, place("s:1", [("A", 3)]), from_location(fulfil("s:1", [("A", 3)]), "unmapped"))
