@@ -157,11 +157,7 @@ def _priced_for(
     if own is not None and (take := min(units, _room(own))):
         out.append((own, take))
         units -= take
-    others = sorted(
-        (r for k, r in rows.items() if k[0] == key[0] and k != key and _room(r)),
-        key=lambda r: r.location,
-    )
-    for row in others:
+    for _, row in sorted(_goods_of(rows, key[0], but=key)):
         if not units:
             break
         take = min(units, _room(row))
@@ -174,44 +170,49 @@ def _priced_for(
 
 async def remember_prices(session: AsyncSession, msg: OrderPlaced) -> list[SaleLine]:
     """Store the order's line prices (once). Returns the lines of units already shipped and not
-    billed — book them with `rules.sale_billed` — or [] when nothing shipped first."""
+    billed — book them with `rules.sale_billed` — or [] when nothing shipped first. Units that
+    shipped first beyond what the order has at their location (from another warehouse) are
+    billed on its lines of the SKU elsewhere, as `bill_shipment` bills them after the order."""
     rows = await _rows(session, msg.order_key)
     if any(r.priced for r in rows.values()):
         return []
     per_key = _price_lines(msg)
     shipped_first = _shipped_any(rows)
-    late: list[SaleLine] = []
     for key, (q, n, t) in per_key.items():
         row = _row(rows, session, msg.order_key, key)
         row.priced, row.currency, row.ordered, row.net, row.tax = True, msg.currency, q, n, t
         if key in CHARGE_KEYS and shipped_first:
             row.shipped = max(row.shipped, 1)
+    for key, row in sorted(rows.items()):
+        excess = row.shipped - (row.ordered if row.priced else 0)
+        if key in CHARGE_KEYS or excess <= 0:
+            continue
+        for _, other in sorted(_goods_of(rows, key[0], but=key)):
+            take = min(excess, _room(other))
+            other.shipped += take  # counted as shipped there, once
+            row.shipped -= take
+            excess -= take
+    late: list[SaleLine] = []
+    for key in per_key:  # (rows the order has no line at are unpriced: nothing to bill)
+        row = rows[key]
         units = row.shipped - row.billed
         net, tax = _bill(row, msg.currency)
         if net or tax:
             late.append(SaleLine(key[0], key[1], 0 if key in CHARGE_KEYS else units, net, tax))
-    # Units shipped first from a location the order has no line at: billed on its lines of
-    # the SKU elsewhere, as a fulfilment after the order would have been.
-    for key, row in list(rows.items()):
-        if row.priced or key in CHARGE_KEYS or row.shipped <= row.billed:
-            continue
-        units = row.shipped - row.billed
-        for other in sorted((r for k, r in rows.items() if k[0] == key[0]), key=_location):
-            take = min(units, _room(other))
-            if not take:
-                continue
-            other.shipped += take  # they count as shipped there, once
-            row.shipped -= take
-            units -= take
-            net, tax = _bill(other, msg.currency)
-            if net or tax:
-                late.append(SaleLine(key[0], other.location, take, net, tax))
     await session.flush()
     return late
 
 
-def _location(row: OrderLinePrice) -> str:
-    return row.location
+def _goods_of(
+    rows: Mapping[tuple[str, str], OrderLinePrice], sku: str, *, but: tuple[str, str]
+) -> list[tuple[str, OrderLinePrice]]:
+    """The order's priced lines of `sku` other than `but`'s with units left to ship, by
+    location (never a charge: its row's location is "~", which no warehouse is)."""
+    return [
+        (k[1], r)
+        for k, r in rows.items()
+        if k[0] == sku and k != but and k not in CHARGE_KEYS and _room(r)
+    ]
 
 
 def _price_lines(msg: OrderPlaced) -> dict[tuple[str, str], tuple[int, Decimal, Decimal]]:
@@ -424,14 +425,16 @@ def _split(
 
 async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) -> list[ReturnLine]:
     """The returned lines, each with the average cost at which its units left (cost of sales
-    booked for that order and SKU ÷ its units shipped, wherever they left from: a line can ship
-    from another warehouse than the one it was ordered at, and come back to a third; units a
-    supplier shipped left at no cost of the hub's, so a return of the whole order takes back
-    exactly what was booked); None where nothing was booked."""
+    booked for that order, SKU and location ÷ units shipped; units a supplier shipped left at
+    no cost of the hub's, so a return of the whole order takes back exactly what was booked);
+    None where nothing was booked. Where some of a SKU's units left from a warehouse the order
+    had no line at (billed on its line elsewhere), the order's average for the SKU, wherever
+    its units left from."""
     cogs = chart[Role.COST_OF_SALES].code
     q = (
         select(
             VoucherLineRow.sku,
+            VoucherLineRow.location,
             func.sum(VoucherLineRow.debit_minor) - func.sum(VoucherLineRow.credit_minor),
         )
         .join(VoucherRow, VoucherRow.voucher_id == VoucherLineRow.voucher_id)
@@ -441,17 +444,29 @@ async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) 
             VoucherLineRow.account == cogs,
             VoucherLineRow.currency == chart.currency,
         )
-        .group_by(VoucherLineRow.sku)
+        .group_by(VoucherLineRow.sku, VoucherLineRow.location)
     )
-    cost = {sku: int(m or 0) for sku, m in (await session.execute(q)).all() if sku is not None}
-    shipped: dict[str, int] = defaultdict(int)
-    for (sku, _), row in (await _rows(session, msg.order_key)).items():
-        shipped[sku] += row.shipped
+    cost = {(sku, loc): int(m or 0) for sku, loc, m in (await session.execute(q)).all()}
+    rows = await _rows(session, msg.order_key)
+    by_sku: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # [cost, units shipped]
+    moved: set[str] = set()  # SKUs some of whose units were billed on another location's row
+    for (sku, loc), minor in cost.items():
+        if sku is None or loc is None:
+            continue  # (cost of sales always names its SKU and location)
+        by_sku[sku][0] += minor
+        row = rows.get((sku, loc))
+        if row is None or row.shipped <= 0:
+            moved.add(sku)
+    for (sku, _), row in rows.items():
+        by_sku[sku][1] += row.shipped
     out = []
     for line in msg.lines:
+        key = (line.sku, line.location)
+        row = rows.get(key)
         unit_cost = None
-        if shipped[line.sku] > 0 and line.sku in cost:
-            total = from_minor(cost[line.sku], chart.currency)
-            unit_cost = costing.quantize_cost(total / shipped[line.sku])
+        if line.sku not in moved and row is not None and row.shipped > 0 and key in cost:
+            unit_cost = costing.quantize_cost(from_minor(cost[key], chart.currency) / row.shipped)
+        elif line.sku in moved and (total := by_sku[line.sku])[1] > 0:
+            unit_cost = costing.quantize_cost(from_minor(total[0], chart.currency) / total[1])
         out.append(ReturnLine(line.sku, line.location, line.quantity, line.restock, unit_cost))
     return out

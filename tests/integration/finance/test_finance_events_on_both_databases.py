@@ -14,7 +14,7 @@ from hub.domain.allocation import Rule
 from hub.finance import billing, costing, events, ledger
 from hub.finance.chart import CN_SMALL_BUSINESS
 from hub.finance.rules import CurrencyMismatch, ReturnLine
-from hub.finance.tables import OrderLinePrice, VoucherRow
+from hub.finance.tables import OrderLinePrice, VoucherLineRow, VoucherRow
 from hub.store.db import session_factory
 from hub.store.models import ProcessedMessage, Stock
 from schemas.base import CanonicalMessage
@@ -285,6 +285,83 @@ async def test_units_shipped_from_another_warehouse_are_billed_at_the_orders_pri
     # cost: 2 TEE from east at 12.00, 1 from main at 10.00; one returned at their 34 / 3
     returned = costing.quantize_cost(D("34.00") / 3)
     assert tb["6401"] == D("34.00") - costing.round_amount(returned, "CNY")
+
+
+@pytest.mark.parametrize("arrival", ["order first", "shipped first"])
+async def test_an_order_with_a_line_at_each_warehouse_bills_every_unit_whichever_ships(
+    engine: AsyncEngine, arrival: str
+) -> None:
+    """TEE ordered 1 at main and 2 at east, all 3 shipped from east: every unit is billed,
+    the one beyond east's line on main's, whether the order or the shipment comes first."""
+    tee = PLACED.lines[0]
+    split = (
+        tee.model_copy(update={"quantity": 1, "tax": D("3.90")}),
+        tee.model_copy(update={"quantity": 2, "tax": D("7.80"), "location": "east"}),
+        PLACED.lines[1],
+    )
+    placed = PLACED.model_copy(update={"lines": split})
+    east = RECEIPT_2.model_copy(update={"location": "east"})
+    shipped = _from(
+        SHIP_1.model_copy(update={"lines": (FulfilledLine(sku="TEE", quantity=3),)}), "east"
+    )
+    mug = SHIP_2.model_copy(update={"lines": (FulfilledLine(sku="MUG", quantity=1),)})
+    sale = [placed, PAID, shipped] if arrival == "order first" else [shipped, placed, PAID]
+    await core(engine, [east, *sale, mug])
+    tb = await balances(engine)
+    assert tb["6001"] == D("-113.93") and tb["222102"] == D("-13.77")
+    assert tb["1122"] == 0  # billed 127.70 with shipping, all paid
+
+
+async def test_a_return_to_a_warehouse_the_order_had_a_line_at_comes_back_at_its_cost(
+    engine: AsyncEngine,
+) -> None:
+    """TEE ordered 1 at main (cost 10) and 2 at east (cost 20), each shipped where ordered: a
+    unit returned to east comes back at 20, not at the order's average."""
+    tee = PLACED.lines[0]
+    split = (
+        tee.model_copy(update={"quantity": 1, "tax": D("3.90")}),
+        tee.model_copy(update={"quantity": 2, "tax": D("7.80"), "location": "east"}),
+    )
+    placed = PLACED.model_copy(update={"lines": split, "total": D("109.70")})
+    east = RECEIPT_2.model_copy(update={"location": "east", "unit_cost": D("20.00")})
+    ship = SHIP_1.model_copy(
+        update={
+            "lines": (
+                FulfilledLine(sku="TEE", quantity=1),
+                FulfilledLine(sku="TEE", quantity=2, location="east"),
+            )
+        }
+    )
+    back = _from(RETURNED, "east")
+    await core(engine, [RECEIPT_1, east, placed, ship, back])
+    await balances(engine)  # the books agree with the stock
+    async with session_factory(engine)() as s:
+        row = await s.get(Stock, ("TEE", "east"))
+        assert row is not None and (row.on_hand, D(row.avg_cost)) == (4, D("20.00"))
+
+
+async def test_a_product_whose_sku_reads_like_a_charge_is_billed_as_a_product(
+    engine: AsyncEngine,
+) -> None:
+    """A SKU may be "~shipping": one more unit shipped than ordered, from another warehouse,
+    does not take the order's shipping charge's row, which is billed as the charge it is."""
+    line = OrderLine(sku="~shipping", quantity=1, unit_price=D("5"))
+    placed = PLACED.model_copy(
+        update={"lines": (line,), "shipping": D("8"), "total": D("13"), "taxes_included": False}
+    )
+    shipped = _from(
+        SHIP_1.model_copy(update={"lines": (FulfilledLine(sku="~shipping", quantity=2),)}), "east"
+    )
+    await core(engine, [placed, shipped])
+    async with session_factory(engine)() as s:
+        revenue = (
+            await s.execute(
+                select(VoucherLineRow.sku, VoucherLineRow.credit_minor).where(
+                    VoucherLineRow.account == "6001"
+                )
+            )
+        ).all()
+    assert sorted(revenue, key=str) == sorted([("~shipping", 500), (None, 800)], key=str)
 
 
 async def test_a_foreign_currency_sale_is_refused_before_anything_is_written(
