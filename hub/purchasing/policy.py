@@ -49,6 +49,11 @@ class ReplenishmentRule:
         for name in ("order_up_to", "pack_size", "min_order_quantity"):
             if getattr(self, name) > MAX_QUANTITY:
                 raise PolicyError(f"{name.replace('_', ' ')} is above {MAX_QUANTITY:,} units")
+        if round_up_to_pack(self.min_order_quantity, self.pack_size) > MAX_QUANTITY:
+            raise PolicyError(
+                f"minimum order quantity {self.min_order_quantity} in whole packs of "
+                f"{self.pack_size} is above {MAX_QUANTITY:,} units"
+            )
 
 
 @dataclass(frozen=True, slots=True)

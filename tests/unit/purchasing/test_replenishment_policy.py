@@ -177,3 +177,10 @@ def test_however_far_stock_is_oversold_a_suggestion_fits_one_po_line_in_whole_pa
     d = decide(oversold, rule, open_po_line=False)
     assert d.decision is Decision.ORDER
     assert d.order_quantity % 7 == 0 and MAX_QUANTITY - 7 < d.order_quantity <= MAX_QUANTITY
+
+
+def test_a_minimum_that_whole_packs_carry_past_the_bound_is_refused() -> None:
+    with pytest.raises(PolicyError, match="whole packs"):
+        ReplenishmentRule(
+            reorder_point=0, order_up_to=10, pack_size=400_000_000, min_order_quantity=900_000_000
+        )
