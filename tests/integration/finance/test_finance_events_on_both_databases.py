@@ -3,6 +3,7 @@ small stand-in for the core's stock side. Arrival order does not change the book
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -743,6 +744,38 @@ async def test_the_core_books_the_cost_of_a_fulfilment_that_arrives_before_its_o
     tb = await balances(engine)
     assert tb["6401"] == D("20.00")  # 2 TEE at 10.00
     assert tb["1405"] == D("80.00")
+
+
+@pytest.mark.parametrize("arrival", ["order first", "shipped first"])
+async def test_the_core_ships_from_another_warehouse_once_in_stock_and_in_the_books(
+    engine: AsyncEngine, arrival: str
+) -> None:
+    """Through the core, each message in a batch of its own: 3 TEE placed at main, 2 shipped
+    from east and 1 from main. Each warehouse's stock drops by what left it, nothing stays
+    reserved, every unit is billed at the order's prices and the receivable closes."""
+    from hub.core.batch import CoreProcessor
+    from tests.builders import records
+
+    placed = PLACED.model_copy(update={"lines": PLACED.lines[:1], "total": D("109.70")})
+    paid = PAID.model_copy(update={"amount": D("109.70")})
+    east = _from(SHIP_1, "east")
+    main = SHIP_2.model_copy(update={"lines": SHIP_2.lines[:1]})
+    receipts = [RECEIPT_1, RECEIPT_2.model_copy(update={"location": "east"})]
+    sale = [placed, paid, east, main] if arrival == "order first" else [east, placed, paid, main]
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    for m in (*receipts, *sale):  # (ids of their own: two receipts and two fulfilments)
+        env = keyed(m)
+        await core.process(records(replace(env, id=message_id(env.id, repr(m)))))
+    async with session_factory(engine)() as s:
+        rows = (await s.execute(select(Stock).where(Stock.sku == "TEE"))).scalars()
+        assert {r.location: (r.on_hand, r.reserved) for r in rows} == {
+            "main": (9, 0),
+            "east": (3, 0),
+        }
+    tb = await balances(engine)
+    assert tb["6001"] == D("-98.00")  # TEE 3 × 33.90 − 11.70, and the shipping
+    assert tb["1122"] == 0
+    assert tb["6401"] == D("36.00")  # 2 at east's 13.00, 1 at main's 10.00
 
 
 async def test_a_refund_of_a_shipped_and_an_unshipped_line_credits_the_shipped_one_at_its_rate(
