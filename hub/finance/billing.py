@@ -424,17 +424,20 @@ def _split(
 
 
 async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) -> list[ReturnLine]:
-    """The returned lines, each with the average cost at which its units left (cost of sales
-    booked for that order, SKU and location ÷ units shipped; units a supplier shipped left at
-    no cost of the hub's, so a return of the whole order takes back exactly what was booked);
-    None where nothing was booked. Where some of a SKU's units left from a warehouse the order
-    had no line at (billed on its line elsewhere), the order's average for the SKU, wherever
-    its units left from."""
+    """The returned lines, each with the average cost at which the order's units of its SKU
+    left (cost of sales booked for that order and SKU ÷ its units shipped; units a supplier
+    shipped left at no cost of the hub's, so a return of the whole order takes back exactly
+    what was booked); None where nothing was booked.
+
+    Per SKU, not per location: units are billed on the order's line of the SKU, which may be at
+    another warehouse than the one they left (a platform that moved the order), and may come
+    back to a third, so only the SKU's totals are the same whichever way, and in whichever
+    order, the messages came. An order that shipped one SKU from warehouses at different costs
+    takes its units back at their average."""
     cogs = chart[Role.COST_OF_SALES].code
     q = (
         select(
             VoucherLineRow.sku,
-            VoucherLineRow.location,
             func.sum(VoucherLineRow.debit_minor) - func.sum(VoucherLineRow.credit_minor),
         )
         .join(VoucherRow, VoucherRow.voucher_id == VoucherLineRow.voucher_id)
@@ -444,29 +447,18 @@ async def return_lines(session: AsyncSession, chart: Chart, msg: OrderReturned) 
             VoucherLineRow.account == cogs,
             VoucherLineRow.currency == chart.currency,
         )
-        .group_by(VoucherLineRow.sku, VoucherLineRow.location)
+        .group_by(VoucherLineRow.sku)
     )
-    cost = {(sku, loc): int(m or 0) for sku, loc, m in (await session.execute(q)).all()}
-    rows = await _rows(session, msg.order_key)
-    by_sku: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # [cost, units shipped]
-    moved: set[str] = set()  # SKUs some of whose units were billed on another location's row
-    for (sku, loc), minor in cost.items():
-        if sku is None or loc is None:
-            continue  # (cost of sales always names its SKU and location)
-        by_sku[sku][0] += minor
-        row = rows.get((sku, loc))
-        if row is None or row.shipped <= 0:
-            moved.add(sku)
-    for (sku, _), row in rows.items():
-        by_sku[sku][1] += row.shipped
+    cost = {sku: int(m or 0) for sku, m in (await session.execute(q)).all() if sku is not None}
+    shipped: dict[str, int] = defaultdict(int)
+    for key, row in (await _rows(session, msg.order_key)).items():
+        if key not in CHARGE_KEYS:
+            shipped[key[0]] += row.shipped
     out = []
     for line in msg.lines:
-        key = (line.sku, line.location)
-        row = rows.get(key)
         unit_cost = None
-        if line.sku not in moved and row is not None and row.shipped > 0 and key in cost:
-            unit_cost = costing.quantize_cost(from_minor(cost[key], chart.currency) / row.shipped)
-        elif line.sku in moved and (total := by_sku[line.sku])[1] > 0:
-            unit_cost = costing.quantize_cost(from_minor(total[0], chart.currency) / total[1])
+        if shipped[line.sku] > 0 and line.sku in cost:
+            total = from_minor(cost[line.sku], chart.currency)
+            unit_cost = costing.quantize_cost(total / shipped[line.sku])
         out.append(ReturnLine(line.sku, line.location, line.quantity, line.restock, unit_cost))
     return out

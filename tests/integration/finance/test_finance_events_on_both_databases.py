@@ -313,32 +313,36 @@ async def test_an_order_with_a_line_at_each_warehouse_bills_every_unit_whichever
     assert tb["1122"] == 0  # billed 127.70 with shipping, all paid
 
 
-async def test_a_return_to_a_warehouse_the_order_had_a_line_at_comes_back_at_its_cost(
-    engine: AsyncEngine,
+@pytest.mark.parametrize("arrival", ["order first", "shipped first"])
+@pytest.mark.parametrize("back_to", ["main", "east", "west"])
+async def test_a_whole_return_takes_back_exactly_the_cost_booked_wherever_it_comes(
+    engine: AsyncEngine, arrival: str, back_to: str
 ) -> None:
-    """TEE ordered 1 at main (cost 10) and 2 at east (cost 20), each shipped where ordered: a
-    unit returned to east comes back at 20, not at the order's average."""
+    """TEE ordered 1 at main and 2 at east, all 3 shipped from east (cost 13.00), the order or
+    the shipment first; all 3 come back to main, east or a third warehouse: at 13.00 each, so
+    the order's cost of sales returns to nothing."""
     tee = PLACED.lines[0]
     split = (
         tee.model_copy(update={"quantity": 1, "tax": D("3.90")}),
         tee.model_copy(update={"quantity": 2, "tax": D("7.80"), "location": "east"}),
     )
     placed = PLACED.model_copy(update={"lines": split, "total": D("109.70")})
-    east = RECEIPT_2.model_copy(update={"location": "east", "unit_cost": D("20.00")})
-    ship = SHIP_1.model_copy(
-        update={
-            "lines": (
-                FulfilledLine(sku="TEE", quantity=1),
-                FulfilledLine(sku="TEE", quantity=2, location="east"),
-            )
-        }
+    east = RECEIPT_2.model_copy(update={"location": "east"})
+    shipped = _from(
+        SHIP_1.model_copy(update={"lines": (FulfilledLine(sku="TEE", quantity=3),)}), "east"
     )
-    back = _from(RETURNED, "east")
-    await core(engine, [RECEIPT_1, east, placed, ship, back])
-    await balances(engine)  # the books agree with the stock
+    sale = [placed, shipped] if arrival == "order first" else [shipped, placed]
+    back = RETURNED.model_copy(
+        update={"lines": (ReturnedLine(sku="TEE", quantity=3, restock=True, location=back_to),)}
+    )
+    await core(engine, [RECEIPT_1, east, *sale, back])
+    tb = await balances(engine)  # the books agree with the stock
+    assert tb["6401"] == 0
     async with session_factory(engine)() as s:
-        row = await s.get(Stock, ("TEE", "east"))
-        assert row is not None and (row.on_hand, D(row.avg_cost)) == (4, D("20.00"))
+        row = await s.get(Stock, ("TEE", back_to))
+        assert row is not None
+        if back_to == "west":
+            assert (row.on_hand, D(row.avg_cost)) == (3, D("13.00"))
 
 
 async def test_a_product_whose_sku_reads_like_a_charge_is_billed_as_a_product(
