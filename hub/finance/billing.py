@@ -157,12 +157,9 @@ def _priced_for(
     if own is not None and (take := min(units, _room(own))):
         out.append((own, take))
         units -= take
-    for _, row in sorted(_goods_of(rows, key[0], but=key)):
-        if not units:
-            break
-        take = min(units, _room(row))
-        out.append((row, take))
-        units -= take
+    elsewhere = _spread(rows, key, units)
+    out += elsewhere
+    units -= sum(take for _, take in elsewhere)
     if units:
         out.append((_row(rows, session, order_key, key), units))
     return out
@@ -187,11 +184,9 @@ async def remember_prices(session: AsyncSession, msg: OrderPlaced) -> list[SaleL
         excess = row.shipped - (row.ordered if row.priced else 0)
         if key in CHARGE_KEYS or excess <= 0:
             continue
-        for _, other in sorted(_goods_of(rows, key[0], but=key)):
-            take = min(excess, _room(other))
+        for other, take in _spread(rows, key, excess):
             other.shipped += take  # counted as shipped there, once
             row.shipped -= take
-            excess -= take
     late: list[SaleLine] = []
     for key in per_key:  # (rows the order has no line at are unpriced: nothing to bill)
         row = rows[key]
@@ -203,16 +198,20 @@ async def remember_prices(session: AsyncSession, msg: OrderPlaced) -> list[SaleL
     return late
 
 
-def _goods_of(
-    rows: Mapping[tuple[str, str], OrderLinePrice], sku: str, *, but: tuple[str, str]
-) -> list[tuple[str, OrderLinePrice]]:
-    """The order's priced lines of `sku` other than `but`'s with units left to ship, by
-    location (never a charge: its row's location is "~", which no warehouse is)."""
-    return [
-        (k[1], r)
-        for k, r in rows.items()
-        if k[0] == sku and k != but and k not in CHARGE_KEYS and _room(r)
-    ]
+def _spread(
+    rows: Mapping[tuple[str, str], OrderLinePrice], key: tuple[str, str], units: int
+) -> list[tuple[OrderLinePrice, int]]:
+    """Up to `units` of `key`'s SKU over the order's priced lines of it at other locations, as
+    many as each has left to ship, by location (never a charge: its row's location is "~",
+    which no warehouse is)."""
+    out: list[tuple[OrderLinePrice, int]] = []
+    for k in sorted(rows):
+        if k[0] != key[0] or k == key or k in CHARGE_KEYS:
+            continue
+        if take := min(units, _room(rows[k])):
+            out.append((rows[k], take))
+            units -= take
+    return out
 
 
 def _price_lines(msg: OrderPlaced) -> dict[tuple[str, str], tuple[int, Decimal, Decimal]]:
