@@ -248,16 +248,11 @@ class StockBook:
         # Units already shipped, or refunded, before the order arrived need no reservation:
         # at their line's location first, then, for units that left another warehouse (a
         # platform that moved the order), at the SKU's other lines, by location.
-        need: dict[StockKey, int] = {}
+        done = {k: ln.shipped_unreserved + ln.released for k, ln in order.lines.items()}
+        need = {k: max(0, q - done.get(k, 0)) for k, q in wanted.items()}
         beyond: dict[str, int] = defaultdict(int)
-        for key, line in order.lines.items():
-            done = line.shipped_unreserved + line.released
-            if done:
-                beyond[key[0]] += max(0, done - wanted.get(key, 0))
-        for key, qty in wanted.items():
-            early = order.lines.get(key)
-            done = early.shipped_unreserved + early.released if early is not None else 0
-            need[key] = max(0, qty - done)
+        for key, units in done.items():
+            beyond[key[0]] += max(0, units - wanted.get(key, 0))
         for key in sorted(need):
             if need[key] and beyond[key[0]]:
                 take = min(need[key], beyond[key[0]])
