@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+)
 
 # ISO 4217 active codes (alphabetic). Kept here so validation needs no network or extra package.
 ISO_4217 = frozenset(
@@ -239,9 +247,14 @@ UtcDatetime = Annotated[
 # Units in one message: a billion is no merchant's, and two such stay within the stores' 32-bit
 # integer columns (more than those hold is refused by PostgreSQL and taken by SQLite).
 MAX_QUANTITY = 1_000_000_000
+Units = Annotated[PositiveInt, Field(le=MAX_QUANTITY)]
+UnitsOrZero = Annotated[NonNegativeInt, Field(le=MAX_QUANTITY)]  # a count; a line rejected whole
 # Text from a platform or a partner that the hub stores: no control characters (a NUL is refused
 # by PostgreSQL's text columns and taken by SQLite's, so the two would disagree).
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+# An id a platform or partner gives (order, line, payment, shipment), and a stock document's id.
+PlatformId = Annotated[str, Field(max_length=64, pattern=NO_CONTROL)]
+Reference = Annotated[str, Field(max_length=128, pattern=NO_CONTROL)]
 Sku = Annotated[
     str,
     Field(

@@ -5,17 +5,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from schemas import topics
 from schemas.base import (
-    MAX_QUANTITY,
-    NO_CONTROL,
     Amount,
     CanonicalMessage,
     Currency,
     Location,
+    PlatformId,
     Sku,
+    Units,
     UtcDatetime,
 )
 
@@ -66,17 +66,15 @@ class OrderLine(CanonicalMessage):
     """One line of an order: what was bought, from where, at what price."""
 
     sku: Sku
-    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units ordered", examples=[2])
+    quantity: Units = Field(description="Units ordered", examples=[2])
     location: Location = "main"
     unit_price: Amount = Field(
         default=Decimal(0), description="Price per unit before tax and discount"
     )
     discount: Amount = Field(default=Decimal(0), ge=0, description="Discount on the whole line")
     tax: Amount = Field(default=Decimal(0), ge=0, description="Tax charged on the whole line")
-    line_id: str | None = Field(
-        pattern=NO_CONTROL,
+    line_id: PlatformId | None = Field(
         default=None,
-        max_length=64,
         description="Platform line item id",
         examples=["866550311766439020"],
     )
@@ -91,9 +89,7 @@ class OrderPlaced(_OrderMessage):
 
     ce_type = "hub.order.placed.v1"
 
-    platform_order_id: str = Field(
-        pattern=NO_CONTROL,
-        max_length=64,
+    platform_order_id: PlatformId = Field(
         description="Order id on the platform",
         examples=["450789469"],
     )
@@ -157,7 +153,7 @@ class OrderReopened(_OrderMessage):
 
 class FulfilledLine(CanonicalMessage):
     sku: Sku
-    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units shipped", examples=[1])
+    quantity: Units = Field(description="Units shipped", examples=[1])
     location: Location = "main"
 
 
@@ -170,9 +166,7 @@ class OrderFulfilled(_OrderMessage):
 
     ce_type = "hub.order.fulfilled.v1"
 
-    fulfilment_id: str = Field(
-        pattern=NO_CONTROL,
-        max_length=64,
+    fulfilment_id: PlatformId = Field(
         description="Platform fulfilment id",
         examples=["255858046"],
     )
@@ -186,7 +180,7 @@ class OrderFulfilled(_OrderMessage):
 
 class ReturnedLine(CanonicalMessage):
     sku: Sku
-    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units returned", examples=[1])
+    quantity: Units = Field(description="Units returned", examples=[1])
     location: Location = "main"
     restock: bool = Field(
         description="Whether the units go back to sellable stock", examples=[True]
@@ -209,9 +203,7 @@ class OrderReturned(_OrderMessage):
 
     ce_type = "hub.order.returned.v1"
 
-    return_id: str = Field(
-        pattern=NO_CONTROL,
-        max_length=64,
+    return_id: PlatformId = Field(
         description="Platform refund/return id",
         examples=["509562969"],
     )

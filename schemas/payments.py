@@ -5,7 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from schemas import topics
-from schemas.base import NO_CONTROL, Amount, CanonicalMessage, Currency, UtcDatetime
+from schemas.base import (
+    Amount,
+    CanonicalMessage,
+    Currency,
+    PlatformId,
+    UtcDatetime,
+)
 from schemas.orders import Account, OrderKey
 
 
@@ -29,9 +35,7 @@ class PaymentCaptured(_PaymentMessage):
 
     ce_type = "hub.payment.captured.v1"
 
-    payment_id: str = Field(
-        pattern=NO_CONTROL,
-        max_length=64,
+    payment_id: PlatformId = Field(
         description="Platform transaction id",
         examples=["389404469"],
     )
@@ -43,7 +47,5 @@ class PaymentRefunded(_PaymentMessage):
 
     ce_type = "hub.payment.refunded.v1"
 
-    refund_id: str = Field(
-        pattern=NO_CONTROL, max_length=64, description="Platform refund id", examples=["509562969"]
-    )
+    refund_id: PlatformId = Field(description="Platform refund id", examples=["509562969"])
     refunded_at: UtcDatetime

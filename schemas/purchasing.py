@@ -18,17 +18,19 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
 from schemas import topics
 from schemas.base import (
-    MAX_QUANTITY,
     NO_CONTROL,
     Amount,
     CanonicalMessage,
     Currency,
     Location,
+    PlatformId,
     Sku,
+    Units,
+    UnitsOrZero,
     UtcDatetime,
 )
 from schemas.registry import register
@@ -95,7 +97,7 @@ class PurchaseOrderLine(CanonicalMessage):
     line_number: LineNumber
     sku: Sku
     supplier_sku: SupplierSku = None
-    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units ordered", examples=[120])
+    quantity: Units = Field(description="Units ordered", examples=[120])
     unit_price: UnitPrice
     unit_of_measure: str = Field(
         default="EA",
@@ -251,8 +253,7 @@ class AcknowledgedLine(CanonicalMessage):
         description="accepted as ordered, changed (quantity, price or date), backordered, rejected",
         examples=["changed"],
     )
-    quantity: NonNegativeInt = Field(
-        le=MAX_QUANTITY,
+    quantity: UnitsOrZero = Field(
         description="Units the supplier commits to deliver (0 for a rejected line)",
         examples=[96],
     )
@@ -302,7 +303,7 @@ class ShippedLine(CanonicalMessage):
         examples=[1],
     )
     sku: Sku
-    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units shipped", examples=[60])
+    quantity: Units = Field(description="Units shipped", examples=[60])
 
 
 class ShipmentNotified(_SupplierDocument):
@@ -317,17 +318,13 @@ class ShipmentNotified(_SupplierDocument):
     expected_delivery: date | None = Field(
         default=None, description="Estimated delivery date", examples=["2026-11-27"]
     )
-    carrier: str = Field(
-        pattern=NO_CONTROL,
+    carrier: PlatformId = Field(
         default="",
-        max_length=64,
         description="Carrier (SCAC or name)",
         examples=["UPSN"],
     )
-    tracking_number: str = Field(
-        pattern=NO_CONTROL,
+    tracking_number: PlatformId = Field(
         default="",
-        max_length=64,
         description="Carrier's tracking or pro number",
         examples=["1Z999AA10123456784"],
     )
@@ -344,7 +341,7 @@ class InvoiceLine(CanonicalMessage):
         default=None, description="PO line invoiced", examples=[1]
     )
     sku: Sku
-    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units invoiced", examples=[60])
+    quantity: Units = Field(description="Units invoiced", examples=[60])
     unit_price: UnitPrice
 
     @property
@@ -391,8 +388,7 @@ class SupplierStockReported(CanonicalMessage):
     supplier: SupplierId
     sku: Sku
     supplier_sku: SupplierSku = None
-    quantity: NonNegativeInt = Field(
-        le=MAX_QUANTITY,
+    quantity: UnitsOrZero = Field(
         description="Units the supplier can ship now; the hub never sells more",
         examples=[340],
     )

@@ -5,17 +5,20 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from schemas import topics
 from schemas.base import (
     MAX_QUANTITY,
-    NO_CONTROL,
     Amount,
     CanonicalMessage,
     Currency,
     Location,
+    PlatformId,
+    Reference,
     Sku,
+    Units,
+    UnitsOrZero,
     UtcDatetime,
 )
 
@@ -35,10 +38,8 @@ class StockCounted(_StockMessage):
     ce_type = "hub.stock.counted.v1"
 
     location: Location = "main"
-    quantity: NonNegativeInt = Field(le=MAX_QUANTITY, description="Units counted", examples=[48])
-    count_id: str = Field(
-        pattern=NO_CONTROL,
-        max_length=128,
+    quantity: UnitsOrZero = Field(description="Units counted", examples=[48])
+    count_id: Reference = Field(
         description="Stocktake id",
         examples=["count-2026-11-01"],
     )
@@ -73,9 +74,7 @@ class StockAdjusted(_StockMessage):
         description="Free text for the journal",
         examples=["water damage in aisle 4"],
     )
-    adjustment_id: str = Field(
-        pattern=NO_CONTROL, max_length=128, description="Adjustment id", examples=["adj-77"]
-    )
+    adjustment_id: Reference = Field(description="Adjustment id", examples=["adj-77"])
     adjusted_at: UtcDatetime
 
     @model_validator(mode="after")
@@ -91,18 +90,14 @@ class GoodsReceived(_StockMessage):
     ce_type = "hub.stock.received.v1"
 
     location: Location = "main"
-    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units received", examples=[100])
+    quantity: Units = Field(description="Units received", examples=[100])
     unit_cost: Amount = Field(
         default=Decimal(0), ge=0, description="Cost per unit", examples=["12.50"]
     )
     currency: Currency = "CNY"
-    receipt_id: str = Field(
-        pattern=NO_CONTROL, max_length=128, description="Receipt (GRN) id", examples=["GRN-1001"]
-    )
-    po_number: str | None = Field(
-        pattern=NO_CONTROL,
+    receipt_id: Reference = Field(description="Receipt (GRN) id", examples=["GRN-1001"])
+    po_number: PlatformId | None = Field(
         default=None,
-        max_length=64,
         description="Purchase order the goods fill, if any",
         examples=["PO-2026-0042"],
     )
@@ -124,10 +119,8 @@ class StockTransferred(_StockMessage):
 
     from_location: Location
     to_location: Location
-    quantity: PositiveInt = Field(le=MAX_QUANTITY, description="Units moved", examples=[10])
-    transfer_id: str = Field(
-        pattern=NO_CONTROL, max_length=128, description="Transfer id", examples=["TR-9"]
-    )
+    quantity: Units = Field(description="Units moved", examples=[10])
+    transfer_id: Reference = Field(description="Transfer id", examples=["TR-9"])
     transferred_at: UtcDatetime
 
     @model_validator(mode="after")
