@@ -22,6 +22,7 @@ from pydantic import Field, PositiveInt, model_validator
 
 from schemas import topics
 from schemas.base import (
+    MAX_QUANTITY,
     NO_CONTROL,
     Amount,
     CanonicalMessage,
@@ -377,6 +378,12 @@ class SupplierInvoiceReceived(_SupplierDocument):
         examples=["15.00"],
     )
     total: Amount = Field(description="Amount due", examples=["862.50"])
+
+
+def reported_units(figure: int) -> int:
+    """A supplier's stock figure as a report's quantity: a shortfall means nothing to sell, and
+    beyond what one message carries no more either (the hub never sells more than reported)."""
+    return min(max(figure, 0), MAX_QUANTITY)
 
 
 class SupplierStockReported(CanonicalMessage):

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from connectors.errors import MalformedPayload
-from schemas.base import MAX_QUANTITY, CanonicalMessage
+from schemas.base import CanonicalMessage
 from schemas.envelope import Envelope, content_id, message_id
 from schemas.purchasing import (
     AcknowledgedLine,
@@ -28,6 +28,7 @@ from schemas.purchasing import (
     ShippedLine,
     SupplierInvoiceReceived,
     SupplierStockReported,
+    reported_units,
 )
 
 M = TypeVar("M", bound=CanonicalMessage)
@@ -263,8 +264,7 @@ def stock_from_json(
         supplier=supplier,
         sku=_req(p, "sku", "stock"),
         supplier_sku=p.get("supplier_sku"),
-        # A shortfall means nothing to sell; beyond what one message carries, no more either.
-        quantity=min(max(available, 0), MAX_QUANTITY),
+        quantity=reported_units(available),
         reported_at=_when(updated, "stock.updated_at"),
         report_id=report_id or f"stock-{updated}",
     )

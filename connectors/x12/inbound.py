@@ -11,7 +11,6 @@ from typing import Any
 from connectors.edi_common.canonical import build
 from connectors.edi_common.errors import EdiError
 from connectors.x12.syntax import Segment, date_of, decimal_of, require, units_of
-from schemas.base import MAX_QUANTITY
 from schemas.purchasing import (
     AcknowledgedLine,
     AckStatus,
@@ -22,6 +21,7 @@ from schemas.purchasing import (
     ShippedLine,
     SupplierInvoiceReceived,
     SupplierStockReported,
+    reported_units,
 )
 
 # BAK02 acknowledgement type
@@ -296,8 +296,7 @@ def inventory846(
             supplier=supplier,
             sku=sku,
             supplier_sku=their,
-            # A shortfall means nothing to sell; beyond what one message carries, no more either.
-            quantity=min(max(qty, 0), MAX_QUANTITY),
+            quantity=reported_units(qty),
             reported_at=reported_at,
             report_id=report_id,
         )
