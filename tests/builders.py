@@ -34,8 +34,12 @@ def _acct(key: str) -> str:
 
 
 def place(
-    key: str, lines: list[tuple[str, int]], channel: str = "online", location: str = "main"
+    key: str,
+    lines: list[tuple[str, int]] | list[tuple[str, int, str]],
+    channel: str = "online",
+    location: str = "main",
 ) -> Envelope:
+    """An order of `lines`, each (SKU, units) at `location` or (SKU, units, its location)."""
     return Envelope(
         id=message_id(key, "placed"),
         source="test",
@@ -47,10 +51,15 @@ def place(
             placed_at=T0,
             currency="CNY",
             lines=tuple(
-                OrderLine(sku=s, quantity=q, location=location, unit_price=Decimal("10.00"))
-                for s, q in lines
+                OrderLine(
+                    sku=s,
+                    quantity=q,
+                    location=at[0] if at else location,
+                    unit_price=Decimal("10.00"),
+                )
+                for s, q, *at in lines
             ),
-            total=Decimal("10.00") * sum(q for _, q in lines),
+            total=Decimal("10.00") * sum(line[1] for line in lines),
         ),
     )
 
@@ -72,7 +81,11 @@ def reopen(key: str, at: datetime, channel: str = "online") -> Envelope:
 
 
 def fulfil(
-    key: str, lines: list[tuple[str, int]], fid: str = "F1", channel: str = "online"
+    key: str,
+    lines: list[tuple[str, int]],
+    fid: str = "F1",
+    channel: str = "online",
+    location: str = "main",
 ) -> Envelope:
     return Envelope(
         id=message_id(key, "fulfilled", fid),
@@ -83,7 +96,7 @@ def fulfil(
             channel=channel,
             fulfilment_id=fid,
             fulfilled_at=T0,
-            lines=tuple(FulfilledLine(sku=s, quantity=q) for s, q in lines),
+            lines=tuple(FulfilledLine(sku=s, quantity=q, location=location) for s, q in lines),
         ),
     )
 

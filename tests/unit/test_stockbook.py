@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -310,11 +309,6 @@ def test_dropshipped_names_the_units_the_fulfilment_takes_from_a_supplier():
     assert [(m.location, m.delta) for m in b.movements] == [("dropship.acme", -1), ("main", -3)]
 
 
-def from_location(env, location: str):
-    lines = tuple(ln.model_copy(update={"location": location}) for ln in env.data.lines)
-    return replace(env, data=env.data.model_copy(update={"lines": lines}))
-
-
 def two_warehouses(main: int, east: int) -> StockBook:
     rows = {
         ("A", "main"): StockRow("A", "main", on_hand=main),
@@ -331,7 +325,7 @@ def test_shipping_from_another_warehouse_commits_the_reservation_held_at_the_fir
     # Reserved at main; the platform moved the order and east shipped it. Main's units are
     # free again and east's stock dropped: counted once, not twice.
     b = two_warehouses(main=5, east=5)
-    apply(b, place("s:1", [("A", 3)]), from_location(fulfil("s:1", [("A", 1)]), "east"))
+    apply(b, place("s:1", [("A", 3)]), fulfil("s:1", [("A", 1)], location="east"))
     assert held_at(b) == {"main": (5, 2), "east": (4, 0)}
     assert "A" in b.touched
     apply(b, fulfil("s:1", [("A", 2)], fid="F2"))
@@ -346,7 +340,7 @@ def test_shipping_from_another_warehouse_commits_the_reservation_held_at_the_fir
 def test_a_reopening_after_a_shipment_from_another_warehouse_holds_where_it_was_placed():
     at = [T0 + timedelta(minutes=m) for m in range(3)]
     b = two_warehouses(main=5, east=1)
-    apply(b, place("s:1", [("A", 3)]), from_location(fulfil("s:1", [("A", 1)]), "east"))
+    apply(b, place("s:1", [("A", 3)]), fulfil("s:1", [("A", 1)], location="east"))
     apply(b, cancel("s:1", at=at[1]), reopen("s:1", at[2]))
     assert held_at(b) == {"main": (5, 2), "east": (0, 0)}
     assert b.orders["s:1"].status == "reserved"
@@ -364,16 +358,14 @@ def test_a_reopening_after_a_shipment_from_another_warehouse_holds_where_it_was_
 )
 def test_units_shipped_from_another_warehouse_before_the_order_came_are_not_held(ordered, held):
     b = two_warehouses(main=5, east=5)
-    apply(b, from_location(fulfil("s:1", [("A", 2)]), "east"))
-    lines = [place("s:1", [("A", q)], location=loc).data.lines[0] for loc, q in ordered]
-    placed = place("s:1", [("A", 1)])
-    apply(b, replace(placed, data=placed.data.model_copy(update={"lines": tuple(lines)})))
+    apply(b, fulfil("s:1", [("A", 2)], location="east"))
+    apply(b, place("s:1", [("A", q, loc) for loc, q in ordered]))
     assert held_at(b) == held
 
 
 def test_shipping_from_a_location_the_hub_keeps_no_stock_of_leaves_the_reservation():
     b = two_warehouses(main=5, east=5)
-    apply(b, place("s:1", [("A", 3)]), from_location(fulfil("s:1", [("A", 3)]), "unmapped"))
+    apply(b, place("s:1", [("A", 3)]), fulfil("s:1", [("A", 3)], location="unmapped"))
     assert held_at(b) == {"main": (5, 3), "east": (5, 0)}
     assert b.movements == []
 
