@@ -269,6 +269,17 @@ def _from(msg, location: str):
     return msg.model_copy(update={"lines": lines})
 
 
+EAST_RECEIPT = RECEIPT_2.model_copy(update={"location": "east"})  # 5 TEE at 13.00
+# TEE ordered 1 at main and 2 at east, at the same price and rate; all 3 shipped from east.
+TEE_AT_BOTH = (
+    PLACED.lines[0].model_copy(update={"quantity": 1, "tax": D("3.90")}),
+    PLACED.lines[0].model_copy(update={"quantity": 2, "tax": D("7.80"), "location": "east"}),
+)
+TEE_FROM_EAST = _from(
+    SHIP_1.model_copy(update={"lines": (FulfilledLine(sku="TEE", quantity=3),)}), "east"
+)
+
+
 @pytest.mark.parametrize("arrival", ["order first", "shipped first"])
 async def test_units_shipped_from_another_warehouse_are_billed_at_the_orders_prices(
     engine: AsyncEngine, arrival: str
@@ -294,20 +305,11 @@ async def test_an_order_with_a_line_at_each_warehouse_bills_every_unit_whichever
 ) -> None:
     """TEE ordered 1 at main and 2 at east, all 3 shipped from east: every unit is billed,
     the one beyond east's line on main's, whether the order or the shipment comes first."""
-    tee = PLACED.lines[0]
-    split = (
-        tee.model_copy(update={"quantity": 1, "tax": D("3.90")}),
-        tee.model_copy(update={"quantity": 2, "tax": D("7.80"), "location": "east"}),
-        PLACED.lines[1],
-    )
-    placed = PLACED.model_copy(update={"lines": split})
-    east = RECEIPT_2.model_copy(update={"location": "east"})
-    shipped = _from(
-        SHIP_1.model_copy(update={"lines": (FulfilledLine(sku="TEE", quantity=3),)}), "east"
-    )
+    placed = PLACED.model_copy(update={"lines": (*TEE_AT_BOTH, PLACED.lines[1])})
     mug = SHIP_2.model_copy(update={"lines": (FulfilledLine(sku="MUG", quantity=1),)})
-    sale = [placed, PAID, shipped] if arrival == "order first" else [shipped, placed, PAID]
-    await core(engine, [east, *sale, mug])
+    east = TEE_FROM_EAST
+    sale = [placed, PAID, east] if arrival == "order first" else [east, placed, PAID]
+    await core(engine, [EAST_RECEIPT, *sale, mug])
     tb = await balances(engine)
     assert tb["6001"] == D("-113.93") and tb["222102"] == D("-13.77")
     assert tb["1122"] == 0  # billed 127.70 with shipping, all paid
@@ -321,21 +323,12 @@ async def test_a_whole_return_takes_back_exactly_the_cost_booked_wherever_it_com
     """TEE ordered 1 at main and 2 at east, all 3 shipped from east (cost 13.00), the order or
     the shipment first; all 3 come back to main, east or a third warehouse: at 13.00 each, so
     the order's cost of sales returns to nothing."""
-    tee = PLACED.lines[0]
-    split = (
-        tee.model_copy(update={"quantity": 1, "tax": D("3.90")}),
-        tee.model_copy(update={"quantity": 2, "tax": D("7.80"), "location": "east"}),
-    )
-    placed = PLACED.model_copy(update={"lines": split, "total": D("109.70")})
-    east = RECEIPT_2.model_copy(update={"location": "east"})
-    shipped = _from(
-        SHIP_1.model_copy(update={"lines": (FulfilledLine(sku="TEE", quantity=3),)}), "east"
-    )
-    sale = [placed, shipped] if arrival == "order first" else [shipped, placed]
+    placed = PLACED.model_copy(update={"lines": TEE_AT_BOTH, "total": D("109.70")})
+    sale = [placed, TEE_FROM_EAST] if arrival == "order first" else [TEE_FROM_EAST, placed]
     back = RETURNED.model_copy(
         update={"lines": (ReturnedLine(sku="TEE", quantity=3, restock=True, location=back_to),)}
     )
-    await core(engine, [RECEIPT_1, east, *sale, back])
+    await core(engine, [RECEIPT_1, EAST_RECEIPT, *sale, back])
     tb = await balances(engine)  # the books agree with the stock
     assert tb["6401"] == 0
     async with session_factory(engine)() as s:
@@ -764,12 +757,11 @@ async def test_the_core_ships_from_another_warehouse_once_in_stock_and_in_the_bo
     paid = PAID.model_copy(update={"amount": D("109.70")})
     east = _from(SHIP_1, "east")
     main = SHIP_2.model_copy(update={"lines": SHIP_2.lines[:1]})
-    receipts = [RECEIPT_1, RECEIPT_2.model_copy(update={"location": "east"})]
     sale = [placed, paid, east, main] if arrival == "order first" else [east, placed, paid, main]
     core = CoreProcessor(session_factory(engine), {}, chart=CHART)
-    for m in (*receipts, *sale):  # (ids of their own: two receipts and two fulfilments)
-        env = keyed(m)
-        await core.process(records(replace(env, id=message_id(env.id, repr(m)))))
+    for n, m in enumerate((RECEIPT_1, EAST_RECEIPT, *sale)):
+        # an id of its own: two receipts, and two fulfilments, share their Kafka keys
+        await core.process(records(replace(keyed(m), id=message_id("flow", str(n)))))
     async with session_factory(engine)() as s:
         rows = (await s.execute(select(Stock).where(Stock.sku == "TEE"))).scalars()
         assert {r.location: (r.on_hand, r.reserved) for r in rows} == {
