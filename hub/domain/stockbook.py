@@ -253,7 +253,7 @@ class StockBook:
         beyond: dict[str, int] = defaultdict(int)
         for key, units in done.items():
             beyond[key[0]] += max(0, units - wanted.get(key, 0))
-        for key in sorted(need):
+        for key in sorted(need) if beyond else ():  # (an order that comes first has no lines)
             if need[key] and beyond[key[0]]:
                 take = min(need[key], beyond[key[0]])
                 need[key] -= take
