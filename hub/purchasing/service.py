@@ -685,7 +685,8 @@ async def _acknowledged(session: AsyncSession, msg: PurchaseOrderAcknowledged) -
 
 
 async def _shipped(session: AsyncSession, msg: ShipmentNotified) -> Handled:
-    if await session.get(ShipmentRow, (msg.supplier, msg.shipment_id)) is not None:
+    key = (msg.supplier, msg.shipment_id, msg.po_number)
+    if await session.get(ShipmentRow, key) is not None:
         return Handled()
     po, rows = await _load(session, msg.po_number)
     if po is None:

@@ -109,13 +109,14 @@ class PurchaseOrderLineRow(Base):
 
 
 class ShipmentRow(Base):
-    """An advance ship notice as received: goods on their way for a PO."""
+    """An advance ship notice as received: goods on their way for a PO. One shipment may carry
+    several POs' goods (an 856 with an order level per PO): each is a row of its own."""
 
     __tablename__ = "po_shipments"
 
     supplier: Mapped[str] = mapped_column(String(64), primary_key=True)
     shipment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    po_number: Mapped[str] = mapped_column(String(22))
+    po_number: Mapped[str] = mapped_column(String(22), primary_key=True)
     shipped_at: Mapped[dt.datetime] = mapped_column()
     expected_delivery: Mapped[dt.date | None] = mapped_column(Date, default=None)
     carrier: Mapped[str] = mapped_column(String(64), default="")

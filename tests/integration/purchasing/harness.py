@@ -185,6 +185,7 @@ def asn(po_number: str, sku: str, quantity: int, sid: str = "ASN-1") -> Envelope
         ),
         "asn",
         sid,
+        po_number,
     )
 
 

@@ -14,13 +14,16 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from hub.cli import po as po_cli
+from hub.core.batch import CoreProcessor
 from hub.finance.tables import VoucherRow
 from hub.purchasing.tables import SupplierInvoiceRow
 from hub.store.models import AuditEntry
 from hub.store.outbox import CHANNEL
 from schemas.finance import VoucherIssued
 from schemas.purchasing import LineAckStatus, PurchaseOrderIssued
+from tests.builders import records
 from tests.integration.purchasing.harness import (
+    RULES,
     ack,
     asn,
     count,
@@ -55,7 +58,7 @@ def cli(db_url, hub_env, monkeypatch):
 
 async def _ordered(sessions, policy_for, sku: str = "TEE", mode: str = "auto") -> str:
     await policy_for(sku, mode=mode)
-    await seed_and_sell(sessions, sku, 20, 12)
+    await seed_and_sell(sessions, sku, 20, 12, tag=sku)
     await replenish_step(sessions, {sku})
     (line,) = await lines_of(sessions, sku)
     return line.po_number
@@ -461,3 +464,21 @@ async def test_one_receipt_split_across_locations_fills_the_line_with_every_part
     assert (line.received, line.status, line.open) == (36, "received", False)
     assert (await po(sessions, first)).status == "closed"
     assert await view() == {"main": (28, 0), "east": (16, 0)}
+
+
+async def test_one_ship_notice_for_two_pos_ships_the_goods_of_each(sessions, policy_for):
+    """An 856 with an order level per PO comes as one message per PO under one shipment id:
+    each PO's line is shipped and in transit, and the notice delivered again counts once."""
+    tee = await _ordered(sessions, policy_for, "TEE")
+    mug = await _ordered(sessions, policy_for, "MUG")
+    assert tee != mug
+    notices = [asn(tee, "TEE", 30, sid="ASN-77812"), asn(mug, "MUG", 12, sid="ASN-77812")]
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(*notices))
+    await core.process(records(*notices))  # a redelivery
+    for handle in notices:  # as a second consumer of the same notices would
+        await handle_step(sessions, handle)
+    (tee_line,) = await lines_of(sessions, "TEE")
+    (mug_line,) = await lines_of(sessions, "MUG")
+    assert (tee_line.shipped, mug_line.shipped) == (30, 12)
+    assert (await po(sessions, tee)).status == (await po(sessions, mug)).status == "in_transit"
