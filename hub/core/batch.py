@@ -579,6 +579,7 @@ class CoreProcessor:
                     session, env, self.chart or DEFAULT_CHART, tolerance=self.tolerance
                 )
                 purchasing.apply_inbound(book.stock, handled.inbound)
+                _look_again(book, handled.inbound)
                 vouchers.extend(handled.envelopes)
                 for rep in handled.supplier_stock:
                     book.apply_supplier_stock(
@@ -592,6 +593,7 @@ class CoreProcessor:
                 if isinstance(env.data, GoodsReceived) and env.data.po_number:
                     closed = await purchasing.on_receipt(session, env.data)
                     purchasing.apply_inbound(book.stock, closed)
+                    _look_again(book, closed)
                     vouchers += await purchasing.rematch(
                         session,
                         env.data.po_number,
@@ -959,6 +961,13 @@ class CoreProcessor:
         )
         log.warning("dead-lettered", origin=r.origin, error=info.error)
         return True
+
+
+def _look_again(book: StockBook, inbound: Sequence[tuple[str, str, int]]) -> None:
+    """A SKU whose inbound fell (a supplier refused or cut a line, a receipt closed one short)
+    is looked at for replenishment with the batch's other SKUs: with nothing selling it, nothing
+    else would, and a SKU out of stock would never be ordered again."""
+    book.touched.update(sku for sku, _, delta in inbound if delta < 0)
 
 
 def _holders_unseen(stock_rows: Sequence[Any], res_rows: Sequence[Any], skus: set[str]) -> set[str]:

@@ -144,6 +144,22 @@ async def test_a_rejected_line_stops_counting_inbound_and_allows_a_new_order(ses
     assert (await stock_of(sessions, "TEE")).inbound == 36
 
 
+async def test_a_sku_the_supplier_refused_is_ordered_again_with_nothing_selling_it(
+    sessions, policy_for
+):
+    """The core applies a refusal of the only PO of a SKU that sells no more: it lowers the
+    inbound and orders again, as nothing else would look at the SKU."""
+    number = await _ordered(sessions, policy_for)
+    await CoreProcessor(sessions, RULES).process(
+        records(ack(number, "TEE", 0, LineAckStatus.REJECTED))
+    )
+    (refused,) = [ln for ln in await lines_of(sessions, "TEE") if ln.po_number == number]
+    assert refused.status == "rejected"
+    again = [ln for ln in await lines_of(sessions, "TEE") if ln.po_number != number]
+    assert [ln.ordered for ln in again] == [36]
+    assert (await stock_of(sessions, "TEE")).inbound == 36
+
+
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_an_approved_po_wakes_the_relay(engine, sessions, policy_for, cli):
     """The PO `hub po approve` writes to the outbox is announced once committed, as the core's
