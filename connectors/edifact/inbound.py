@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from connectors.edi_common.canonical import build
 from connectors.edi_common.errors import EdiError
@@ -24,6 +24,7 @@ from schemas.purchasing import (
     SupplierInvoiceReceived,
 )
 
+PRICE_PLACES = Decimal("0.000001")  # a unit price's places (schemas.purchasing.UnitPrice)
 _OUR_SKU = ("IN", "BP")  # 7143: buyer's item number, buyer's part number
 _THEIR_SKU = ("SA", "VN", "VP")
 
@@ -235,7 +236,9 @@ def invoic(
         if pri is not None:
             price = pri.number(1, 2)
         elif moa is not None and units:
-            price = moa.number(1, 2) / units
+            # The line amount over its units, to the six places a price holds (100.00 for 3
+            # is 33.333333: the lines' sum stays within a cent of the amount).
+            price = (moa.number(1, 2) / units).quantize(PRICE_PLACES, ROUND_HALF_UP)
         else:
             raise group[0].error("the line has neither PRI+AAA nor MOA+203", MISSING)
         li = _find(group, "RFF", ("LI",))
@@ -256,7 +259,10 @@ def invoic(
     if total is None:
         raise bgm.error("the invoice amount (MOA+77, 86 or 9 after UNS) is missing", MISSING)
     subtotal = _find(summary, "MOA", ("79",))
-    tax = _find(summary, "MOA", ("124", "176"))
+    # The message's total of taxes (MOA+176), else every rate's own (a TAX group with its
+    # MOA+124 per rate: 7% and 19% on one invoice).
+    tax_total = _find(summary, "MOA", ("176",))
+    rates = [seg for seg in summary if seg.tag == "MOA" and seg.get(1, 1) == "124"]
     charges = _find(summary, "MOA", ("131",))
     line_sum = sum((li.amount for li in lines), Decimal(0))
     dtm = _find(header, "DTM", ("137", "3"))
@@ -270,7 +276,11 @@ def invoic(
         currency=currency,
         lines=tuple(lines),
         subtotal=subtotal.number(1, 2) if subtotal else line_sum,
-        tax=tax.number(1, 2) if tax else Decimal(0),
+        tax=(
+            tax_total.number(1, 2)
+            if tax_total
+            else sum((seg.number(1, 2) for seg in rates), Decimal(0))
+        ),
         charges=charges.number(1, 2) if charges else Decimal(0),
         total=total.number(1, 2),
     )

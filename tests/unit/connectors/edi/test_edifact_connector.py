@@ -357,3 +357,51 @@ def test_a_cancellation_goes_out_as_ordchg_function_1(exchange: Exchange) -> Non
     assert by_tag["RFF"] == [["ON", "PO-2026-0050"]] and "LIN" not in by_tag
     tags = [s.tag for s in segs]
     assert by_tag["UNT"][0] == str(tags.index("UNT") - tags.index("UNH") + 1)
+
+
+async def test_invoic_with_two_tax_rates_counts_the_tax_of_both(exchange: Exchange) -> None:
+    """A TAX group per rate, each with its MOA+124: the invoice's tax is their sum, so that its
+    totals add up and the match does not hold it for them."""
+    at = INVOIC.index(Segment("MOA", ["124", "4.51"]))
+    body = [
+        *INVOIC[:at],
+        Segment("TAX", "7", "VAT", "", "", ["", "", "", "7"]),
+        Segment("MOA", ["124", "1.00"]),
+        Segment("TAX", "7", "VAT", "", "", ["", "", "", "19"]),
+        Segment("MOA", ["124", "3.51"]),
+        *INVOIC[at + 1 :],
+    ]
+    (exchange.inbox / "rates.edi").write_text(supplier_interchange("INVOIC", body))
+    sink = Sink()
+    await exchange.poll(sink)
+    [inv] = sink.messages
+    assert (inv.subtotal, inv.tax, inv.total) == (
+        Decimal("23.75"),
+        Decimal("4.51"),
+        Decimal("28.26"),
+    )
+    assert inv.subtotal + inv.tax + inv.charges == inv.total
+
+
+async def test_invoic_with_the_message_total_of_taxes_takes_it(exchange: Exchange) -> None:
+    body = [*INVOIC, Segment("MOA", ["124", "1.00"]), Segment("MOA", ["176", "4.51"])]
+    body[body.index(Segment("MOA", ["124", "4.51"]))] = Segment("MOA", ["124", "3.51"])
+    (exchange.inbox / "total.edi").write_text(supplier_interchange("INVOIC", body))
+    sink = Sink()
+    await exchange.poll(sink)
+    assert sink.messages[0].tax == Decimal("4.51")
+
+
+async def test_a_line_priced_by_its_amount_alone_gets_a_price_to_six_places(
+    exchange: Exchange,
+) -> None:
+    """No PRI: the price is MOA+203 over the units, which need not divide evenly."""
+    body = [s for s in INVOIC if s.tag != "PRI"]
+    body[body.index(Segment("QTY", ["47", "250"]))] = Segment("QTY", ["47", "3"])
+    body[body.index(Segment("MOA", ["203", "23.75"]))] = Segment("MOA", ["203", "100.00"])
+    (exchange.inbox / "amount.edi").write_text(supplier_interchange("INVOIC", body))
+    sink = Sink()
+    await exchange.poll(sink)
+    [inv] = sink.messages
+    assert inv.lines[0].unit_price == Decimal("33.333333") and inv.lines[0].quantity == 3
+    assert list(exchange.outbox.iterdir()) == []  # accepted: no CONTRL
