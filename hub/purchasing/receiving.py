@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from schemas.purchasing import AckStatus, LineAckStatus, PurchaseOrderAcknowledged
+from schemas.purchasing import (
+    AcknowledgedLine,
+    AckStatus,
+    LineAckStatus,
+    PurchaseOrderAcknowledged,
+)
 
 
 class LineStatus(StrEnum):
@@ -73,7 +78,7 @@ def has_open_line(lines: Sequence[PoLine], sku: str) -> bool:
 def acknowledge(lines: Sequence[PoLine], ack: PurchaseOrderAcknowledged) -> tuple[PoLine, ...]:
     """Confirmed quantities from the supplier's answer. A rejected line closes with nothing; a
     line the answer does not mention keeps its quantity; a wholly rejected PO closes every line."""
-    answers = {a.line_number: a for a in ack.lines}
+    answers = answered(lines, ack.lines)
     out = []
     for line in lines:
         a = answers.get(line.line_number)
@@ -86,6 +91,29 @@ def acknowledge(lines: Sequence[PoLine], ack: PurchaseOrderAcknowledged) -> tupl
             line = replace(line, confirmed=a.quantity)
         out.append(line)
     return tuple(out)
+
+
+def answered(
+    lines: Sequence[PoLine], answers: Sequence[AcknowledgedLine]
+) -> dict[int, AcknowledgedLine]:
+    """The supplier's answer to each PO line, by line number: the answer of that number where
+    it names the line's SKU, else the first answer left for the SKU (a supplier that numbers
+    its answers itself, so that its line 1 is the PO's line 2)."""
+    by_number = {a.line_number: a for a in answers}
+    out: dict[int, AcknowledgedLine] = {}
+    for line in lines:
+        a = by_number.get(line.line_number)
+        if a is not None and a.sku == line.sku:
+            out[line.line_number] = a
+    taken = {id(a) for a in out.values()}
+    for line in lines:
+        if line.line_number in out:
+            continue
+        a = next((a for a in answers if a.sku == line.sku and id(a) not in taken), None)
+        if a is not None:
+            out[line.line_number] = a
+            taken.add(id(a))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -668,7 +668,7 @@ async def _acknowledged(session: AsyncSession, msg: PurchaseOrderAcknowledged) -
         log.warning("acknowledgement of a PO not issued", po_number=po.po_number, status=po.status)
         return Handled()
     after = receiving.acknowledge([_po_line(r) for r in rows], msg)
-    answers = {a.line_number: a for a in msg.lines}
+    answers = receiving.answered([_po_line(r) for r in rows], msg.lines)
     deltas: dict[StockKey, int] = defaultdict(int)
     for row, line in zip(rows, after, strict=True):
         deltas[(row.sku, row.location)] += line.open_quantity - _po_line(row).open_quantity
@@ -694,6 +694,8 @@ async def _shipped(session: AsyncSession, msg: ShipmentNotified) -> Handled:
     by_number = {r.line_number: r for r in rows}
     for sl in msg.lines:
         row = by_number.get(sl.line_number) if sl.line_number else None
+        if row is not None and row.sku != sl.sku:
+            row = None  # numbered by the notice itself, not by the PO: the SKU decides
         if row is None:
             candidates = [r for r in rows if r.sku == sl.sku]
             row = next((r for r in candidates if r.open), candidates[-1] if candidates else None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -19,9 +20,10 @@ from hub.finance.tables import VoucherRow
 from hub.purchasing.tables import SupplierInvoiceRow
 from hub.store.models import AuditEntry
 from hub.store.outbox import CHANNEL
+from schemas.envelope import Envelope
 from schemas.finance import VoucherIssued
-from schemas.purchasing import LineAckStatus, PurchaseOrderIssued
-from tests.builders import records
+from schemas.purchasing import LineAckStatus, PurchaseOrderIssued, ShipmentNotified, ShippedLine
+from tests.builders import counted, fulfil, place, records
 from tests.integration.purchasing.harness import (
     RULES,
     ack,
@@ -498,3 +500,32 @@ async def test_one_ship_notice_for_two_pos_ships_the_goods_of_each(sessions, pol
     (mug_line,) = await lines_of(sessions, "MUG")
     assert (tee_line.shipped, mug_line.shipped) == (30, 12)
     assert (await po(sessions, tee)).status == (await po(sessions, mug)).status == "in_transit"
+
+
+async def test_a_ship_notice_numbered_by_the_supplier_ships_the_lines_of_its_skus(
+    sessions, policy_for
+):
+    """One PO for two SKUs; the notice numbers its items itself, so that its line 1 is the
+    PO's other SKU: each item is shipped on the line of its SKU."""
+    await policy_for("TEE")
+    await policy_for("MUG")
+    envs = [counted("TEE", 20, cid="seed-tee"), counted("MUG", 20, cid="seed-mug")]
+    for i in range(12):
+        for sku in ("TEE", "MUG"):
+            envs += [place(f"shop:{sku}{i}", [(sku, 1)]), fulfil(f"shop:{sku}{i}", [(sku, 1)])]
+    await CoreProcessor(sessions, RULES).process(records(*envs))
+    (tee,), (mug,) = await lines_of(sessions, "TEE"), await lines_of(sessions, "MUG")
+    assert tee.po_number == mug.po_number and tee.line_number != mug.line_number
+    notice = ShipmentNotified(
+        po_number=tee.po_number,
+        supplier="acme-supply",
+        shipment_id="ASN-9",
+        shipped_at=datetime(2026, 11, 24, tzinfo=UTC),
+        lines=(
+            ShippedLine(line_number=tee.line_number, sku="MUG", quantity=30),
+            ShippedLine(line_number=mug.line_number, sku="TEE", quantity=12),
+        ),
+    )
+    await handle_step(sessions, Envelope(id="asn-9", source="test/supplier", data=notice))
+    (tee,), (mug,) = await lines_of(sessions, "TEE"), await lines_of(sessions, "MUG")
+    assert (tee.shipped, mug.shipped) == (12, 30)

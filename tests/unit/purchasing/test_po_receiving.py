@@ -60,6 +60,21 @@ def test_acknowledged_changes_and_rejections_change_inbound() -> None:
     assert not has_open_line(lines, "TEE-BLU-M")  # the policy may order it elsewhere now
 
 
+def test_an_answer_numbered_by_the_supplier_goes_to_the_line_of_its_sku() -> None:
+    """The supplier numbers its answers itself: its line 1 refuses TEE-BLU-M, the PO's line 2,
+    and its line 2 cuts TEE-RED-M, the PO's line 1. Each answer changes its SKU's line."""
+    lines = acknowledge(
+        LINES,
+        ack(
+            AckStatus.ACCEPTED_WITH_CHANGES,
+            (1, "TEE-BLU-M", LineAckStatus.REJECTED, 0),
+            (2, "TEE-RED-M", LineAckStatus.CHANGED, 96),
+        ),
+    )
+    assert inbound(lines, "TEE-RED-M") == 96 and inbound(lines, "TEE-BLU-M") == 0
+    assert [line.status for line in lines] == [LineStatus.OPEN, LineStatus.REJECTED]
+
+
 def test_a_rejected_order_closes_every_line() -> None:
     lines = acknowledge(LINES, ack(AckStatus.REJECTED))
     assert all(line.status is LineStatus.REJECTED for line in lines)
