@@ -89,6 +89,20 @@ class UnknownPurchaseOrder(PurchasingError):
         self.po_number = po_number
 
 
+class ForeignPurchaseOrder(PurchasingError):
+    """A supplier's document names a PO of another supplier (a mistyped number): applying it
+    would change that supplier's order."""
+
+    def __init__(self, po_number: str, owner: str, sender: str) -> None:
+        super().__init__(f"purchase order {po_number} is {owner}'s, not {sender}'s")
+        self.po_number, self.owner, self.sender = po_number, owner, sender
+
+
+def _own(po: PurchaseOrderRow, supplier: str) -> None:
+    if po.supplier != supplier:
+        raise ForeignPurchaseOrder(po.po_number, po.supplier, supplier)
+
+
 class NotAwaitingApproval(PurchasingError):
     def __init__(self, po_number: str, status: str) -> None:
         super().__init__(f"purchase order {po_number} is {status}, not a suggestion to approve")
@@ -662,6 +676,7 @@ async def _acknowledged(session: AsyncSession, msg: PurchaseOrderAcknowledged) -
     po, rows = await _load(session, msg.po_number)
     if po is None:
         raise UnknownPurchaseOrder(msg.po_number)
+    _own(po, msg.supplier)
     if po.acknowledgement_id == msg.acknowledgement_id:
         return Handled()
     if po.status in ("suggested", "cancelled"):
@@ -691,6 +706,7 @@ async def _shipped(session: AsyncSession, msg: ShipmentNotified) -> Handled:
     po, rows = await _load(session, msg.po_number)
     if po is None:
         raise UnknownPurchaseOrder(msg.po_number)
+    _own(po, msg.supplier)
     by_number = {r.line_number: r for r in rows}
     for sl in msg.lines:
         row = by_number.get(sl.line_number) if sl.line_number else None
@@ -755,6 +771,10 @@ async def _invoiced(
     out = Handled()
     if po is None:
         _hold(inv, [Hold(HoldReason.NOT_ON_ORDER, None, f"unknown purchase order {msg.po_number}")])
+    elif po.supplier != msg.supplier:
+        # Matched, it would clear another supplier's goods received not invoiced.
+        detail = str(ForeignPurchaseOrder(po.po_number, po.supplier, msg.supplier))
+        _hold(inv, [Hold(HoldReason.NOT_ON_ORDER, None, detail)])
     else:
         out.envelopes += await _match(
             session, inv, msg, po, rows, chart, tolerance, env.correlation_id or env.id

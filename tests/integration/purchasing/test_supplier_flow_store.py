@@ -529,3 +529,31 @@ async def test_a_ship_notice_numbered_by_the_supplier_ships_the_lines_of_its_sku
     await handle_step(sessions, Envelope(id="asn-9", source="test/supplier", data=notice))
     (tee,), (mug,) = await lines_of(sessions, "TEE"), await lines_of(sessions, "MUG")
     assert (tee.shipped, mug.shipped) == (12, 30)
+
+
+async def test_documents_naming_another_suppliers_po_change_nothing_of_it(sessions, policy_for):
+    """`other-supply` cites acme-supply's PO (a mistyped number): its acknowledgement and ship
+    notice are dead letters naming both, and its invoice is held, booking nothing against the
+    goods acme-supply sends."""
+    number = await _ordered(sessions, policy_for)
+    foreign = [
+        dataclasses.replace(env, data=env.data.model_copy(update={"supplier": "other-supply"}))
+        for env in (
+            ack(number, "TEE", 0, LineAckStatus.REJECTED),
+            asn(number, "TEE", 36),
+            invoice(number, "TEE", 36, "8.50", "INV-X"),
+        )
+    ]
+    result = await CoreProcessor(sessions, RULES).process(records(*foreign))
+    assert result.dead_lettered == 2
+    (line,) = await lines_of(sessions, "TEE")
+    assert (line.status, line.shipped, (await stock_of(sessions, "TEE")).inbound) == ("open", 0, 36)
+    async with sessions() as s:
+        held = await s.get(SupplierInvoiceRow, ("other-supply", "INV-X"))
+    assert held is not None and held.status == "held"
+    assert [r["reason"] for r in held.reasons] == ["not_on_order"]
+    assert f"{number} is acme-supply's, not other-supply's" in held.reasons[0]["detail"]
+    await receipt_step(sessions, receipt(number, "TEE", 36))
+    async with sessions() as s:
+        held = await s.get(SupplierInvoiceRow, ("other-supply", "INV-X"))
+    assert held is not None and held.status == "held"  # the goods came: still not its PO
