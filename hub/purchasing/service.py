@@ -816,7 +816,8 @@ async def rematch(
     for inv in held:
         msg = SupplierInvoiceReceived.model_validate(inv.document)
         cause = message_id(SOURCE, "rematch", inv.supplier, inv.invoice_number)
-        out += await _match(session, inv, msg, po, rows, chart, tolerance, cause)
+        accept = ACCEPTABLE if inv.accepted_by else frozenset()
+        out += await _match(session, inv, msg, po, rows, chart, tolerance, cause, accept=accept)
     await session.flush()
     return out
 
@@ -869,6 +870,7 @@ async def accept_invoice(
     envelopes = await _match(
         session, inv, msg, po, rows, chart, DEFAULT_TOLERANCE, cause, accept=ACCEPTABLE
     )
+    inv.accepted_by = actor[:64]
     if envelopes:
         from hub.core.batch import outbox_row
 

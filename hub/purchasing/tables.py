@@ -164,6 +164,9 @@ class SupplierInvoiceRow(Base):
     voucher_id: Mapped[str | None] = mapped_column(String(64), default=None)
     invoiced_at: Mapped[dt.datetime] = mapped_column()
     received_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    # Who accepted its prices and charges while goods were still missing: the match on their
+    # arrival accepts them too.
+    accepted_by: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class DropshipItem(Base):

@@ -434,6 +434,23 @@ async def test_an_invoice_held_for_its_price_before_the_goods_came_can_be_accept
     assert json.loads(result.stdout)["status"] == "matched"
 
 
+async def test_a_price_accepted_before_the_goods_came_stays_accepted_when_they_come(
+    sessions, policy_for, cli
+):
+    """Invoiced at 9.50 before anything arrived, and the buyer accepts its price at once: it
+    waits for the goods alone, and their arrival books it without a second acceptance."""
+    number = await _ordered(sessions, policy_for)
+    await handle_step(sessions, invoice(number, "TEE", 36, "9.50", "INV-12"))
+    result = await cli("accept-invoice", "acme-supply", "INV-12", "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["status"] == "held"
+    held = await invoice_row(sessions, "INV-12")
+    assert (held.status, [r["reason"] for r in held.reasons]) == ("held", ["not_received"])
+    await receipt_step(sessions, receipt(number, "TEE", 36))
+    booked = await invoice_row(sessions, "INV-12")
+    assert (booked.status, booked.reasons) == ("matched", [])
+    assert booked.voucher_id is not None and booked.price_variance == Decimal("36.00")
+
+
 async def test_a_receipt_at_another_location_clears_the_inbound_where_the_po_expected_it(
     sessions, policy_for
 ):
