@@ -77,7 +77,8 @@ def has_open_line(lines: Sequence[PoLine], sku: str) -> bool:
 
 def acknowledge(lines: Sequence[PoLine], ack: PurchaseOrderAcknowledged) -> tuple[PoLine, ...]:
     """Confirmed quantities from the supplier's answer. A rejected line closes with nothing; a
-    line the answer does not mention keeps its quantity; a wholly rejected PO closes every line."""
+    line the answer does not mention keeps its quantity; a wholly rejected PO closes every line.
+    A line an earlier answer rejected and a revised one confirms is open again."""
     answers = answered(lines, ack.lines)
     out = []
     for line in lines:
@@ -88,7 +89,8 @@ def acknowledge(lines: Sequence[PoLine], ack: PurchaseOrderAcknowledged) -> tupl
         elif a.status is LineAckStatus.REJECTED:
             line = replace(line, confirmed=0, closed=line.received == 0)
         else:
-            line = replace(line, confirmed=a.quantity)
+            reopen = line.status is LineStatus.REJECTED
+            line = replace(line, confirmed=a.quantity, closed=line.closed and not reopen)
         out.append(line)
     return tuple(out)
 

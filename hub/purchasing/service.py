@@ -677,10 +677,19 @@ async def _acknowledged(session: AsyncSession, msg: PurchaseOrderAcknowledged) -
     if po is None:
         raise UnknownPurchaseOrder(msg.po_number)
     _own(po, msg.supplier)
-    if po.acknowledgement_id == msg.acknowledgement_id:
-        return Handled()
     if po.status in ("suggested", "cancelled"):
         log.warning("acknowledgement of a PO not issued", po_number=po.po_number, status=po.status)
+        return Handled()
+    # A supplier may revise its answer (an 855 replacing the first, with the same order
+    # number): the newest applies, whichever comes last. Applying the same answer again
+    # changes nothing, as confirmed quantities are absolute.
+    last = po.acknowledged_at
+    if last is not None and stored_utc(msg.acknowledged_at) < stored_utc(last):
+        log.info(
+            "older acknowledgement not applied",
+            po_number=po.po_number,
+            acknowledgement_id=msg.acknowledgement_id,
+        )
         return Handled()
     after = receiving.acknowledge([_po_line(r) for r in rows], msg)
     answers = receiving.answered([_po_line(r) for r in rows], msg.lines)
@@ -692,8 +701,11 @@ async def _acknowledged(session: AsyncSession, msg: PurchaseOrderAcknowledged) -
         if a is not None:
             row.confirmed_price = a.unit_price if a.unit_price is not None else row.confirmed_price
             row.expected_delivery = a.expected_delivery or row.expected_delivery
-    po.acknowledgement_id = msg.acknowledgement_id
-    po.status = "rejected" if all(r.status == "rejected" for r in rows) else "acknowledged"
+    po.acknowledgement_id, po.acknowledged_at = msg.acknowledgement_id, msg.acknowledged_at
+    if all(r.status == "rejected" for r in rows):
+        po.status = "rejected"
+    elif po.status in ("issued", "rejected"):  # not back once goods are on their way
+        po.status = "acknowledged"
     po.updated_at = now_utc()
     await session.flush()
     return Handled(inbound=[(s, loc, d) for (s, loc), d in sorted(deltas.items()) if d])

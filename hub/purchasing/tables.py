@@ -76,6 +76,8 @@ class PurchaseOrderRow(Base):
     expected_delivery: Mapped[dt.date] = mapped_column(Date)
     issued_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     acknowledgement_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # When the supplier wrote the acknowledgement applied last: an older revision is not applied.
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     approved_by: Mapped[str | None] = mapped_column(String(128), default=None)
     created_at: Mapped[dt.datetime] = mapped_column()
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())

@@ -574,3 +574,32 @@ async def test_documents_naming_another_suppliers_po_change_nothing_of_it(sessio
     async with sessions() as s:
         held = await s.get(SupplierInvoiceRow, ("other-supply", "INV-X"))
     assert held is not None and held.status == "held"  # the goods came: still not its PO
+
+
+async def test_a_revised_acknowledgement_applies_whichever_comes_last(sessions, policy_for):
+    """The supplier confirms 36, then revises its answer under the same order number to 24:
+    the revision lowers the inbound. The first answer delivered again afterwards is older and
+    changes nothing; a revision accepting a refused line makes it expected again."""
+    number = await _ordered(sessions, policy_for)
+
+    def answer(status: LineAckStatus, quantity: int, hour: int) -> Envelope:
+        first = ack(number, "TEE", quantity, status)
+        at = datetime(2026, 11, 23, hour, tzinfo=UTC)
+        data = first.data.model_copy(update={"acknowledged_at": at})
+        return dataclasses.replace(first, id=f"ack-{hour}", data=data)
+
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(answer(LineAckStatus.ACCEPTED, 36, 9)))
+    await core.process(records(answer(LineAckStatus.CHANGED, 24, 11)))
+    assert (await stock_of(sessions, "TEE")).inbound == 24
+    await core.process(
+        records(dataclasses.replace(answer(LineAckStatus.ACCEPTED, 36, 9), id="again"))
+    )
+    assert (await stock_of(sessions, "TEE")).inbound == 24
+    (line,) = [ln for ln in await lines_of(sessions, "TEE") if ln.po_number == number]
+    assert (line.confirmed, line.status) == (24, "open")
+    await core.process(records(answer(LineAckStatus.REJECTED, 0, 12)))
+    await core.process(records(answer(LineAckStatus.CHANGED, 30, 13)))
+    (line,) = [ln for ln in await lines_of(sessions, "TEE") if ln.po_number == number]
+    assert (line.confirmed, line.status, line.open) == (30, "open", True)
+    assert (await po(sessions, number)).status == "acknowledged"

@@ -75,6 +75,18 @@ def test_an_answer_numbered_by_the_supplier_goes_to_the_line_of_its_sku() -> Non
     assert [line.status for line in lines] == [LineStatus.OPEN, LineStatus.REJECTED]
 
 
+def test_a_line_refused_and_then_confirmed_by_a_revision_is_expected_again() -> None:
+    refused = acknowledge(
+        LINES, ack(AckStatus.ACCEPTED_WITH_CHANGES, (2, "TEE-BLU-M", LineAckStatus.REJECTED, 0))
+    )
+    assert refused[1].status is LineStatus.REJECTED and inbound(refused, "TEE-BLU-M") == 0
+    revised = acknowledge(
+        refused, ack(AckStatus.ACCEPTED_WITH_CHANGES, (2, "TEE-BLU-M", LineAckStatus.CHANGED, 40))
+    )
+    assert revised[1].status is LineStatus.OPEN and inbound(revised, "TEE-BLU-M") == 40
+    assert has_open_line(revised, "TEE-BLU-M")
+
+
 def test_a_rejected_order_closes_every_line() -> None:
     lines = acknowledge(LINES, ack(AckStatus.REJECTED))
     assert all(line.status is LineStatus.REJECTED for line in lines)
