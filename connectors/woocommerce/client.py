@@ -122,9 +122,8 @@ class WooCommerceClient:
 
     async def _returns(self, order: Mapping[str, Any]) -> list[Any]:
         oid = str(order["id"])
-        response = await self.api.request("GET", f"{API}/orders/{oid}/refunds")
         out = []
-        for refund in _list(response):
+        async for refund in self._pages(f"{API}/orders/{oid}/refunds"):  # ten a page by default
             out.extend(mapping.map_refund(refund, oid, str(order.get("currency")), self.account))
         return out
 

@@ -198,11 +198,15 @@ def map_refund(
         where = f"refund.line_items[{i}]" + (f" (id {item['id']})" if item.get("id") else "")
         if not names_goods(item.get("sku")):
             continue  # a charge refunded: in the refund's amount, no goods come back
-        goods -= money(item.get("total"), f"{where}.total", default=Decimal(0))
-        goods -= money(item.get("total_tax"), f"{where}.total_tax", default=Decimal(0))
         qty = item.get("quantity")
         if isinstance(qty, int) and not isinstance(qty, bool):
             qty = abs(qty)  # refund lines carry negative quantities
+            if qty == 0:
+                # Money back on a line, no units (a partial refund of its price): no goods
+                # come back, and its amount is credited with the rest.
+                continue
+        goods -= money(item.get("total"), f"{where}.total", default=Decimal(0))
+        goods -= money(item.get("total_tax"), f"{where}.total_tax", default=Decimal(0))
         lines.append(
             build(
                 ReturnedLine,

@@ -432,7 +432,7 @@ class WooCommerceSimulator:
         oid = request.path_params["order_id"]
         if oid not in self.orders:
             return _error("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404)
-        return JSONResponse(self.refunds.get(oid, []))
+        return self._paged(request, self.refunds.get(oid, []))  # 10 a page unless asked
 
     async def _products(self, request: Request) -> Response:
         if (denied := await self._guard(request)) is not None:

@@ -192,6 +192,18 @@ async def test_woocommerce_resync_includes_refund_lines(woo_sim, woo_client, loa
     assert "hub.order.returned.v1" in [e.type for e in envelopes]
 
 
+async def test_woocommerce_resync_reads_every_refund_of_an_order(woo_sim, woo_client, load):
+    """The order-refunds resource gives ten a page unless asked: an order refunded twelve
+    times returns twelve times."""
+    woo_sim.add_product("TEE-RED-M", 5)
+    woo_sim.orders[727] = load("woocommerce", "order_refunded")
+    first = load("woocommerce", "order_refund_726")
+    woo_sim.refunds[727] = [{**first, "id": 726 + n} for n in range(12)]
+    envelopes, _ = await _all_orders(woo_client)
+    returns = [e.data.return_id for e in envelopes if e.type == "hub.order.returned.v1"]
+    assert sorted(returns, key=int) == [str(726 + n) for n in range(12)]
+
+
 async def test_woocommerce_429_and_5xx_then_success(woo_sim, woo_client):
     woo_sim.add_product("A", 5)
     woo_sim.faults.throttle_next(1, retry_after=0)

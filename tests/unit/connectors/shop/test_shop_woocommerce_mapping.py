@@ -148,6 +148,19 @@ def test_a_refund_resource_splits_the_goods_from_the_rest(load, woo_account):
     assert (env.data.lines, env.data.refund, env.data.adjustment) == ((), 0, Decimal("5.00"))
 
 
+def test_a_refund_of_money_on_a_line_without_units_keeps_the_units_it_returns(load, woo_account):
+    """WooCommerce writes a line refunded by amount alone with quantity 0: no goods come back
+    on it, its money is credited with the rest, and the refund's other lines still return."""
+    refund = load("woocommerce", "order_refund_726")
+    refund["amount"] = "53.06"  # the tee, and 5.00 off the price of the mug
+    mug = {**refund["line_items"][0], "id": 321, "sku": "MUG-BLK", "quantity": 0}
+    mug.update(subtotal="-5.00", total="-5.00", subtotal_tax="0.00", total_tax="0.00")
+    refund["line_items"].append(mug)
+    [env] = map_refund(refund, "727", "EUR", woo_account)
+    assert [(ln.sku, ln.quantity) for ln in env.data.lines] == [("TEE-RED-M", 1)]
+    assert (env.data.refund, env.data.adjustment) == (Decimal("48.06"), Decimal("5.00"))
+
+
 def test_refund_resource_without_restock_when_the_account_says_so(load, woo_account):
     from connectors.base import Account
 
