@@ -279,6 +279,10 @@ def inventory846(
     bia = _first(segments, "BIA")
     require(bia, 3, 4)
     reported_at = date_of(bia, 4, 5)
+    if not bia.get(5) and at.date() == reported_at.date():
+        # A report dated without a time: the group's time that day, so that an afternoon's
+        # report is newer than the morning's rather than ignored as no later.
+        reported_at = at
     report_id = bia.get(3)
     lin: Segment | None = None
     found: dict[str, int] = {}

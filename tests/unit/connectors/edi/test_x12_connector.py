@@ -378,6 +378,24 @@ async def test_846_stock_feed_reports_each_sku_and_never_a_negative(exchange: Ex
     assert sink.envelopes[0].key == "acme-supply:TEE-RED-M"
 
 
+async def test_an_846_dated_without_a_time_is_as_new_as_its_group(exchange: Exchange) -> None:
+    """BIA05 left out: the report takes the functional group's time that day (GS04/GS05,
+    09:30), so that a later report the same day is newer, not equal; a report dated another
+    day keeps its own date."""
+    feed = ["BIA*00*MM*INV-1*20261122", *INVENTORY_846[1:3]]
+    older = ["BIA*00*MM*INV-0*20261121", *INVENTORY_846[1:3]]
+    drop(exchange, "a.edi", supplier_interchange([("846", feed)], functional_id="IB"))
+    drop(
+        exchange,
+        "b.edi",
+        supplier_interchange([("846", older)], functional_id="IB", isa13="000000418", gs06="418"),
+    )
+    sink = Sink()
+    await exchange.poll(sink)
+    times = sorted(m.reported_at for m in sink.messages)
+    assert times == [datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 22, 9, 30, tzinfo=UTC)]
+
+
 async def test_a_partners_997_for_our_850_is_noted_and_not_answered(exchange: Exchange) -> None:
     fa = ["AK1*PO*1", "AK2*850*0001", "AK5*A", "AK9*A*1*1*1"]
     drop(exchange, "fa.edi", supplier_interchange([("997", fa)], functional_id="FA"))
