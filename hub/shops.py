@@ -767,6 +767,27 @@ async def reconcile_loop(
     )
 
 
+async def revive_webhooks(
+    settings: Settings, name: str, transport: httpx.AsyncBaseTransport | None = None
+) -> list[str]:
+    """Switch on again the shop's webhooks to the hub that the platform switched off (a
+    platform that stops delivering after failures, as WooCommerce does); [] where the
+    platform has nothing to switch. Each one is logged."""
+    client = build_client(shop_account(settings, name), transport=transport)
+    try:
+        revive = getattr(client, "revive_webhooks", None)
+        revived: list[str] = await revive() if revive is not None else []
+    finally:
+        await client.aclose()
+    for hook in revived:
+        log.warning(
+            "webhook switched off by the shop after failed deliveries: switched on again",
+            account=name,
+            webhook=hook,
+        )
+    return revived
+
+
 async def _account_loop(
     settings: Settings,
     sessions: Sessions,
@@ -781,6 +802,10 @@ async def _account_loop(
     seen: set[StockDrift] = set()
     while not stop.is_set():
         resynced = True
+        try:  # before the resync, so that what it reads is followed by live deliveries again
+            await revive_webhooks(settings, name, transport)
+        except Exception as exc:  # one shop's failure must not end the loop
+            log.warning("webhook check failed", account=name, error=repr(exc)[:500])
         if publisher is not None:
             try:
                 last = await last_order_sync(sessions, name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -126,6 +127,23 @@ class WooCommerceClient:
         async for refund in self._pages(f"{API}/orders/{oid}/refunds"):  # ten a page by default
             out.extend(mapping.map_refund(refund, oid, str(order.get("currency")), self.account))
         return out
+
+    async def revive_webhooks(self) -> list[str]:
+        """Switch on again the hub's webhooks WooCommerce switched off. WooCommerce never
+        retries a delivery, and disables a webhook after more than five failed in a row (the
+        hub down for a minute, a broker outage answered 503, a run of malformed orders): its
+        orders would then come only through the scheduled resync. A webhook is the hub's when
+        its delivery URL is this account's gateway path. Returns what it switched on."""
+        mine = f"/webhooks/woocommerce/{self.account.name}"
+        revived = []
+        async for hook in self._pages(f"{API}/webhooks"):
+            path = urlsplit(str(hook.get("delivery_url") or "")).path.rstrip("/")
+            if hook.get("status") == "disabled" and path.endswith(mine) and hook.get("id"):
+                await self.api.request(
+                    "PUT", f"{API}/webhooks/{int(hook['id'])}", json={"status": "active"}
+                )
+                revived.append(f"{hook['id']} ({hook.get('topic')})")
+        return revived
 
     async def _pages(self, path: str) -> AsyncIterator[dict[str, Any]]:
         page = 1

@@ -67,6 +67,7 @@ class WooCommerceSimulator:
         self.orders: dict[int, dict[str, Any]] = {}
         self.refunds: dict[int, list[dict[str, Any]]] = {}
         self.variations: dict[int, dict[int, dict[str, Any]]] = {}  # product id → variations
+        self.hooks: dict[int, dict[str, Any]] = {}  # registered webhooks, as GET /webhooks lists
         self.batch_calls = 0
         self.deny_oversell = False  # True: refuse orders the shop's own stock cannot cover
         self._ids = itertools.count(100)
@@ -84,6 +85,8 @@ class WooCommerceSimulator:
                     self._variations_batch,
                     methods=["POST"],
                 ),
+                Route(f"{API}/webhooks", self._webhooks),
+                Route(f"{API}/webhooks/{{hook_id:int}}", self._webhook_edit, methods=["PUT"]),
                 Route("/_sim/faults", self._sim_faults, methods=["POST"]),
                 Route("/_sim/stock", self._sim_stock, methods=["POST"]),
             ]
@@ -363,6 +366,42 @@ class WooCommerceSimulator:
         headers, body = self.webhook(topic, payload)
         return await post_webhook(url, headers, body, client=client)
 
+    def add_hook(self, topic: str, delivery_url: str) -> int:
+        """Register a webhook, as the merchant does in WooCommerce → Settings → Advanced."""
+        hook_id = next(self._ids)
+        self.hooks[hook_id] = {
+            "id": hook_id,
+            "name": f"Order {topic.split('.')[-1]}",
+            "status": "active",
+            "topic": topic,
+            "resource": topic.split(".")[0],
+            "event": topic.split(".")[-1],
+            "delivery_url": delivery_url,
+            "failure_count": 0,  # kept in the webhook's data, not in the REST resource
+        }
+        return hook_id
+
+    async def fire(
+        self, hook_id: int, payload: dict[str, Any], *, client: httpx.AsyncClient | None = None
+    ) -> httpx.Response | None:
+        """Deliver through a registered webhook as WooCommerce does: never retried; a delivery
+        answered other than 2xx, 301 or 302 is a failure, and more than five in a row
+        (`woocommerce_max_webhook_delivery_failures`) switch the webhook to disabled, after
+        which nothing is delivered (None) until it is active again."""
+        hook = self.hooks[hook_id]
+        if hook["status"] != "active":
+            return None
+        response = await self.send_webhook(
+            hook["delivery_url"], hook["topic"], payload, client=client
+        )
+        if 200 <= response.status_code < 300 or response.status_code in (301, 302):
+            hook["failure_count"] = 0
+        else:
+            hook["failure_count"] += 1
+            if hook["failure_count"] > 5:
+                hook["status"] = "disabled"
+        return response
+
     # --- HTTP -------------------------------------------------------------------------------------
 
     async def _guard(self, request: Request) -> Response | None:
@@ -513,6 +552,31 @@ class WooCommerceSimulator:
             out.append(copy.deepcopy(product))
         self.batch_calls += 1
         return JSONResponse({"update": out})
+
+    async def _webhooks(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        hooks = [
+            {k: v for k, v in h.items() if k != "failure_count"}
+            for _, h in sorted(self.hooks.items())
+        ]
+        wanted = request.query_params.get("status", "all")
+        return self._paged(request, [h for h in hooks if wanted in ("all", h["status"])])
+
+    async def _webhook_edit(self, request: Request) -> Response:
+        if (denied := await self._guard(request)) is not None:
+            return denied
+        hook = self.hooks.get(request.path_params["hook_id"])
+        if hook is None:
+            return _error("woocommerce_rest_webhook_invalid_id", "Invalid ID.", 404)
+        status = (await request.json()).get("status")
+        if status is not None:
+            if status not in ("active", "paused", "disabled"):
+                return _error("rest_invalid_param", "Invalid parameter(s): status", 400)
+            hook["status"] = status
+            if status == "active":
+                hook["failure_count"] = 0
+        return JSONResponse({k: v for k, v in hook.items() if k != "failure_count"})
 
     async def _sim_faults(self, request: Request) -> Response:
         body = await request.json()

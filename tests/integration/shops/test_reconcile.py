@@ -188,6 +188,25 @@ async def test_reconcile_loop_fixes_every_shop_and_a_failing_one_stops_nothing(
     assert targets == {"acme"}
 
 
+async def test_reconcile_loop_switches_on_a_webhook_the_shop_switched_off(
+    settings, sessions, woo, transports
+):
+    """WooCommerce disabled the hub's webhook after failed deliveries: the next round of the
+    scheduled reconcile switches it on again, so orders come within seconds once more."""
+    hook = woo.add_hook("order.created", "http://127.0.0.1:8080/webhooks/woocommerce/corner")
+    woo.hooks[hook].update(status="disabled", failure_count=6)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(
+        reconcile_loop(settings, sessions, stop, 0.05, transport_for=transports.get, only="corner")
+    )
+    try:
+        await _eventually(lambda: woo.hooks[hook]["status"] == "active")
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await loop
+
+
 class RefusingWrites(httpx.AsyncBaseTransport):
     """The shop reads fine but every write keeps failing with 503."""
 

@@ -367,3 +367,28 @@ async def test_woocommerce_unknown_id_before_a_failure_is_not_a_refusal(woo_sim,
     finally:
         await client.aclose()
     assert err.value.partial.failed == {} and err.value.partial.updated == {}
+
+
+async def test_woocommerce_webhooks_switched_off_after_failures_are_switched_on_again(
+    woo_sim, woo_client
+):
+    """WooCommerce never retries a delivery and disables a webhook after more than five failed
+    in a row (the hub answering 503 through a broker outage): the client switches the hub's
+    own webhooks on again, and leaves another application's alone."""
+    ours = woo_sim.add_hook("order.updated", "https://hub.example/webhooks/woocommerce/corner")
+    theirs = woo_sim.add_hook("order.updated", "https://erp.example/webhooks/woocommerce/corner/x")
+    down = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(503)))
+    order = {"id": 1, "status": "processing"}
+    for hook in (ours, theirs):
+        for _ in range(6):
+            assert (await woo_sim.fire(hook, order, client=down)).status_code == 503
+        assert woo_sim.hooks[hook]["status"] == "disabled"
+        assert await woo_sim.fire(hook, order, client=down) is None  # nothing is sent
+    assert await woo_client.revive_webhooks() == [f"{ours} (order.updated)"]
+    assert (woo_sim.hooks[ours]["status"], woo_sim.hooks[theirs]["status"]) == (
+        "active",
+        "disabled",
+    )
+    up = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    assert (await woo_sim.fire(ours, order, client=up)).status_code == 200
+    assert await woo_client.revive_webhooks() == []
