@@ -51,6 +51,7 @@ class WooCommerceClient:
         self.account = account
         self.page_size = page_size
         self._products: dict[str, tuple[int, int | None]] = {}  # SKU → (product, variation)
+        self.ambiguous: dict[str, str] = {}  # SKU → why it names no one item
         self._unlisted = Unlisted(float(cfg.extra.get("unlisted_ttl_seconds", 60)))
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
@@ -159,21 +160,42 @@ class WooCommerceClient:
     async def products(self) -> dict[str, dict[str, Any]]:
         """SKU → product or variation record (with `stock_quantity`), every page.
 
-        A variable product's stock lives on its variations, each with its own SKU.
-        """
-        out: dict[str, dict[str, Any]] = {}
-        index: dict[str, tuple[int, int | None]] = {}
+        A variable product's stock lives on its variations, each with its own SKU, or on the
+        product itself for variations that keep theirs there (`manage_stock: parent`). A
+        variation without a SKU of its own is listed under its product's, so one SKU can name
+        several items that each keep stock: the hub cannot tell their sales apart, and setting
+        one of them would leave the others selling what the hub has counted. Such a SKU is
+        left out, and a push to it fails naming the items (`ambiguous`)."""
+        found: dict[str, dict[tuple[int, int | None], dict[str, Any]]] = {}
         async for p in self._pages(f"{API}/products"):
             if not p.get("id"):
                 continue
+            pid = int(p["id"])
             if p.get("type") == "variable":
-                async for v in self._pages(f"{API}/products/{int(p['id'])}/variations"):
-                    if v.get("sku") and v.get("id"):
-                        out[str(v["sku"])] = v
-                        index[str(v["sku"])] = (int(p["id"]), int(v["id"]))
+                pooled = False
+                async for v in self._pages(f"{API}/products/{pid}/variations"):
+                    if v.get("manage_stock") == "parent":
+                        pooled = True  # its stock is the product's
+                    elif v.get("sku") and v.get("id"):
+                        found.setdefault(str(v["sku"]), {})[(pid, int(v["id"]))] = v
+                if pooled and p.get("sku"):
+                    found.setdefault(str(p["sku"]), {})[(pid, None)] = p
             elif p.get("sku"):
-                out[str(p["sku"])] = p
-                index[str(p["sku"])] = (int(p["id"]), None)
+                found.setdefault(str(p["sku"]), {})[(pid, None)] = p
+        out: dict[str, dict[str, Any]] = {}
+        index: dict[str, tuple[int, int | None]] = {}
+        self.ambiguous = {}
+        for sku_, items in found.items():
+            if len(items) == 1:
+                [(key, record)] = items.items()
+                out[sku_], index[sku_] = record, key
+            else:
+                named = ", ".join(
+                    f"product {pid}" + (f" variation {vid}" if vid else "") for pid, vid in items
+                )
+                self.ambiguous[sku_] = (
+                    f"SKU names {len(items)} items on the shop ({named}): each needs its own SKU"
+                )
         self._products = index
         return out
 
@@ -223,7 +245,7 @@ class WooCommerceClient:
         groups: dict[int | None, list[tuple[str, int, int]]] = {}
         for sku, qty in levels.items():
             if sku not in self._products:
-                result.failed[sku] = "no product with this SKU on the shop"
+                result.failed[sku] = self.ambiguous.get(sku, "no product with this SKU on the shop")
                 continue
             product_id, variation_id = self._products[sku]
             if variation_id is None:

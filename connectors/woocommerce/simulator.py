@@ -130,22 +130,29 @@ class WooCommerceSimulator:
         self.products[pid]["variations"].remove(vid)
         return self.add_variation(self.products[pid]["name"], sku, stock)[1]
 
-    def add_variation(self, parent: str, sku: str, stock: int = 0) -> tuple[int, int]:
-        """A variation (its own SKU and stock) of a variable product: (product id, variation id)."""
+    def add_variation(
+        self, parent: str, sku: str, stock: int = 0, *, parent_sku: str = ""
+    ) -> tuple[int, int]:
+        """A variation (its own SKU and stock) of a variable product: (product id, variation id).
+        A variation with no SKU of its own (`sku=""`) is listed under its product's SKU, as
+        WooCommerce does; `stock=-1` keeps its stock at the product (`manage_stock: parent`)."""
         product = next((p for p in self.products.values() if p["name"] == parent), None)
         if product is None:
-            pid = self.add_product("", 0)
+            pid = self.add_product(parent_sku, 0)
             product = self.products[pid]
             product.update(name=parent, type="variable", manage_stock=False, stock_quantity=None)
             product["variations"] = []
         vid = next(self._ids)
         product["variations"].append(vid)
+        own = stock >= 0
+        if not own:  # the product holds the stock of its variations
+            product.update(manage_stock=True, stock_quantity=product["stock_quantity"] or 0)
         self.variations.setdefault(product["id"], {})[vid] = {
             "id": vid,
             "sku": sku,
             "price": "10.00",
-            "manage_stock": True,
-            "stock_quantity": stock,
+            "manage_stock": True if own else "parent",
+            "stock_quantity": stock if own else None,
             "stock_status": "instock" if stock > 0 else "outofstock",
             "date_modified_gmt": _gmt(datetime.now(UTC)),
         }
@@ -489,7 +496,9 @@ class WooCommerceSimulator:
         if pid not in self.products:
             return _error("woocommerce_rest_product_invalid_id", "Invalid ID.", 404)
         table = self.variations.get(pid, {})
-        return self._paged(request, [table[v] for v in sorted(table)])
+        parent_sku = self.products[pid]["sku"]
+        listed = [{**table[v], "sku": table[v]["sku"] or parent_sku} for v in sorted(table)]
+        return self._paged(request, listed)  # a variation without a SKU shows its product's
 
     async def _variations_batch(self, request: Request) -> Response:
         if (denied := await self._guard(request)) is not None:

@@ -392,3 +392,32 @@ async def test_woocommerce_webhooks_switched_off_after_failures_are_switched_on_
     up = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     assert (await woo_sim.fire(ours, order, client=up)).status_code == 200
     assert await woo_client.revive_webhooks() == []
+
+
+async def test_woocommerce_a_sku_naming_several_items_is_refused_naming_them(woo_sim, woo_client):
+    """Variations without a SKU of their own are listed under their product's: `TEE` names the
+    red and the blue, each with its own stock. Setting one would leave the other selling what
+    the hub counted, so the push refuses the SKU and says why; the others go."""
+    woo_sim.add_product("MUG", 1)
+    pid, red = woo_sim.add_variation("Tee", "", 5, parent_sku="TEE")
+    _, blue = woo_sim.add_variation("Tee", "", 5)
+    result = await woo_client.set_stock({"TEE": 3, "MUG": 4})
+    assert result.updated == {"MUG": 4}
+    assert result.failed["TEE"] == (
+        f"SKU names 2 items on the shop (product {pid} variation {red}, "
+        f"product {pid} variation {blue}): each needs its own SKU"
+    )
+    assert [woo_sim.variations[pid][v]["stock_quantity"] for v in (red, blue)] == [5, 5]
+    assert "TEE" not in await woo_client.get_stock()
+
+
+async def test_woocommerce_variations_keeping_stock_on_their_product_set_the_product(
+    woo_sim, woo_client
+):
+    """Variations whose stock is their product's (`manage_stock: parent`) share it: the SKU is
+    the product's, and a push sets the product's stock."""
+    pid, _ = woo_sim.add_variation("Tee", "", -1, parent_sku="TEE")
+    woo_sim.add_variation("Tee", "", -1)
+    result = await woo_client.set_stock({"TEE": 7})
+    assert result.updated == {"TEE": 7} and woo_sim.products[pid]["stock_quantity"] == 7
+    assert (await woo_client.get_stock())["TEE"] == 7
