@@ -9,6 +9,7 @@ variations carry their own SKUs and stock and are written with its `variations/b
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +53,8 @@ class WooCommerceClient:
         self.page_size = page_size
         self._products: dict[str, tuple[int, int | None]] = {}  # SKU → (product, variation)
         self.ambiguous: dict[str, str] = {}  # SKU → why it names no one item
+        self.catalogue_ttl = float(cfg.extra.get("catalogue_ttl_seconds", 600))
+        self._products_at = float("-inf")  # when the catalogue was read (monotonic)
         self._unlisted = Unlisted(float(cfg.extra.get("unlisted_ttl_seconds", 60)))
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
@@ -197,6 +200,7 @@ class WooCommerceClient:
                     f"SKU names {len(items)} items on the shop ({named}): each needs its own SKU"
                 )
         self._products = index
+        self._products_at = time.monotonic()
         return out
 
     async def get_stock(self, skus: Sequence[str] | None = None) -> dict[str, int]:
@@ -214,7 +218,10 @@ class WooCommerceClient:
         the shop no longer knows (a product deleted and made again under its SKU) sends the
         catalogue to be read again, and the SKU is set on the product that has it now."""
         missing = [s for s in levels if s not in self._products]
-        if self._unlisted.worth_a_read(missing):
+        # A SKU moved to another product (renamed on one, given to a new one) is set on the
+        # product that has it now once the catalogue is read again: at least every TTL.
+        stale = time.monotonic() - self._products_at > self.catalogue_ttl
+        if stale or self._unlisted.worth_a_read(missing):
             await self.products()
             self._unlisted.read([s for s in missing if s not in self._products], self._products)
         known = dict(self._products)

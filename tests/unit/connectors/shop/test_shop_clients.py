@@ -421,3 +421,23 @@ async def test_woocommerce_variations_keeping_stock_on_their_product_set_the_pro
     result = await woo_client.set_stock({"TEE": 7})
     assert result.updated == {"TEE": 7} and woo_sim.products[pid]["stock_quantity"] == 7
     assert (await woo_client.get_stock())["TEE"] == 7
+
+
+@pytest.mark.parametrize("ttl", [0, 600])
+async def test_woocommerce_a_sku_given_to_another_product_is_set_there_once_read_again(
+    woo_sim, woo_account, ttl
+):
+    """The merchant renames product A's SKU to A-OLD and makes a new product A: once the
+    catalogue is older than `catalogue_ttl_seconds`, the push reads it again and sets the new
+    product; until then, the one it knew."""
+    cfg = woo_account.config.model_copy(update={"catalogue_ttl_seconds": ttl})
+    transport = httpx.ASGITransport(app=woo_sim.app)
+    client = WooCommerceClient(Account("corner", cfg), transport=transport, policy=FAST)
+    first = woo_sim.add_product("A", 1)
+    assert (await client.set_stock({"A": 3})).updated == {"A": 3}
+    woo_sim.products[first]["sku"] = "A-OLD"
+    second = woo_sim.add_product("A", 9)
+    assert (await client.set_stock({"A": 4})).updated == {"A": 4}
+    await client.aclose()
+    stock = (woo_sim.products[first]["stock_quantity"], woo_sim.products[second]["stock_quantity"])
+    assert stock == ((3, 4) if ttl == 0 else (4, 9))
