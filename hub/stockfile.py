@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -67,9 +68,16 @@ def parse(text: str) -> list[CountLine]:
 
 
 def envelopes_or_errors(
-    lines: list[CountLine], count_id: str, problems: list[str] | None = None
+    lines: list[CountLine],
+    count_id: str,
+    problems: list[str] | None = None,
+    counted_at: datetime | None = None,
 ) -> list[Envelope]:
+    """One `StockCounted` a line, as of `counted_at` (default now). A line's id holds its
+    quantity: the same file sent again counts once, and a line corrected under the same count
+    id counts again."""
     now = now_utc()
+    counted_at = counted_at or now
     out = []
     for cl in lines:
         try:
@@ -78,7 +86,7 @@ def envelopes_or_errors(
                 location=cl.location,
                 quantity=cl.quantity,
                 count_id=count_id,
-                counted_at=now,
+                counted_at=counted_at,
             )
         except ValidationError as exc:
             if problems is None:
@@ -88,7 +96,7 @@ def envelopes_or_errors(
             continue
         out.append(
             Envelope(
-                id=message_id("stock-count", count_id, cl.sku, cl.location),
+                id=message_id("stock-count", count_id, cl.sku, cl.location, str(cl.quantity)),
                 source="hub/cli",
                 data=msg,
                 time=now,
@@ -97,9 +105,11 @@ def envelopes_or_errors(
     return out
 
 
-def count_envelopes(text: str, count_id: str | None = None) -> tuple[str, list[Envelope]]:
+def count_envelopes(
+    text: str, count_id: str | None = None, counted_at: datetime | None = None
+) -> tuple[str, list[Envelope]]:
     """By default the count's id is the day and the file's content: submitting the same file twice
     the same day applies it once."""
     lines = parse(text)
     count_id = count_id or "count-" + now_utc().strftime("%Y%m%d-") + content_id(text)[:12]
-    return count_id, envelopes_or_errors(lines, count_id)
+    return count_id, envelopes_or_errors(lines, count_id, counted_at=counted_at)

@@ -33,7 +33,10 @@ class _StockMessage(CanonicalMessage):
 
 
 class StockCounted(_StockMessage):
-    """A stocktake found this many units: on-hand becomes the count, the difference is journaled."""
+    """A stocktake found this many units at `counted_at`: on-hand becomes the count plus what
+    was journaled at that stock after it was counted (a sale shipped while the count waited to
+    be imported is not counted twice), and the difference is journaled. A count older than a
+    stocktake of the same stock already applied changes nothing."""
 
     ce_type = "hub.stock.counted.v1"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -200,19 +201,31 @@ def stock_count(
     count_id: Annotated[
         str | None, typer.Option(help="Stocktake id (default: day+content)")
     ] = None,
+    counted_at: Annotated[
+        str | None,
+        typer.Option(
+            help="When the stock was counted, ISO 8601 with its offset (default: now). Movements "
+            "journaled after it stay on top of the count."
+        ),
+    ] = None,
     actor: Annotated[str, typer.Option(help="Who counted (audit log).")] = "cli",
     as_json: JsonOpt = False,
 ) -> None:
-    """Stocktake: set counted quantities from a CSV (sku,location,quantity)."""
+    """Stocktake: set counted quantities from a CSV (sku,location,quantity), as of the time the
+    stock was counted: what was sold, returned or received after that stays counted."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
     from hub.audit import on_hand_of, record
+    from hub.bus import BrokerUnavailable
     from hub.kafka import clients
     from hub.kafka.producer import KafkaPublisher
     from hub.stockfile import StockFileError, count_envelopes, parse
 
     s = settings()
+    at = _counted_at(counted_at) or datetime.now(UTC)
     try:
-        text = file.read_text(encoding="utf-8")
-        cid, envelopes = count_envelopes(text, count_id)
+        text = file.read_text(encoding="utf-8-sig")  # a spreadsheet's UTF-8 CSV starts with a BOM
+        cid, envelopes = count_envelopes(text, count_id, at)
     except (StockFileError, UnicodeDecodeError) as exc:
         raise fail(f"{file}: {exc}") from None
     counted = {f"{c.sku}@{c.location}": c.quantity for c in parse(text)}
@@ -221,11 +234,29 @@ def stock_count(
     except clients.NoBroker as exc:
         raise fail(str(exc)) from None
 
-    async def go() -> None:
+    async def go() -> int:
+        async with db_session(s) as session:  # before: the core may apply the count at once
+            before = await on_hand_of(session, counted)
         pub = KafkaPublisher(bootstrap, client=clients.client_kwargs(s))
-        await pub.start()
+        sent = 0
         try:
-            await pub.publish(envelopes)
+            await pub.start()
+            with Progress(
+                TextColumn("[bold]stocktake"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                console=console,
+                transient=True,
+                disable=as_json,
+            ) as bar:
+                task = bar.add_task("publish", total=len(envelopes))
+                for i in range(0, len(envelopes), COUNT_CHUNK):
+                    part = envelopes[i : i + COUNT_CHUNK]
+                    await pub.publish(part)
+                    sent += len(part)
+                    bar.update(task, completed=sent)
+        except BrokerUnavailable:
+            return -sent - 1  # how many went, told apart from a success
         finally:
             await pub.stop()
         async with db_session(s) as session, session.begin():
@@ -234,15 +265,47 @@ def stock_count(
                 actor,
                 "stock.count",
                 cid,
-                before={"on_hand": await on_hand_of(session, counted)},
-                after={"file": str(file), "lines": len(envelopes), "counted": counted},
+                before={"on_hand": before},
+                after={
+                    "file": str(file),
+                    "lines": len(envelopes),
+                    "counted": counted,
+                    "counted_at": at.isoformat(),
+                },
             )
+        return sent
 
-    run(go())
+    sent = run(go())
+    if sent < 0:
+        done = -sent - 1
+        again = f"--count-id {cid} --counted-at {at.isoformat()}"
+        raise fail(
+            f"stocktake {cid}: the broker failed after the first {done} of {len(envelopes)} "
+            f"line(s) were published; run the same command with {again} to publish the rest "
+            "(lines already published count once)"
+        )
     if as_json:
         print_json({"count_id": cid, "published": len(envelopes)})
     else:
         out.print(f"stocktake {cid}: {len(envelopes)} line(s) published")
+
+
+COUNT_CHUNK = 2_000  # lines a publish: each acknowledged before the next is sent
+
+
+def _counted_at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(f"--counted-at {value!r} is not an ISO 8601 time") from None
+    if at.tzinfo is None:
+        raise fail(f"--counted-at {value!r} needs its offset, e.g. {value}+08:00 or {value}Z")
+    at = at.astimezone(UTC)
+    if at > datetime.now(UTC) + timedelta(minutes=5):
+        raise fail(f"--counted-at {value!r} is in the future")
+    return at
 
 
 @stock_app.command("check")

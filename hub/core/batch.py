@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, text
+from sqlalchemy import case, func, insert, select, text, tuple_
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -553,6 +553,9 @@ class CoreProcessor:
                 r.seq,
                 r.cancelled,
             )
+        counts = [e.data for _, e in good if isinstance(e.data, StockCounted) and e.id not in done]
+        if counts:
+            book.since_count = await _since_counts(session, counts)
         stock_before = set(book.stock)
 
         applied: list[Envelope] = []
@@ -758,6 +761,7 @@ class CoreProcessor:
                 return None
             await queue.flush(session)  # it bills what the order's money still covers
         dropshipped = book.dropshipped(msg) if isinstance(msg, OrderFulfilled) else None
+        since = book.moved_since_count(msg) if isinstance(msg, StockCounted) else 0
         try:
             made = await finance_events.vouchers_for(
                 session,
@@ -766,6 +770,7 @@ class CoreProcessor:
                 _StockView(book),
                 unshipped=unshipped,
                 dropshipped=dropshipped,
+                moved_since_count=since,
             )
         except CurrencyMismatch as exc:
             log.warning("no voucher booked", cause=env.id, reason=str(exc))
@@ -961,6 +966,35 @@ class CoreProcessor:
         )
         log.warning("dead-lettered", origin=r.origin, error=info.error)
         return True
+
+
+async def _since_counts(
+    session: AsyncSession, counts: Sequence[StockCounted]
+) -> dict[tuple[str, str, datetime], tuple[int, bool]]:
+    """For each stocktake, the units journaled at its stock after it was counted, and whether
+    one of them is a later stocktake (`StockBook.moved_since_count`). One query a counting
+    time (a file's lines share theirs), on the journal's (sku, location) index. The stock rows
+    are locked, so nothing is journaled at them meanwhile."""
+    m = table(Movement)
+    out: dict[tuple[str, str, datetime], tuple[int, bool]] = {}
+    by_time: dict[datetime, set[tuple[str, str]]] = defaultdict(set)
+    for c in counts:
+        by_time[c.counted_at].add((c.sku, c.location))
+    for at, keys in by_time.items():
+        for part in locks.chunks(sorted(keys)):
+            q = (
+                select(
+                    m.c.sku,
+                    m.c.location,
+                    func.sum(m.c.delta),
+                    func.max(case((m.c.kind == "stocktake", 1), else_=0)),
+                )
+                .where(tuple_(m.c.sku, m.c.location).in_(part), m.c.at > at)
+                .group_by(m.c.sku, m.c.location)
+            )
+            for sku, location, moved, recounted in (await session.execute(q)).all():
+                out[(sku, location, at)] = (int(moved or 0), bool(recounted))
+    return out
 
 
 def _look_again(book: StockBook, inbound: Sequence[tuple[str, str, int]]) -> None:

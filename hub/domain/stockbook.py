@@ -177,6 +177,10 @@ class StockBook:
         # SKUs for which every order holding a reservation is loaded (so stock may be bumped).
         self.bump_loaded = bump_loaded or set()
         self.movements: list[MovementRow] = []
+        # For each stocktake of the batch, (sku, location, counted_at): the units journaled
+        # after it before the batch, and whether a later stocktake is among them (the caller
+        # loads them: `since_count`).
+        self.since_count: dict[tuple[str, str, datetime], tuple[int, bool]] = {}
         self.out: list[tuple[CanonicalMessage, str]] = []  # (message, cause message id)
         self.touched: set[str] = set()
         self.outcome = Outcome()
@@ -773,10 +777,35 @@ class StockBook:
 
     # -- stock events ----------------------------------------------------------------------------
 
+    def moved_since_count(self, msg: StockCounted) -> int | None:
+        """The units journaled at the count's stock after it was counted (sales, returns,
+        receipts, transfers, adjustments dated later), which stay on top of it; None when a
+        later stocktake of that stock was applied already, which the count cannot correct."""
+        stored, recounted = self.since_count.get(
+            (msg.sku, msg.location, msg.counted_at), (0, False)
+        )
+        later = [
+            m
+            for m in self.movements
+            if (m.sku, m.location) == (msg.sku, msg.location) and m.at > msg.counted_at
+        ]
+        if recounted or any(m.kind == "stocktake" for m in later):
+            return None
+        return stored + sum(m.delta for m in later)
+
     def apply_counted(self, msg: StockCounted, cause: str) -> None:
+        """On hand becomes the count as of when it was counted: what moved since is kept."""
+        since = self.moved_since_count(msg)
+        if since is None:
+            return  # a later count of the same stock stands
         row = self._row(msg.sku, msg.location)
         self._move(
-            row, msg.quantity - row.on_hand, "stocktake", msg.count_id, cause, msg.counted_at
+            row,
+            msg.quantity + since - row.on_hand,
+            "stocktake",
+            msg.count_id,
+            cause,
+            msg.counted_at,
         )
         self._check_bump(row, cause, msg.counted_at)
 

@@ -41,13 +41,16 @@ async def vouchers_for(
     *,
     unshipped: Mapping[StockKey, int] | None = None,
     dropshipped: Mapping[StockKey, int] | None = None,
+    moved_since_count: int | None = 0,
 ) -> list[VoucherIssued]:
     """The vouchers `msg` books ([] for messages without a financial effect, and for a cause
     handled before: finance records each cause in the inbox table, so it is idempotent on its
     own, besides the ledger refusing a known voucher id). `unshipped`: for a return, the units
     of its lines that never left (no credit note for them; see `billing.refund_split`).
     `dropshipped`: for a fulfilment, the units of its lines the supplier ships (no cost of
-    sales from the hub's inventory for them).
+    sales from the hub's inventory for them). `moved_since_count`: for a stocktake, the units
+    journaled after it was counted (`StockBook.moved_since_count`), None when a later count
+    stands (nothing to book).
 
     Raises `rules.CurrencyMismatch`, before writing anything, for a message in a currency other
     than the books' (conversion is not done yet): catch it, report it, and carry on.
@@ -168,18 +171,20 @@ async def vouchers_for(
             made.append(receipt)
         case StockCounted():
             on_hand, avg = _state(stock, (msg.sku, msg.location))
-            made.append(
-                rules.stock_counted(
-                    chart,
-                    count_id=msg.count_id,
-                    sku=msg.sku,
-                    location=msg.location,
-                    at=msg.counted_at,
-                    on_hand=on_hand,
-                    avg_cost=avg,
-                    counted=msg.quantity,
+            if moved_since_count is not None:  # None: a later count of that stock stands
+                made.append(
+                    rules.stock_counted(
+                        chart,
+                        count_id=msg.count_id,
+                        sku=msg.sku,
+                        location=msg.location,
+                        at=msg.counted_at,
+                        on_hand=on_hand,
+                        avg_cost=avg,
+                        counted=msg.quantity,
+                        moved_since=moved_since_count,
+                    )
                 )
-            )
         case StockAdjusted():
             on_hand, avg = _state(stock, (msg.sku, msg.location))
             made.append(
@@ -231,7 +236,10 @@ def _cause_id(msg: CanonicalMessage) -> str | None:
         case GoodsReceived():
             return rules.voucher_id("goods_received", f"{msg.receipt_id}:{msg.sku}:{msg.location}")
         case StockCounted():
-            return rules.voucher_id("stock_counted", f"{msg.count_id}:{msg.sku}:{msg.location}")
+            return rules.voucher_id(
+                "stock_counted",
+                rules.count_cause_ref(msg.count_id, msg.sku, msg.location, msg.quantity),
+            )
         case StockAdjusted():
             return rules.voucher_id(
                 "stock_adjusted", f"{msg.adjustment_id}:{msg.sku}:{msg.location}"

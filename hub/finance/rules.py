@@ -410,6 +410,10 @@ def _count_difference(
     return v.issue(cause_type, cause_ref, at, tz, memo)
 
 
+def count_cause_ref(count_id: str, sku: str, location: str, counted: int) -> str:
+    return f"{count_id}:{sku}:{location}:{counted}"
+
+
 def stock_counted(
     chart: Chart,
     *,
@@ -420,23 +424,26 @@ def stock_counted(
     on_hand: int,
     avg_cost: Decimal,
     counted: int,
+    moved_since: int = 0,
     via_suspense: bool = False,
     tz: str | ZoneInfo | None = None,
 ) -> VoucherIssued | None:
     """Stocktake (盘点): a gain Dr inventory / Cr stocktake gain, a loss Dr stocktake loss /
     Cr inventory, at the average cost; `via_suspense` books against 待处理财产损溢 instead,
-    pending approval. The average does not change.
+    pending approval. The average does not change. `moved_since`: units journaled at the stock
+    after it was counted, which stay on top of the count. A count line corrected under the same
+    count id is a cause of its own.
     """
     return _count_difference(
         chart,
         cause_type="stock_counted",
-        cause_ref=f"{count_id}:{sku}:{location}",
+        cause_ref=count_cause_ref(count_id, sku, location, counted),
         sku=sku,
         location=location,
         at=at,
         on_hand=on_hand,
         avg_cost=avg_cost,
-        delta=counted - on_hand,
+        delta=counted + moved_since - on_hand,
         via_suspense=via_suspense,
         tz=tz,
     )

@@ -37,3 +37,18 @@ def test_wrong_header_is_line_1():
 def test_invalid_sku_is_reported_with_its_line():
     with pytest.raises(StockFileError, match="line 2: sku"):
         parse("sku,location,quantity\n\x01bad,main,1\n")
+
+
+def test_a_line_corrected_under_the_same_count_id_is_a_new_message():
+    """Sent again, a line counts once; corrected (5 → 50) under the same id, it counts again."""
+    first = count_envelopes("sku,location,quantity\nA,main,5\nB,main,1\n", "count-7")[1]
+    fixed = count_envelopes("sku,location,quantity\nA,main,50\nB,main,1\n", "count-7")[1]
+    assert first[0].id != fixed[0].id and first[1].id == fixed[1].id
+
+
+def test_the_counting_time_is_the_one_given():
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+    [env] = count_envelopes("sku,location,quantity\nA,main,5\n", "count-8", at)[1]
+    assert env.data.counted_at == at  # type: ignore[attr-defined]

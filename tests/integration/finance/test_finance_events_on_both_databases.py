@@ -17,7 +17,7 @@ from hub.finance.chart import CN_SMALL_BUSINESS
 from hub.finance.rules import CurrencyMismatch, ReturnLine
 from hub.finance.tables import OrderLinePrice, VoucherLineRow, VoucherRow
 from hub.store.db import session_factory
-from hub.store.models import ProcessedMessage, Stock
+from hub.store.models import Movement, ProcessedMessage, Stock
 from schemas.base import CanonicalMessage
 from schemas.envelope import Envelope, message_id
 from schemas.orders import (
@@ -894,3 +894,49 @@ async def test_a_cancellation_older_than_the_reopening_bills_nothing(engine: Asy
     async with session_factory(engine)() as s:
         tee = await s.get(Stock, ("TEE", "main"))
         assert tee is not None and tee.reserved == 3
+
+
+async def test_a_stocktake_counts_as_of_when_it_was_counted(engine: AsyncEngine) -> None:
+    """10 TEE at 10.00 in at 01:00. Counted 9 at 03:00 (one lost), but the count is imported
+    only after a sale of 3 shipped at 05:00 was journaled: on hand ends at 6, the sale kept on
+    top of the count, and the loss of one is booked. A count taken earlier still (02:00) and
+    imported last changes nothing: the 03:00 count stands. The same line corrected under the
+    same count id (8, not 9) counts again. Books and stock agree throughout."""
+    from hub.core.batch import CoreProcessor
+    from tests.builders import fulfil, place, records
+
+    core = CoreProcessor(session_factory(engine), {"online": Rule()}, chart=CHART)
+    sale = fulfil("acme:9", [("TEE", 3)])
+    sale = replace(sale, data=sale.data.model_copy(update={"fulfilled_at": T + timedelta(hours=4)}))
+    await core.process(records(env(RECEIPT_1, "r1"), place("acme:9", [("TEE", 3)]), sale))
+
+    def count(quantity: int, hours: int, cid: str) -> Envelope:
+        at = T + timedelta(hours=hours)
+        msg = StockCounted(sku="TEE", quantity=quantity, count_id=cid, counted_at=at)
+        return env(msg, f"{cid}:{quantity}")
+
+    async def state() -> tuple[int, list[int], list[tuple[str, str]]]:
+        async with session_factory(engine)() as s:
+            tee = await s.get(Stock, ("TEE", "main"))
+            assert tee is not None
+            moves = (
+                await s.execute(
+                    select(Movement.delta).where(Movement.kind == "stocktake").order_by(Movement.id)
+                )
+            ).scalars()
+            problems = await ledger.check_books(s, CHART)
+        return tee.on_hand, list(moves), [(p.check, p.subject) for p in problems]
+
+    await core.process(records(count(9, 2, "c-0300")))
+    assert await state() == (6, [-1], [])
+    await core.process(records(count(12, 1, "c-0200")))  # older than the 03:00 count
+    assert await state() == (6, [-1], [])
+    await core.process(records(count(8, 2, "c-0300")))  # the line corrected
+    assert await state() == (5, [-1, -1], [])
+    async with session_factory(engine)() as s:
+        kinds = (
+            await s.execute(
+                select(VoucherRow.cause_type).where(VoucherRow.cause_type == "stock_counted")
+            )
+        ).scalars()
+        assert len(list(kinds)) == 2

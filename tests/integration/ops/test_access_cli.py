@@ -222,3 +222,23 @@ async def test_a_server_with_an_unresolvable_token_refuses_to_start(hub_cli, mon
     refused = await hub_cli(None, "run", "core")
     assert refused.exit_code == 2, refused.output
     assert "BOSS_TOKEN" in refused.output
+
+
+async def test_a_count_from_a_spreadsheet_with_its_counting_time(sqlite_hub, hub_cli, tmp_path):
+    """A spreadsheet's UTF-8 CSV starts with a byte-order mark; the time the stock was counted
+    is given with its offset and kept in the audit log, and one without an offset is refused."""
+    sessions = sqlite_hub
+    hub_cli.tokens_on()
+    sheet = tmp_path / "count.csv"
+    sheet.write_bytes("sku,location,quantity\r\nA,main,7\r\n".encode("utf-8-sig"))
+    naive = await hub_cli(
+        OPERATOR, "stock", "count", str(sheet), "--counted-at", "2026-11-01T10:00"
+    )
+    assert naive.exit_code != 0 and "offset" in naive.output
+    done = await hub_cli(
+        OPERATOR, "stock", "count", str(sheet), "--counted-at", "2026-11-01T10:00+08:00", "--json"
+    )
+    assert done.exit_code == 0, done.output
+    [entry] = await _audit(sessions)
+    assert entry.after is not None and entry.after["counted"] == {"A@main": 7}
+    assert entry.after["counted_at"] == "2026-11-01T02:00:00+00:00"
