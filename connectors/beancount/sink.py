@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -141,9 +142,20 @@ class BeancountSink:
         return True
 
     def _append(self, text: str) -> None:
+        """Append `text` durably, or not at all: a write or fsync that fails (a full disk, an
+        I/O error) cuts the file back to where it ended, so the retry appends the transaction
+        once. Written unbuffered, so no bytes of a failed attempt wait in a buffer to land
+        with the next one."""
         if self._file is None:
             raise RuntimeError("the sink is not open")
-        self._file.seek(0, os.SEEK_END)
-        self._file.write(text)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        fd = self._file.fileno()
+        end = os.fstat(fd).st_size
+        try:
+            rest = memoryview(text.encode("utf-8"))
+            while rest:
+                rest = rest[os.write(fd, rest) :]  # the file is opened to append
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end)
+            raise

@@ -132,6 +132,40 @@ def test_a_torn_tail_is_cut_and_written_again(tmp_path: Path) -> None:
     assert path.read_text().count(vs[1].voucher_id) == 2  # metadata and link
 
 
+@pytest.mark.parametrize("fails", ["fsync", "write"])
+def test_a_write_the_disk_fails_leaves_nothing_behind_and_the_retry_books_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """An fsync that fails after the bytes reached the file (an I/O error), or a write the disk
+    cannot take whole (full): the file is cut back, and the retry appends the voucher once."""
+    import os
+
+    path = tmp_path / "books.beancount"
+    vs = vouchers(CN_SMALL_BUSINESS)
+    real = {"fsync": os.fsync, "write": os.write}
+    calls = {"n": 0}
+
+    def broken(fd: int, *args: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            if fails == "write":
+                real["write"](fd, b"2026-11-22 * half a trans")  # part of it landed
+            raise OSError(28, "No space left on device")
+        return real[fails](fd, *args)  # type: ignore[operator]
+
+    with BeancountSink(path, CN_SMALL_BUSINESS) as sink:
+        sink.write(vs[0])
+        monkeypatch.setattr(f"connectors.beancount.sink.os.{fails}", broken)
+        with pytest.raises(OSError):
+            sink.write(vs[1])
+        assert sink.write(vs[1]) is True
+        monkeypatch.undo()
+    text = path.read_text()
+    assert text.count(f'voucher_id: "{vs[1].voucher_id}"') == 1 and "half a trans" not in text
+    result = bean_check(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "books.beancount"
     with BeancountSink(path, CN_SMALL_BUSINESS), pytest.raises(RuntimeError, match="another"):
