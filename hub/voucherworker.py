@@ -49,7 +49,7 @@ def build_sinks(settings: Settings, only: str | None = None) -> dict[str, Vouche
         else:
             from connectors.xero.subscriber import from_account as xero
 
-            sinks[name] = xero(acc)
+            sinks[name] = xero(acc, var_dir=settings.var_dir, name=name)
     return sinks
 
 
@@ -95,34 +95,44 @@ class VoucherWorker:
                     await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
                     continue
                 metrics.VOUCHERS_DELIVERED.labels(account=name, outcome="failed").inc()
+                if exc.retryable:
+                    # The batch is read again later (a sink still down holds its vouchers, and
+                    # the lag shows it). No dead letter: the voucher is delivered on a re-read,
+                    # and a letter replayed after that would post it again.
+                    log.error(
+                        "voucher not delivered: read again later",
+                        account=name,
+                        voucher=voucher.voucher_id,
+                        error=str(exc),
+                    )
+                    raise
                 log.error(
                     "voucher refused", account=name, voucher=voucher.voucher_id, error=str(exc)
                 )
-                with contextlib.suppress(Exception):
-                    await self.publisher.send_many(
-                        [
-                            (
-                                topics.DLQ,
-                                voucher.voucher_id,
-                                raw,
-                                _dead_letter_headers(
-                                    headers,
-                                    voucher,
-                                    [
-                                        ("dlq_error", f"{name}: {exc}"[:2000].encode()),
-                                        ("dlq_topic", topics.VOUCHERS.encode()),
-                                        ("dlq_consumer", self.group.encode()),
-                                        # its origin: a batch read again (a sink still down)
-                                        # dead-letters it again, as the same letter
-                                        *_origin_headers(origin),
-                                    ],
-                                ),
-                            )
-                        ]
-                    )
-                if exc.retryable:
-                    raise  # the batch is re-read later: a transient failure must not be lost
-                return
+                # A letter that cannot be published raises: the batch is read again, so a
+                # refusal is never dropped unrecorded.
+                await self.publisher.send_many(
+                    [
+                        (
+                            topics.DLQ,
+                            voucher.voucher_id,
+                            raw,
+                            _dead_letter_headers(
+                                headers,
+                                voucher,
+                                [
+                                    ("dlq_error", f"{name}: {exc}"[:2000].encode()),
+                                    ("dlq_topic", topics.VOUCHERS.encode()),
+                                    ("dlq_consumer", self.group.encode()),
+                                    # its origin: a batch read again dead-letters it again, as the
+                                    # same letter
+                                    *_origin_headers(origin),
+                                ],
+                            ),
+                        )
+                    ]
+                )
+            return
 
     def subscribe(self, broker: KafkaBroker) -> None:
         @broker.subscriber(

@@ -44,7 +44,22 @@ def validation_messages(body: Any) -> list[str]:
 
 
 class _XeroApi(HttpApi):
+    def __init__(self, *args: Any, on_unauthorized: Callable[[], None] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.on_unauthorized = on_unauthorized
+
     async def after_response(self, response: httpx.Response) -> None:
+        if response.status_code in (401, 403):
+            # An expired or revoked token, an organisation disconnected: nothing is wrong with
+            # the journal, so it is not refused for good. The next attempt takes a new token.
+            if self.on_unauthorized is not None:
+                self.on_unauthorized()
+            raise ConnectorError(
+                f"Xero refused the credentials ({response.status_code} "
+                f"{response.text[:200]}): vouchers wait for a valid token and tenant",
+                retryable=True,
+                status=response.status_code,
+            )
         if response.status_code == 400:
             try:
                 body = mapping.loads(response.content)
@@ -84,6 +99,7 @@ class XeroClient:
             limiter=limiter if limiter is not None else RateLimiter(1.0, burst=5),
             policy=policy,
             name="xero",
+            on_unauthorized=getattr(token, "invalidate", None),
         )
 
     async def _bearer(self) -> str:
@@ -114,3 +130,6 @@ class XeroClient:
 
     async def aclose(self) -> None:
         await self.api.aclose()
+        close = getattr(self._token, "aclose", None)
+        if close is not None:
+            await close()

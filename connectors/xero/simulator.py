@@ -2,8 +2,10 @@
 
 It enforces what the real API enforces for `POST /api.xro/2.0/ManualJournals`:
 
-- OAuth2: `Authorization: Bearer <token>` (else 401 AuthenticationUnsuccessful) and a known
-  `Xero-tenant-id` (else 403);
+- OAuth2: `Authorization: Bearer <token>` (else 401 AuthenticationUnsuccessful; an access token
+  past its 30 minutes, 401 TokenExpired) and a known `Xero-tenant-id` (else 403); `POST
+  /connect/token` refreshes: the app's client credentials (Basic), a refresh token Xero knows
+  (else 400 invalid_grant), a new access token and a new refresh token, the old one spent;
 - a body that is JSON (else 400 PostDataInvalidException), either `{"ManualJournals": [...]}` or
   one journal object;
 - per journal: a Narration, a valid Date (YYYY-MM-DD), Status DRAFT or POSTED, at least two
@@ -17,11 +19,14 @@ It enforces what the real API enforces for `POST /api.xro/2.0/ManualJournals`:
 
 from __future__ import annotations
 
+import base64
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -51,16 +56,56 @@ class XeroSimulator:
         *,
         token: str = "sim-token",
         tenant_id: str = "00000000-0000-0000-0000-00000000a1b2",
+        client_id: str = "sim-client",
+        client_secret: str = "sim-secret",
+        refresh_token: str = "sim-refresh-0",
+        access_ttl: float = 1800.0,
     ) -> None:
         self.accounts = {code: str(uuid.uuid4()) for code in account_codes}
-        self.token = token
+        self.token = token  # a fixed token that never expires (tests, the demo)
         self.tenant_id = tenant_id
+        self.client = (client_id, client_secret)
+        self.refresh_tokens = {refresh_token}
+        self.access_ttl = access_ttl
+        self.access: dict[str, float] = {}  # access token → when it expires (time.time())
+        self.refreshes = 0
         self.faults = Faults()
         self.journals: dict[str, dict[str, Any]] = {}
         self.idempotent: dict[str, tuple[int, bytes]] = {}
         self.app = Starlette(
-            routes=[Route(JOURNALS_PATH, self._journals, methods=["GET", "POST", "PUT"])]
+            routes=[
+                Route(JOURNALS_PATH, self._journals, methods=["GET", "POST", "PUT"]),
+                Route("/connect/token", self._token, methods=["POST"]),
+            ]
         )
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued reaches its 30 minutes."""
+        self.access = dict.fromkeys(self.access, 0.0)
+
+    async def _token(self, request: Request) -> Response:
+        expected = "Basic " + base64.b64encode(":".join(self.client).encode()).decode()
+        if request.headers.get("authorization") != expected:
+            return self._json(401, {"error": "invalid_client"})
+        form = parse_qs((await request.body()).decode())
+        grant = form.get("grant_type", [""])[0]
+        old = form.get("refresh_token", [""])[0]
+        if grant != "refresh_token" or old not in self.refresh_tokens:
+            return self._json(400, {"error": "invalid_grant"})
+        self.refreshes += 1
+        self.refresh_tokens.discard(old)
+        new = f"sim-refresh-{self.refreshes}"
+        self.refresh_tokens.add(new)
+        access = f"sim-access-{self.refreshes}"
+        self.access[access] = time.time() + self.access_ttl
+        body = {
+            "access_token": access,
+            "expires_in": int(self.access_ttl),
+            "token_type": "Bearer",
+            "refresh_token": new,
+            "scope": "accounting.transactions offline_access",
+        }
+        return self._json(200, body)
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
         return Response(
@@ -78,15 +123,12 @@ class XeroSimulator:
                 headers = {**headers, "X-Rate-Limit-Problem": "minute"}
             return self._json(status, {"Title": "Injected failure", "Status": status}, headers)
         auth = request.headers.get("authorization", "")
-        if auth != f"Bearer {self.token}":
+        bearer = auth.removeprefix("Bearer ")
+        expires = self.access.get(bearer)
+        if auth != f"Bearer {self.token}" and (expires is None or time.time() >= expires):
+            detail = "AuthenticationUnsuccessful" if expires is None else "TokenExpired"
             return self._json(
-                401,
-                {
-                    "Type": None,
-                    "Title": "Unauthorized",
-                    "Status": 401,
-                    "Detail": "AuthenticationUnsuccessful",
-                },
+                401, {"Type": None, "Title": "Unauthorized", "Status": 401, "Detail": detail}
             )
         if request.headers.get("xero-tenant-id") != self.tenant_id:
             return self._json(

@@ -6,10 +6,15 @@ Config (`[accounts.NAME]`):
 [accounts.books]
 connector = "xero"
 api_url = "https://api.xero.com"      # the simulator's address in tests and the demo
-api_token = "env:XERO_ACCESS_TOKEN"   # OAuth2 access token
+client_id = "env:XERO_CLIENT_ID"      # the app's OAuth2 credentials: access tokens are
+client_secret = "env:XERO_CLIENT_SECRET"  # refreshed as they expire (every 30 minutes)
+refresh_token = "env:XERO_REFRESH_TOKEN"  # starts the chain; the newest is kept in var/xero/
 tenant_id = "env:XERO_TENANT_ID"      # the organisation (Xero-tenant-id header)
 account_codes = { "1122" = "610", "6001" = "200" }   # hub chart code -> Xero account code
 ```
+
+Without `client_id`, `api_token` is a fixed access token (a test, or a token another process
+renews). A refused token (401, 403) is retryable: the vouchers wait, none is dead-lettered.
 
 `deliver` raises `ConnectorError`: retryable for what may pass later (5xx, 429, timeouts once the
 client's own retries ran out), permanent for a journal Xero refuses (dead-letter it).
@@ -17,12 +22,14 @@ client's own retries ran out), permanent for a journal Xero refuses (dead-letter
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from connectors.errors import ConnectorError
-from connectors.xero.client import API_URL, XeroClient
+from connectors.xero.client import API_URL, TokenSource, XeroClient
+from connectors.xero.oauth import TOKEN_URL, XeroTokens
 from hub.config import AccountConfig
 from schemas.finance import VoucherIssued
 
@@ -41,12 +48,38 @@ class XeroVoucherSink:
 
 
 def from_account(
-    account: AccountConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    account: AccountConfig,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    var_dir: Path = Path("var"),
+    name: str = "xero",
 ) -> XeroVoucherSink:
-    token = account.secret("api_token")
     tenant = account.secret("tenant_id")
+    client_id = account.secret("client_id")
+    token: TokenSource | None
+    if client_id:
+        secret, refresh = account.secret("client_secret"), account.secret("refresh_token")
+        if not secret or not refresh:
+            raise ConnectorError(
+                "xero account with client_id needs client_secret and refresh_token",
+                retryable=False,
+            )
+        token = XeroTokens(
+            client_id=client_id,
+            client_secret=secret,
+            refresh_token=refresh,
+            store=var_dir / "xero" / f"{name}.json",
+            http=httpx.AsyncClient(transport=transport, timeout=10.0),
+            token_url=str(account.extra.get("token_url") or TOKEN_URL),
+        )
+    else:
+        token = account.secret("api_token")
     if not token or not tenant:
-        raise ConnectorError("xero account needs api_token and tenant_id", retryable=False)
+        raise ConnectorError(
+            "xero account needs tenant_id, and client_id (with client_secret and "
+            "refresh_token) or api_token",
+            retryable=False,
+        )
     codes: Any = account.extra.get("account_codes", {})
     if not isinstance(codes, dict):
         raise ConnectorError("xero account_codes must be a table", retryable=False)

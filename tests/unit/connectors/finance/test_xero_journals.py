@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -162,7 +163,8 @@ async def test_invalid_json_and_bad_credentials(sim: XeroSimulator) -> None:
     bad = XeroClient(tenant_id=sim.tenant_id, token="wrong", http=http, policy=FAST, limiter=None)
     with pytest.raises(ConnectorError) as err:
         await bad.post_voucher(sale())
-    assert err.value.retryable is False and err.value.status == 401
+    # Nothing is wrong with the journal: it waits for a valid token, never dead-lettered.
+    assert err.value.retryable is True and err.value.status == 401
     await bad.aclose()
 
 
@@ -187,3 +189,67 @@ async def test_account_config_builds_a_sink_and_refusals_are_permanent(
     with pytest.raises(ConnectorError) as err:
         from_account(AccountConfig(connector="xero"))
     assert err.value.retryable is False
+
+
+async def test_access_tokens_are_refreshed_as_they_expire_and_the_newest_kept(
+    sim: XeroSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Access tokens last 30 minutes and Xero rotates the refresh token on each use: the sink
+    refreshes when Xero answers TokenExpired, keeps the newest refresh token, and a sink made
+    again (a restart) goes on with it, the config's first one spent."""
+    for name, value in (
+        ("XERO_CLIENT_ID", "sim-client"),
+        ("XERO_CLIENT_SECRET", "sim-secret"),
+        ("XERO_REFRESH_TOKEN", "sim-refresh-0"),
+    ):
+        monkeypatch.setenv(name, value)
+    account = AccountConfig(
+        connector="xero",
+        api_url="https://xero",
+        client_id="env:XERO_CLIENT_ID",
+        client_secret="env:XERO_CLIENT_SECRET",
+        refresh_token="env:XERO_REFRESH_TOKEN",
+        token_url="https://xero/connect/token",
+        tenant_id=sim.tenant_id,
+    )
+    transport = httpx.ASGITransport(app=sim.app)
+    sink = from_account(account, transport=transport, var_dir=tmp_path, name="books")
+    sink.client.api.limiter = None
+    assert await sink.deliver(sale()) is True
+    sim.expire_access_tokens()
+    second = sale().model_copy(update={"voucher_id": "v-2"})
+    with pytest.raises(ConnectorError) as err:  # expired: refused, and the next try refreshes
+        await sink.deliver(second)
+    assert err.value.retryable is True and "TokenExpired" in err.value.message
+    assert await sink.deliver(second) is True
+    await sink.aclose()
+    assert (sim.refreshes, len(sim.journals)) == (2, 2)
+    assert "sim-refresh-2" in (tmp_path / "xero" / "books.json").read_text()
+
+    again = from_account(account, transport=transport, var_dir=tmp_path, name="books")
+    again.client.api.limiter = None
+    assert await again.deliver(sale().model_copy(update={"voucher_id": "v-3"})) is True
+    await again.aclose()
+    assert sim.refreshes == 3
+
+
+async def test_a_refresh_token_xero_refuses_keeps_the_vouchers_waiting(
+    sim: XeroSimulator, tmp_path: Path
+) -> None:
+    """A revoked refresh token needs a person to connect the app again: until then delivery is
+    retryable, so the vouchers wait instead of being dead-lettered."""
+    account = AccountConfig(
+        connector="xero",
+        api_url="https://xero",
+        client_id="sim-client",
+        client_secret="sim-secret",
+        refresh_token="revoked",
+        token_url="https://xero/connect/token",
+        tenant_id=sim.tenant_id,
+    )
+    sink = from_account(account, transport=httpx.ASGITransport(app=sim.app), var_dir=tmp_path)
+    with pytest.raises(ConnectorError) as err:
+        await sink.deliver(sale())
+    assert err.value.retryable is True and "invalid_grant" in err.value.message
+    await sink.aclose()
+    assert sim.journals == {}
