@@ -762,6 +762,7 @@ class CoreProcessor:
             await queue.flush(session)  # it bills what the order's money still covers
         dropshipped = book.dropshipped(msg) if isinstance(msg, OrderFulfilled) else None
         since = book.moved_since_count(msg) if isinstance(msg, StockCounted) else 0
+        shipped = await _shipped_first(session, book, msg) if isinstance(msg, OrderPlaced) else None
         try:
             made = await finance_events.vouchers_for(
                 session,
@@ -771,6 +772,7 @@ class CoreProcessor:
                 unshipped=unshipped,
                 dropshipped=dropshipped,
                 moved_since_count=since,
+                shipped_at=shipped,
             )
         except CurrencyMismatch as exc:
             log.warning("no voucher booked", cause=env.id, reason=str(exc))
@@ -995,6 +997,28 @@ async def _since_counts(
             for sku, location, moved, recounted in (await session.execute(q)).all():
                 out[(sku, location, at)] = (int(moved or 0), bool(recounted))
     return out
+
+
+async def _shipped_first(
+    session: AsyncSession, book: StockBook, msg: OrderPlaced
+) -> datetime | None:
+    """When the last of an order's units that shipped before it came left (the journal's sale
+    movements of its SKUs, stored and this batch's); None for an order that comes first."""
+    order = book.orders.get(msg.order_key)
+    if (
+        order is None
+        or order.placed
+        or not any(ln.shipped_unreserved for ln in order.lines.values())
+    ):
+        return None
+    skus = sorted({ln.sku for ln in order.lines.values()})
+    m = table(Movement)
+    q = select(func.max(m.c.at)).where(
+        m.c.sku.in_(skus), m.c.kind == "sale", m.c.ref == msg.order_key
+    )
+    stored = stored_utc((await session.execute(q)).scalar_one_or_none())
+    times = [mv.at for mv in book.movements if mv.kind == "sale" and mv.ref == msg.order_key]
+    return max([t for t in (stored, *times) if t is not None], default=None)
 
 
 def _look_again(book: StockBook, inbound: Sequence[tuple[str, str, int]]) -> None:

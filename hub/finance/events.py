@@ -12,6 +12,7 @@ the inventory account keeps equal to Σ on_hand × avg_cost.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +43,7 @@ async def vouchers_for(
     unshipped: Mapping[StockKey, int] | None = None,
     dropshipped: Mapping[StockKey, int] | None = None,
     moved_since_count: int | None = 0,
+    shipped_at: datetime | None = None,
 ) -> list[VoucherIssued]:
     """The vouchers `msg` books ([] for messages without a financial effect, and for a cause
     handled before: finance records each cause in the inbox table, so it is idempotent on its
@@ -50,7 +52,8 @@ async def vouchers_for(
     `dropshipped`: for a fulfilment, the units of its lines the supplier ships (no cost of
     sales from the hub's inventory for them). `moved_since_count`: for a stocktake, the units
     journaled after it was counted (`StockBook.moved_since_count`), None when a later count
-    stands (nothing to book).
+    stands (nothing to book). `shipped_at`: for an order some of whose units shipped before it
+    came, when the last of them left (their late billing is dated then).
 
     Raises `rules.CurrencyMismatch`, before writing anything, for a message in a currency other
     than the books' (conversion is not done yet): catch it, report it, and carry on.
@@ -69,11 +72,14 @@ async def vouchers_for(
         case OrderPlaced():
             late = await billing.remember_prices(session, msg)
             if late:
+                # Revenue when the goods left (their cost was booked then), not when the order
+                # was placed: either arrival order books it in the same period.
+                at = max(msg.placed_at, shipped_at) if shipped_at else msg.placed_at
                 made.append(
                     rules.sale_billed(
                         chart,
                         order_key=msg.order_key,
-                        at=msg.placed_at,
+                        at=at,
                         currency=msg.currency,
                         lines=late,
                     )

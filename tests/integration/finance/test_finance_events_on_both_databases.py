@@ -940,3 +940,33 @@ async def test_a_stocktake_counts_as_of_when_it_was_counted(engine: AsyncEngine)
             )
         ).scalars()
         assert len(list(kinds)) == 2
+
+
+@pytest.mark.parametrize("first", ["order", "fulfilment"])
+async def test_revenue_is_booked_in_the_period_the_goods_left_whichever_comes_first(
+    engine: AsyncEngine, first: str
+) -> None:
+    """Placed on 31 January at 23:50 in Shanghai, shipped on 1 February: the revenue and its
+    cost of sales are February's, whether the fulfilment or the order reached the hub first."""
+    from hub.core.batch import CoreProcessor
+    from tests.builders import fulfil, place, records
+
+    core = CoreProcessor(session_factory(engine), {"online": Rule()}, chart=CHART)
+    await core.process(records(env(RECEIPT_1, "r1")))
+    order = place("acme:131", [("TEE", 2)])
+    order = replace(
+        order,
+        data=order.data.model_copy(update={"placed_at": datetime(2026, 1, 31, 15, 50, tzinfo=UTC)}),
+    )
+    sent = fulfil("acme:131", [("TEE", 2)])
+    sent = replace(
+        sent,
+        data=sent.data.model_copy(update={"fulfilled_at": datetime(2026, 2, 1, 2, 0, tzinfo=UTC)}),
+    )
+    for msg in [order, sent] if first == "order" else [sent, order]:
+        await core.process(records(msg))
+    async with session_factory(engine)() as s:
+        rows = (await s.execute(select(VoucherRow.cause_type, VoucherRow.period))).all()
+    assert {period for kind, period in rows if kind in ("sale_fulfilled", "sale_billed")} == {
+        "2026-02"
+    }
