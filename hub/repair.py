@@ -42,6 +42,10 @@ class Fix:
 class Repair:
     fixes: list[Fix] = field(default_factory=list)
     levels_published: int = 0
+    # Rows whose journal holds fewer units than their open reservations: correcting them would
+    # oversell, so they are left as stored and named (a stocktake, through the core, releases
+    # the newest holders as it does for any loss).
+    held_back: list[Fix] = field(default_factory=list)
 
 
 async def repair_stock(
@@ -77,10 +81,14 @@ async def repair_stock(
         ).all()
     }
     fixes: list[Fix] = []
+    held_back: list[Fix] = []
     book = StockBook({}, {})
     for r in rows:
         key = (r.sku, r.location)
         want_on_hand, want_reserved = journal.get(key, 0), held.get(key, 0)
+        if want_reserved > 0 and want_reserved > want_on_hand:
+            held_back.append(Fix(r.sku, r.location, "on_hand", r.on_hand, want_on_hand))
+            continue
         if r.on_hand != want_on_hand:
             fixes.append(Fix(r.sku, r.location, "on_hand", r.on_hand, want_on_hand))
         if r.reserved != want_reserved:
@@ -104,4 +112,4 @@ async def repair_stock(
             before={"fixes": [f.as_json() for f in fixes]},
         )
     published = await publish_levels(session, book, rules, now_utc()) if rules else 0
-    return Repair(fixes, published)
+    return Repair(fixes, published, held_back)

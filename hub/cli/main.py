@@ -359,19 +359,34 @@ def stock_repair(
 
     done = run(go())
     fixes = [f.as_json() for f in done.fixes]
+    held = [f.as_json() for f in done.held_back]
     if as_json:
-        print_json({"fixed": fix, "mismatches": fixes, "levels_published": done.levels_published})
+        print_json(
+            {
+                "fixed": fix,
+                "mismatches": fixes,
+                "levels_published": done.levels_published,
+                "held_back": held,
+            }
+        )
     else:
         for f in fixes:
             console.print(
                 f"{f['sku']}@{f['location']} {f['field']}: stored {f['stored']}, "
                 f"recomputed {f['recomputed']}" + (" (fixed)" if fix else "")
             )
+        for f in held:
+            console.print(
+                f"[yellow]{f['sku']}@{f['location']}: the journal holds {f['recomputed']}, fewer "
+                f"than its reservations; left at {f['stored']}: count it (hub stock count), which "
+                "releases the newest holders[/]"
+            )
         out.print(
             f"{len(fixes)} mismatch(es)"
             + (f" fixed, {done.levels_published} level(s) published" if fix and fixes else "")
+            + (f"; {len(held)} held back" if held else "")
         )
-    raise typer.Exit(1 if fixes and not fix else 0)
+    raise typer.Exit(1 if held or (fixes and not fix) else 0)
 
 
 @dlq_app.command("list")

@@ -86,3 +86,24 @@ async def test_the_cli_repairs_and_says_how_many_levels_it_published(
     body = json.loads(fixed.stdout)
     assert (body["fixed"], len(body["mismatches"]), body["levels_published"]) == (True, 1, 1)
     assert await _levels(sessions) == [(10, 1), (7, 2), (9, 3)]
+
+
+async def test_a_row_whose_journal_is_below_its_reservations_is_held_back_and_the_rest_fixed(
+    sessions,
+):
+    """A manual edit raised A to 20 where the journal holds 10, and orders reserved 15 of it.
+    Setting A back to 10 would oversell (and the database refuses it): A is left and named, and
+    B's edited total is still fixed."""
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(counted("A", 10), counted("B", 5)))
+    async with sessions() as s, s.begin():
+        await s.execute(update(Stock).where(Stock.sku == "A").values(on_hand=20))
+        await s.execute(update(Stock).where(Stock.sku == "B").values(on_hand=9))
+    await core.process(records(place("s:1", [("A", 15)])))
+    async with sessions() as s, s.begin():
+        done = await repair_stock(s, fix=True, rules=RULES)
+    assert [(f.sku, f.stored, f.recomputed) for f in done.held_back] == [("A", 20, 10)]
+    assert [(f.sku, f.field, f.recomputed) for f in done.fixes] == [("B", "on_hand", 5)]
+    async with sessions() as s:
+        rows = {r.sku: (r.on_hand, r.reserved) for r in (await s.execute(select(Stock))).scalars()}
+    assert rows == {"A": (20, 15), "B": (5, 0)}
