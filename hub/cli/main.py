@@ -208,6 +208,13 @@ def stock_count(
             "journaled after it stay on top of the count."
         ),
     ] = None,
+    new_location: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A location counted for the first time (else a location the hub "
+            "does not know is refused as a typo)."
+        ),
+    ] = None,
     actor: Annotated[str, typer.Option(help="Who counted (audit log).")] = "cli",
     as_json: JsonOpt = False,
 ) -> None:
@@ -228,11 +235,31 @@ def stock_count(
         cid, envelopes = count_envelopes(text, count_id, at)
     except (StockFileError, UnicodeDecodeError) as exc:
         raise fail(f"{file}: {exc}") from None
-    counted = {f"{c.sku}@{c.location}": c.quantity for c in parse(text)}
+    lines = parse(text)
+    counted = {f"{c.sku}@{c.location}": c.quantity for c in lines}
     try:
         bootstrap = clients.bootstrap(s)
     except clients.NoBroker as exc:
         raise fail(str(exc)) from None
+
+    async def locations() -> set[str]:
+        from hub.store.models import Stock
+
+        async with db_session(s) as session:
+            stored = set((await session.execute(select(Stock.location).distinct())).scalars())
+        return stored | {loc for rule in s.hub.channels.values() for loc in rule.locations}
+
+    known = run(locations()) | set(new_location or ())
+    unknown = [c for c in lines if c.location not in known]
+    if unknown:
+        problems = [
+            f"line {c.line}: location {c.location!r} is not one the hub keeps stock at"
+            for c in unknown[:20]
+        ]
+        raise fail(
+            f"{file}: " + "; ".join(problems) + f" (known: {', '.join(sorted(known))}); "
+            "--new-location NAME counts a location for the first time"
+        )
 
     async def go() -> int:
         async with db_session(s) as session:  # before: the core may apply the count at once

@@ -242,3 +242,21 @@ async def test_a_count_from_a_spreadsheet_with_its_counting_time(sqlite_hub, hub
     [entry] = await _audit(sessions)
     assert entry.after is not None and entry.after["counted"] == {"A@main": 7}
     assert entry.after["counted_at"] == "2026-11-01T02:00:00+00:00"
+
+
+async def test_a_count_at_a_location_the_hub_does_not_know_is_refused_by_line(
+    sqlite_hub, hub_cli, tmp_path
+):
+    """`Main` for `main`: a typo would make a location of its own, which no channel sells from,
+    and leave the real one uncounted. It is refused naming its line, unless it is new."""
+    sessions = sqlite_hub
+    hub_cli.tokens_on()
+    sheet = tmp_path / "count.csv"
+    sheet.write_text("sku,location,quantity\nA,main,7\nA,Main,40\n")
+    refused = await hub_cli(OPERATOR, "stock", "count", str(sheet), "--json")
+    assert refused.exit_code != 0
+    assert "line 3: location 'Main' is not one the hub keeps stock at" in refused.output
+    assert await _audit(sessions) == []
+    done = await hub_cli(OPERATOR, "stock", "count", str(sheet), "--new-location", "Main", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["published"] == 2
