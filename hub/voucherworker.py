@@ -67,6 +67,11 @@ class VoucherWorker:
         self.publisher = publisher
         self.group = "hub-finance" if only is None else f"hub-finance-{only}"
         self.attempts = attempts
+        # A batch is delivered before its offsets are committed, within the consumer's poll
+        # interval (5 minutes): an accounting API paced at about a call a second (Xero's 60 a
+        # minute) takes 50 a batch, so a backlog never outlasts it and is read again for ever.
+        paced = any(getattr(sink, "paced", True) for sink in self.sinks.values())
+        self.batch_size = 50 if paced else 500
 
     async def _deliver(
         self,
@@ -139,7 +144,7 @@ class VoucherWorker:
             topics.VOUCHERS,
             group_id=self.group,
             batch=True,
-            max_records=500,
+            max_records=self.batch_size,
             batch_timeout_ms=50,
             fetch_max_wait_ms=self.fetch_wait_ms,
             auto_offset_reset="earliest",

@@ -18,6 +18,8 @@ from schemas.finance import VoucherIssued
 
 
 class BeancountVoucherSink:
+    paced = False  # a local file: a batch of 500 takes well under the consumer's poll interval
+
     def __init__(self, path: Path, chart: Chart) -> None:
         self.sink = BeancountSink(path, chart).open()
 

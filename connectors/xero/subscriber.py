@@ -35,6 +35,8 @@ from schemas.finance import VoucherIssued
 
 
 class XeroVoucherSink:
+    paced = True  # about a call a second (Xero allows 60 a minute per organisation)
+
     def __init__(self, client: XeroClient) -> None:
         self.client = client
 

@@ -79,3 +79,24 @@ async def test_a_refusal_is_dead_lettered_and_a_letter_that_cannot_go_re_reads(t
 
 async def _no_wait(_: float) -> None:
     return None
+
+
+def test_a_paced_accounting_api_takes_batches_it_delivers_within_the_poll_interval(tmp_path):
+    """Xero allows about a call a second: 500 vouchers a batch would outlast the consumer's
+    five-minute poll interval, leave the group, and be read again for ever. A local journal
+    takes 500."""
+    from hub.config import AccountConfig
+
+    books = AccountConfig(connector="beancount", path=str(tmp_path / "books.beancount"))
+    xero = AccountConfig(connector="xero", api_token="t", tenant_id="org")
+    sizes = []
+    for accounts in ({"books": books}, {"books": books, "xero": xero}):
+        settings = Settings(var_dir=tmp_path)
+        settings.__dict__["hub"] = HubConfig(accounts=accounts)
+        w = VoucherWorker(settings, Letters())  # type: ignore[arg-type]
+        sizes.append(w.batch_size)
+        for sink in w.sinks.values():
+            close = getattr(getattr(sink, "sink", None), "close", None)
+            if close:
+                close()
+    assert sizes == [500, 50]
