@@ -43,6 +43,7 @@ from hub import metrics
 from hub.config import AccountConfig, ConfigError, Settings
 from hub.core.consumer import raw_body
 from hub.deadletters import poison_letter
+from hub.finance.chart import chart_from_config
 from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
 from schemas import topics
@@ -238,14 +239,18 @@ def build_link(
     """`supplier` (default: the account name) is the supplier id of `hub po supplier` whose
     orders this account sends, and which its documents carry."""
     supplier = str(config.extra.get("supplier") or name)
+    # An invoice that states no currency (an 810 without CUR) is in the books' currency unless
+    # the account says otherwise: the one the hub orders in by default.
+    books = chart_from_config(settings.hub).currency
     if config.connector == "x12":
         from connectors.x12.exchange import x12_exchange_for
 
-        return EdiLink(name, "x12", x12_exchange_for(name, config, supplier=supplier), supplier)
+        exchange = x12_exchange_for(name, config, supplier=supplier, currency=books)
+        return EdiLink(name, "x12", exchange, supplier)
     if config.connector == "edifact":
         from connectors.edifact.exchange import edifact_exchange_for
 
-        exchange = edifact_exchange_for(name, config, supplier=supplier)
+        exchange = edifact_exchange_for(name, config, supplier=supplier, currency=books)
         return EdiLink(name, "edifact", exchange, supplier)
     from connectors.supplier_rest.client import SupplierPortalClient
 

@@ -8,7 +8,7 @@ our_id = "STOCKHUB"            # ISA06 / UNB sender
 our_qualifier = "ZZ"
 partner_id = "ACMESUPPLY"      # ISA08 / UNB recipient
 partner_qualifier = "ZZ"
-currency = "USD"               # for invoices that do not state one
+currency = "CNY"               # for invoices that do not state one (default: the books')
 usage = "P"                    # X12 ISA15: P production, T test
 settle_seconds = 2             # leave files younger than this alone
 ```

@@ -21,10 +21,11 @@ def edifact_exchange(
 
 
 def edifact_exchange_for(
-    name: str, config: AccountConfig, *, supplier: str | None = None
+    name: str, config: AccountConfig, *, supplier: str | None = None, currency: str = "EUR"
 ) -> Exchange:
-    """The exchange of a configured `edifact` supplier account (keys: edi_common.settings)."""
-    acc = EdiAccount.from_config(name, config, currency="EUR")
+    """The exchange of a configured `edifact` supplier account (keys: edi_common.settings).
+    `currency`: an invoice's when neither it nor the account says (the hub passes the books')."""
+    acc = EdiAccount.from_config(name, config, currency=currency)
     partner = EdifactPartner(
         supplier=supplier or name,
         us=Party(acc.our_id, acc.our_qualifier),

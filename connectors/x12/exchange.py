@@ -18,9 +18,12 @@ def x12_exchange(root: Path | str, partner: X12Partner, *, settle_seconds: float
     return Exchange(root, X12Codec(partner, numbers), settle_seconds=settle_seconds)
 
 
-def x12_exchange_for(name: str, config: AccountConfig, *, supplier: str | None = None) -> Exchange:
-    """The exchange of a configured `x12` supplier account (keys: connectors.edi_common.settings)."""
-    acc = EdiAccount.from_config(name, config, currency="USD")
+def x12_exchange_for(
+    name: str, config: AccountConfig, *, supplier: str | None = None, currency: str = "USD"
+) -> Exchange:
+    """The exchange of a configured `x12` supplier account (keys: connectors.edi_common.settings).
+    `currency`: an invoice's when neither it nor the account says (the hub passes the books')."""
+    acc = EdiAccount.from_config(name, config, currency=currency)
     try:
         partner = X12Partner(
             supplier=supplier or name,

@@ -76,3 +76,45 @@ def test_an_exchange_folder_is_required(tmp_path: Path) -> None:
     cfg = config(tmp_path, '[accounts.acme]\nconnector = "x12"\nour_id = "S"\npartner_id = "P"\n')
     with pytest.raises(ConfigError, match="path"):
         x12_exchange_for("acme", cfg.accounts["acme"])
+
+
+def test_an_invoice_that_states_no_currency_is_in_the_books_currency(tmp_path: Path) -> None:
+    """An 810 without CUR, an INVOIC without CUX: the hub's supplier link takes the books'
+    currency (the one it orders in by default), unless the account names one."""
+    from hub.config import Settings
+    from hub.supplierworker import EdiLink, build_link
+
+    cfg = config(
+        tmp_path,
+        """
+[chart]
+currency = "CNY"
+
+[accounts.acme-supply]
+connector = "x12"
+path = "PATH"
+our_id = "STOCKHUB"
+partner_id = "ACMESUPPLY"
+
+[accounts.bolt-works]
+connector = "edifact"
+path = "PATH"
+our_id = "STOCKHUB"
+partner_id = "BOLTWORKS"
+
+[accounts.usd-supply]
+connector = "x12"
+path = "PATH"
+our_id = "STOCKHUB"
+partner_id = "USDSUPPLY"
+currency = "USD"
+""",
+    )
+    settings = Settings(var_dir=tmp_path)
+    settings.__dict__["hub"] = cfg
+    found = {}
+    for name in ("acme-supply", "bolt-works", "usd-supply"):
+        link = build_link(name, cfg.accounts[name], settings)
+        assert isinstance(link, EdiLink)
+        found[name] = link.exchange.codec.partner.currency  # type: ignore[attr-defined]
+    assert found == {"acme-supply": "CNY", "bolt-works": "CNY", "usd-supply": "USD"}
