@@ -60,6 +60,7 @@ COMMANDS: dict[str, Role | None] = {
     "connector resync": Role.OPERATOR,
     "connector push-stock": Role.OPERATOR,
     "audit list": Role.OPERATOR,
+    "books deliver": Role.OPERATOR,
     # configuration, repairs, schema
     "stock repair --fix": Role.ADMIN,
     "db upgrade": Role.ADMIN,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -85,3 +85,121 @@ def check(as_json: JsonOpt = False) -> None:
             else f"[red]{len(problems)} problem(s)[/]"
         )
     raise typer.Exit(0 if not problems else 1)
+
+
+@app.command("deliver")
+def deliver(
+    account: Annotated[str, typer.Argument(help="A finance account (beancount, xero).")],
+    since: Annotated[
+        str | None, typer.Option(help="Only vouchers dated from this day (YYYY-MM-DD).")
+    ] = None,
+    actor: Annotated[str, typer.Option(help="Who delivers (audit log).")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Deliver the stored vouchers to a finance account, oldest first: a ledger connected after
+    the hub has run a while gets its opening books (the vouchers topic keeps a week, and the
+    finance consumers' offsets are past them). Vouchers the account has already are booked once
+    (by voucher id); one the account refuses is listed and the rest go on. Exits 1 when any was
+    refused, 2 when the account could not be reached: run it again to go on."""
+    import datetime as dt
+
+    from rich.progress import BarColumn, Progress, TextColumn
+    from sqlalchemy import func, select
+
+    from connectors.errors import ConnectorError
+    from hub.audit import record
+    from hub.finance.tables import VoucherRow
+    from hub.voucherworker import build_sinks
+    from schemas.finance import VoucherIssued
+
+    s = settings()
+    try:
+        sinks = build_sinks(s, only=account)
+    except (ConfigError, ConnectorError) as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except RuntimeError as exc:  # a journal file another writer holds (a running worker)
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if account not in sinks:
+        console.print(f"[red]error:[/] {account!r} is not a configured finance account")
+        raise typer.Exit(2)
+    sink = sinks[account]
+    try:
+        start = dt.date.fromisoformat(since) if since else None
+    except ValueError:
+        console.print(f"[red]error:[/] --since {since!r} is not a day (YYYY-MM-DD)")
+        raise typer.Exit(2) from None
+    report: dict[str, Any] = {"account": account, "delivered": 0, "already": 0, "refused": []}
+
+    async def go() -> None:
+        async with db_session(s) as session:
+            where = [VoucherRow.date >= start] if start else []
+            total = (
+                await session.execute(select(func.count()).select_from(VoucherRow).where(*where))
+            ).scalar_one()
+            q = (
+                select(VoucherRow)
+                .where(*where)
+                .order_by(VoucherRow.date, VoucherRow.created_at, VoucherRow.voucher_id)
+                .execution_options(yield_per=500)
+            )
+            with Progress(
+                TextColumn(f"[bold]{account}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                console=console,
+                transient=True,
+                disable=as_json,
+            ) as bar:
+                task = bar.add_task("deliver", total=total)
+                try:
+                    async for row in await session.stream_scalars(q):
+                        voucher = VoucherIssued.model_validate(
+                            {
+                                "voucher_id": row.voucher_id,
+                                "date": row.date,
+                                "period": row.period,
+                                "cause_type": row.cause_type,
+                                "cause_ref": row.cause_ref,
+                                "currency": row.currency,
+                                "memo": row.memo,
+                                "lines": row.lines,
+                            }
+                        )
+                        try:
+                            fresh = await sink.deliver(voucher)
+                        except ConnectorError as exc:
+                            if exc.retryable:
+                                report["stopped"] = f"{voucher.voucher_id}: {exc}"
+                                return
+                            report["refused"].append(
+                                {"voucher_id": voucher.voucher_id, "reason": str(exc)[:500]}
+                            )
+                        else:
+                            report["delivered" if fresh else "already"] += 1
+                        bar.advance(task)
+                finally:
+                    close = getattr(sink, "aclose", None)
+                    if close is not None:
+                        await close()
+                    closer = getattr(getattr(sink, "sink", None), "close", None)
+                    if closer is not None:
+                        closer()
+        async with db_session(s) as session, session.begin():
+            await record(
+                session, actor, "books.deliver", account, before={"since": since}, after=report
+            )
+
+    run(go())
+    if as_json:
+        print_json(report)
+    else:
+        for r in report["refused"]:
+            console.print(f"[red]✗[/] {r['voucher_id']}: {r['reason']}")
+        out.print(
+            f"{account}: {report['delivered']} voucher(s) delivered, {report['already']} there "
+            f"already, {len(report['refused'])} refused"
+            + (f"; stopped at {report['stopped']}" if "stopped" in report else "")
+        )
+    raise typer.Exit(2 if "stopped" in report else 1 if report["refused"] else 0)
