@@ -103,6 +103,10 @@ class EdiLink:
         return None
 
 
+ACK_RECHECK = timedelta(minutes=10)  # how often an answered order is asked again
+ACK_REVISIONS = timedelta(days=7)  # for how long after its first answer
+
+
 class PortalLink:
     """A REST supplier portal. State (what was sent, which orders await an answer, the feed
     cursor) lives in `state_dir`, written atomically after each step it records."""
@@ -151,11 +155,13 @@ class PortalLink:
             raise ConnectorError(f"the portal takes no {type(msg).__name__}", retryable=False)
         state = self._state()
         awaiting = set(state["awaiting"])
+        answered = dict(state.get("answered", {}))
+        answered.pop(msg.po_number, None)
         if isinstance(msg, PurchaseOrderCancelled):
             awaiting.discard(msg.po_number)
         else:
             awaiting.add(msg.po_number)  # a changed order is acknowledged anew
-        self._save({**state, "awaiting": sorted(awaiting)})
+        self._save({**state, "awaiting": sorted(awaiting), "answered": answered})
         atomic_write(marker, msg.po_number.encode())
         return True
 
@@ -167,7 +173,17 @@ class PortalLink:
         since = datetime.fromisoformat(state["since"]) if state.get("since") else None
         found: list[CanonicalMessage] = []
         answered: set[str] = set()
-        for number in state["awaiting"]:
+        # A supplier may revise its answer for a while after the first (fewer units, a line
+        # refused after all): answered orders are asked again every ACK_RECHECK, for
+        # ACK_REVISIONS after their first answer. A revision is a new message; the same answer
+        # again is one the core has seen.
+        rechecked = [
+            number
+            for number, seen in state.get("answered", {}).items()
+            if started - datetime.fromisoformat(seen["checked"]) >= ACK_RECHECK
+            and started - datetime.fromisoformat(seen["at"]) < ACK_REVISIONS
+        ]
+        for number in [*state["awaiting"], *rechecked]:
             try:
                 ack = await self.client.acknowledgement(number)
             except ConnectorError as exc:
@@ -190,10 +206,21 @@ class PortalLink:
             self._published.update(e.id for e in fresh)
         # Only after publishing: a crash before this line re-reads (same ids) instead of losing.
         current = self._state()
+        kept = {
+            number: seen
+            for number, seen in current.get("answered", {}).items()
+            if started - datetime.fromisoformat(seen["at"]) < ACK_REVISIONS
+        }
+        for number in rechecked:
+            if number in kept:
+                kept[number] = {**kept[number], "checked": started.isoformat()}
+        for number in answered & set(current["awaiting"]):
+            kept[number] = {"at": started.isoformat(), "checked": started.isoformat()}
         self._save(
             {
                 **current,
                 "awaiting": sorted(set(current["awaiting"]) - answered),
+                "answered": kept,
                 "since": (started - self.overlap).isoformat(),
             }
         )

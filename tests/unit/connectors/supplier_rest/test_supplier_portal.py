@@ -333,3 +333,37 @@ def test_stock_beyond_what_a_message_carries_is_reported_at_the_bound(reported, 
     sells more than a supplier reports, so a figure cut to the bound loses nothing."""
     payload = {"sku": "A", "available": reported, "updated_at": T0.isoformat()}
     assert stock_from_json(payload, supplier="s").quantity == taken
+
+
+async def test_the_portal_link_hears_a_revised_answer_for_a_week(
+    portal: SupplierPortal, client: SupplierPortalClient, tmp_path, monkeypatch
+) -> None:
+    """The supplier answers, then revises its answer (fewer red tees): an answered order is
+    asked again every ten minutes for a week after its first answer, so the revision reaches
+    the hub; after that it is not asked again."""
+    from hub import supplierworker
+    from hub.supplierworker import PortalLink
+    from schemas.envelope import Envelope, message_id
+
+    now = {"t": datetime(2026, 11, 23, 9, 0, tzinfo=UTC)}
+    monkeypatch.setattr(supplierworker, "now_utc", lambda: now["t"])
+    link = PortalLink("portal", client, tmp_path)
+    heard: list[Any] = []
+
+    async def publish(envelopes) -> None:
+        heard.extend(e.data for e in envelopes)
+
+    await link.send(Envelope(id=message_id("t", "po"), source="t", data=PO))
+    portal.acknowledge("PO-2026-0061")
+    await link.poll(publish)
+    portal.acknowledge("PO-2026-0061", confirm={"TEE-RED-M": 100})  # the revision
+    now["t"] += timedelta(minutes=5)
+    await link.poll(publish)
+    assert [a.lines[0].quantity for a in heard if hasattr(a, "acknowledgement_id")] == [120]
+    now["t"] += timedelta(minutes=6)
+    await link.poll(publish)
+    assert [a.lines[0].quantity for a in heard if hasattr(a, "acknowledgement_id")] == [120, 100]
+    portal.acknowledge("PO-2026-0061", reject={"TEE-BLU-M"})
+    now["t"] += timedelta(days=8)
+    await link.poll(publish)
+    assert len([a for a in heard if hasattr(a, "acknowledgement_id")]) == 2
