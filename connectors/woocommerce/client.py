@@ -9,6 +9,8 @@ variations carry their own SKUs and stock and are written with its `variations/b
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import structlog
 
 from connectors.base import Account, OrderPage, StockPushResult, Unlisted, parse_json
 from connectors.errors import ConnectorError, MalformedPayload
@@ -23,6 +26,7 @@ from connectors.http import HttpApi, RateLimiter, RetryPolicy
 from connectors.woocommerce import mapping
 
 API = "/wp-json/wc/v3"
+log = structlog.get_logger("connectors.woocommerce")
 BATCH = 100
 
 
@@ -55,6 +59,7 @@ class WooCommerceClient:
         self.ambiguous: dict[str, str] = {}  # SKU → why it names no one item
         self.catalogue_ttl = float(cfg.extra.get("catalogue_ttl_seconds", 600))
         self._products_at = float("-inf")  # when the catalogue was read (monotonic)
+        self._reading: asyncio.Task[None] | None = None  # a read behind the pushes
         self._unlisted = Unlisted(float(cfg.extra.get("unlisted_ttl_seconds", 60)))
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
@@ -70,6 +75,10 @@ class WooCommerceClient:
         self.api = HttpApi(client, limiter=limiter, policy=policy, name=account.source)
 
     async def aclose(self) -> None:
+        if self._reading is not None and not self._reading.done():
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reading
         await self.api.aclose()
 
     async def list_orders(self, *, since: datetime | None, cursor: str | None) -> OrderPage:
@@ -177,9 +186,12 @@ class WooCommerceClient:
             if p.get("type") == "variable":
                 pooled = False
                 async for v in self._pages(f"{API}/products/{pid}/variations"):
-                    if v.get("manage_stock") == "parent":
-                        pooled = True  # its stock is the product's
-                    elif v.get("sku") and v.get("id"):
+                    if not v.get("sku") or not v.get("id"):
+                        continue
+                    own = str(v["sku"]) != str(p.get("sku") or "")  # else its product's SKU
+                    if not own and v.get("manage_stock") == "parent":
+                        pooled = True  # no SKU, no stock of its own: the product's are
+                    else:
                         found.setdefault(str(v["sku"]), {})[(pid, int(v["id"]))] = v
                 if pooled and p.get("sku"):
                     found.setdefault(str(p["sku"]), {})[(pid, None)] = p
@@ -203,6 +215,22 @@ class WooCommerceClient:
         self._products_at = time.monotonic()
         return out
 
+    def _read_behind(self) -> None:
+        """Read the catalogue again while pushes go on with the index they have (a large shop
+        takes minutes to list): a SKU given to another product is set there once it is read.
+        A read that fails is tried again a minute later."""
+        if self._reading is not None and not self._reading.done():
+            return
+
+        async def read() -> None:
+            try:
+                await self.products()
+            except Exception as exc:  # the old index stands; try again in a minute
+                self._products_at = time.monotonic() - self.catalogue_ttl + 60
+                log.warning("catalogue read failed", account=self.account.name, error=repr(exc))
+
+        self._reading = asyncio.create_task(read())
+
     async def get_stock(self, skus: Sequence[str] | None = None) -> dict[str, int]:
         products = await self.products()
         wanted = skus if skus is not None else list(products)
@@ -217,13 +245,13 @@ class WooCommerceClient:
         `variations/batch`; 100 items per call. WooCommerce has no compare-and-set. An item
         the shop no longer knows (a product deleted and made again under its SKU) sends the
         catalogue to be read again, and the SKU is set on the product that has it now."""
-        missing = [s for s in levels if s not in self._products]
-        # A SKU moved to another product (renamed on one, given to a new one) is set on the
-        # product that has it now once the catalogue is read again: at least every TTL.
-        stale = time.monotonic() - self._products_at > self.catalogue_ttl
-        if stale or self._unlisted.worth_a_read(missing):
+        # (A SKU that names several items is listed: it is no reason to read again.)
+        missing = [s for s in levels if s not in self._products and s not in self.ambiguous]
+        if not self._products or self._unlisted.worth_a_read(missing):
             await self.products()
             self._unlisted.read([s for s in missing if s not in self._products], self._products)
+        elif time.monotonic() - self._products_at > self.catalogue_ttl:
+            self._read_behind()
         known = dict(self._products)
         result = StockPushResult()
         reread = False  # an unknown id is a refusal only once the catalogue read again says so
@@ -294,6 +322,12 @@ class WooCommerceClient:
             if item_id not in by_id:
                 continue
             sku, qty = by_id.pop(item_id)
+            named = item.get("sku")
+            if "error" not in item and isinstance(named, str) and named and named != sku:
+                # The item carries another SKU now (renamed, its SKU given to a new product):
+                # the catalogue is read again and the SKU set where it is now.
+                result.failed[sku] = f"{INVALID_ID}: item {item_id} is {named!r} now"
+                continue
             if "error" in item:
                 error = item["error"]
                 code = error.get("code", "") if isinstance(error, dict) else ""

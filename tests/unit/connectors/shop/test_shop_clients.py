@@ -424,12 +424,11 @@ async def test_woocommerce_variations_keeping_stock_on_their_product_set_the_pro
 
 
 @pytest.mark.parametrize("ttl", [0, 600])
-async def test_woocommerce_a_sku_given_to_another_product_is_set_there_once_read_again(
-    woo_sim, woo_account, ttl
-):
-    """The merchant renames product A's SKU to A-OLD and makes a new product A: once the
-    catalogue is older than `catalogue_ttl_seconds`, the push reads it again and sets the new
-    product; until then, the one it knew."""
+async def test_woocommerce_a_sku_given_to_another_product_is_set_there(woo_sim, woo_account, ttl):
+    """The merchant renames product A's SKU to A-OLD and makes a new product A. The shop's
+    answer to the next push names the item's SKU, A-OLD: the catalogue is read again and A set
+    on the new product at once (that one write also reached the renamed product). With a short
+    `catalogue_ttl_seconds` the catalogue is also read behind the pushes."""
     cfg = woo_account.config.model_copy(update={"catalogue_ttl_seconds": ttl})
     transport = httpx.ASGITransport(app=woo_sim.app)
     client = WooCommerceClient(Account("corner", cfg), transport=transport, policy=FAST)
@@ -438,6 +437,20 @@ async def test_woocommerce_a_sku_given_to_another_product_is_set_there_once_read
     woo_sim.products[first]["sku"] = "A-OLD"
     second = woo_sim.add_product("A", 9)
     assert (await client.set_stock({"A": 4})).updated == {"A": 4}
+    assert woo_sim.products[second]["stock_quantity"] == 4
+    assert (await client.set_stock({"A": 5})).updated == {"A": 5}
     await client.aclose()
     stock = (woo_sim.products[first]["stock_quantity"], woo_sim.products[second]["stock_quantity"])
-    assert stock == ((3, 4) if ttl == 0 else (4, 9))
+    assert stock == (4, 5)
+
+
+async def test_woocommerce_variations_with_their_own_skus_on_a_product_that_pools_stock(
+    woo_sim, woo_client
+):
+    """Variations with SKUs of their own keep their SKUs, whatever their stock setting: each is
+    set as before."""
+    pid, red = woo_sim.add_variation("Tee", "TEE-RED", -1, parent_sku="TEE")
+    _, blue = woo_sim.add_variation("Tee", "TEE-BLU", -1)
+    result = await woo_client.set_stock({"TEE-RED": 2, "TEE-BLU": 3})
+    assert result.updated == {"TEE-RED": 2, "TEE-BLU": 3} and result.failed == {}
+    assert [woo_sim.variations[pid][v]["stock_quantity"] for v in (red, blue)] == [2, 3]
