@@ -10,7 +10,10 @@ person connects the app again and sets the new refresh token.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -38,12 +41,16 @@ class XeroTokens:
     ) -> None:
         self.client_id, self.client_secret = client_id, client_secret
         self.store, self.http, self.token_url = store, http, token_url
+        self.configured = refresh_token
         self.refresh_token = self._stored() or refresh_token
         self._access: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
 
     def _stored(self) -> str | None:
+        """The newest refresh token of the chain the configured one started. A configured token
+        that is not the one the stored chain started from is a new connection (the operator
+        connected the app again): it wins."""
         try:
             raw = json.loads(self.store.read_text())
         except FileNotFoundError:
@@ -52,7 +59,9 @@ class XeroTokens:
             raise ConnectorError(
                 f"{self.store} is corrupt; fix it by hand", retryable=False
             ) from None
-        token = raw.get("refresh_token") if isinstance(raw, dict) else None
+        if not isinstance(raw, dict) or raw.get("started_by") != _digest(self.configured):
+            return None
+        token = raw.get("refresh_token")
         return str(token) if token else None
 
     async def aclose(self) -> None:
@@ -70,6 +79,19 @@ class XeroTokens:
             return self._access
 
     async def _refresh(self) -> None:
+        # One refresh at a time across processes too (the worker and `hub books deliver`): a
+        # rotated token works once, so each takes the newest from the store under the lock.
+        self.store.parent.mkdir(parents=True, exist_ok=True)
+        path = self.store.with_suffix(".lock")
+        lock = await asyncio.to_thread(os.open, path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+            self.refresh_token = self._stored() or self.refresh_token
+            await self._refresh_locked()
+        finally:
+            os.close(lock)  # and the lock with it
+
+    async def _refresh_locked(self) -> None:
         try:
             response = await self.http.post(
                 self.token_url,
@@ -98,6 +120,12 @@ class XeroTokens:
             )
         if body.get("refresh_token"):
             self.refresh_token = str(body["refresh_token"])
-            atomic_write(self.store, json.dumps({"refresh_token": self.refresh_token}).encode())
+            kept = {"refresh_token": self.refresh_token, "started_by": _digest(self.configured)}
+            atomic_write(self.store, json.dumps(kept).encode())
         self._access = str(body["access_token"])
         self._expires = time.monotonic() + float(body.get("expires_in", 1800))
+
+
+def _digest(token: str) -> str:
+    """Which configured token a stored chain started from, without keeping that token."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]

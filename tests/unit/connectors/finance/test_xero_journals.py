@@ -253,3 +253,43 @@ async def test_a_refresh_token_xero_refuses_keeps_the_vouchers_waiting(
     assert err.value.retryable is True and "invalid_grant" in err.value.message
     await sink.aclose()
     assert sim.journals == {}
+
+
+async def test_a_new_refresh_token_in_the_config_wins_and_two_processes_share_the_chain(
+    sim: XeroSimulator, tmp_path: Path
+) -> None:
+    """Two sinks of one account (the worker and `hub books deliver`) refresh in turn, each from
+    the newest stored token. After the chain is lost (revoked), the operator connects the app
+    again and configures the new first token: it is used, not the stored one."""
+
+    def account(refresh: str) -> AccountConfig:
+        return AccountConfig(
+            connector="xero",
+            api_url="https://xero",
+            client_id="sim-client",
+            client_secret="sim-secret",
+            refresh_token=refresh,
+            token_url="https://xero/connect/token",
+            tenant_id=sim.tenant_id,
+        )
+
+    transport = httpx.ASGITransport(app=sim.app)
+    worker = from_account(account("sim-refresh-0"), transport=transport, var_dir=tmp_path)
+    deliver = from_account(account("sim-refresh-0"), transport=transport, var_dir=tmp_path)
+    for sink in (worker, deliver):
+        sink.client.api.limiter = None
+    assert await worker.deliver(sale()) is True  # refresh 0 → 1
+    assert await deliver.deliver(sale().model_copy(update={"voucher_id": "v-d"})) is True  # 1 → 2
+    sim.expire_access_tokens()
+    with pytest.raises(ConnectorError):
+        await worker.deliver(sale().model_copy(update={"voucher_id": "v-w"}))
+    assert await worker.deliver(sale().model_copy(update={"voucher_id": "v-w"})) is True  # 2 → 3
+    assert sim.refreshes == 3
+    await worker.aclose()
+    await deliver.aclose()
+
+    sim.refresh_tokens = {"reconnected-0"}  # the chain was revoked; the app connected again
+    again = from_account(account("reconnected-0"), transport=transport, var_dir=tmp_path)
+    again.client.api.limiter = None
+    assert await again.deliver(sale().model_copy(update={"voucher_id": "v-r"})) is True
+    await again.aclose()
