@@ -560,6 +560,7 @@ class CoreProcessor:
 
         applied: list[Envelope] = []
         vouchers: list[Envelope] = []
+        refused: set[str] = set()  # SKUs a supplier refused or cut in this batch
         priced, prices = await self._price_new_orders(session, good, done, new_orders)
         ledger_queue = _VoucherQueue(vouchers)
         if self.chart:
@@ -582,7 +583,7 @@ class CoreProcessor:
                     session, env, self.chart or DEFAULT_CHART, tolerance=self.tolerance
                 )
                 purchasing.apply_inbound(book.stock, handled.inbound)
-                _look_again(book, handled.inbound)
+                refused |= _look_again(book, handled.inbound)
                 vouchers.extend(handled.envelopes)
                 for rep in handled.supplier_stock:
                     book.apply_supplier_stock(
@@ -623,7 +624,7 @@ class CoreProcessor:
         await ledger_queue.flush(session)
 
         now = now_utc()
-        issued = await purchasing.replenish(session, book.stock, book.touched, now)
+        issued = await purchasing.replenish(session, book.stock, book.touched, now, refused=refused)
         current = await current_levels(session, book, self.rules)
         # The stock, order, reservation, price and inbox writes go to the database while this
         # coroutine serializes the outbox (a third of a batch's CPU): the session is the
@@ -1021,11 +1022,13 @@ async def _shipped_first(
     return max([t for t in (stored, *times) if t is not None], default=None)
 
 
-def _look_again(book: StockBook, inbound: Sequence[tuple[str, str, int]]) -> None:
+def _look_again(book: StockBook, inbound: Sequence[tuple[str, str, int]]) -> set[str]:
     """A SKU whose inbound fell (a supplier refused or cut a line, a receipt closed one short)
     is looked at for replenishment with the batch's other SKUs: with nothing selling it, nothing
-    else would, and a SKU out of stock would never be ordered again."""
-    book.touched.update(sku for sku, _, delta in inbound if delta < 0)
+    else would, and a SKU out of stock would never be ordered again. Returns those SKUs."""
+    fell = {sku for sku, _, delta in inbound if delta < 0}
+    book.touched.update(fell)
+    return fell
 
 
 def _holders_unseen(stock_rows: Sequence[Any], res_rows: Sequence[Any], skus: set[str]) -> set[str]:

@@ -357,11 +357,19 @@ async def set_policy(
 
 
 async def replenish(
-    session: AsyncSession, rows: Mapping[StockKey, Any], touched: set[str], now: datetime
+    session: AsyncSession,
+    rows: Mapping[StockKey, Any],
+    touched: set[str],
+    now: datetime,
+    *,
+    refused: set[str] | frozenset[str] = frozenset(),
 ) -> list[Envelope]:
     """Order for the touched SKUs whose projected stock (on_hand + inbound − reserved of the
     core's locked `rows`) fell to the reorder point and that have no open PO line. (Backorders
-    need no term here: they only exist while an open PO line confirms inbound stock.)"""
+    need no term here: they only exist while an open PO line confirms inbound stock.) A SKU in
+    `refused` (a supplier just refused or cut its line) is suggested for a person to approve,
+    never issued at once: a supplier that refuses every order of it would be sent one after
+    another."""
     if not touched:
         return []
     policies: list[ReplenishmentPolicy] = []
@@ -408,7 +416,7 @@ async def replenish(
         if decision.decision is not policy.Decision.ORDER:
             continue
         supplier = suppliers.get(pol.supplier)
-        mode = pol.mode or (supplier.mode if supplier else AUTO)
+        mode = APPROVE if pol.sku in refused else pol.mode or (supplier.mode if supplier else AUTO)
         wanted[(pol.supplier, pol.location, mode)].append((pol, decision.order_quantity, row))
 
     out: list[Envelope] = []

@@ -32,6 +32,7 @@ from tests.integration.purchasing.harness import (
     handle_step,
     invoice,
     invoice_row,
+    issued,
     lines_of,
     outbox_count,
     po,
@@ -146,11 +147,13 @@ async def test_a_rejected_line_stops_counting_inbound_and_allows_a_new_order(ses
     assert (await stock_of(sessions, "TEE")).inbound == 36
 
 
-async def test_a_sku_the_supplier_refused_is_ordered_again_with_nothing_selling_it(
+async def test_a_sku_the_supplier_refused_is_suggested_again_with_nothing_selling_it(
     sessions, policy_for
 ):
     """The core applies a refusal of the only PO of a SKU that sells no more: it lowers the
-    inbound and orders again, as nothing else would look at the SKU."""
+    inbound and suggests a new order, as nothing else would look at the SKU. A suggestion, not
+    an order sent: a supplier refusing every order of a discontinued SKU would be sent one after
+    another. A person approves it (or orders elsewhere)."""
     number = await _ordered(sessions, policy_for)
     await CoreProcessor(sessions, RULES).process(
         records(ack(number, "TEE", 0, LineAckStatus.REJECTED))
@@ -159,7 +162,9 @@ async def test_a_sku_the_supplier_refused_is_ordered_again_with_nothing_selling_
     assert refused.status == "rejected"
     again = [ln for ln in await lines_of(sessions, "TEE") if ln.po_number != number]
     assert [ln.ordered for ln in again] == [36]
-    assert (await stock_of(sessions, "TEE")).inbound == 36
+    assert (await po(sessions, again[0].po_number)).status == "suggested"
+    assert (await stock_of(sessions, "TEE")).inbound == 0
+    assert len(await issued(sessions)) == 1  # only the first order went to the supplier
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
