@@ -86,6 +86,11 @@ def acknowledge(lines: Sequence[PoLine], ack: PurchaseOrderAcknowledged) -> tupl
         if a is None:
             if ack.status is AckStatus.REJECTED:
                 line = replace(line, confirmed=0, closed=True)
+            elif ack.status is AckStatus.ACCEPTED:
+                # Accepted as ordered, line by line or not: a revision of an earlier refusal or
+                # cut restores the line.
+                reopen = line.status is LineStatus.REJECTED
+                line = replace(line, confirmed=line.ordered, closed=line.closed and not reopen)
         elif a.status is LineAckStatus.REJECTED:
             line = replace(line, confirmed=0, closed=line.received == 0)
         else:

@@ -714,6 +714,8 @@ async def _acknowledged(session: AsyncSession, msg: PurchaseOrderAcknowledged) -
         po.status = "rejected"
     elif po.status in ("issued", "rejected"):  # not back once goods are on their way
         po.status = "acknowledged"
+    elif po.status == "closed" and any(r.open for r in rows):  # a revision reopened a line
+        po.status = "partially_received" if any(r.received for r in rows) else "acknowledged"
     po.updated_at = now_utc()
     await session.flush()
     return Handled(inbound=[(s, loc, d) for (s, loc), d in sorted(deltas.items()) if d])

@@ -608,3 +608,52 @@ async def test_a_revised_acknowledgement_applies_whichever_comes_last(sessions, 
     (line,) = [ln for ln in await lines_of(sessions, "TEE") if ln.po_number == number]
     assert (line.confirmed, line.status, line.open) == (30, "open", True)
     assert (await po(sessions, number)).status == "acknowledged"
+
+
+async def test_a_revision_reopening_a_line_of_a_closed_po_opens_the_po(sessions, policy_for):
+    """TEE and MUG on one PO: MUG refused, TEE received whole, so the PO closes. The supplier
+    then revises its answer to accept MUG after all: MUG is expected again, and so is the PO."""
+    from schemas.purchasing import AcknowledgedLine, AckStatus, PurchaseOrderAcknowledged
+
+    await policy_for("TEE")
+    await policy_for("MUG")
+    envs = [counted("TEE", 20, cid="seed-tee"), counted("MUG", 20, cid="seed-mug")]
+    for i in range(12):
+        for sku in ("TEE", "MUG"):
+            envs += [place(f"shop:{sku}{i}", [(sku, 1)]), fulfil(f"shop:{sku}{i}", [(sku, 1)])]
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(*envs))
+    (tee,), (mug,) = await lines_of(sessions, "TEE"), await lines_of(sessions, "MUG")
+    number = tee.po_number
+
+    def answer(mug_status: LineAckStatus, hour: int) -> Envelope:
+        msg = PurchaseOrderAcknowledged(
+            po_number=number,
+            supplier="acme-supply",
+            acknowledgement_id="SO-1",
+            acknowledged_at=datetime(2026, 11, 23, hour, tzinfo=UTC),
+            status=AckStatus.ACCEPTED_WITH_CHANGES,
+            lines=(
+                AcknowledgedLine(
+                    line_number=tee.line_number,
+                    sku="TEE",
+                    status=LineAckStatus.ACCEPTED,
+                    quantity=tee.ordered,
+                ),
+                AcknowledgedLine(
+                    line_number=mug.line_number,
+                    sku="MUG",
+                    status=mug_status,
+                    quantity=0 if mug_status is LineAckStatus.REJECTED else mug.ordered,
+                ),
+            ),
+        )
+        return Envelope(id=f"ack-{hour}", source="test/supplier", data=msg)
+
+    await core.process(records(answer(LineAckStatus.REJECTED, 9)))
+    await receipt_step(sessions, receipt(number, "TEE", tee.ordered))
+    assert (await po(sessions, number)).status == "closed"
+    await core.process(records(answer(LineAckStatus.ACCEPTED, 10)))
+    (mug,) = [ln for ln in await lines_of(sessions, "MUG") if ln.po_number == number]
+    assert (mug.open, mug.status) == (True, "open")
+    assert (await po(sessions, number)).status == "partially_received"

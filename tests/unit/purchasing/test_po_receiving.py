@@ -87,6 +87,22 @@ def test_a_line_refused_and_then_confirmed_by_a_revision_is_expected_again() -> 
     assert has_open_line(revised, "TEE-BLU-M")
 
 
+def test_a_revision_accepting_the_order_whole_restores_refused_and_cut_lines() -> None:
+    """A revision that accepts the order as ordered, with no line detail (an 855 AK, an ORDRSP
+    29 without lines), undoes the first answer's refusal and cut."""
+    first = acknowledge(
+        LINES,
+        ack(
+            AckStatus.ACCEPTED_WITH_CHANGES,
+            (1, "TEE-RED-M", LineAckStatus.CHANGED, 96),
+            (2, "TEE-BLU-M", LineAckStatus.REJECTED, 0),
+        ),
+    )
+    revised = acknowledge(first, ack(AckStatus.ACCEPTED))
+    assert (inbound(revised, "TEE-RED-M"), inbound(revised, "TEE-BLU-M")) == (120, 48)
+    assert [line.status for line in revised] == [LineStatus.OPEN, LineStatus.OPEN]
+
+
 def test_a_rejected_order_closes_every_line() -> None:
     lines = acknowledge(LINES, ack(AckStatus.REJECTED))
     assert all(line.status is LineStatus.REJECTED for line in lines)
