@@ -46,6 +46,18 @@ def _find(segments: list[Segment], tag: str, qualifiers: tuple[str, ...]) -> Seg
     return None
 
 
+def _written_at(dtm: Segment | None, at: datetime) -> datetime:
+    """When a document was written: its DTM, or the interchange's time (UNB) where the DTM
+    gives only the day the interchange was prepared, so that a revision sent later the same
+    day is later, not equal."""
+    if dtm is None:
+        return at
+    day = dtm.date()
+    if (dtm.get(1, 3) or "102") == "102" and day.date() == at.date():
+        return at
+    return day
+
+
 def _header_and_lines(segments: list[Segment]) -> tuple[list[Segment], list[list[Segment]]]:
     """Segments before the first LIN, and one group per LIN up to the next LIN or UNS+S."""
     header: list[Segment] = []
@@ -135,7 +147,7 @@ def ordrsp(segments: list[Segment], *, supplier: str, at: datetime) -> Iterator[
         po_number=po,
         supplier=supplier,
         acknowledgement_id=bgm.get(2) or f"ORDRSP-{po}",
-        acknowledged_at=dtm.date() if dtm else at,
+        acknowledged_at=_written_at(dtm, at),
         status=status,
         lines=tuple(lines),
     )

@@ -164,7 +164,9 @@ async def test_ordrsp_with_a_reduced_and_a_refused_line(exchange: Exchange) -> N
     assert isinstance(ack, PurchaseOrderAcknowledged)
     assert (ack.po_number, ack.acknowledgement_id) == ("PO-2026-0050", "RSP-9001")
     assert ack.status is AckStatus.ACCEPTED_WITH_CHANGES
-    assert ack.acknowledged_at == datetime(2026, 11, 23, tzinfo=UTC)
+    # Dated by day only, the day the interchange was prepared: its time (UNB), so that a
+    # revision sent later the same day is later.
+    assert ack.acknowledged_at == datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
     bolt, nut = ack.lines
     assert (bolt.sku, bolt.status, bolt.quantity) == ("BOLT+M8'ZINC", LineAckStatus.CHANGED, 400)
     assert bolt.expected_delivery == date(2026, 12, 8) and bolt.unit_price == Decimal("0.085")
@@ -405,3 +407,16 @@ async def test_a_line_priced_by_its_amount_alone_gets_a_price_to_six_places(
     [inv] = sink.messages
     assert inv.lines[0].unit_price == Decimal("33.333333") and inv.lines[0].quantity == 3
     assert list(exchange.outbox.iterdir()) == []  # accepted: no CONTRL
+
+
+async def test_an_ordrsp_dated_another_day_keeps_its_own_date(exchange: Exchange) -> None:
+    body = [
+        Segment("DTM", ["137", "20261121", "102"])
+        if s.tag == "DTM" and s.elements[0][0] == "137"
+        else s
+        for s in ORDRSP
+    ]
+    (exchange.inbox / "old.edi").write_text(supplier_interchange("ORDRSP", body))
+    sink = Sink()
+    await exchange.poll(sink)
+    assert sink.messages[0].acknowledged_at == datetime(2026, 11, 21, tzinfo=UTC)
