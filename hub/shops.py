@@ -776,12 +776,19 @@ async def revive_webhooks(
     client = build_client(shop_account(settings, name), transport=transport)
     try:
         revive = getattr(client, "revive_webhooks", None)
-        revived: list[str] = await revive() if revive is not None else []
+        revived, named = await revive() if revive is not None else ([], [])
     finally:
         await client.aclose()
     for hook in revived:
         log.warning(
             "webhook switched off by the shop after failed deliveries: switched on again",
+            account=name,
+            webhook=hook,
+        )
+    for hook in named:
+        log.warning(
+            "webhook switched off by the shop: set the account's webhook_url to have the hub "
+            "switch its own on again",
             account=name,
             webhook=hook,
         )

@@ -141,22 +141,32 @@ class WooCommerceClient:
             out.extend(mapping.map_refund(refund, oid, str(order.get("currency")), self.account))
         return out
 
-    async def revive_webhooks(self) -> list[str]:
+    async def revive_webhooks(self) -> tuple[list[str], list[str]]:
         """Switch on again the hub's webhooks WooCommerce switched off. WooCommerce never
         retries a delivery, and disables a webhook after more than five failed in a row (the
         hub down for a minute, a broker outage answered 503, a run of malformed orders): its
-        orders would then come only through the scheduled resync. A webhook is the hub's when
-        its delivery URL is this account's gateway path. Returns what it switched on."""
-        mine = f"/webhooks/woocommerce/{self.account.name}"
-        revived = []
+        orders would then come only through the scheduled resync.
+
+        A webhook is the hub's when its delivery URL is the account's `webhook_url` (the one
+        the merchant registered): those are switched on. Without that setting the hub cannot
+        tell its own from a staging hub's or one switched off on purpose, so the disabled ones
+        on this account's gateway path are only named. Returns (switched on, named)."""
+        ours = str(self.account.config.extra.get("webhook_url") or "").rstrip("/")
+        path = f"/webhooks/woocommerce/{self.account.name}"
+        revived, named = [], []
         async for hook in self._pages(f"{API}/webhooks"):
-            path = urlsplit(str(hook.get("delivery_url") or "")).path.rstrip("/")
-            if hook.get("status") == "disabled" and path.endswith(mine) and hook.get("id"):
+            url = str(hook.get("delivery_url") or "").rstrip("/")
+            if hook.get("status") != "disabled" or not hook.get("id"):
+                continue
+            what = f"{hook['id']} ({hook.get('topic')}) {url}"
+            if ours and url == ours:
                 await self.api.request(
                     "PUT", f"{API}/webhooks/{int(hook['id'])}", json={"status": "active"}
                 )
-                revived.append(f"{hook['id']} ({hook.get('topic')})")
-        return revived
+                revived.append(what)
+            elif urlsplit(url).path.endswith(path):
+                named.append(what)
+        return revived, named
 
     async def _pages(self, path: str) -> AsyncIterator[dict[str, Any]]:
         page = 1

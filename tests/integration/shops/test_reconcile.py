@@ -193,7 +193,10 @@ async def test_reconcile_loop_switches_on_a_webhook_the_shop_switched_off(
 ):
     """WooCommerce disabled the hub's webhook after failed deliveries: the next round of the
     scheduled reconcile switches it on again, so orders come within seconds once more."""
-    hook = woo.add_hook("order.created", "http://127.0.0.1:8080/webhooks/woocommerce/corner")
+    url = "https://hub.example/webhooks/woocommerce/corner"
+    corner = settings.hub.accounts["corner"]
+    settings.hub.accounts["corner"] = corner.model_copy(update={"webhook_url": url})
+    hook = woo.add_hook("order.created", url)
     woo.hooks[hook].update(status="disabled", failure_count=6)
     stop = asyncio.Event()
     loop = asyncio.create_task(

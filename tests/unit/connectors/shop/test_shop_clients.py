@@ -370,28 +370,38 @@ async def test_woocommerce_unknown_id_before_a_failure_is_not_a_refusal(woo_sim,
 
 
 async def test_woocommerce_webhooks_switched_off_after_failures_are_switched_on_again(
-    woo_sim, woo_client
+    woo_sim, woo_account
 ):
     """WooCommerce never retries a delivery and disables a webhook after more than five failed
-    in a row (the hub answering 503 through a broker outage): the client switches the hub's
-    own webhooks on again, and leaves another application's alone."""
-    ours = woo_sim.add_hook("order.updated", "https://hub.example/webhooks/woocommerce/corner")
-    theirs = woo_sim.add_hook("order.updated", "https://erp.example/webhooks/woocommerce/corner/x")
+    in a row (the hub answering 503 through a broker outage): the client switches on again the
+    webhook at the account's `webhook_url`, and only names one that merely shares the gateway's
+    path (a staging hub, one switched off on purpose); another application's it leaves alone."""
+    url = "https://hub.example/webhooks/woocommerce/corner"
+    ours = woo_sim.add_hook("order.updated", url)
+    staging = woo_sim.add_hook("order.updated", "https://old.example/webhooks/woocommerce/corner")
+    theirs = woo_sim.add_hook("order.updated", "https://erp.example/hooks/orders")
     down = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(503)))
     order = {"id": 1, "status": "processing"}
-    for hook in (ours, theirs):
+    for hook in (ours, staging, theirs):
         for _ in range(6):
             assert (await woo_sim.fire(hook, order, client=down)).status_code == 503
         assert woo_sim.hooks[hook]["status"] == "disabled"
         assert await woo_sim.fire(hook, order, client=down) is None  # nothing is sent
-    assert await woo_client.revive_webhooks() == [f"{ours} (order.updated)"]
-    assert (woo_sim.hooks[ours]["status"], woo_sim.hooks[theirs]["status"]) == (
+    cfg = woo_account.config.model_copy(update={"webhook_url": url})
+    transport = httpx.ASGITransport(app=woo_sim.app)
+    client = WooCommerceClient(Account("corner", cfg), transport=transport, policy=FAST)
+    revived, named = await client.revive_webhooks()
+    assert revived == [f"{ours} (order.updated) {url}"]
+    assert named == [f"{staging} (order.updated) https://old.example/webhooks/woocommerce/corner"]
+    assert [woo_sim.hooks[h]["status"] for h in (ours, staging, theirs)] == [
         "active",
         "disabled",
-    )
+        "disabled",
+    ]
     up = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     assert (await woo_sim.fire(ours, order, client=up)).status_code == 200
-    assert await woo_client.revive_webhooks() == []
+    assert (await client.revive_webhooks())[0] == []
+    await client.aclose()
 
 
 async def test_woocommerce_a_sku_naming_several_items_is_refused_naming_them(woo_sim, woo_client):
