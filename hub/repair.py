@@ -42,9 +42,8 @@ class Fix:
 class Repair:
     fixes: list[Fix] = field(default_factory=list)
     levels_published: int = 0
-    # Rows whose journal holds fewer units than their open reservations: correcting them would
-    # oversell, so they are left as stored and named (a stocktake, through the core, releases
-    # the newest holders as it does for any loss).
+    # Rows whose journal holds fewer units than their open reservations: correcting their on
+    # hand would oversell, so it is left as stored and named, for a person to decide.
     held_back: list[Fix] = field(default_factory=list)
 
 
@@ -87,8 +86,12 @@ async def repair_stock(
         key = (r.sku, r.location)
         want_on_hand, want_reserved = journal.get(key, 0), held.get(key, 0)
         if want_reserved > 0 and want_reserved > want_on_hand:
+            # The stored on hand stays (the reservations rely on it); its reserved counter is
+            # still checked, and fixed where the stored on hand covers it.
             held_back.append(Fix(r.sku, r.location, "on_hand", r.on_hand, want_on_hand))
-            continue
+            want_on_hand = r.on_hand
+            if want_reserved > r.on_hand:
+                continue
         if r.on_hand != want_on_hand:
             fixes.append(Fix(r.sku, r.location, "on_hand", r.on_hand, want_on_hand))
         if r.reserved != want_reserved:

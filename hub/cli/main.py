@@ -405,8 +405,8 @@ def stock_repair(
         for f in held:
             console.print(
                 f"[yellow]{f['sku']}@{f['location']}: the journal holds {f['recomputed']}, fewer "
-                f"than its reservations; left at {f['stored']}: count it (hub stock count), which "
-                "releases the newest holders[/]"
+                f"than the units reserved on it; on hand left at {f['stored']} for a person to "
+                "decide (the difference was never journaled)[/]"
             )
         out.print(
             f"{len(fixes)} mismatch(es)"

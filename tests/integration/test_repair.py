@@ -107,3 +107,12 @@ async def test_a_row_whose_journal_is_below_its_reservations_is_held_back_and_th
     async with sessions() as s:
         rows = {r.sku: (r.on_hand, r.reserved) for r in (await s.execute(select(Stock))).scalars()}
     assert rows == {"A": (20, 15), "B": (5, 0)}
+    # A's reserved counter drifts as well: still found and fixed, its on hand still held back.
+    async with sessions() as s, s.begin():
+        await s.execute(update(Stock).where(Stock.sku == "A").values(reserved=12))
+    async with sessions() as s, s.begin():
+        again = await repair_stock(s, fix=True, rules=RULES)
+    assert [(f.sku, f.field, f.stored, f.recomputed) for f in again.fixes] == [
+        ("A", "reserved", 12, 15)
+    ]
+    assert [f.sku for f in again.held_back] == ["A"]
