@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import re
@@ -83,6 +82,7 @@ class BeancountSink:
         self.written: set[str] = set()
         self.opened: set[str] = set()
         self._file: IO[str] | None = None
+        self._torn = False
 
     def open(self) -> BeancountSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +130,10 @@ class BeancountSink:
 
     def write(self, voucher: VoucherIssued) -> bool:
         """Append the voucher's transaction (and any `open` it needs); False if already there."""
+        if self._torn:  # a failed write could not be cut back: open again, which cuts it
+            self.close()
+            self.open()
+            self._torn = False
         if voucher.voucher_id in self.written:
             return False
         body = render(voucher, self.chart)  # raises before anything is written
@@ -156,6 +160,8 @@ class BeancountSink:
                 rest = rest[os.write(fd, rest) :]  # the file is opened to append
             os.fsync(fd)
         except OSError:
-            with contextlib.suppress(OSError):
+            try:
                 os.ftruncate(fd, end)
+            except OSError:
+                self._torn = True  # what failed may still be there: read the file again
             raise

@@ -166,6 +166,37 @@ def test_a_write_the_disk_fails_leaves_nothing_behind_and_the_retry_books_once(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_write_that_cannot_be_cut_back_is_cut_when_the_file_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fails the write part-way and then the cut-back too: the next write reads the
+    file again, which drops the fragment, and the voucher is booked once, whole."""
+    import os
+
+    path = tmp_path / "books.beancount"
+    vs = vouchers(CN_SMALL_BUSINESS)
+    real_write = os.write
+
+    def torn(fd: int, data: object) -> int:
+        real_write(fd, b"2026-11-22 * half a trans")
+        raise OSError(5, "Input/output error")
+
+    def refuse(fd: int, size: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    with BeancountSink(path, CN_SMALL_BUSINESS) as sink:
+        sink.write(vs[0])
+        monkeypatch.setattr("connectors.beancount.sink.os.write", torn)
+        monkeypatch.setattr("connectors.beancount.sink.os.ftruncate", refuse)
+        with pytest.raises(OSError):
+            sink.write(vs[1])
+        monkeypatch.undo()
+        assert sink.write(vs[1]) is True
+    text = path.read_text()
+    assert "half a trans" not in text and text.count(f'voucher_id: "{vs[1].voucher_id}"') == 1
+    assert bean_check(path).returncode == 0
+
+
 def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "books.beancount"
     with BeancountSink(path, CN_SMALL_BUSINESS), pytest.raises(RuntimeError, match="another"):
