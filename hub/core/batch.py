@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 import structlog
-from sqlalchemy import case, func, insert, select, text, tuple_
+from sqlalchemy import case, func, insert, select, text
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -984,7 +984,8 @@ async def _since_counts(
     for c in counts:
         by_time[c.counted_at].add((c.sku, c.location))
     for at, keys in by_time.items():
-        for part in locks.chunks(sorted(keys)):
+        for part in locks.chunks(sorted({sku for sku, _ in keys})):
+            # By SKU as an array (one statement whatever the count), then the counted locations.
             q = (
                 select(
                     m.c.sku,
@@ -992,11 +993,12 @@ async def _since_counts(
                     func.sum(m.c.delta),
                     func.max(case((m.c.kind == "stocktake", 1), else_=0)),
                 )
-                .where(tuple_(m.c.sku, m.c.location).in_(part), m.c.at > at)
+                .where(locks.one_of(session, m.c.sku, part), m.c.at > at)
                 .group_by(m.c.sku, m.c.location)
             )
             for sku, location, moved, recounted in (await session.execute(q)).all():
-                out[(sku, location, at)] = (int(moved or 0), bool(recounted))
+                if (sku, location) in keys:
+                    out[(sku, location, at)] = (int(moved or 0), bool(recounted))
     return out
 
 
