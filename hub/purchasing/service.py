@@ -839,7 +839,20 @@ async def rematch(
         msg = SupplierInvoiceReceived.model_validate(inv.document)
         cause = message_id(SOURCE, "rematch", inv.supplier, inv.invoice_number)
         accept = ACCEPTABLE if inv.accepted_by else frozenset()
-        out += await _match(session, inv, msg, po, rows, chart, tolerance, cause, accept=accept)
+        # What the buyer accepted, not more: a price the supplier's revision raised since is
+        # held again.
+        out += await _match(
+            session,
+            inv,
+            msg,
+            po,
+            rows,
+            chart,
+            tolerance,
+            cause,
+            accept=accept,
+            variance_up_to=inv.price_variance if inv.accepted_by else None,
+        )
     await session.flush()
     return out
 
@@ -938,9 +951,11 @@ async def _match(
     correlation_id: str,
     *,
     accept: frozenset[HoldReason] = frozenset(),
+    variance_up_to: Decimal | None = None,
 ) -> list[Envelope]:
     """3-way match of one invoice; matched: its payable voucher is booked and its units count
-    as invoiced on the PO's lines. Holds for the reasons in `accept` a person accepted."""
+    as invoiced on the PO's lines. Holds for the reasons in `accept` a person accepted; a price
+    hold only up to `variance_up_to`, when given (the variance the person saw)."""
     received: dict[str, int] = defaultdict(int)
     billed: dict[str, int] = defaultdict(int)
     for r in rows:
@@ -962,7 +977,12 @@ async def _match(
         already_invoiced=billed,
         tolerance=tolerance,
     )
-    holds = [h for h in result.holds if h.reason not in accept]
+    raised = variance_up_to is not None and result.price_variance > variance_up_to
+    holds = [
+        h
+        for h in result.holds
+        if h.reason not in accept or (h.reason is HoldReason.PRICE and raised)
+    ]
     inv.price_variance = result.price_variance
     out: list[Envelope] = []
     if not holds and chart is not None:

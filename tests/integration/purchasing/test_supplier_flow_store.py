@@ -657,3 +657,37 @@ async def test_a_revision_reopening_a_line_of_a_closed_po_opens_the_po(sessions,
     (mug,) = [ln for ln in await lines_of(sessions, "MUG") if ln.po_number == number]
     assert (mug.open, mug.status) == (True, "open")
     assert (await po(sessions, number)).status == "partially_received"
+
+
+async def test_an_acceptance_covers_the_variance_the_buyer_saw_not_a_larger_one(
+    sessions, policy_for, cli
+):
+    """Invoiced at 9.50 against 8.50 and accepted while the goods are missing (36.00 of
+    variance). The supplier then confirms the line at 8.00: the same invoice is now 54.00 over,
+    which nobody accepted, so the goods' arrival leaves it held for its price."""
+    from schemas.purchasing import AcknowledgedLine, AckStatus, PurchaseOrderAcknowledged
+
+    number = await _ordered(sessions, policy_for)
+    await handle_step(sessions, invoice(number, "TEE", 36, "9.50", "INV-13"))
+    result = await cli("accept-invoice", "acme-supply", "INV-13", "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["status"] == "held"
+    cheaper = PurchaseOrderAcknowledged(
+        po_number=number,
+        supplier="acme-supply",
+        acknowledgement_id="SO-2",
+        acknowledged_at=datetime(2026, 11, 23, tzinfo=UTC),
+        status=AckStatus.ACCEPTED_WITH_CHANGES,
+        lines=(
+            AcknowledgedLine(
+                line_number=1,
+                sku="TEE",
+                status=LineAckStatus.ACCEPTED,
+                quantity=36,
+                unit_price=Decimal("8.00"),
+            ),
+        ),
+    )
+    await handle_step(sessions, Envelope(id="ack-cheaper", source="test/supplier", data=cheaper))
+    await receipt_step(sessions, receipt(number, "TEE", 36))
+    held = await invoice_row(sessions, "INV-13")
+    assert (held.status, [r["reason"] for r in held.reasons]) == ("held", ["price"])
