@@ -68,10 +68,12 @@ class VoucherWorker:
         self.group = "hub-finance" if only is None else f"hub-finance-{only}"
         self.attempts = attempts
         # A batch is delivered before its offsets are committed, within the consumer's poll
-        # interval (5 minutes): an accounting API paced at about a call a second (Xero's 60 a
-        # minute) takes 50 a batch, so a backlog never outlasts it and is read again for ever.
+        # interval: with an accounting API paced at about a call a second (Xero's 60 a minute),
+        # 20 vouchers a batch and half an hour, so that a backlog, even throttled (Retry-After
+        # up to a minute a call), never outlasts it and is read again for ever.
         paced = any(getattr(sink, "paced", True) for sink in self.sinks.values())
-        self.batch_size = 50 if paced else 500
+        self.batch_size = 20 if paced else 500
+        self.poll_interval_ms = 30 * 60 * 1000 if paced else 5 * 60 * 1000
 
     async def _deliver(
         self,
@@ -145,6 +147,7 @@ class VoucherWorker:
             group_id=self.group,
             batch=True,
             max_records=self.batch_size,
+            max_poll_interval_ms=self.poll_interval_ms,
             batch_timeout_ms=50,
             fetch_max_wait_ms=self.fetch_wait_ms,
             auto_offset_reset="earliest",

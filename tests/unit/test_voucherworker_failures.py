@@ -94,9 +94,9 @@ def test_a_paced_accounting_api_takes_batches_it_delivers_within_the_poll_interv
         settings = Settings(var_dir=tmp_path)
         settings.__dict__["hub"] = HubConfig(accounts=accounts)
         w = VoucherWorker(settings, Letters())  # type: ignore[arg-type]
-        sizes.append(w.batch_size)
+        sizes.append((w.batch_size, w.poll_interval_ms // 60_000))
         for sink in w.sinks.values():
             close = getattr(getattr(sink, "sink", None), "close", None)
             if close:
                 close()
-    assert sizes == [500, 50]
+    assert sizes == [(500, 5), (20, 30)]
