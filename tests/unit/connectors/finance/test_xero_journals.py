@@ -293,3 +293,26 @@ async def test_a_new_refresh_token_in_the_config_wins_and_two_processes_share_th
     again.client.api.limiter = None
     assert await again.deliver(sale().model_copy(update={"voucher_id": "v-r"})) is True
     await again.aclose()
+
+
+async def test_a_token_store_written_before_chains_were_named_is_trusted(
+    sim: XeroSimulator, tmp_path: Path
+) -> None:
+    """A store holding only the rotated refresh token (as written before it named the token
+    that started its chain) is used: the configured first token was spent long ago."""
+    sim.refresh_tokens = {"rotated-7"}
+    (tmp_path / "xero").mkdir()
+    (tmp_path / "xero" / "xero.json").write_text('{"refresh_token": "rotated-7"}')
+    account = AccountConfig(
+        connector="xero",
+        api_url="https://xero",
+        client_id="sim-client",
+        client_secret="sim-secret",
+        refresh_token="spent-0",
+        token_url="https://xero/connect/token",
+        tenant_id=sim.tenant_id,
+    )
+    sink = from_account(account, transport=httpx.ASGITransport(app=sim.app), var_dir=tmp_path)
+    sink.client.api.limiter = None
+    assert await sink.deliver(sale()) is True
+    await sink.aclose()
