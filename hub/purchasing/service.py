@@ -851,7 +851,7 @@ async def rematch(
             tolerance,
             cause,
             accept=accept,
-            variance_up_to=inv.price_variance if inv.accepted_by else None,
+            variance_up_to=inv.accepted_variance if inv.accepted_by else None,
         )
     await session.flush()
     return out
@@ -905,7 +905,7 @@ async def accept_invoice(
     envelopes = await _match(
         session, inv, msg, po, rows, chart, DEFAULT_TOLERANCE, cause, accept=ACCEPTABLE
     )
-    inv.accepted_by = actor[:64]
+    inv.accepted_by, inv.accepted_variance = actor[:64], inv.price_variance
     if envelopes:
         from hub.core.batch import outbox_row
 
@@ -977,7 +977,8 @@ async def _match(
         already_invoiced=billed,
         tolerance=tolerance,
     )
-    raised = variance_up_to is not None and result.price_variance > variance_up_to
+    # (by its size: a variance that came nearer the order's price is no more than was seen)
+    raised = variance_up_to is not None and abs(result.price_variance) > abs(variance_up_to)
     holds = [
         h
         for h in result.holds

@@ -169,6 +169,7 @@ class SupplierInvoiceRow(Base):
     # Who accepted its prices and charges while goods were still missing: the match on their
     # arrival accepts them too.
     accepted_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    accepted_variance: Mapped[Decimal | None] = mapped_column(default=None)  # what they saw
 
 
 class DropshipItem(Base):

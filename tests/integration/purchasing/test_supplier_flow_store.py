@@ -688,6 +688,8 @@ async def test_an_acceptance_covers_the_variance_the_buyer_saw_not_a_larger_one(
         ),
     )
     await handle_step(sessions, Envelope(id="ack-cheaper", source="test/supplier", data=cheaper))
-    await receipt_step(sessions, receipt(number, "TEE", 36))
+    await receipt_step(sessions, receipt(number, "TEE", 20, rid="GRN-1"))
+    await receipt_step(sessions, receipt(number, "TEE", 16, rid="GRN-2"))  # a second match
     held = await invoice_row(sessions, "INV-13")
     assert (held.status, [r["reason"] for r in held.reasons]) == ("held", ["price"])
+    assert held.accepted_variance == Decimal("36.00")
