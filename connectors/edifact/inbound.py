@@ -48,12 +48,13 @@ def _find(segments: list[Segment], tag: str, qualifiers: tuple[str, ...]) -> Seg
 
 def _written_at(dtm: Segment | None, at: datetime) -> datetime:
     """When a document was written: its DTM, or the interchange's time (UNB) where the DTM
-    gives only the day the interchange was prepared, so that a revision sent later the same
-    day is later, not equal."""
+    gives a day only, on or before the one the interchange was prepared: a document is sent
+    after it is written, so of two answers dated the same day (or a revision sent after
+    midnight) the one sent later is the later, never an equal or older."""
     if dtm is None:
         return at
     day = dtm.date()
-    if (dtm.get(1, 3) or "102") == "102" and day.date() == at.date():
+    if (dtm.get(1, 3) or "102") == "102" and day.date() <= at.date():
         return at
     return day
 

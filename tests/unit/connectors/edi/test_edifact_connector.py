@@ -409,14 +409,23 @@ async def test_a_line_priced_by_its_amount_alone_gets_a_price_to_six_places(
     assert list(exchange.outbox.iterdir()) == []  # accepted: no CONTRL
 
 
-async def test_an_ordrsp_dated_another_day_keeps_its_own_date(exchange: Exchange) -> None:
-    body = [
-        Segment("DTM", ["137", "20261121", "102"])
-        if s.tag == "DTM" and s.elements[0][0] == "137"
-        else s
-        for s in ORDRSP
-    ]
-    (exchange.inbox / "old.edi").write_text(supplier_interchange("ORDRSP", body))
+async def test_an_ordrsp_dated_by_day_takes_the_time_its_interchange_was_sent(
+    exchange: Exchange,
+) -> None:
+    """A revision dated the day before, sent in a nightly batch after midnight, is later than
+    the original sent that day: a day-only date takes its interchange's time (UNB). One dated
+    after its interchange (a clock ahead) keeps its own date."""
+    for day, name in (("20261122", "late.edi"), ("20261124", "ahead.edi")):
+        body = [
+            Segment("DTM", ["137", day, "102"])
+            if s.tag == "DTM" and s.elements[0][0] == "137"
+            else s
+            for s in ORDRSP
+        ]
+        (exchange.inbox / name).write_text(supplier_interchange("ORDRSP", body))
     sink = Sink()
     await exchange.poll(sink)
-    assert sink.messages[0].acknowledged_at == datetime(2026, 11, 21, tzinfo=UTC)
+    assert sorted(m.acknowledged_at for m in sink.messages) == [
+        datetime(2026, 11, 23, 9, 30, tzinfo=UTC),
+        datetime(2026, 11, 24, tzinfo=UTC),
+    ]
