@@ -56,6 +56,7 @@ COMMANDS: dict[str, Role | None] = {
     "reconcile --fix": Role.OPERATOR,
     "dlq replay": Role.OPERATOR,
     "po approve": Role.OPERATOR,
+    "po discard": Role.OPERATOR,
     "po accept-invoice": Role.OPERATOR,
     "connector resync": Role.OPERATOR,
     "connector push-stock": Role.OPERATOR,

@@ -277,6 +277,33 @@ def approve(
         out.print(f"{po_number} issued (approved by {who})")
 
 
+@app.command()
+def discard(
+    po_number: Annotated[str, typer.Argument(help="PO number of a suggestion.")],
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drop a suggested purchase order that will not be ordered (its SKU ordered elsewhere, a
+    supplier that refused it): its lines no longer stand for the SKU's next order."""
+    s = settings()
+    who = actor or getpass.getuser()
+
+    async def go() -> None:
+        async with db_session(s) as session, session.begin():
+            await service.discard(session, po_number, who)
+
+    try:
+        run(go())
+    except service.UnknownPurchaseOrder as exc:
+        raise fail(str(exc), 2) from None
+    except service.NotAwaitingApproval as exc:
+        raise fail(str(exc), 1) from None
+    if as_json:
+        print_json({"po_number": po_number, "status": "cancelled"})
+    else:
+        out.print(f"{po_number} discarded (by {who})")
+
+
 @app.command("accept-invoice")
 def accept_invoice(
     supplier: Annotated[str, typer.Argument(help="Supplier id.")],
@@ -330,8 +357,8 @@ def accept_invoice(
 
 @app.command()
 def exceptions(as_json: JsonOpt = False) -> None:
-    """Held supplier invoices with their reasons; over-, under- and partial deliveries.
-    Exits 1 when there is anything to look at."""
+    """Held supplier invoices with their reasons; over-, under- and partial deliveries;
+    suggested orders waiting for approval. Exits 1 when there is anything to look at."""
     s = settings()
 
     async def go() -> dict[str, list[dict[str, Any]]]:
@@ -348,6 +375,8 @@ def exceptions(as_json: JsonOpt = False) -> None:
                 out.print(f"  {r['detail']}")
         for d in found["deliveries"]:
             out.print(f"{d['kind']}: {d['po_number']} {d['sku']} {d['units']} units")
+        for p in found["suggested"]:
+            out.print(f"suggested: {p['po_number']} ({p['supplier']}), to approve or discard")
         if not any(found.values()):
             out.print("nothing held, every delivery as ordered")
     raise typer.Exit(1 if any(found.values()) else 0)

@@ -857,6 +857,30 @@ async def rematch(
     return out
 
 
+async def discard(session: AsyncSession, po_number: str, actor: str) -> None:
+    """Drop a suggested PO a person will not order (a SKU its supplier refused, ordered
+    elsewhere): its lines close, so they no longer stand for the SKU's next order. Nothing was
+    sent or counted as inbound for it."""
+    po, lines = await _load(session, po_number)
+    if po is None:
+        raise UnknownPurchaseOrder(po_number)
+    if po.status != "suggested":
+        raise NotAwaitingApproval(po_number, po.status)
+    now = now_utc()
+    po.status, po.updated_at = "cancelled", now
+    for ln in lines:
+        ln.open, ln.closed, ln.status = False, True, receiving.LineStatus.REJECTED.value
+    await audit.record(
+        session,
+        actor,
+        "po.discard",
+        po_number,
+        before={"status": "suggested"},
+        after={"status": "cancelled", "lines": [ln.sku for ln in lines]},
+    )
+    await session.flush()
+
+
 # Holds a person may accept: the prices or the charges the supplier asks. Quantities, the
 # currency and the totals are corrected by the supplier (another invoice), never accepted.
 ACCEPTABLE = frozenset({HoldReason.PRICE, HoldReason.CHARGES})
@@ -1182,4 +1206,21 @@ async def exceptions(session: AsyncSession) -> dict[str, list[dict[str, Any]]]:
                     "receipt_id": r.receipt_id,
                 }
             )
-    return {"held_invoices": invoices, "deliveries": deliveries}
+    waiting = (
+        await session.execute(
+            select(PurchaseOrderRow)
+            .where(PurchaseOrderRow.status == "suggested")
+            .order_by(PurchaseOrderRow.created_at, PurchaseOrderRow.po_number)
+        )
+    ).scalars()
+    # Suggestions wait for a person: until approved or discarded they stand for their SKUs'
+    # next order, so none is ordered automatically meanwhile.
+    suggested = [
+        {
+            "po_number": p.po_number,
+            "supplier": p.supplier,
+            "created_at": stored_utc(p.created_at).isoformat(),
+        }
+        for p in waiting
+    ]
+    return {"held_invoices": invoices, "deliveries": deliveries, "suggested": suggested}

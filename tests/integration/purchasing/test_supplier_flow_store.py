@@ -148,7 +148,7 @@ async def test_a_rejected_line_stops_counting_inbound_and_allows_a_new_order(ses
 
 
 async def test_a_sku_the_supplier_refused_is_suggested_again_with_nothing_selling_it(
-    sessions, policy_for
+    sessions, policy_for, cli
 ):
     """The core applies a refusal of the only PO of a SKU that sells no more: it lowers the
     inbound and suggests a new order, as nothing else would look at the SKU. A suggestion, not
@@ -165,6 +165,17 @@ async def test_a_sku_the_supplier_refused_is_suggested_again_with_nothing_sellin
     assert (await po(sessions, again[0].po_number)).status == "suggested"
     assert (await stock_of(sessions, "TEE")).inbound == 0
     assert len(await issued(sessions)) == 1  # only the first order went to the supplier
+
+    # The suggestion waits in the exceptions; discarded, it no longer stands for the SKU's
+    # next order, which then goes out as the supplier's mode says.
+    listed = await cli("exceptions", "--json")
+    assert [p["po_number"] for p in json.loads(listed.stdout)["suggested"]] == [again[0].po_number]
+    done = await cli("discard", again[0].po_number, "--json")
+    assert done.exit_code == 0, done.output
+    assert (await po(sessions, again[0].po_number)).status == "cancelled"
+    await replenish_step(sessions, {"TEE"})
+    fresh = [ln for ln in await lines_of(sessions, "TEE") if ln.open]
+    assert len(fresh) == 1 and (await po(sessions, fresh[0].po_number)).status == "issued"
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
