@@ -90,7 +90,9 @@ async def repair_stock(
             # still checked, and fixed where the stored on hand covers it.
             held_back.append(Fix(r.sku, r.location, "on_hand", r.on_hand, want_on_hand))
             want_on_hand = r.on_hand
-            if want_reserved > r.on_hand:
+            if want_reserved > r.on_hand:  # nor can the reserved counter be set: named too
+                if r.reserved != want_reserved:
+                    held_back.append(Fix(r.sku, r.location, "reserved", r.reserved, want_reserved))
                 continue
         if r.on_hand != want_on_hand:
             fixes.append(Fix(r.sku, r.location, "on_hand", r.on_hand, want_on_hand))

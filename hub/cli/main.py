@@ -407,6 +407,9 @@ def stock_repair(
                 f"[yellow]{f['sku']}@{f['location']}: the journal holds {f['recomputed']}, fewer "
                 f"than the units reserved on it; on hand left at {f['stored']} for a person to "
                 "decide (the difference was never journaled)[/]"
+                if f["field"] == "on_hand"
+                else f"[yellow]{f['sku']}@{f['location']}: reserved stored {f['stored']}, "
+                f"{f['recomputed']} held by open reservations, more than its on hand: left[/]"
             )
         out.print(
             f"{len(fixes)} mismatch(es)"

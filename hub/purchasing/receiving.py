@@ -89,15 +89,21 @@ def acknowledge(lines: Sequence[PoLine], ack: PurchaseOrderAcknowledged) -> tupl
             elif ack.status is AckStatus.ACCEPTED:
                 # Accepted as ordered, line by line or not: a revision of an earlier refusal or
                 # cut restores the line.
-                reopen = line.status is LineStatus.REJECTED
-                line = replace(line, confirmed=line.ordered, closed=line.closed and not reopen)
+                line = _confirm(line, line.ordered)
         elif a.status is LineAckStatus.REJECTED:
             line = replace(line, confirmed=0, closed=line.received == 0)
         else:
-            reopen = line.status is LineStatus.REJECTED
-            line = replace(line, confirmed=a.quantity, closed=line.closed and not reopen)
+            line = _confirm(line, a.quantity)
         out.append(line)
     return tuple(out)
+
+
+def _confirm(line: PoLine, quantity: int) -> PoLine:
+    """`quantity` confirmed. A line closed only because the supplier's earlier answer left
+    nothing more to come (refused, or cut to what has arrived) is expected again for what the
+    new answer confirms beyond its receipts; one a person closed short stays closed."""
+    reopen = line.status in (LineStatus.REJECTED, LineStatus.RECEIVED) and quantity > line.received
+    return replace(line, confirmed=quantity, closed=line.closed and not reopen)
 
 
 def answered(

@@ -116,3 +116,22 @@ async def test_a_row_whose_journal_is_below_its_reservations_is_held_back_and_th
         ("A", "reserved", 12, 15)
     ]
     assert [f.sku for f in again.held_back] == ["A"]
+
+
+async def test_a_held_back_rows_reserved_drift_is_named_when_it_cannot_be_fixed(sessions):
+    """Journal 5, stored on hand 10 by a manual edit, 10 reserved on it, and the reserved
+    counter drifted to 3: neither can be set without overselling, and both are named."""
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(counted("A", 5)))
+    async with sessions() as s, s.begin():
+        await s.execute(update(Stock).where(Stock.sku == "A").values(on_hand=12))
+    await core.process(records(place("s:1", [("A", 11)])))
+    async with sessions() as s, s.begin():
+        await s.execute(update(Stock).where(Stock.sku == "A").values(on_hand=10, reserved=3))
+    async with sessions() as s, s.begin():
+        done = await repair_stock(s, fix=True, rules=RULES)
+    assert [(f.field, f.stored, f.recomputed) for f in done.held_back] == [
+        ("on_hand", 10, 5),
+        ("reserved", 3, 11),
+    ]
+    assert done.fixes == []

@@ -103,6 +103,20 @@ def test_a_revision_accepting_the_order_whole_restores_refused_and_cut_lines() -
     assert [line.status for line in revised] == [LineStatus.OPEN, LineStatus.OPEN]
 
 
+def test_a_line_cut_and_received_to_the_cut_is_expected_again_when_restored() -> None:
+    """Cut from 120 to 60, the 60 arrive and the line closes; a revision accepting the order
+    whole expects the other 60. A line a person closed short stays closed."""
+    cut = acknowledge(
+        LINES, ack(AckStatus.ACCEPTED_WITH_CHANGES, (1, "TEE-RED-M", LineAckStatus.CHANGED, 60))
+    )
+    got = receive(cut, "TEE-RED-M", 60).lines
+    assert got[0].status is LineStatus.RECEIVED and inbound(got, "TEE-RED-M") == 0
+    restored = acknowledge(got, ack(AckStatus.ACCEPTED))
+    assert restored[0].status is LineStatus.PARTIAL and inbound(restored, "TEE-RED-M") == 60
+    short = close(receive(LINES, "TEE-RED-M", 60).lines, 1)
+    assert acknowledge(short, ack(AckStatus.ACCEPTED))[0].closed
+
+
 def test_a_rejected_order_closes_every_line() -> None:
     lines = acknowledge(LINES, ack(AckStatus.REJECTED))
     assert all(line.status is LineStatus.REJECTED for line in lines)
