@@ -10,7 +10,6 @@ variations carry their own SKUs and stock and are written with its `variations/b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -60,6 +59,7 @@ class WooCommerceClient:
         self.catalogue_ttl = float(cfg.extra.get("catalogue_ttl_seconds", 600))
         self._products_at = float("-inf")  # when the catalogue was read (monotonic)
         self._reading: asyncio.Task[None] | None = None  # a read behind the pushes
+        self._read_lock = asyncio.Lock()  # one read at a time: the last started lands last
         self._unlisted = Unlisted(float(cfg.extra.get("unlisted_ttl_seconds", 60)))
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
@@ -77,8 +77,7 @@ class WooCommerceClient:
     async def aclose(self) -> None:
         if self._reading is not None and not self._reading.done():
             self._reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reading
+            await asyncio.wait({self._reading})  # (a cancellation of this call still goes up)
         await self.api.aclose()
 
     async def list_orders(self, *, since: datetime | None, cursor: str | None) -> OrderPage:
@@ -187,7 +186,13 @@ class WooCommerceClient:
         variation without a SKU of its own is listed under its product's, so one SKU can name
         several items that each keep stock: the hub cannot tell their sales apart, and setting
         one of them would leave the others selling what the hub has counted. Such a SKU is
-        left out, and a push to it fails naming the items (`ambiguous`)."""
+        left out, and a push to it fails naming the items (`ambiguous`). One read at a time:
+        a push that needs a read while one runs behind the pushes waits for it, then reads, so
+        an older read never replaces a newer index."""
+        async with self._read_lock:
+            return await self._read_catalogue()
+
+    async def _read_catalogue(self) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[tuple[int, int | None], dict[str, Any]]] = {}
         async for p in self._pages(f"{API}/products"):
             if not p.get("id"):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -464,3 +466,45 @@ async def test_woocommerce_variations_with_their_own_skus_on_a_product_that_pool
     result = await woo_client.set_stock({"TEE-RED": 2, "TEE-BLU": 3})
     assert result.updated == {"TEE-RED": 2, "TEE-BLU": 3} and result.failed == {}
     assert [woo_sim.variations[pid][v]["stock_quantity"] for v in (red, blue)] == [2, 3]
+
+
+class SlowFirstCatalogue(httpx.AsyncBaseTransport):
+    """The shop answers the first catalogue page it is asked for, then holds the answer back
+    a while (a large shop's read behind the pushes, still on its way)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner, self.held = inner, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "GET" and request.url.path.endswith("/products") and not self.held:
+            self.held += 1
+            await response.aread()
+            await asyncio.sleep(0.3)
+        return response
+
+
+async def test_woocommerce_a_read_behind_the_pushes_never_replaces_a_newer_index(
+    woo_sim, woo_account
+):
+    """A read behind the pushes starts, then the SKU moves to a new product and a push reads
+    the catalogue itself: the older read, landing last, must not bring the old index back."""
+    cfg = woo_account.config.model_copy(update={"catalogue_ttl_seconds": 0})
+    transport = SlowFirstCatalogue(httpx.ASGITransport(app=woo_sim.app))
+    client = WooCommerceClient(Account("corner", cfg), transport=transport, policy=FAST)
+    first = woo_sim.add_product("A", 1)
+    client._products, client._products_at = {"A": (first, None)}, 0.0  # an index read before
+    transport.held = 0
+    assert (await client.set_stock({"A": 3})).updated == {"A": 3}  # starts the slow read
+    await asyncio.sleep(0.05)  # it has the old catalogue, on its way back
+    woo_sim.products[first]["sku"] = "A-OLD"
+    second = woo_sim.add_product("A", 9)
+    assert (await client.set_stock({"A": 4})).updated == {"A": 4}
+    await asyncio.sleep(0.4)  # the slow read is done by now
+    client._products_at = time.monotonic()  # no read behind this push
+    assert (await client.set_stock({"A": 5})).updated == {"A": 5}
+    await client.aclose()
+    assert (
+        woo_sim.products[first]["stock_quantity"],
+        woo_sim.products[second]["stock_quantity"],
+    ) == (4, 5)
