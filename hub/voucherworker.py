@@ -71,8 +71,8 @@ class VoucherWorker:
         # interval: with an accounting API paced at about a call a second (Xero's 60 a minute),
         # 20 vouchers a batch and half an hour, so that a backlog, even throttled (Retry-After
         # up to a minute a call), never outlasts it and is read again for ever.
-        paced = any(getattr(sink, "paced", True) for sink in self.sinks.values())
-        self.batch_size = 20 if paced else 500
+        paced = sum(1 for sink in self.sinks.values() if getattr(sink, "paced", True))
+        self.batch_size = max(5, 20 // paced) if paced else 500  # each voucher goes to each
         self.poll_interval_ms = 30 * 60 * 1000 if paced else 5 * 60 * 1000
 
     async def _deliver(

@@ -90,7 +90,11 @@ def test_a_paced_accounting_api_takes_batches_it_delivers_within_the_poll_interv
     books = AccountConfig(connector="beancount", path=str(tmp_path / "books.beancount"))
     xero = AccountConfig(connector="xero", api_token="t", tenant_id="org")
     sizes = []
-    for accounts in ({"books": books}, {"books": books, "xero": xero}):
+    for accounts in (
+        {"books": books},
+        {"books": books, "xero": xero},
+        {"books": books, "xero": xero, "xero-hk": xero},
+    ):
         settings = Settings(var_dir=tmp_path)
         settings.__dict__["hub"] = HubConfig(accounts=accounts)
         w = VoucherWorker(settings, Letters())  # type: ignore[arg-type]
@@ -99,4 +103,4 @@ def test_a_paced_accounting_api_takes_batches_it_delivers_within_the_poll_interv
             close = getattr(getattr(sink, "sink", None), "close", None)
             if close:
                 close()
-    assert sizes == [(500, 5), (20, 30)]
+    assert sizes == [(500, 5), (20, 30), (10, 30)]
