@@ -133,6 +133,8 @@ class BeancountSink:
         if self._torn:  # a failed write could not be cut back: open again, which cuts it
             self.close()
             self.open()
+            assert self._file is not None
+            os.fsync(self._file.fileno())  # what it keeps, whole, is on disk before it counts
             self._torn = False
         if voucher.voucher_id in self.written:
             return False
