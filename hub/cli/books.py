@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hub.cli.common import console, db_session, out, print_json, run, settings
+from hub.cli.common import console, counted_progress, db_session, out, print_json, run, settings
 from hub.config import ConfigError
 from hub.finance import ledger
 from hub.finance.chart import chart_from_config
@@ -103,7 +103,6 @@ def deliver(
     refused, 2 when the account could not be reached: run it again to go on."""
     import datetime as dt
 
-    from rich.progress import BarColumn, Progress, TextColumn
     from sqlalchemy import func, select
 
     from connectors.errors import ConnectorError
@@ -144,14 +143,7 @@ def deliver(
                 .order_by(VoucherRow.date, VoucherRow.created_at, VoucherRow.voucher_id)
                 .execution_options(yield_per=500)
             )
-            with Progress(
-                TextColumn(f"[bold]{account}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                console=console,
-                transient=True,
-                disable=as_json,
-            ) as bar:
+            with counted_progress(account, quiet=as_json) as bar:
                 task = bar.add_task("deliver", total=total)
                 try:
                     async for row in await session.stream_scalars(q):

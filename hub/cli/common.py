@@ -142,3 +142,18 @@ def _authorise(path: str, needed: Role) -> str | None:
     except AccessDenied as exc:
         hint = "" if exc.authenticated else " (set HUB_TOKEN to your token)"
         raise fail(f"hub {path}: {exc}{hint}", ACCESS_DENIED) from None
+
+
+def counted_progress(label: str, *, quiet: bool) -> Any:
+    """A progress bar counting items done of a total on stderr (`label` before it); `quiet`
+    (a --json run) shows nothing."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=console,
+        transient=True,
+        disable=quiet,
+    )

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from hub.cli.common import (
     console,
+    counted_progress,
     db_session,
     fail,
     guarded,
@@ -220,8 +221,6 @@ def stock_count(
 ) -> None:
     """Stocktake: set counted quantities from a CSV (sku,location,quantity), as of the time the
     stock was counted: what was sold, returned or received after that stays counted."""
-    from rich.progress import BarColumn, Progress, TextColumn
-
     from hub.audit import on_hand_of, record
     from hub.bus import BrokerUnavailable
     from hub.kafka import clients
@@ -268,14 +267,7 @@ def stock_count(
         sent = 0
         try:
             await pub.start()
-            with Progress(
-                TextColumn("[bold]stocktake"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                console=console,
-                transient=True,
-                disable=as_json,
-            ) as bar:
+            with counted_progress("stocktake", quiet=as_json) as bar:
                 task = bar.add_task("publish", total=len(envelopes))
                 for i in range(0, len(envelopes), COUNT_CHUNK):
                     part = envelopes[i : i + COUNT_CHUNK]

@@ -1145,8 +1145,8 @@ def _line_json(ln: PurchaseOrderLineRow) -> dict[str, Any]:
 
 
 async def exceptions(session: AsyncSession) -> dict[str, list[dict[str, Any]]]:
-    """Held invoices with their reasons; lines delivered over, short, or partially so far; and
-    receipts of SKUs the PO does not order."""
+    """Held invoices with their reasons; lines delivered over, short, or partially so far;
+    receipts of SKUs the PO does not order; and suggested orders waiting for approval."""
     held = (
         await session.execute(
             select(SupplierInvoiceRow)
