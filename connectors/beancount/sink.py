@@ -82,7 +82,7 @@ class BeancountSink:
         self.written: set[str] = set()
         self.opened: set[str] = set()
         self._file: IO[str] | None = None
-        self._torn = False
+        self._torn: int | None = None  # where the file ended before a write not cut back
 
     def open(self) -> BeancountSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,12 +130,14 @@ class BeancountSink:
 
     def write(self, voucher: VoucherIssued) -> bool:
         """Append the voucher's transaction (and any `open` it needs); False if already there."""
-        if self._torn:  # a failed write could not be cut back: open again, which cuts it
+        if self._torn is not None and self._file is not None:
+            # A failed write could not be cut back: cut it now (what it wrote, whole or not,
+            # may never reach the disk, whatever a later fsync says), then read the file again.
+            os.ftruncate(self._file.fileno(), self._torn)
+            os.fsync(self._file.fileno())
             self.close()
             self.open()
-            assert self._file is not None
-            os.fsync(self._file.fileno())  # what it keeps, whole, is on disk before it counts
-            self._torn = False
+            self._torn = None
         if voucher.voucher_id in self.written:
             return False
         body = render(voucher, self.chart)  # raises before anything is written
@@ -165,5 +167,5 @@ class BeancountSink:
             try:
                 os.ftruncate(fd, end)
             except OSError:
-                self._torn = True  # what failed may still be there: read the file again
+                self._torn = end  # what failed may still be there: cut it before the next write
             raise

@@ -6,7 +6,7 @@ Each function takes one message's segments (between UNH and UNT). Line groups st
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from connectors.edi_common.canonical import build
@@ -47,16 +47,19 @@ def _find(segments: list[Segment], tag: str, qualifiers: tuple[str, ...]) -> Seg
 
 
 def _written_at(dtm: Segment | None, at: datetime) -> datetime:
-    """When a document was written: its DTM, or the interchange's time (UNB) where the DTM
-    gives a day only, on or before the one the interchange was prepared: a document is sent
-    after it is written, so of two answers dated the same day (or a revision sent after
-    midnight) the one sent later is the later, never an equal or older."""
+    """When a document was written: its DTM; where that gives a day only, the interchange's
+    time (UNB) if it was prepared that day, else the end of that day if it was prepared
+    later. A document is sent after it is written: of two answers dated the same day the one
+    sent later is the later (a revision sent after midnight too), and one dated a later day is
+    later whichever comes first in an interchange."""
     if dtm is None:
         return at
     day = dtm.date()
-    if (dtm.get(1, 3) or "102") == "102" and day.date() <= at.date():
+    if (dtm.get(1, 3) or "102") != "102" or day.date() > at.date():
+        return day
+    if day.date() == at.date():
         return at
-    return day
+    return day + timedelta(days=1, microseconds=-1)
 
 
 def _header_and_lines(segments: list[Segment]) -> tuple[list[Segment], list[list[Segment]]]:

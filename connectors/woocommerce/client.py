@@ -187,8 +187,12 @@ class WooCommerceClient:
         several items that each keep stock: the hub cannot tell their sales apart, and setting
         one of them would leave the others selling what the hub has counted. Such a SKU is
         left out, and a push to it fails naming the items (`ambiguous`). One read at a time:
-        a push that needs a read while one runs behind the pushes waits for it, then reads, so
-        an older read never replaces a newer index."""
+        a push that needs a read while one runs behind the pushes stops that one and reads, so
+        an older read never replaces a newer index, and a push waits for one read only."""
+        reading = self._reading
+        if reading is not None and not reading.done() and asyncio.current_task() is not reading:
+            reading.cancel()  # this read starts later and lands later: the older is not waited for
+            await asyncio.wait({reading})
         async with self._read_lock:
             return await self._read_catalogue()
 

@@ -868,8 +868,9 @@ async def discard(session: AsyncSession, po_number: str, actor: str) -> None:
         raise NotAwaitingApproval(po_number, po.status)
     now = now_utc()
     po.status, po.updated_at = "cancelled", now
-    for ln in lines:
-        ln.open, ln.closed, ln.status = False, True, receiving.LineStatus.REJECTED.value
+    for ln in lines:  # nothing more to come: what arrived before is all the line brings
+        line = _po_line(ln)
+        _store_line(ln, replace(line, confirmed=min(line.confirmed, line.received), closed=True))
     await audit.record(
         session,
         actor,
@@ -1001,8 +1002,8 @@ async def _match(
         already_invoiced=billed,
         tolerance=tolerance,
     )
-    # (by its size: a variance that came nearer the order's price is no more than was seen)
-    raised = variance_up_to is not None and abs(result.price_variance) > abs(variance_up_to)
+    # (a variance below the one accepted, or below nothing, is no more than was seen)
+    raised = variance_up_to is not None and result.price_variance > max(variance_up_to, Decimal(0))
     holds = [
         h
         for h in result.holds

@@ -170,6 +170,7 @@ async def test_a_sku_the_supplier_refused_is_suggested_again_with_nothing_sellin
     # next order, which then goes out as the supplier's mode says.
     listed = await cli("exceptions", "--json")
     assert [p["po_number"] for p in json.loads(listed.stdout)["suggested"]] == [again[0].po_number]
+    assert listed.exit_code == 0  # a suggestion waiting is no exception
     done = await cli("discard", again[0].po_number, "--json")
     assert done.exit_code == 0, done.output
     assert (await po(sessions, again[0].po_number)).status == "cancelled"

@@ -412,9 +412,9 @@ async def test_a_line_priced_by_its_amount_alone_gets_a_price_to_six_places(
 async def test_an_ordrsp_dated_by_day_takes_the_time_its_interchange_was_sent(
     exchange: Exchange,
 ) -> None:
-    """A revision dated the day before, sent in a nightly batch after midnight, is later than
-    the original sent that day: a day-only date takes its interchange's time (UNB). One dated
-    after its interchange (a clock ahead) keeps its own date."""
+    """A revision dated the day before, sent in a nightly batch after midnight, takes the end
+    of its day: later than an original sent that day (which takes its interchange's time).
+    One dated after its interchange (a clock ahead) keeps its own date."""
     for day, name in (("20261122", "late.edi"), ("20261124", "ahead.edi")):
         body = [
             Segment("DTM", ["137", day, "102"])
@@ -426,6 +426,6 @@ async def test_an_ordrsp_dated_by_day_takes_the_time_its_interchange_was_sent(
     sink = Sink()
     await exchange.poll(sink)
     assert sorted(m.acknowledged_at for m in sink.messages) == [
-        datetime(2026, 11, 23, 9, 30, tzinfo=UTC),
+        datetime(2026, 11, 22, 23, 59, 59, 999999, tzinfo=UTC),
         datetime(2026, 11, 24, tzinfo=UTC),
     ]
