@@ -50,11 +50,17 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The largest body a webhook may have: a Shopify order of the most lines the mapping takes
+# (500) repeats every line in its fulfilments and refunds, about 1.5–2 KB each, so an
+# `orders/cancelled` of such an order reaches 3 MB.
+MAX_BODY = 4 * 1_048_576
+
+
 def create_gateway(
     config: HubConfig,
     publisher: Publisher,
     *,
-    max_body: int = 1_048_576,
+    max_body: int = MAX_BODY,
     clock: Callable[[], datetime] = _utcnow,
     publish_timeout: float = 4.0,
     connectors: Mapping[str, ShopConnector] | None = None,

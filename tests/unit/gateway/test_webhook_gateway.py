@@ -363,3 +363,51 @@ async def test_every_answer_is_counted_by_connector_and_outcome(client, publishe
         "unknown": 1,
         "woocommerce": 1,
     }
+
+
+async def test_an_order_of_hundreds_of_lines_fits_the_default_body_limit(publisher):
+    """A cancelled B2B order of 450 lines, each repeated in a cancelled fulfilment and in its
+    cancellation's refund: over the 1 MiB a gateway took before, and its cancellation is the
+    only word of it."""
+    import copy
+
+    import httpx
+
+    from hub.gateway import create_gateway
+
+    from .conftest import hub_config
+
+    order = fixture("shopify", "orders_create")
+    item = order["line_items"][0]
+    order["line_items"] = [
+        {**copy.deepcopy(item), "id": 10_000 + n, "sku": f"B2B-{n}"} for n in range(450)
+    ]
+    order["cancelled_at"] = order["created_at"]
+    order["fulfillments"] = [
+        {
+            "id": 5,
+            "status": "cancelled",
+            "created_at": order["created_at"],
+            "line_items": order["line_items"],
+        }
+    ]
+    order["refunds"] = [
+        {
+            "id": 1,
+            "created_at": order["created_at"],
+            "refund_line_items": [
+                {"id": 20_000 + n, "quantity": 1, "restock_type": "cancel", "line_item": li}
+                for n, li in enumerate(order["line_items"])
+            ],
+            "transactions": [],
+        }
+    ]
+    body = _body(order)
+    assert len(body) > 1_048_576
+    app = create_gateway(hub_config(), publisher, publish_timeout=0.5)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://hub"
+    ) as c:
+        r = await c.post("/webhooks/shopify/acme", content=body, headers=shopify_headers(body))
+    assert r.status_code == 200, r.text
+    assert "OrderCancelled" in {type(e.data).__name__ for e in publisher.published}
