@@ -177,6 +177,7 @@ class StockBook:
         # SKUs for which every order holding a reservation is loaded (so stock may be bumped).
         self.bump_loaded = bump_loaded or set()
         self.movements: list[MovementRow] = []
+        self._moved: dict[StockKey, list[MovementRow]] = defaultdict(list)  # by stock row
         # For each stocktake of the batch, (sku, location, counted_at): the units journaled
         # after it before the batch, and whether a later stocktake is among them (the caller
         # loads them: `since_count`).
@@ -210,11 +211,11 @@ class StockBook:
         row.on_hand += delta
         row.dirty = True
         self.touched.add(row.sku)
-        self.movements.append(
-            MovementRow(
-                row.sku, row.location, delta, kind, ref, cause, at, reason[:REASON], unit_cost
-            )
+        move = MovementRow(
+            row.sku, row.location, delta, kind, ref, cause, at, reason[:REASON], unit_cost
         )
+        self.movements.append(move)
+        self._moved[row.key].append(move)
 
     def _row(self, sku: str, location: str) -> StockRow:
         key = (sku, location)
@@ -784,11 +785,9 @@ class StockBook:
         stored, recounted = self.since_count.get(
             (msg.sku, msg.location, msg.counted_at), (0, False)
         )
-        later = [
-            m
-            for m in self.movements
-            if (m.sku, m.location) == (msg.sku, msg.location) and m.at > msg.counted_at
-        ]
+        # (this batch's movements of that row: a file's thousands of counts in one batch must
+        # not each walk all of the batch's movements)
+        later = [m for m in self._moved.get((msg.sku, msg.location), ()) if m.at > msg.counted_at]
         if recounted or any(m.kind == "stocktake" for m in later):
             return None
         return stored + sum(m.delta for m in later)
