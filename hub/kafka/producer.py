@@ -183,6 +183,7 @@ class KafkaPublisher:
                 trusted = self._trusted
                 if trusted is None or not self._still_trusted(sent):
                     trusted = await self._trust(sent)
+                futures: list[Awaitable[Any]]
                 if len(items) < BATCH_FROM:
                     futures = [
                         await self.producer.send(
@@ -194,12 +195,15 @@ class KafkaPublisher:
                         for topic, key, value, headers in items
                     ]
                 else:
-                    # One caller at a time hands over whole batches: the client lets a batch
-                    # wait for the partition's previous one to leave, and callers waiting
+                    # One caller at a time hands over its first batches: the client lets a
+                    # batch wait for the partition's previous one to leave, and callers waiting
                     # together on one partition can each run out of time while others go first.
                     async with self._batching:
                         futures = await self._send_batches(items)
-                await asyncio.gather(*futures)
+                # All awaited, each outcome retrieved, before a failure is raised.
+                for outcome in await asyncio.gather(*futures, return_exceptions=True):
+                    if isinstance(outcome, BaseException):
+                        raise outcome
                 if self._breaks != trusted[1]:
                     raise BrokerUnavailable("a connection to the broker broke during the send")
         except BrokerUnavailable:
@@ -211,9 +215,19 @@ class KafkaPublisher:
 
     async def _send_batches(
         self, items: Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]]
-    ) -> list[asyncio.Future[Any]]:
+    ) -> list[Awaitable[Any]]:
         """Queue the records as record batches, one per partition and 64 KB; per partition in
-        the order given (so per key: a key has one partition)."""
+        the order given (so per key: a key has one partition).
+
+        A partition's next batch is handed over only once its previous one is acknowledged.
+        Without an idempotent producer (the embedded broker has none) the client fails a batch
+        that outlived its request timeout after a retryable error, such as a leader failover,
+        and would then send the partition's next batch: that one stored, the failed one sent
+        again by the caller's retry would land after it, and a key's messages out of order (a
+        PO's cancellation before its issue). Held back, the next batch is never sent, and the
+        retry sends both in order. The client sends one request per partition at a time anyway,
+        so the wait costs the time from an acknowledgement to the hand-over; the first batches
+        of all partitions go at once."""
         producer = self.producer
         partitions: dict[str, list[int]] = {}
         groups: dict[tuple[str, int], list[tuple[bytes | None, bytes, Any]]] = {}
@@ -224,16 +238,28 @@ class KafkaPublisher:
             k = key.encode() if key is not None else None
             p = self.partitioner(k, parts, parts)
             groups.setdefault((topic, p), []).append((k, value, headers))
-        futures: list[asyncio.Future[Any]] = []
+        futures: list[Awaitable[Any]] = []
         for (topic, p), records in groups.items():
-            batch = producer.create_batch()
+            batches = [producer.create_batch()]
             for k, value, headers in records:
-                if batch.append(key=k, value=value, timestamp=None, headers=headers) is None:
-                    futures.append(await producer.send_batch(batch, topic, partition=p))
-                    batch = producer.create_batch()  # a full batch goes; the record opens the next
-                    batch.append(key=k, value=value, timestamp=None, headers=headers)
-            futures.append(await producer.send_batch(batch, topic, partition=p))
+                if batches[-1].append(key=k, value=value, timestamp=None, headers=headers) is None:
+                    batches.append(producer.create_batch())  # the record opens the next batch
+                    batches[-1].append(key=k, value=value, timestamp=None, headers=headers)
+            first = await producer.send_batch(batches[0], topic, partition=p)
+            futures.append(
+                first
+                if len(batches) == 1
+                else asyncio.ensure_future(self._after(first, batches[1:], topic, p))
+            )
         return futures
+
+    async def _after(
+        self, previous: Awaitable[Any], batches: list[Any], topic: str, p: int
+    ) -> None:
+        """Hand `batches` over one by one, each once the one before it is acknowledged."""
+        await previous
+        for batch in batches:
+            await (await self.producer.send_batch(batch, topic, partition=p))
 
     def suspect(self) -> None:
         """Verify topics before the next send (e.g. when a watcher saw the broker restart)."""
