@@ -9,20 +9,23 @@ one with no single origin (a push of coalesced stock levels) is keyed by its pla
 dead-letter topic.
 
 Replaying: send them back to their topic with their original bytes, mark them replayed and audit
-it, in one transaction (shared by `hub dlq replay` and `POST /api/dlq/replay`). A stock level
+it, in one transaction per part (shared by `hub dlq replay` and `POST /api/dlq/replay`). Parts
+are small enough to be acknowledged within one send's time limit, so an outage's backlog of
+thousands of letters is replayed part by part: one part failing leaves the parts before it
+replayed and marked, and a retry goes on from there instead of sending everything again. A stock level
 older than the level since published for its SKU and channel is not sent: a push worker that
 restarted has forgotten the newer one and would push the stale count. It is marked replayed as
 superseded."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, select, update
+from sqlalchemy import BigInteger, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,14 +39,19 @@ from schemas.base import now_utc
 from schemas.levels import StockLevelChanged
 
 RECORDER_GROUP = "hub-dead-letters"
+# A part of a replay: at most this many letters and, but for one larger letter alone, this many
+# bytes of payload (well within what a broker acknowledges in one send's time limit).
+PART_LETTERS = 500
+PART_BYTES = 4 * 1024 * 1024
 log = structlog.get_logger(__name__)
 _ORIGIN = ["consumer", "topic", "partition", "offset"]
 
 
+Records = Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]]
+
+
 class Sender(Protocol):
-    async def send_many(
-        self, items: Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]]
-    ) -> None: ...
+    async def send_many(self, items: Records) -> None: ...
 
 
 async def pending(session: AsyncSession, ids: Sequence[int] | None) -> list[DeadLetter]:
@@ -127,6 +135,73 @@ async def replay(
         },
     )
     return Replayed([d.id for d in sent], superseded)
+
+
+class PartlyReplayed(Exception):
+    """A replay stopped at a part that failed; `done` holds the parts replayed before it."""
+
+    def __init__(self, done: Replayed, remaining: int, cause: Exception) -> None:
+        super().__init__(
+            f"replayed {len(done.sent) + len(done.superseded)} dead letter(s), then stopped with"
+            f" {remaining} not replayed: {cause}"
+        )
+        self.done, self.remaining, self.cause = done, remaining, cause
+
+
+async def replay_parts(
+    sessions: async_sessionmaker[AsyncSession],
+    ids: Sequence[int] | None,
+    sender: Sender,
+    actor: str,
+    *,
+    on_total: Callable[[int], None] | None = None,
+    on_part: Callable[[int], None] | None = None,
+) -> Replayed:
+    """Replay the letters not yet replayed (of these ids, or all there are now), a part at a
+    time, each part sent, marked and audited in a transaction of its own. Letters recorded
+    while it runs wait for the next replay. Raises `PartlyReplayed` when a part fails."""
+    parts = await _parts(sessions, ids)
+    if on_total:
+        on_total(sum(map(len, parts)))
+    done = Replayed()
+    for n, part in enumerate(parts):
+        try:
+            async with sessions() as session, session.begin():
+                got = await replay(session, await pending(session, part), sender, actor)
+        except Exception as exc:
+            raise PartlyReplayed(done, sum(map(len, parts[n:])), exc) from exc
+        done.sent += got.sent
+        done.superseded.update(got.superseded)
+        if on_part:
+            on_part(len(part))
+    return done
+
+
+async def _parts(
+    sessions: async_sessionmaker[AsyncSession], ids: Sequence[int] | None
+) -> list[list[int]]:
+    """The ids of the letters to replay, oldest first, cut in parts of `PART_LETTERS` letters
+    and `PART_BYTES` of payload."""
+    q = select(DeadLetter.id, func.coalesce(func.length(DeadLetter.payload), 0)).where(
+        DeadLetter.replayed_at.is_(None)
+    )
+    sizes: list[tuple[int, int]] = []
+    async with sessions() as session:
+        if not ids:
+            sizes.extend((i, n) for i, n in await session.execute(q.order_by(DeadLetter.id)))
+        else:
+            for chunk in locks.chunks(sorted(set(ids))):
+                found = q.where(locks.one_of(session, DeadLetter.id, chunk, BigInteger))
+                sizes.extend((i, n) for i, n in await session.execute(found))
+    parts: list[list[int]] = []
+    room = 0
+    for letter, size in sorted(sizes):
+        if not parts or len(parts[-1]) >= PART_LETTERS or size > room:
+            parts.append([])
+            room = PART_BYTES
+        parts[-1].append(letter)
+        room -= size
+    return parts
 
 
 async def _superseded(session: AsyncSession, letters: Sequence[DeadLetter]) -> dict[int, int]:

@@ -471,6 +471,7 @@ def dlq_replay(
     from hub import deadletters
     from hub.kafka import clients
     from hub.kafka.producer import KafkaPublisher
+    from hub.store.db import make_engine, session_factory
 
     if not ids and not all_:
         raise fail("give dead letter ids or --all", 2)
@@ -481,18 +482,41 @@ def dlq_replay(
         raise fail(str(exc)) from None
 
     async def go() -> deadletters.Replayed:
-        async with db_session(s) as session, session.begin():
-            letters = await deadletters.pending(session, ids)
-            if not letters:
-                return deadletters.Replayed()
-            pub = KafkaPublisher(bootstrap, client=clients.client_kwargs(s))
-            await pub.start()
-            try:
-                return await deadletters.replay(session, letters, pub, actor)
-            finally:
-                await pub.stop()
+        engine = make_engine(s.db_url)
+        pub = KafkaPublisher(bootstrap, client=clients.client_kwargs(s))
 
-    done = run(go())
+        class Sender:  # the broker is reached only if there is something to send
+            started = False
+
+            async def send_many(self, items: deadletters.Records) -> None:
+                if not self.started:
+                    await pub.start()
+                    self.started = True
+                await pub.send_many(items)
+
+        try:
+            with counted_progress("replaying", quiet=as_json) as progress:
+                task = progress.add_task("replay", total=None)
+                return await deadletters.replay_parts(
+                    session_factory(engine),
+                    ids,
+                    Sender(),
+                    actor,
+                    on_total=lambda n: progress.update(task, total=n),
+                    on_part=lambda n: progress.advance(task, n),
+                )
+        finally:
+            await pub.stop()
+            await engine.dispose()
+
+    try:
+        done = run(go())
+    except deadletters.PartlyReplayed as exc:
+        if as_json:
+            print_json(
+                {**exc.done.as_json(), "error": str(exc.cause), "not_replayed": exc.remaining}
+            )
+        raise fail(str(exc)) from None
     if as_json:
         print_json(done.as_json())
         return

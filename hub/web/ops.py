@@ -102,13 +102,15 @@ def ops_routes(runtime: Any, guard: Any = None) -> list[Route]:
         if isinstance(ids, str):
             return JSONResponse({"error": ids}, status_code=400)
         try:
-            async with runtime.sessions() as session, session.begin():
-                letters = await deadletters.pending(session, ids or None)
-                done = await deadletters.replay(
-                    session, letters, runtime.publisher, request.state.principal.name
-                )
-        except BrokerUnavailable as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503)
+            done = await deadletters.replay_parts(
+                runtime.sessions, ids or None, runtime.publisher, request.state.principal.name
+            )
+        except deadletters.PartlyReplayed as exc:
+            if not isinstance(exc.cause, BrokerUnavailable):
+                raise exc.cause from exc
+            # The parts before the failure are replayed and marked; a retry goes on from there.
+            body = {**exc.done.as_json(), "error": str(exc.cause), "not_replayed": exc.remaining}
+            return JSONResponse(body, status_code=503)
         return JSONResponse(done.as_json())
 
     async def api_audit(request: Request) -> Response:

@@ -9,10 +9,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from hub.app import Runtime
+from hub.bus import BrokerUnavailable
 from hub.cli.main import app
 from hub.config import HubConfig, Settings
 from hub.core.batch import CoreProcessor
@@ -173,3 +175,64 @@ async def test_a_push_refused_is_listed_and_a_stale_level_is_not_pushed_again(
         assert await listed() == []
     finally:
         await rt.stop()
+
+
+async def test_a_large_backlog_is_replayed_in_parts_and_a_failure_keeps_the_parts_before(
+    sessions, monkeypatch
+):
+    """An outage's thousands of dead letters go back a part at a time, each part sent, marked
+    and committed before the next: a part that fails leaves the parts before it replayed, and
+    the retry sends only the rest, in order."""
+    from hub import deadletters
+    from hub.store.models import DeadLetter
+
+    monkeypatch.setattr(deadletters, "PART_LETTERS", 40)
+    monkeypatch.setattr(deadletters, "PART_BYTES", 3000)
+    async with sessions() as session, session.begin():
+        for n in range(120):
+            size = 5000 if n == 50 else 10  # one letter larger than a part's bytes goes alone
+            session.add(
+                DeadLetter(
+                    consumer="hub-core",
+                    topic="hub.orders.v1",
+                    partition=0,
+                    offset=n,
+                    key=f"o{n}".encode(),
+                    headers=[["n", str(n)]],
+                    payload=b"x" * size,
+                    error="bug",
+                )
+            )
+
+    class Broker:
+        def __init__(self, fail_at: int | None) -> None:
+            self.fail_at, self.sends, self.stored = fail_at, 0, []
+
+        async def send_many(self, items) -> None:
+            self.sends += 1
+            if self.sends == self.fail_at:
+                raise BrokerUnavailable("broker did not acknowledge")
+            self.stored.extend(int(dict(h)["n"]) for _, _, _, h in items)
+
+    broker = Broker(fail_at=3)
+    with pytest.raises(deadletters.PartlyReplayed) as failed:
+        await deadletters.replay_parts(sessions, None, broker, "ops")
+    # Parts: 0-39 (40 letters), 40-49 (then 50's 5,000 bytes do not fit), 50 alone, 51-90 ...
+    assert broker.stored == list(range(50))
+    assert len(failed.value.done.sent) == 50 and failed.value.remaining == 70
+    async with sessions() as session:
+        left = (
+            await session.execute(select(DeadLetter.offset).where(DeadLetter.replayed_at.is_(None)))
+        ).scalars()
+        assert sorted(left) == list(range(50, 120))
+
+    retry = Broker(fail_at=None)
+    parts: list[int] = []
+    done = await deadletters.replay_parts(sessions, None, retry, "ops", on_part=parts.append)
+    assert retry.stored == list(range(50, 120))
+    assert parts == [1, 40, 29] and len(done.sent) == 70
+    async with sessions() as session:
+        audits = (
+            await session.execute(select(AuditEntry).where(AuditEntry.action == "dlq.replay"))
+        ).scalars()
+        assert len(list(audits)) == 2 + 3  # one a part
