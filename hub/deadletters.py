@@ -4,7 +4,8 @@ Recording: the core writes its own dead letters to the `dead_letters` table in t
 that refuses them. The other consumers (stock pushes, voucher sinks, supplier orders) can only
 publish theirs to `hub.dlq.v1`; `record_letters` (the relay role subscribes it) writes those to
 the same table, so `hub dlq list` and `replay` see every dead letter. A letter is keyed by its
-consumer, topic, partition and offset (the core's own, published too, are found there already);
+consumer, topic, partition and offset, and its payload's digest (the core's own, published too,
+are found there already);
 one with no single origin (a push of coalesced stock levels) is keyed by its place in the
 dead-letter topic.
 
@@ -32,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.audit import record
 from hub.finance.ledger import insert
 from hub.store import locks
-from hub.store.db import stored_headers
+from hub.store.db import payload_digest, stored_headers
 from hub.store.models import ChannelLevel, ConnectorCursor, DeadLetter
 from schemas import topics
 from schemas.base import now_utc
@@ -44,7 +45,9 @@ RECORDER_GROUP = "hub-dead-letters"
 PART_LETTERS = 500
 PART_BYTES = 4 * 1024 * 1024
 log = structlog.get_logger(__name__)
-_ORIGIN = ["consumer", "topic", "partition", "offset"]
+# A letter's identity: where it came from, and its payload (positions start over when the
+# embedded broker restarts, and the database keeps the letters of before).
+_ORIGIN = ["consumer", "topic", "partition", "offset", "digest"]
 
 
 Records = Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]]
@@ -271,6 +274,7 @@ def letter_row(r: Any) -> dict[str, Any]:
         "topic": (dlq.get("dlq_topic") or r.topic)[:128],
         "partition": partition,
         "offset": offset,
+        "digest": payload_digest(r.value),
         "key": r.key,
         "headers": [h for h in headers if not h[0].startswith("dlq_")],
         "payload": r.value,

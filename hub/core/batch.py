@@ -47,7 +47,7 @@ from hub.finance.rules import CurrencyMismatch
 from hub.finance.tables import OrderLinePrice
 from hub.purchasing import service as purchasing
 from hub.store import bulk, locks
-from hub.store.db import stored_headers, stored_text, stored_utc
+from hub.store.db import payload_digest, stored_headers, stored_text, stored_utc
 from hub.store.models import (
     OUTBOX_KEY_LENGTH,
     ChannelLevel,
@@ -945,12 +945,14 @@ class CoreProcessor:
     async def _dead_letter(self, session: AsyncSession, info: DeadLetterInfo) -> bool:
         r = info.record
         t = DeadLetter.__table__
+        digest = payload_digest(r.value)
         exists = await session.execute(
             select(t.c.id).where(
                 t.c.consumer == self.consumer,
                 t.c.topic == r.topic,
                 t.c.partition == r.partition,
                 t.c.offset == r.offset,
+                t.c.digest == digest,  # the position's record, not one before a broker restart
             )
         )
         if exists.first() is not None:
@@ -961,6 +963,7 @@ class CoreProcessor:
                 topic=r.topic,
                 partition=r.partition,
                 offset=r.offset,
+                digest=digest,
                 key=r.key,
                 headers=stored_headers(r.headers),
                 payload=r.value,

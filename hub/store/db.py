@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,11 @@ def stored_utc(t: None) -> None: ...
 def stored_utc(t: datetime | None) -> datetime | None:
     """A time read back from the store, as UTC: SQLite keeps no offset."""
     return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+
+
+def payload_digest(payload: bytes | None) -> str:
+    """A dead letter's payload digest (SHA-256, hex): part of its identity with its position."""
+    return hashlib.sha256(payload or b"").hexdigest()
 
 
 def stored_text(value: bytes | str | None, limit: int | None = None) -> str:

@@ -185,7 +185,15 @@ class DeadLetter(Base):
 
     __tablename__ = "dead_letters"
     __table_args__ = (
-        Index("ux_dead_letters_origin", "consumer", "topic", "partition", "offset", unique=True),
+        Index(
+            "ux_dead_letters_origin",
+            "consumer",
+            "topic",
+            "partition",
+            "offset",
+            "digest",
+            unique=True,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -193,6 +201,9 @@ class DeadLetter(Base):
     topic: Mapped[str] = mapped_column(String(128))
     partition: Mapped[int] = mapped_column(Integer)
     offset: Mapped[int] = mapped_column(BigInteger)
+    # SHA-256 of the payload: a position's offsets start over when the embedded broker restarts
+    # (its topics are in memory), so a position alone does not tell two letters apart.
+    digest: Mapped[str] = mapped_column(String(64), server_default="")
     key: Mapped[bytes | None] = mapped_column(LargeBinary)
     headers: Mapped[list[Any]] = mapped_column(JSON)
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)

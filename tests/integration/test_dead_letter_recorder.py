@@ -78,3 +78,31 @@ async def test_a_letter_without_a_time_is_recorded_and_the_start_is_kept(session
     await record_letters(sessions, [undated], since_ms=first)
     async with sessions() as s:
         assert (await s.execute(select(DeadLetter.error))).scalars().all() == ["no time"]
+
+
+async def test_a_letter_at_a_position_used_before_a_broker_restart_is_recorded(sessions):
+    """After the embedded broker restarts its offsets start over, and the database keeps the
+    letters of before: another consumer's new letter from an old letter's position is recorded,
+    and the old record read again still is not."""
+    old = dlq_record(
+        20,
+        dlq_error="bad voucher",
+        dlq_topic="hub.vouchers.v1",
+        dlq_partition="0",
+        dlq_offset="5",
+        dlq_consumer="hub-finance",
+    )
+    new = dlq_record(
+        20,
+        dlq_error="another bad voucher",
+        dlq_topic="hub.vouchers.v1",
+        dlq_partition="0",
+        dlq_offset="5",
+        dlq_consumer="hub-finance",
+    )
+    new.value = b'{"voucher_id": "V-2"}'
+    await record_letters(sessions, [old])
+    await record_letters(sessions, [old, new])
+    async with sessions() as s:
+        rows = (await s.execute(select(DeadLetter).order_by(DeadLetter.id))).scalars().all()
+    assert [(r.offset, r.error) for r in rows] == [(5, "bad voucher"), (5, "another bad voucher")]

@@ -487,3 +487,26 @@ async def test_stock_beyond_what_the_journal_holds_is_dead_lettered_on_postgresq
     else:
         assert letters == [] and on_hand == 3 * 10**9
     assert await _accepted(sessions) == 1
+
+
+async def test_a_poison_record_at_a_position_used_before_a_broker_restart_is_dead_lettered(
+    sessions,
+):
+    """The embedded broker's offsets start over when it restarts, and the database keeps the
+    letters of before: a new poison record at an old letter's position is a letter of its own
+    (not skipped, its offset committed, without a record), while the same record read again is
+    not recorded twice."""
+    p = CoreProcessor(sessions, RULES)
+    good = record(place("s:1", [("A", 1)]))
+    Rec = type(good)
+    before = Rec(good.topic, 0, 9004, b"s:2", b"not json", good.headers)
+    after = Rec(good.topic, 0, 9004, b"s:3", b"{not json either", good.headers)
+    await p.process([before])
+    await p.process([before])  # read again: one letter
+    await p.process([after])  # the broker restarted; position 0@9004 again
+    async with sessions() as s:
+        letters = (await s.execute(select(DeadLetter).order_by(DeadLetter.id))).scalars().all()
+        dlq = await s.execute(select(OutboxRow.payload).where(OutboxRow.topic == topics.DLQ))
+        published = dlq.scalars().all()
+    assert [(d.offset, d.payload) for d in letters] == [(9004, b"not json"), (9004, after.value)]
+    assert published == [b"not json", after.value]
