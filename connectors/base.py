@@ -235,10 +235,13 @@ def is_stale(previous: datetime | None, incoming: datetime) -> bool:
 
 # --- parsing helpers for mappings --------------------------------------------------------------
 
-# SKUs travel into CSV stock files, EDI segments and URLs, so a shop's SKU must be word characters
-# with a few common separators; quotes, `;`, `*`, `~`, `?`, `\`, `<>`, `%` and the like are refused
-# with the line named, rather than carried into every system downstream.
-_SKU = re.compile(r"^\w[\w .\-/+#:()&,]{0,127}$")
+# A SKU is the merchant's, as the hub's schema takes it (up to 128 characters, no control
+# characters): a stocktake names such a SKU, so an order for it must reach the core too, not be
+# refused with its whole order (a shop retries a refused webhook, then drops the subscription).
+# What carries a SKU on quotes it (CSV files, URLs as parameters), escapes it (EDIFACT's release
+# character) or refuses that one document naming it (X12 has no escape: a delimiter in a value is
+# an error, and the purchase order a dead letter).
+_SKU = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

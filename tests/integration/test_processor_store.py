@@ -510,3 +510,18 @@ async def test_a_poison_record_at_a_position_used_before_a_broker_restart_is_dea
         published = dlq.scalars().all()
     assert [(d.offset, d.payload) for d in letters] == [(9004, b"not json"), (9004, after.value)]
     assert published == [b"not json", after.value]
+
+
+async def test_an_order_for_a_sql_looking_sku_is_rejected_as_unknown_and_stores_nothing_odd(
+    sessions,
+):
+    """SKUs come from shops as the merchant typed them; every statement binds them."""
+    odd = "x'; DROP TABLE stock; --"
+    p = CoreProcessor(sessions, RULES)
+    await p.process([record(counted("A", 5)), record(place("s:1", [("A", 1), (odd, 1)]))])
+    await p.process([record(counted(odd, 3)), record(place("s:2", [(odd, 2)]))])
+    async with sessions() as s:
+        stock = dict((await s.execute(select(Stock.sku, Stock.on_hand))).all())
+        statuses = dict((await s.execute(select(Order.order_key, Order.status))).all())
+    assert stock == {"A": 5, odd: 3}
+    assert statuses == {"s:1": "rejected", "s:2": "reserved"}

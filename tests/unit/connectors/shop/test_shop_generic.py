@@ -134,7 +134,7 @@ def test_unmapped_and_ignored_events_publish_nothing():
 
 def test_unusable_sku_is_rejected_with_the_line():
     with pytest.raises(MalformedPayload, match=r"lines\[0\]"):
-        CONNECTOR.parse(order_event(sku="a|b"), {}, account(), NOW)
+        CONNECTOR.parse(order_event(sku="a\tb"), {}, account(), NOW)
 
 
 def test_event_from_a_header_when_configured():

@@ -300,7 +300,7 @@ def test_other_currencies_keep_their_amounts_exactly(load, shopify_account):
     ("mutate", "reason"),
     [
         (
-            lambda o: o["line_items"][1].update(sku="bad;sku"),
+            lambda o: o["line_items"][1].update(sku="bad\x07sku"),
             "line_items[1] (id 141249953) has an unusable SKU",
         ),
         (lambda o: o["line_items"][0].update(quantity=0), "quantity is out of range"),
