@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -466,3 +467,34 @@ def test_journal_sums_to_on_hand():
         counted("A", 7, cid="c2"),
     )
     assert sum(m.delta for m in b.movements) == b.stock[("A", "main")].on_hand == 7
+
+
+def test_a_count_older_than_one_that_found_no_difference_changes_nothing():
+    """A count that found what the hub had journals nothing; the stock keeps its time all the
+    same, so a count taken before it and imported after it is still the older one."""
+    b = book({"A": 5})
+    now = counted("A", 5, "c-late")
+    apply(b, now)
+    assert b.movements == [] and b.stock[("A", "main")].counted_at == T0
+    older = counted("A", 9, "c-early")
+    older = replace(
+        older, data=older.data.model_copy(update={"counted_at": T0 - timedelta(hours=1)})
+    )
+    apply(b, older)
+    assert state(b) == {"A": (5, 0)} and b.movements == []
+
+
+def test_a_late_adjustment_dated_before_the_count_is_corrected_back():
+    b = book({"A": 5})
+    apply(b, counted("A", 4, "c1"))
+    late = adjusted("A", -2, "a-before")
+    late = replace(late, data=late.data.model_copy(update={"adjusted_at": T0 - timedelta(1)}))
+    apply(b, late)
+    assert state(b) == {"A": (4, 0)}
+    assert [(m.kind, m.delta) for m in b.movements] == [
+        ("stocktake", -1),
+        ("adjustment", -2),
+        ("stocktake", 2),
+    ]
+    [c] = b.corrected
+    assert (c.delta, c.on_hand, c.counted_at, c.cause) == (2, 2, T0, late.id)
