@@ -24,6 +24,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from hub.app import Runtime
+from hub.cli.common import plain
 from hub.config import AccountConfig, ChannelRule, HubConfig, Settings
 from hub.kafka.embedded import free_port
 from hub.queries import invariant_problems, stock_view
@@ -389,10 +390,10 @@ def _print(report: Report) -> None:
     t.add_column("figure")
     t.add_column("value", justify="right")
     for k, v in report.figures.items():
-        t.add_row(k, str(v))
+        t.add_row(plain(k), plain(v))
     out.print(t)
     for c in report.checks:
-        out.print(f"{'[green]✓' if c.ok else '[red]✗'}[/] {c.name}: {c.detail}")
+        out.print(f"{'[green]✓' if c.ok else '[red]✗'}[/] {plain(c.name)}: {plain(c.detail)}")
     out.print(
         "[bold green]every invariant held[/]" if report.ok else "[bold red]an invariant broke[/]"
     )
@@ -422,8 +423,8 @@ async def run_demo(base: Settings, *, keep_running: bool = False, as_json: bool 
             port = settings.http_port if keep_running else free_port()
             gateway = await stack.enter_async_context(served(create_app(rt), port))
             console.print(
-                f"demo {run_id}: broker {rt.bootstrap}, two core consumers, "
-                f"database {settings.db_url}, gateway {gateway}"
+                f"demo {plain(run_id)}: broker {plain(rt.bootstrap)}, two core consumers, "
+                f"database {plain(settings.db_url)}, gateway {plain(gateway)}"
             )
             await scenario(rt, run_id, report)
             await flash_sale(rt, shops, gateway, f"FLASH-{run_id}", report)
@@ -431,7 +432,7 @@ async def run_demo(base: Settings, *, keep_running: bool = False, as_json: bool 
             await supplier_flow(rt, report, run_id)
             await books_check(rt, settings, books_path, report)
             if keep_running:
-                console.print(f"scenario done; serving on {gateway} until Ctrl-C")
+                console.print(f"scenario done; serving on {plain(gateway)} until Ctrl-C")
                 await rt.stop_event.wait()
     except Exception as exc:  # the summary must say what broke
         report.check("scenario ran to the end", False, repr(exc))

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from hub.cli.common import run_loop
+from hub.cli.common import plain, run_loop
 from hub.config import CORE_BATCH_SIZE
 from hub.observe import configure_logging
 
@@ -76,7 +76,9 @@ def bench(
     chosen = tuple(p.strip() for p in phases.split(",") if p.strip())
     unknown = [p for p in chosen if p not in ALL_PHASES]
     if unknown or not chosen:
-        console.print(f"[red]unknown phase(s) {unknown}: choose from {', '.join(ALL_PHASES)}")
+        console.print(
+            f"[red]unknown phase(s) {plain(unknown)}: choose from {plain(', '.join(ALL_PHASES))}"
+        )
         raise typer.Exit(2)
     opts = BenchOptions(
         db=db.value,
@@ -97,7 +99,7 @@ def bench(
         webhook_rate=webhook_rate,
     )
     try:
-        bench_run = run_loop(run_bench(opts, say=lambda m: console.print(f"[dim]{m}")))
+        bench_run = run_loop(run_bench(opts, say=lambda m: console.print(f"[dim]{plain(m)}")))
     except (KeyboardInterrupt, asyncio.CancelledError):
         console.print("[yellow]benchmark stopped; its roles and broker were stopped too")
         raise typer.Exit(130) from None
@@ -107,9 +109,9 @@ def bench(
         plot = write_plot(bench_run.tl, out)
         result["plot"] = str(plot)
     except Exception as exc:  # the figures matter more than the picture
-        console.print(f"[yellow]plot not written: {exc!r}")
+        console.print(f"[yellow]plot not written: {plain(repr(exc))}")
     print_table(result, console)
-    console.print(f"[dim]wrote {out / 'bench.json'} and {out / 'bench.png'}")
+    console.print(f"[dim]wrote {plain(out / 'bench.json')} and {plain(out / 'bench.png')}")
     if as_json:
         print(json.dumps(result, default=str))
     if not result.get("ok"):

@@ -7,7 +7,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hub.cli.common import console, counted_progress, db_session, out, print_json, run, settings
+from hub.cli.common import (
+    console,
+    counted_progress,
+    db_session,
+    out,
+    plain,
+    print_json,
+    run,
+    settings,
+)
 from hub.config import ConfigError
 from hub.finance import ledger
 from hub.finance.chart import chart_from_config
@@ -49,11 +58,21 @@ def trial_balance(as_json: JsonOpt = False) -> None:
         table = Table("account", "name", "currency", "debit", "credit", "balance")
         for r in rows:
             table.add_row(
-                r.account, r.name, r.currency, str(r.debit), str(r.credit), str(r.balance)
+                plain(r.account),
+                plain(r.name),
+                plain(r.currency),
+                str(r.debit),
+                str(r.credit),
+                str(r.balance),
             )
         for cur, rs in by_currency.items():
             table.add_row(
-                "total", "", cur, str(sum(r.debit for r in rs)), str(sum(r.credit for r in rs)), ""
+                "total",
+                "",
+                plain(cur),
+                str(sum(r.debit for r in rs)),
+                str(sum(r.credit for r in rs)),
+                "",
             )
         out.print(table)
     raise typer.Exit(0 if balanced else 1)
@@ -66,7 +85,7 @@ def check(as_json: JsonOpt = False) -> None:
     try:
         chart = chart_from_config(s.hub)
     except ConfigError as exc:
-        console.print(f"[red]configuration error:[/] {exc}")
+        console.print(f"[red]configuration error:[/] {plain(exc)}")
         raise typer.Exit(2) from None
 
     async def go() -> list[ledger.Problem]:
@@ -78,7 +97,7 @@ def check(as_json: JsonOpt = False) -> None:
         print_json({"ok": not problems, "problems": [p.as_json() for p in problems]})
     else:
         for p in problems:
-            console.print(f"[red]✗[/] {p}")
+            console.print(f"[red]✗[/] {plain(p)}")
         out.print(
             "[green]the books agree with stock and orders[/]"
             if not problems
@@ -115,19 +134,19 @@ def deliver(
     try:
         sinks = build_sinks(s, only=account)
     except (ConfigError, ConnectorError) as exc:
-        console.print(f"[red]configuration error:[/] {exc}")
+        console.print(f"[red]configuration error:[/] {plain(exc)}")
         raise typer.Exit(2) from None
     except RuntimeError as exc:  # a journal file another writer holds (a running worker)
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {plain(exc)}")
         raise typer.Exit(2) from None
     if account not in sinks:
-        console.print(f"[red]error:[/] {account!r} is not a configured finance account")
+        console.print(f"[red]error:[/] {plain(repr(account))} is not a configured finance account")
         raise typer.Exit(2)
     sink = sinks[account]
     try:
         start = dt.date.fromisoformat(since) if since else None
     except ValueError:
-        console.print(f"[red]error:[/] --since {since!r} is not a day (YYYY-MM-DD)")
+        console.print(f"[red]error:[/] --since {plain(repr(since))} is not a day (YYYY-MM-DD)")
         raise typer.Exit(2) from None
     report: dict[str, Any] = {"account": account, "delivered": 0, "already": 0, "refused": []}
 
@@ -188,10 +207,11 @@ def deliver(
         print_json(report)
     else:
         for r in report["refused"]:
-            console.print(f"[red]✗[/] {r['voucher_id']}: {r['reason']}")
+            console.print(f"[red]✗[/] {plain(r['voucher_id'])}: {plain(r['reason'])}")
         out.print(
-            f"{account}: {report['delivered']} voucher(s) delivered, {report['already']} there "
+            f"{plain(account)}: {report['delivered']} voucher(s) delivered, "
+            f"{report['already']} there "
             f"already, {len(report['refused'])} refused"
-            + (f"; stopped at {report['stopped']}" if "stopped" in report else "")
+            + (f"; stopped at {plain(report['stopped'])}" if "stopped" in report else "")
         )
     raise typer.Exit(2 if "stopped" in report else 1 if report["refused"] else 0)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.access import AccessDenied, Role, Tokens, command_role
@@ -27,12 +28,17 @@ console = Console(stderr=True)
 out = Console()
 
 
+def plain(value: object) -> str:
+    """`value` as rich shows it literally: text from outside is never read as markup."""
+    return escape(str(value))
+
+
 def settings() -> Settings:
     try:
         s = Settings()
         _ = s.hub
     except (ConfigError, ValueError) as exc:
-        console.print(f"[red]configuration error:[/] {exc}")
+        console.print(f"[red]configuration error:[/] {plain(exc)}")
         raise typer.Exit(2) from None
     configure_logging(s.log_format, s.log_level)
     return s
@@ -45,7 +51,7 @@ def server_settings() -> Settings:
     try:
         Tokens.from_settings(s)
     except ConfigError as exc:
-        console.print(f"[red]configuration error:[/] {exc}")
+        console.print(f"[red]configuration error:[/] {plain(exc)}")
         raise typer.Exit(2) from None
     return s
 
@@ -62,7 +68,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return run_loop(coro)
     except ConfigError as exc:
-        console.print(f"[red]configuration error:[/] {exc}")
+        console.print(f"[red]configuration error:[/] {plain(exc)}")
         raise typer.Exit(2) from None
 
 
@@ -71,7 +77,7 @@ def print_json(data: Any) -> None:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}")
+    console.print(f"[red]error:[/] {plain(message)}")
     return typer.Exit(code)
 
 
@@ -117,7 +123,9 @@ def guarded(path: str, command: Callable[..., T]) -> Callable[..., T]:
         who = who or getpass.getuser()
         if "actor" in kwargs:
             if given not in (None, "cli", who):
-                console.print(f"[yellow]--actor {given!r} ignored: acting as {who!r}[/]")
+                console.print(
+                    f"[yellow]--actor {plain(repr(given))} ignored: acting as {plain(repr(who))}[/]"
+                )
             kwargs["actor"] = who
         _caller.set(who)
         return command(*args, **kwargs)
@@ -132,7 +140,7 @@ def _authorise(path: str, needed: Role) -> str | None:
         s = Settings()
         tokens = Tokens.from_settings(s, strict=False)
     except (ConfigError, ValueError) as exc:
-        console.print(f"[red]configuration error:[/] {exc}")
+        console.print(f"[red]configuration error:[/] {plain(exc)}")
         raise typer.Exit(2) from None
     if not tokens.configured:
         return None
@@ -150,7 +158,7 @@ def counted_progress(label: str, *, quiet: bool) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn
 
     return Progress(
-        TextColumn(f"[bold]{label}"),
+        TextColumn("[bold]" + plain(label).replace("{", "{{").replace("}", "}}")),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         console=console,

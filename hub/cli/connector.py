@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.cli.common import caller, console, fail, out, print_json, run, settings
+from hub.cli.common import caller, console, fail, out, plain, print_json, run, settings
 from hub.config import ConfigError, Settings
 
 T = TypeVar("T")
@@ -98,7 +98,8 @@ def list_accounts(
             async with _sessions(s) as sessions:
                 synced = await sync_state(sessions)
         except SQLAlchemyError as exc:  # the accounts are still worth listing
-            console.print(f"[yellow]last sync unknown: {str(exc).splitlines()[0][:200]}[/]")
+            first = str(exc).splitlines()[0][:200]
+            console.print(f"[yellow]last sync unknown: {plain(first)}[/]")
             synced = {}
         shops = [n for n in names if s.hub.accounts[n].connector in SHOP_CONNECTORS]
         checks = await asyncio.gather(*(health(s, n, within=timeout) for n in shops))
@@ -137,7 +138,11 @@ def list_accounts(
         if h["detail"] and h["status"] != "not checked":
             shown += f": {h['detail'][:60]}"
         t.add_row(
-            r["account"], r["connector"], r["channel"] or "-", last or "never", f"[{colour}]{shown}"
+            plain(r["account"]),
+            plain(r["connector"]),
+            plain(r["channel"] or "-"),
+            plain(last or "never"),
+            f"[{colour}]{plain(shown)}",
         )
     out.print(t)
 
@@ -218,7 +223,7 @@ def resync_cmd(
                 console=console,
                 transient=True,
             ) as bar:
-                task = bar.add_task(f"{account} {what}", total=None, detail="")
+                task = bar.add_task(f"{plain(account)} {plain(what)}", total=None, detail="")
 
                 def progress(r: ResyncReport) -> None:
                     bar.update(
@@ -248,21 +253,21 @@ def resync_cmd(
     if what == "orders":
         resumed = " (resumed from a stored cursor)" if report.resumed_from else ""
         out.print(
-            f"{account}: {report.pages} page(s), {report.published} message(s) published"
+            f"{plain(account)}: {report.pages} page(s), {report.published} message(s) published"
             f"{resumed}, {len(report.rejected)} order(s) rejected"
         )
         for oid, reason in report.rejected:
-            out.print(f"  [yellow]rejected[/] {oid}: {reason}")
+            out.print(f"  [yellow]rejected[/] {plain(oid)}: {plain(reason)}")
     elif what == "stock":
-        out.print(f"{account}: {report.platform_skus} SKU(s) on the shop")
+        out.print(f"{plain(account)}: {report.platform_skus} SKU(s) on the shop")
         _print_drift(report.drift)
     else:
         out.print(
-            f"{account}: {report.platform_skus} SKU(s) on the shop, "
+            f"{plain(account)}: {report.platform_skus} SKU(s) on the shop, "
             f"{len(report.unknown_skus)} unknown to the hub"
         )
         for sku in report.unknown_skus:
-            out.print(f"  {sku}")
+            out.print(f"  {plain(sku)}")
 
 
 class _NoPublisher:
@@ -307,11 +312,11 @@ def push_stock_cmd(
         print_json(report.to_json())
     else:
         out.print(
-            f"{account}: {len(report.pushed)} SKU(s) pushed, {report.unchanged} unchanged, "
+            f"{plain(account)}: {len(report.pushed)} SKU(s) pushed, {report.unchanged} unchanged, "
             f"{len(report.failed)} refused"
         )
         for sku, reason in sorted(report.failed.items()):
-            out.print(f"  [red]refused[/] {sku}: {reason}")
+            out.print(f"  [red]refused[/] {plain(sku)}: {plain(reason)}")
     raise typer.Exit(1 if report.failed else 0)
 
 
@@ -342,19 +347,21 @@ def reconcile_cmd(
     if as_json:
         print_json(report.to_json())
     else:
-        out.print(f"{account} (channel {report.channel}): {report.compared} SKU(s) compared")
+        out.print(
+            f"{plain(account)} (channel {plain(report.channel)}): {report.compared} SKU(s) compared"
+        )
         _print_drift(report.drift)
         if fix:
             out.print(f"fixed {len(report.fixed)}, refused {len(report.failed)}")
             for sku, reason in sorted(report.failed.items()):
-                out.print(f"  [red]refused[/] {sku}: {reason}")
+                out.print(f"  [red]refused[/] {plain(sku)}: {plain(reason)}")
             if report.remaining:
                 out.print("[red]still differing:[/]")
                 _print_drift(report.remaining)
         if report.unknown_to_hub:
-            out.print(f"[dim]not managed by the hub: {', '.join(report.unknown_to_hub)}[/]")
+            out.print(f"[dim]not managed by the hub: {plain(', '.join(report.unknown_to_hub))}[/]")
         if report.not_on_platform:
-            out.print(f"[dim]not on the shop: {', '.join(report.not_on_platform)}[/]")
+            out.print(f"[dim]not on the shop: {plain(', '.join(report.not_on_platform))}[/]")
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -409,7 +416,7 @@ def _print_drift(drift: list[Any]) -> None:
     for col in ("sku", "shop", "hub", "difference"):
         t.add_column(col)
     for d in drift:
-        t.add_row(d.sku, str(d.platform), str(d.hub), f"{d.difference:+d}")
+        t.add_row(plain(d.sku), plain(d.platform), plain(d.hub), f"{d.difference:+d}")
     out.print(t)
 
 

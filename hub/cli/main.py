@@ -18,6 +18,7 @@ from hub.cli.common import (
     fail,
     guarded,
     out,
+    plain,
     print_json,
     run,
     server_settings,
@@ -133,7 +134,7 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json({"revision": rev})
     else:
-        out.print(f"database at revision [bold]{rev}[/]")
+        out.print(f"database at revision [bold]{plain(rev)}[/]")
 
 
 @topics_app.command("ensure")
@@ -158,7 +159,7 @@ def topics_ensure(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json({"created": created, "partitions": s.topic_partitions})
     else:
-        out.print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
+        out.print(f"created {len(created)} topic(s): {plain(', '.join(created) or '-')}")
 
 
 @stock_app.command("show")
@@ -181,19 +182,19 @@ def stock_show(sku: str, as_json: JsonOpt = False) -> None:
         print_json(view)
         return
     t = Table(
-        title=f"{sku}: on hand {view['on_hand']}, reserved {view['reserved']}, "
+        title=f"{plain(sku)}: on hand {view['on_hand']}, reserved {view['reserved']}, "
         f"inbound {view['inbound']}"
     )
     for col in ("location", "on_hand", "reserved", "inbound", "available"):
         t.add_column(col)
     for loc in view["locations"]:  # type: ignore[attr-defined]
         t.add_row(
-            *(str(loc[c]) for c in ("location", "on_hand", "reserved", "inbound", "available"))
+            *(plain(loc[c]) for c in ("location", "on_hand", "reserved", "inbound", "available"))
         )
     out.print(t)
     for ch, v in view["channels"].items():  # type: ignore[attr-defined]
         presale = f", presale {v['presale_available']}" if "presale_available" in v else ""
-        out.print(f"channel [bold]{ch}[/]: available {v['available']}{presale}")
+        out.print(f"channel [bold]{plain(ch)}[/]: available {v['available']}{presale}")
 
 
 @stock_app.command("count")
@@ -306,7 +307,7 @@ def stock_count(
     if as_json:
         print_json({"count_id": cid, "published": len(envelopes)})
     else:
-        out.print(f"stocktake {cid}: {len(envelopes)} line(s) published")
+        out.print(f"stocktake {plain(cid)}: {len(envelopes)} line(s) published")
 
 
 COUNT_CHUNK = 2_000  # lines a publish: each acknowledged before the next is sent
@@ -343,7 +344,7 @@ def stock_check(as_json: JsonOpt = False) -> None:
         print_json({"ok": not problems, "problems": problems})
     else:
         for p in problems:
-            console.print(f"[red]✗[/] {p}")
+            console.print(f"[red]✗[/] {plain(p)}")
         out.print(
             "[green]all stock invariants hold[/]"
             if not problems
@@ -391,16 +392,19 @@ def stock_repair(
     else:
         for f in fixes:
             console.print(
-                f"{f['sku']}@{f['location']} {f['field']}: stored {f['stored']}, "
+                f"{plain(f['sku'])}@{plain(f['location'])} {plain(f['field'])}: "
+                f"stored {f['stored']}, "
                 f"recomputed {f['recomputed']}" + (" (fixed)" if fix else "")
             )
         for f in held:
             console.print(
-                f"[yellow]{f['sku']}@{f['location']}: the journal holds {f['recomputed']}, fewer "
+                f"[yellow]{plain(f['sku'])}@{plain(f['location'])}: the journal holds "
+                f"{f['recomputed']}, fewer "
                 f"than the units reserved on it; on hand left at {f['stored']} for a person to "
                 "decide (the difference was never journaled)[/]"
                 if f["field"] == "on_hand"
-                else f"[yellow]{f['sku']}@{f['location']}: reserved stored {f['stored']}, "
+                else f"[yellow]{plain(f['sku'])}@{plain(f['location'])}: reserved stored "
+                f"{f['stored']}, "
                 f"{f['recomputed']} held by open reservations, more than its on hand: left[/]"
             )
         out.print(
@@ -451,9 +455,9 @@ def dlq_list(
     for r in rows:
         t.add_row(
             str(r["id"]),
-            f"{r['topic']}/{r['partition']}@{r['offset']}",
-            str(r["error"])[:80],
-            str(r["received_at"])[:19],
+            plain(f"{r['topic']}/{r['partition']}@{r['offset']}"),
+            plain(str(r["error"])[:80]),
+            plain(str(r["received_at"])[:19]),
         )
     out.print(t)
 
@@ -552,7 +556,11 @@ def audit_list(
         t.add_column(col)
     for r in rows:
         t.add_row(
-            str(r["id"]), str(r["at"])[:19], str(r["actor"]), str(r["action"]), str(r["target"])
+            str(r["id"]),
+            plain(str(r["at"])[:19]),
+            plain(r["actor"]),
+            plain(r["action"]),
+            plain(r["target"]),
         )
     out.print(t)
 

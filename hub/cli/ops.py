@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hub.cli.common import fail, out, print_json, run, settings
+from hub.cli.common import fail, out, plain, print_json, run, settings
 
 
 def register(root: typer.Typer) -> None:
@@ -91,14 +91,14 @@ _STYLE = {"OK": "green", "WARNING": "yellow"}
 
 
 def _table(snapshot: dict[str, Any]) -> Table:
-    t = Table(title=f"consumer lag at {snapshot.get('time')}")
+    t = Table(title=f"consumer lag at {plain(snapshot.get('time'))}")
     for col in ("group", "status", "topic", "partition", "committed", "end", "lag", "lag (s)"):
         t.add_column(col, justify="right" if col in ("partition", "lag", "lag (s)") else "left")
     for name, g in sorted(snapshot.get("groups", {}).items()):
         style = _STYLE.get(g["status"], "bold red")
         t.add_row(
-            f"[bold]{name}[/]",
-            f"[{style}]{g['status']}[/]",
+            f"[bold]{plain(name)}[/]",
+            f"[{style}]{plain(g['status'])}[/]",
             "",
             "",
             "",
@@ -107,12 +107,12 @@ def _table(snapshot: dict[str, Any]) -> Table:
             f"{g['max_lag_seconds']:.1f}",
         )
         if g.get("error"):
-            t.add_row("", f"[red]{g['error']}[/]", "", "", "", "", "", "")
+            t.add_row("", f"[red]{plain(g['error'])}[/]", "", "", "", "", "", "")
         for p in g["partitions"]:
             t.add_row(
                 "",
-                p["status"],
-                p["topic"],
+                plain(p["status"]),
+                plain(p["topic"]),
                 str(p["partition"]),
                 "-" if p["committed"] is None else str(p["committed"]),
                 str(p["end"]),

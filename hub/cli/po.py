@@ -12,7 +12,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit
-from hub.cli.common import db_session, fail, out, print_json, run, settings
+from hub.cli.common import db_session, fail, out, plain, print_json, run, settings
 from hub.domain.allocation import dropship_location
 from hub.purchasing import service
 from hub.purchasing.policy import PolicyError
@@ -51,7 +51,7 @@ def supplier(
         work,
         actor=actor,
         as_json=as_json,
-        text=lambda r: f"supplier {supplier_id}: {r['mode']}",
+        text=lambda r: f"supplier {plain(supplier_id)}: {plain(r['mode'])}",
         key="supplier",
     )
 
@@ -123,7 +123,7 @@ def policy(
     if as_json:
         print_json(result)
     else:
-        out.print(f"policy for {sku} at {location} set")
+        out.print(f"policy for {plain(sku)} at {plain(location)} set")
 
 
 @app.command()
@@ -151,7 +151,9 @@ def dropship(
         work,
         actor=actor,
         as_json=as_json,
-        text=lambda r: f"{sku} sold from {supplier_id}'s stock feed at {r['location']}",
+        text=lambda r: (
+            f"{plain(sku)} sold from {plain(supplier_id)}'s stock feed at {plain(r['location'])}"
+        ),
     )
 
 
@@ -179,7 +181,9 @@ def presale(
         work,
         actor=actor,
         as_json=as_json,
-        text=lambda r: f"{sku}: up to {r['share']} of confirmed inbound may be presold",
+        text=lambda r: (
+            f"{plain(sku)}: up to {plain(r['share'])} of confirmed inbound may be presold"
+        ),
     )
 
 
@@ -236,11 +240,11 @@ def list_(
     for po in pos:
         for ln in po["lines"]:
             table.add_row(
-                po["po_number"],
-                po["supplier"],
-                po["status"],
-                ln["expected_delivery"],
-                ln["sku"],
+                plain(po["po_number"]),
+                plain(po["supplier"]),
+                plain(po["status"]),
+                plain(ln["expected_delivery"]),
+                plain(ln["sku"]),
                 str(ln["ordered"]),
                 str(ln["confirmed"]),
                 str(ln["received"]),
@@ -274,7 +278,7 @@ def approve(
     if as_json:
         print_json(result)
     else:
-        out.print(f"{po_number} issued (approved by {who})")
+        out.print(f"{plain(po_number)} issued (approved by {plain(who)})")
 
 
 @app.command()
@@ -301,7 +305,7 @@ def discard(
     if as_json:
         print_json({"po_number": po_number, "status": "cancelled"})
     else:
-        out.print(f"{po_number} discarded (by {who})")
+        out.print(f"{plain(po_number)} discarded (by {plain(who)})")
 
 
 @app.command("accept-invoice")
@@ -347,11 +351,14 @@ def accept_invoice(
     if as_json:
         print_json(result)
     elif result["status"] == "matched":
-        out.print(f"invoice {invoice_number} booked ({result['voucher_id']}), accepted by {who}")
+        out.print(
+            f"invoice {plain(invoice_number)} booked ({plain(result['voucher_id'])}), "
+            f"accepted by {plain(who)}"
+        )
     else:
-        out.print(f"[red]invoice {invoice_number} still held:[/]")
+        out.print(f"[red]invoice {plain(invoice_number)} still held:[/]")
         for r in result["reasons"]:
-            out.print(f"  {r['detail']}")
+            out.print(f"  {plain(r['detail'])}")
     raise typer.Exit(0 if result["status"] == "matched" else 1)
 
 
@@ -371,13 +378,21 @@ def exceptions(as_json: JsonOpt = False) -> None:
         print_json(found)
     else:
         for inv in found["held_invoices"]:
-            out.print(f"[red]held[/] invoice {inv['invoice_number']} ({inv['po_number']}):")
+            out.print(
+                f"[red]held[/] invoice {plain(inv['invoice_number'])} ({plain(inv['po_number'])}):"
+            )
             for r in inv["reasons"]:
-                out.print(f"  {r['detail']}")
+                out.print(f"  {plain(r['detail'])}")
         for d in found["deliveries"]:
-            out.print(f"{d['kind']}: {d['po_number']} {d['sku']} {d['units']} units")
+            out.print(
+                f"{plain(d['kind'])}: {plain(d['po_number'])} {plain(d['sku'])} "
+                f"{plain(d['units'])} units"
+            )
         for p in found["suggested"]:
-            out.print(f"suggested: {p['po_number']} ({p['supplier']}), to approve or discard")
+            out.print(
+                f"suggested: {plain(p['po_number'])} ({plain(p['supplier'])}), "
+                "to approve or discard"
+            )
         if not found["held_invoices"] and not found["deliveries"]:
             out.print("nothing held, every delivery as ordered")
     # Suggestions are listed but are no exception: a supplier in approve mode makes them daily.

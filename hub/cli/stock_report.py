@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hub.cli.common import db_session, fail, out, print_json, run, settings
+from hub.cli.common import db_session, fail, out, plain, print_json, run, settings
 from hub.purchasing.policy import PolicyError
 
 
@@ -75,20 +75,20 @@ def _table(doc: dict[str, Any], today: date) -> None:
         elif rop["mode"] == "fixed":
             point = str(rop["value"])
         elif rop["value"] is None:
-            point = f"auto: {rop['error']}"
+            point = f"auto: {plain(rop['error'])}"
         else:
             point = f"{rop['value']} auto (SS {rop['safety_stock']})"
         table.add_row(
-            r["sku"],
-            r["location"],
+            plain(r["sku"]),
+            plain(r["location"]),
             str(r["on_hand"]),
             str(r["available"]),
             str(r["inbound"]),
             str(r["sold"]),
-            r["velocity"],
-            r["demand_stdev"],
-            "∞" if r["days_of_cover"] is None else r["days_of_cover"],
-            "-" if r["turnover"] is None else r["turnover"],
+            plain(r["velocity"]),
+            plain(r["demand_stdev"]),
+            "∞" if r["days_of_cover"] is None else plain(r["days_of_cover"]),
+            "-" if r["turnover"] is None else plain(r["turnover"]),
             point,
             "[yellow]yes[/]" if r["slow_mover"] else "",
         )
