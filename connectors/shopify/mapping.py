@@ -321,21 +321,18 @@ def _refund(
                 shipped=SHIPPED_BY_RESTOCK_TYPE.get(str(restock_type)),
             )
         )
-    meant = Decimal(0)  # money back, with what is still pending
-    refunded: dict[str, Decimal] = {}  # money back by the currency it went back in
+    refunded = meant = Decimal(0)  # money back; and with what is still pending
     comparable = True
     gateway = ""
     for i, raw in enumerate(as_list(r.get("transactions"), f"{where}.transactions")):
-        tw = f"{where}.transactions[{i}]"
-        t = as_obj(raw, tw)
+        t = as_obj(raw, f"{where}.transactions[{i}]")
         if t.get("kind") != "refund" or t.get("status") not in ("success", "pending"):
             continue
-        amount = money(t.get("amount"), f"{tw}.amount")
+        amount = money(t.get("amount"), f"{where}.transactions[{i}].amount")
         meant += amount
-        paid_in = currency(t["currency"], f"{tw}.currency") if t.get("currency") else cur
-        comparable = comparable and paid_in == cur
+        comparable = comparable and t.get("currency") in (None, cur)
         if t.get("status") == "success":
-            refunded[paid_in] = refunded.get(paid_in, Decimal(0)) + amount
+            refunded += amount
             gateway = gateway or str(t.get("gateway") or "")[:64]
     goods = max(refund_for_lines, Decimal(0))
     # What goes back beyond the goods (charges, shipping, a goodwill refund) or short of them:
@@ -358,27 +355,19 @@ def _refund(
             currency=cur,
         )
         out.append(_env(account, (order_id, "returned", rid), msg, at))
-    # The cash out in the currency it went back in: a buyer's currency (a multi-currency shop)
-    # is labelled as such, for the books to refuse as a currency they do not keep, rather than
-    # taken for the shop's at the same figure. (A currency other than the shop's names its
-    # message and refund id apart, in the rare refund paid in two.)
-    for paid_in, amount in sorted(refunded.items(), key=lambda kv: kv[0] != cur):
-        if amount <= 0:
-            continue
-        refund_id = rid if paid_in == cur else f"{rid}:{paid_in}"
+    if refunded > 0:
         refund_msg = build(
             PaymentRefunded,
             where,
             order_key=account.order_key(order_id),
             account=account.name,
-            amount=amount,
-            currency=paid_in,
+            amount=refunded,
+            currency=cur,
             gateway=gateway,
-            refund_id=refund_id,
+            refund_id=rid,
             refunded_at=at,
         )
-        parts = (order_id, "refunded", rid) if paid_in == cur else (order_id, "refunded", refund_id)
-        out.append(_env(account, parts, refund_msg, at))
+        out.append(_env(account, (order_id, "refunded", rid), refund_msg, at))
     return out
 
 
