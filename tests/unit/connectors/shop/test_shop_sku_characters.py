@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from connectors.errors import MalformedPayload
 from connectors.shopify.mapping import map_webhook as shopify_webhook
 from connectors.woocommerce.mapping import map_webhook as woo_webhook
 from hub.stockfile import parse
@@ -34,3 +35,14 @@ def test_a_stocktake_names_the_same_skus():
         f'"{s.replace(chr(34), chr(34) * 2)}",main,{n}\n' for n, s in enumerate(SKUS, 1)
     )
     assert [line.sku for line in parse(text)] == SKUS
+
+
+@pytest.mark.parametrize(
+    "sku",
+    ["TEE\u202eM", "TEE\u200bM", "TEE\x9bM", "TEE\u2028M", "..", ".", "x" * 129, "A\tB"],
+)
+def test_characters_that_change_what_an_operator_sees_are_refused(load, shopify_account, sku):
+    order = load("shopify", "orders_create")
+    order["line_items"][0]["sku"] = sku
+    with pytest.raises(MalformedPayload, match=r"line_items\[0\].*unusable SKU"):
+        shopify_webhook("orders/create", order, shopify_account)
