@@ -42,7 +42,6 @@ from hub.domain.allocation import (
 from hub.domain.stockbook import NeedsBumpData, OrderRow, ResLine, StockBook, StockRow
 from hub.finance import billing
 from hub.finance import events as finance_events
-from hub.finance import rules as finance_rules
 from hub.finance.chart import Chart, chart_from_config
 from hub.finance.rules import CurrencyMismatch
 from hub.finance.tables import OrderLinePrice
@@ -602,8 +601,6 @@ class CoreProcessor:
                     await self._presale(session, book, env, shares, mine)
             else:
                 self._dispatch(book, env, costs)
-                if book.corrected:
-                    self._book_corrections(book, env, ledger_queue)
                 if isinstance(env.data, GoodsReceived) and env.data.po_number:
                     closed = await purchasing.on_receipt(session, env.data)
                     purchasing.apply_inbound(book.stock, closed)
@@ -623,8 +620,6 @@ class CoreProcessor:
             # goes with them, so no unit is offered again.
             last = applied[-1]
             book.close_presale(presale_closed, "presale share 0", last.id, last.time)
-        if book.corrected and applied:
-            self._book_corrections(book, applied[-1], ledger_queue)
         result.applied = len(applied)
         o = book.outcome
         result.accepted, result.rejected, result.lines_refused = (
@@ -797,32 +792,6 @@ class CoreProcessor:
             return costs
         queue.add(made, env.correlation_id or env.id)
         return costs
-
-    def _book_corrections(self, book: StockBook, env: Envelope, queue: _VoucherQueue) -> None:
-        """The message's movements that a count had seen, corrected back: count differences."""
-        corrected, book.corrected = book.corrected, []
-        if self.chart is None:
-            return
-        queue.add(
-            (
-                v
-                for c in corrected
-                if (
-                    v := finance_rules.count_correction(
-                        self.chart,
-                        cause=c.cause,
-                        sku=c.sku,
-                        location=c.location,
-                        at=c.counted_at,
-                        on_hand=c.on_hand,
-                        avg_cost=c.avg_cost,
-                        delta=c.delta,
-                    )
-                )
-                is not None
-            ),
-            env.correlation_id or env.id,
-        )
 
     def _envelope(
         self, msg: CanonicalMessage, cause: str, by_id: dict[str, Envelope], now: datetime

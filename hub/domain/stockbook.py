@@ -72,7 +72,8 @@ class StockRow:
     safety_stock: int = 0
     avg_cost: Decimal = Decimal(0)
     dirty: bool = False
-    # When the last count applied to this stock was taken (`apply_counted`; `_move`).
+    # When the last count applied to this stock was taken (`apply_counted`): an older count
+    # changes nothing, also when that one found no difference and journaled nothing.
     counted_at: datetime | None = None
 
     @property
@@ -135,20 +136,6 @@ class MovementRow:
     unit_cost: Decimal | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class Corrected:
-    """A movement a count had seen, corrected back (`StockBook._move`): its units at its stock,
-    the on hand before the correction, and the message that journaled it."""
-
-    sku: str
-    location: str
-    delta: int
-    on_hand: int
-    avg_cost: Decimal
-    counted_at: datetime
-    cause: str
-
-
 @dataclass(slots=True)
 class Outcome:
     """Counters for metrics and the demo summary."""
@@ -199,7 +186,6 @@ class StockBook:
         # loads them: `since_count`).
         self.since_count: dict[tuple[str, str, datetime], tuple[int, bool]] = {}
         self.counted: set[StockKey] = set()  # rows whose last count's time changed
-        self.corrected: list[Corrected] = []  # movements a count had seen, corrected back
         self.out: list[tuple[CanonicalMessage, str]] = []  # (message, cause message id)
         self.touched: set[str] = set()
         self.outcome = Outcome()
@@ -234,22 +220,6 @@ class StockBook:
         )
         self.movements.append(move)
         self._moved[row.key].append(move)
-        counted = row.counted_at
-        if kind != "stocktake" and counted is not None and at < counted:
-            # Dated before the stock's last count, journaled after it was applied (a late
-            # webhook, a resync, a receipt booked late): the count saw these units gone, or
-            # there already. Journaled as it happened, and corrected back as of the count, so
-            # the count stands; the books book the correction as a count difference. (At the
-            # count's very time, the order they reach the hub in decides, as for a count.)
-            self.corrected.append(
-                Corrected(row.sku, row.location, -delta, row.on_hand, row.avg_cost, counted, cause)
-            )
-            row.on_hand -= delta
-            back = MovementRow(
-                row.sku, row.location, -delta, "stocktake", ref, cause, counted, "counted after"
-            )
-            self.movements.append(back)
-            self._moved[row.key].append(back)
 
     def _row(self, sku: str, location: str) -> StockRow:
         key = (sku, location)

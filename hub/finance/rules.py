@@ -449,37 +449,6 @@ def stock_counted(
     )
 
 
-def count_correction(
-    chart: Chart,
-    *,
-    cause: str,
-    sku: str,
-    location: str,
-    at: datetime,
-    on_hand: int,
-    avg_cost: Decimal,
-    delta: int,
-    tz: str | ZoneInfo | None = None,
-) -> VoucherIssued | None:
-    """A movement dated before the stock's last count and journaled after it, corrected back as
-    of the count (`StockBook._move`): the count booked its units as a difference already, so
-    the correction is one the other way, at the average, dated at the count. Once per message
-    (`cause`) and stock."""
-    return _count_difference(
-        chart,
-        cause_type="stock_counted",
-        cause_ref=f"corrected:{cause}:{sku}:{location}",
-        sku=sku,
-        location=location,
-        at=at,
-        on_hand=on_hand,
-        avg_cost=avg_cost,
-        delta=delta,
-        via_suspense=False,
-        tz=tz,
-    )
-
-
 def stock_adjusted(
     chart: Chart,
     *,

@@ -1,6 +1,5 @@
-"""Migration 0016 gives each stock row the time of its last count, from its journal: a row
-counted before the upgrade corrects back a late movement the count had seen, as one counted
-after it does."""
+"""Migration 0016 gives each stock row the time of its last count, from its journal, so that a
+count older than it changes nothing after the upgrade too."""
 
 from __future__ import annotations
 

@@ -482,19 +482,3 @@ def test_a_count_older_than_one_that_found_no_difference_changes_nothing():
     )
     apply(b, older)
     assert state(b) == {"A": (5, 0)} and b.movements == []
-
-
-def test_a_late_adjustment_dated_before_the_count_is_corrected_back():
-    b = book({"A": 5})
-    apply(b, counted("A", 4, "c1"))
-    late = adjusted("A", -2, "a-before")
-    late = replace(late, data=late.data.model_copy(update={"adjusted_at": T0 - timedelta(1)}))
-    apply(b, late)
-    assert state(b) == {"A": (4, 0)}
-    assert [(m.kind, m.delta) for m in b.movements] == [
-        ("stocktake", -1),
-        ("adjustment", -2),
-        ("stocktake", 2),
-    ]
-    [c] = b.corrected
-    assert (c.delta, c.on_hand, c.counted_at, c.cause) == (2, 2, T0, late.id)

@@ -942,67 +942,6 @@ async def test_a_stocktake_counts_as_of_when_it_was_counted(engine: AsyncEngine)
         assert len(list(kinds)) == 2
 
 
-async def test_a_movement_dated_before_a_count_and_journaled_after_it_leaves_the_count_standing(
-    engine: AsyncEngine,
-) -> None:
-    """10 TEE in at 01:00; counted 7 at 03:00 and imported at once (3 gone, unknown why). Then
-    the late news: a sale of 2 that shipped at 02:00, and a receipt of 4 at 02:30 (both seen by
-    the count), and a sale of 1 at 04:00 (after it). On hand is 7 - 1 = 6: the two movements the
-    count had seen are journaled and corrected back as of the count, the later sale stays on
-    top. Books and stock agree; the journal still sums to on hand; the row keeps its count's
-    time through the upgrade's backfill too."""
-    from hub.core.batch import CoreProcessor
-    from tests.builders import fulfil, place, records
-
-    core = CoreProcessor(session_factory(engine), {"online": Rule()}, chart=CHART)
-    await core.process(records(env(RECEIPT_1, "r1")))
-    counted = StockCounted(sku="TEE", quantity=7, count_id="c-1", counted_at=T + timedelta(hours=2))
-    await core.process(records(env(counted, "c-1")))
-
-    def shipped(order: str, units: int, at: datetime) -> list[Envelope]:
-        sale = fulfil(order, [("TEE", units)])
-        return [
-            place(order, [("TEE", units)]),
-            replace(sale, data=sale.data.model_copy(update={"fulfilled_at": at})),
-        ]
-
-    late = GoodsReceived(
-        sku="TEE",
-        quantity=4,
-        unit_cost=D("10.00"),
-        receipt_id="GRN-9",
-        received_at=T + timedelta(hours=1, minutes=30),
-    )
-    await core.process(records(*shipped("acme:71", 2, T + timedelta(hours=1))))
-    await core.process(records(env(late, "r9"), *shipped("acme:72", 1, T + timedelta(hours=3))))
-    async with session_factory(engine)() as s:
-        tee = await s.get(Stock, ("TEE", "main"))
-        assert tee is not None
-        moves = (
-            await s.execute(
-                select(Movement.kind, Movement.delta, Movement.at).order_by(Movement.id)
-            )
-        ).all()
-        problems = await ledger.check_books(s, CHART)
-        corrections = (
-            await s.execute(
-                select(VoucherRow.cause_ref).where(VoucherRow.cause_ref.like("corrected:%"))
-            )
-        ).scalars()
-        assert len(list(corrections)) == 2
-    assert tee.on_hand == 6 and tee.reserved == 0
-    assert sum(m.delta for m in moves) == 6
-    count_time = (T + timedelta(hours=2)).replace(tzinfo=None)
-    assert [(k, d) for k, d, at in moves if k == "stocktake"] == [
-        ("stocktake", -3),
-        ("stocktake", 2),
-        ("stocktake", -4),
-    ]
-    assert {at.replace(tzinfo=None) for k, _, at in moves if k == "stocktake"} == {count_time}
-    assert problems == []
-    assert tee.counted_at is not None and tee.counted_at.replace(tzinfo=None) == count_time
-
-
 @pytest.mark.parametrize("first", ["order", "fulfilment"])
 async def test_revenue_is_booked_in_the_period_the_goods_left_whichever_comes_first(
     engine: AsyncEngine, first: str
