@@ -158,7 +158,7 @@ class OutboxRelay:
             elif verbose and topic == topics.RESERVATIONS:
                 decisions.append((row_id, topic, dict(pairs), _json_object(payload)))
             items.append((topic, key, payload, [(k, v.encode()) for k, v in pairs]))
-        await self.publisher.send_many(items)
+        await self.publisher.send_in_order(items)
         for row_id, topic, names, body in decisions:
             _log_published(row_id, topic, names, body)
         async with self.sessions() as session, session.begin():

@@ -81,6 +81,11 @@ class KeyPartitioner:
         return all_partitions[self.hash(key) % len(all_partitions)]
 
 
+def _read_outcome(f: asyncio.Future[Any]) -> None:
+    if not f.cancelled():
+        f.exception()
+
+
 class KafkaPublisher:
     """Publishes envelopes; `publish` returns only when Kafka acknowledged all of them.
 
@@ -168,6 +173,24 @@ class KafkaPublisher:
         self, items: Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]]
     ) -> None:
         """Send (topic, key, value, headers) records; wait for every acknowledgement."""
+        await self._send(items, ordered=False)
+
+    async def send_in_order(
+        self, items: Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        """`send_many`, keeping each key's records in order even when a send fails part way
+        (the relay's): always as record batches, a partition's next one handed over once the one
+        before it is acknowledged (`_send_batches`). Few records added one by one may share a
+        batch with other callers' and open the next; the first failing and the next stored, a
+        retry would store the failed ones after it."""
+        await self._send(items, ordered=True)
+
+    async def _send(
+        self,
+        items: Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]],
+        *,
+        ordered: bool,
+    ) -> None:
         if not self._started:
             raise BrokerUnavailable("publisher not started")
         try:
@@ -184,7 +207,7 @@ class KafkaPublisher:
                 if trusted is None or not self._still_trusted(sent):
                     trusted = await self._trust(sent)
                 futures: list[Awaitable[Any]]
-                if len(items) < BATCH_FROM:
+                if not ordered and len(items) < BATCH_FROM:
                     futures = [
                         await self.producer.send(
                             topic,
@@ -238,20 +261,29 @@ class KafkaPublisher:
             k = key.encode() if key is not None else None
             p = self.partitioner(k, parts, parts)
             groups.setdefault((topic, p), []).append((k, value, headers))
-        futures: list[Awaitable[Any]] = []
-        for (topic, p), records in groups.items():
-            batches = [producer.create_batch()]
-            for k, value, headers in records:
-                if batches[-1].append(key=k, value=value, timestamp=None, headers=headers) is None:
-                    batches.append(producer.create_batch())  # the record opens the next batch
-                    batches[-1].append(key=k, value=value, timestamp=None, headers=headers)
-            first = await producer.send_batch(batches[0], topic, partition=p)
-            futures.append(
-                first
-                if len(batches) == 1
-                else asyncio.ensure_future(self._after(first, batches[1:], topic, p))
-            )
-        return futures
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for (topic, p), records in groups.items():
+                batches = [producer.create_batch()]
+                for k, value, headers in records:
+                    added = batches[-1].append(key=k, value=value, timestamp=None, headers=headers)
+                    if added is None:  # full: the record opens the next batch
+                        batches.append(producer.create_batch())
+                        batches[-1].append(key=k, value=value, timestamp=None, headers=headers)
+                first = await producer.send_batch(batches[0], topic, partition=p)
+                futures.append(
+                    first
+                    if len(batches) == 1
+                    else asyncio.ensure_future(self._after(first, batches[1:], topic, p))
+                )
+        except BaseException:
+            # Failed or timed out handing over: no partition's later batch goes after the
+            # caller gave up, and no outcome is left unread.
+            for f in futures:
+                f.cancel()
+                f.add_done_callback(_read_outcome)
+            raise
+        return list(futures)
 
     async def _after(
         self, previous: Awaitable[Any], batches: list[Any], topic: str, p: int

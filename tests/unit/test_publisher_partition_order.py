@@ -101,3 +101,38 @@ async def test_acknowledged_batches_hand_over_the_next_until_all_are_sent() -> N
             fut.set_result(None)
     send.result()
     assert acked == [f"a{i}".encode() for i in range(40)]
+
+
+async def test_a_few_records_sent_in_order_still_go_a_batch_at_a_time() -> None:
+    """The relay's few rows go as record batches too: added one by one they could share a batch
+    with other callers' records and open the next, and that one be stored after the first
+    failed."""
+    pub, client = _publisher()
+    send = asyncio.create_task(pub.send_in_order(_items("a", 5)))
+    await _settle()
+    assert [v for _, v, _ in client.handed] == [[b"a0", b"a1", b"a2"]]
+    client.handed[0][2].set_exception(KafkaTimeoutError())
+    await _settle()
+    with pytest.raises(BrokerUnavailable):
+        send.result()
+    assert len(client.handed) == 1
+
+
+async def test_a_hand_over_that_fails_leaves_no_partition_sending_later() -> None:
+    """Handing over partition b's first batch fails (the client timed out waiting for room):
+    partition a's later batches, waiting for its first one's acknowledgement, are never sent
+    after the caller gave up."""
+    pub, client = _publisher()
+    real = client.send_batch
+
+    async def send_batch(batch: _Batch, topic: str, partition: int) -> asyncio.Future[Any]:
+        if topic == "b":
+            raise KafkaTimeoutError()
+        return await real(batch, topic, partition)
+
+    client.send_batch = send_batch  # type: ignore[method-assign]
+    with pytest.raises(BrokerUnavailable):
+        await pub.send_many(_items("a", 7) + _items("b", 30))
+    client.handed[0][2].set_result(None)
+    await _settle()
+    assert [v[0] for _, v, _ in client.handed] == [b"a0"]
