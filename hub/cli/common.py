@@ -24,8 +24,9 @@ from hub.observe import configure_logging
 from hub.store.db import make_engine, session_factory
 
 T = TypeVar("T")
-console = Console(stderr=True)
-out = Console()
+# No emoji codes: a SKU such as PACK:100:RED is printed as it is written.
+console = Console(stderr=True, emoji=False)
+out = Console(emoji=False)
 
 
 def plain(value: object) -> str:

@@ -487,30 +487,32 @@ def dlq_replay(
 
     async def go() -> deadletters.Replayed:
         engine = make_engine(s.db_url)
-        pub = KafkaPublisher(bootstrap, client=clients.client_kwargs(s))
 
         class Sender:  # the broker is reached only if there is something to send
-            started = False
+            pub: KafkaPublisher | None = None
 
             async def send_many(self, items: deadletters.Records) -> None:
-                if not self.started:
+                if self.pub is None:
+                    pub = KafkaPublisher(bootstrap, client=clients.client_kwargs(s))
                     await pub.start()
-                    self.started = True
-                await pub.send_many(items)
+                    self.pub = pub
+                await self.pub.send_many(items)
 
+        sender = Sender()
         try:
             with counted_progress("replaying", quiet=as_json) as progress:
                 task = progress.add_task("replay", total=None)
                 return await deadletters.replay_parts(
                     session_factory(engine),
                     ids,
-                    Sender(),
+                    sender,
                     actor,
                     on_total=lambda n: progress.update(task, total=n),
                     on_part=lambda n: progress.advance(task, n),
                 )
         finally:
-            await pub.stop()
+            if sender.pub is not None:
+                await sender.pub.stop()
             await engine.dispose()
 
     try:

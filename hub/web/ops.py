@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +29,8 @@ from hub.access import Role
 from hub.bus import BrokerUnavailable
 from hub.ops.state import lag_once, ops_state, store_figures, totals_dict
 from hub.store.models import DeadLetter
+
+log = structlog.get_logger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 DASHBOARD = STATIC / "dashboard.html"
@@ -106,11 +109,12 @@ def ops_routes(runtime: Any, guard: Any = None) -> list[Route]:
                 runtime.sessions, ids or None, runtime.publisher, request.state.principal.name
             )
         except deadletters.PartlyReplayed as exc:
-            if not isinstance(exc.cause, BrokerUnavailable):
-                raise exc.cause from exc
             # The parts before the failure are replayed and marked; a retry goes on from there.
             body = {**exc.done.as_json(), "error": str(exc.cause), "not_replayed": exc.remaining}
-            return JSONResponse(body, status_code=503)
+            if isinstance(exc.cause, BrokerUnavailable):
+                return JSONResponse(body, status_code=503)
+            log.error("dead letter replay failed", error=repr(exc.cause)[:300])
+            return JSONResponse(body, status_code=500)
         return JSONResponse(done.as_json())
 
     async def api_audit(request: Request) -> Response:

@@ -62,16 +62,17 @@ async def test_dlq_list_shows_an_error_with_brackets_as_written(sessions: Sessio
     assert f"{TOPIC}/0@7" in listed.stdout
 
 
+@pytest.mark.parametrize("sku", [SKU, "PACK:100:RED", "CUP:x:2"])  # not read as emoji codes
 async def test_stock_show_prints_a_sku_and_location_with_brackets_as_written(
-    sessions: Sessions, hub_cli
+    sessions: Sessions, hub_cli, sku
 ):
     async with sessions() as session, session.begin():
-        session.add(Stock(sku=SKU, location=LOCATION, on_hand=5, reserved=2, inbound=0))
+        session.add(Stock(sku=sku, location=LOCATION, on_hand=5, reserved=2, inbound=0))
 
-    shown = await hub_cli("stock", "show", SKU)
+    shown = await hub_cli("stock", "show", sku)
 
     assert shown.exit_code == 0, shown.output
-    assert f"{SKU}: on hand 5, reserved 2, inbound 0" in shown.stdout
+    assert f"{sku}: on hand 5, reserved 2, inbound 0" in shown.stdout
     assert LOCATION in shown.stdout
 
 

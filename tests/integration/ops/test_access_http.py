@@ -233,3 +233,31 @@ async def test_a_replay_the_broker_does_not_acknowledge_is_503_and_changes_nothi
     async with rt.sessions() as session:
         row = await session.get(DeadLetter, letter)
         assert row is not None and row.replayed_at is None
+
+
+async def test_a_replay_failing_part_way_answers_with_the_parts_replayed(hub_api, monkeypatch):
+    """A part fails for a reason other than the broker (a bug, the database): the parts before
+    it are replayed and marked, and the answer says which, with a 500."""
+    from hub import deadletters
+
+    rt, client = hub_api
+    assert rt.sessions is not None
+    first = await add_dead_letter(rt.sessions, 7)
+    second = await add_dead_letter(rt.sessions, 8)
+    monkeypatch.setattr(deadletters, "PART_LETTERS", 1)
+
+    class Once:
+        sent = 0
+
+        async def send_many(self, items: Sequence[Any]) -> None:
+            self.sent += 1
+            if self.sent > 1:
+                raise RuntimeError("bug")
+
+    rt.publisher = Once()  # type: ignore[assignment]
+    r = await client.post("/api/dlq/replay", headers=_auth(TOKENS["operator"]), json={"all": True})
+    assert r.status_code == 500, r.text
+    assert r.json()["replayed"] == [first] and r.json()["not_replayed"] == 1
+    async with rt.sessions() as session:
+        row = await session.get(DeadLetter, second)
+        assert row is not None and row.replayed_at is None
