@@ -15,12 +15,15 @@ from connectors.edifact import inbound
 from connectors.edifact.contrl import CONTRL, rejection
 from connectors.edifact.outbound import ORDCHG, ORDERS, ordchg, orders
 from connectors.edifact.syntax import (
+    CHARSETS,
     NOT_SUPPORTED_HERE,
     UNKNOWN_SENDER,
     Element,
     Interchange,
     Message,
     Party,
+    declared_syntax,
+    encoded,
     read,
     render_interchange,
 )
@@ -60,30 +63,45 @@ class EdifactCodec:
     def render(self, message: CanonicalMessage) -> OutboundFile:
         parties = {"buyer": self.partner.us.id, "supplier": self.partner.them.id}
         if isinstance(message, PurchaseOrderIssued):
-            text, ref = self._interchange(ORDERS, orders(message, **parties))
-            return OutboundFile(f"ORDERS-{message.po_number}-{ref}.edi", text.encode())
+            data, ref = self._interchange(ORDERS, orders(message, **parties))
+            return OutboundFile(f"ORDERS-{message.po_number}-{ref}.edi", data)
         if isinstance(message, PurchaseOrderChanged | PurchaseOrderCancelled):
-            text, ref = self._interchange(ORDCHG, ordchg(message, **parties))
-            return OutboundFile(f"ORDCHG-{message.po_number}-{ref}.edi", text.encode())
+            data, ref = self._interchange(ORDCHG, ordchg(message, **parties))
+            return OutboundFile(f"ORDCHG-{message.po_number}-{ref}.edi", data)
         raise EdiError(f"the EDIFACT connector does not send {type(message).__name__}")
 
-    def _interchange(self, identifier: list[str], body: list[tuple[str, list[Element]]]):
+    def _interchange(
+        self, identifier: list[str], body: list[tuple[str, list[Element]]]
+    ) -> tuple[bytes, str]:
+        """The interchange's bytes, in the character set its UNB declares: Latin-1 (UNOC), which
+        every EDIFACT partner reads, or UTF-8 (UNOW) when a name or a SKU holds a character
+        Latin-1 has not (written as UTF-8 under UNOC, a supplier read ÄRMEL as ÃRMEL)."""
         ref = str(self.numbers.next("unb"))
         msg_ref = str(self.numbers.next("unh"))
-        text = render_interchange(
-            [(msg_ref, identifier, body)],
-            sender=self.partner.us,
-            recipient=self.partner.them,
-            control=ref,
-            at=self.clock(),
-        )
-        return text, ref
+
+        def text(syntax: str) -> str:
+            return render_interchange(
+                [(msg_ref, identifier, body)],
+                sender=self.partner.us,
+                recipient=self.partner.them,
+                control=ref,
+                at=at,
+                syntax=syntax,
+            )
+
+        at = self.clock()
+        latin = encoded(text("UNOC"))
+        return (latin[1] if latin else text("UNOW").encode("utf-8")), ref
 
     def parse(self, data: bytes) -> Parsed:
+        syntax = declared_syntax(data)
+        charset = CHARSETS.get(syntax or "", "utf-8")
         try:
-            text = data.decode("utf-8")
+            text = data.decode(charset)
         except UnicodeDecodeError as exc:
-            raise EdiError(f"not text: byte {exc.start} is not UTF-8") from None
+            raise EdiError(
+                f"not text: byte {exc.start} is not {charset} (UNB declares {syntax or 'nothing'})"
+            ) from None
         ic = read(text)
         self._check_parties(ic)
         envelopes: list[Envelope] = []
@@ -120,8 +138,8 @@ class EdifactCodec:
         body = rejection(error, sender=[them.id, them.qualifier], recipient=[us.id, us.qualifier])
         if body is None:
             return None
-        text, ref = self._interchange(CONTRL, body)
-        return OutboundFile(f"CONTRL-{ref}.edi", text.encode())
+        data, ref = self._interchange(CONTRL, body)
+        return OutboundFile(f"CONTRL-{ref}.edi", data)
 
     def _check_parties(self, ic: Interchange) -> None:
         them, us = self.partner.them, self.partner.us

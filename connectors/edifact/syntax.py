@@ -293,15 +293,17 @@ def render_interchange(
     control: str,
     at: datetime,
     d: Delimiters = Delimiters(),
+    syntax: str = "UNOC",
 ) -> str:
-    """`messages` are (UNH01 reference, UNH02 identifier, body segments)."""
+    """`messages` are (UNH01 reference, UNH02 identifier, body segments); `syntax` is the
+    character set UNB declares (`CHARSETS`), which the text must be encoded in."""
     at = at.astimezone(UTC)
     out = [d.una() + "\n"]
     out.append(
         render_segment(
             "UNB",
             [
-                ["UNOC", "3"],
+                [syntax, "3"],
                 [sender.id, sender.qualifier],
                 [recipient.id, recipient.qualifier],
                 [at.strftime("%y%m%d"), at.strftime("%H%M")],
@@ -316,3 +318,46 @@ def render_interchange(
         out.append(render_segment("UNT", [str(len(body) + 2), reference], d))
     out.append(render_segment("UNZ", [str(len(messages)), control], d))
     return "".join(out)
+
+
+# UNB's syntax identifier → the encoding of the interchange's bytes (ISO 9735, 0001).
+CHARSETS = {
+    "UNOA": "ascii",
+    "UNOB": "ascii",
+    "UNOC": "latin-1",
+    "UNOD": "iso8859-2",
+    "UNOE": "iso8859-5",
+    "UNOF": "iso8859-7",
+    "UNOG": "iso8859-3",
+    "UNOH": "iso8859-4",
+    "UNOI": "iso8859-6",
+    "UNOJ": "iso8859-8",
+    "UNOK": "iso8859-9",
+    "UNOW": "utf-8",
+    "UNOY": "utf-8",
+}
+
+
+def declared_syntax(data: bytes) -> str | None:
+    """The syntax identifier UNB declares (UNOC…), read from the bytes before decoding them:
+    the service characters and the identifier are ASCII in every one of these encodings."""
+    head = data[:512].decode("latin-1")
+    component, element = ":", "+"
+    if head.startswith("UNA") and len(head) >= 9:
+        component, element = head[3], head[4]
+    at = head.find("UNB" + element)
+    if at < 0:
+        return None
+    start = at + 4
+    end = start
+    while end < len(head) and head[end] not in (component, element):
+        end += 1
+    return head[start:end] or None
+
+
+def encoded(text: str) -> tuple[str, bytes] | None:
+    """`text` in the declared Latin-1 (UNOC), or None when a character does not fit it."""
+    try:
+        return "UNOC", text.encode("latin-1")
+    except UnicodeEncodeError:
+        return None

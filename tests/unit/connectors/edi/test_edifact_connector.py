@@ -429,3 +429,40 @@ async def test_an_ordrsp_dated_by_day_takes_the_time_its_interchange_was_sent(
         datetime(2026, 11, 22, 23, 59, 59, 999999, tzinfo=UTC),
         datetime(2026, 11, 24, tzinfo=UTC),
     ]
+
+
+# --- character sets --------------------------------------------------------------------------
+
+
+def test_our_orders_are_latin_1_as_unb_declares_or_utf_8_declared_so(exchange: Exchange) -> None:
+    """UNB says UNOC (ISO 8859-1): the bytes are Latin-1, so a supplier reads ÄRMEL, not ÃRMEL.
+    A SKU Latin-1 has no character for goes as UTF-8, declared UNOW."""
+    line = PO.lines[1]
+    latin = PO.model_copy(update={"lines": (line.model_copy(update={"sku": "ÄRMEL-ß"}),)})
+    data = exchange.write_outbound(latin).read_bytes()
+    assert data.count(b"UNB+UNOC:3+") == 1 and "ÄRMEL-ß".encode("latin-1") in data
+    assert [
+        s.elements[2][0] for s in pydifact_segments(data.decode("latin-1")) if s.tag == "LIN"
+    ] == ["ÄRMEL-ß"]
+    wide = PO.model_copy(update={"lines": (line.model_copy(update={"sku": "ŁOŚ-€"}),)})
+    data = exchange.write_outbound(wide).read_bytes()
+    assert data.count(b"UNB+UNOW:3+") == 1 and "ŁOŚ-€".encode() in data
+
+
+async def test_a_supplier_interchange_in_latin_1_is_read_by_its_declared_set(
+    exchange: Exchange,
+) -> None:
+    body = [
+        Segment("LIN", "1", "3", ["MÜNCHEN-ÄRMEL", "IN"])
+        if s.tag == "LIN" and s.elements[0] == "1"
+        else s
+        for s in ORDRSP
+    ]
+    text = supplier_interchange("ORDRSP", body)
+    assert "UNOC" in text
+    (exchange.inbox / "latin.edi").write_bytes(text.encode("latin-1"))
+    sink = Sink()
+    result = await exchange.poll(sink)
+    assert result.processed == ["latin.edi"]
+    [ack] = sink.messages
+    assert ack.lines[0].sku == "MÜNCHEN-ÄRMEL"
