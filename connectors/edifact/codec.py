@@ -15,15 +15,14 @@ from connectors.edifact import inbound
 from connectors.edifact.contrl import CONTRL, rejection
 from connectors.edifact.outbound import ORDCHG, ORDERS, ordchg, orders
 from connectors.edifact.syntax import (
-    CHARSETS,
     NOT_SUPPORTED_HERE,
     UNKNOWN_SENDER,
     Element,
     Interchange,
     Message,
     Party,
-    declared_syntax,
-    encoded,
+    decoded,
+    latin_1,
     read,
     render_interchange,
 )
@@ -73,35 +72,21 @@ class EdifactCodec:
     def _interchange(
         self, identifier: list[str], body: list[tuple[str, list[Element]]]
     ) -> tuple[bytes, str]:
-        """The interchange's bytes, in the character set its UNB declares: Latin-1 (UNOC), which
-        every EDIFACT partner reads, or UTF-8 (UNOW) when a name or a SKU holds a character
-        Latin-1 has not (written as UTF-8 under UNOC, a supplier read ÄRMEL as ÃRMEL)."""
+        """The interchange's bytes, in the ISO 8859-1 its UNB declares (UNOC): written as UTF-8
+        under that declaration, a supplier read ÄRMEL as ÃRMEL."""
         ref = str(self.numbers.next("unb"))
         msg_ref = str(self.numbers.next("unh"))
-
-        def text(syntax: str) -> str:
-            return render_interchange(
-                [(msg_ref, identifier, body)],
-                sender=self.partner.us,
-                recipient=self.partner.them,
-                control=ref,
-                at=at,
-                syntax=syntax,
-            )
-
-        at = self.clock()
-        latin = encoded(text("UNOC"))
-        return (latin[1] if latin else text("UNOW").encode("utf-8")), ref
+        text = render_interchange(
+            [(msg_ref, identifier, body)],
+            sender=self.partner.us,
+            recipient=self.partner.them,
+            control=ref,
+            at=self.clock(),
+        )
+        return latin_1(text), ref
 
     def parse(self, data: bytes) -> Parsed:
-        syntax = declared_syntax(data)
-        charset = CHARSETS.get(syntax or "", "utf-8")
-        try:
-            text = data.decode(charset)
-        except UnicodeDecodeError as exc:
-            raise EdiError(
-                f"not text: byte {exc.start} is not {charset} (UNB declares {syntax or 'nothing'})"
-            ) from None
+        text = decoded(data)
         ic = read(text)
         self._check_parties(ic)
         envelopes: list[Envelope] = []

@@ -341,23 +341,47 @@ CHARSETS = {
 def declared_syntax(data: bytes) -> str | None:
     """The syntax identifier UNB declares (UNOC…), read from the bytes before decoding them:
     the service characters and the identifier are ASCII in every one of these encodings."""
-    head = data[:512].decode("latin-1")
-    component, element = ":", "+"
+    head = data[:512].decode("latin-1").lstrip("\ufeff\u00ef\u00bb\u00bf \t\r\n")
+    component, element, terminator = ":", "+", "'"
     if head.startswith("UNA") and len(head) >= 9:
-        component, element = head[3], head[4]
+        component, element, terminator = head[3], head[4], head[8]
+        head = head[9:]
     at = head.find("UNB" + element)
     if at < 0:
         return None
-    start = at + 4
-    end = start
-    while end < len(head) and head[end] not in (component, element):
+    start = end = at + 4
+    while end < len(head) and head[end] not in (component, element, terminator):
         end += 1
     return head[start:end] or None
 
 
-def encoded(text: str) -> tuple[str, bytes] | None:
-    """`text` in the declared Latin-1 (UNOC), or None when a character does not fit it."""
+def decoded(data: bytes) -> str:
+    """An interchange's text. UTF-8 when its bytes are UTF-8 (what UNOW and UNOY declare, and
+    what many write under UNOC all the same; a Latin-1 text is almost never valid UTF-8 once it
+    holds a letter beyond ASCII), else the single-byte set its UNB declares, Latin-1 where it
+    declares none of them (UNOA and UNOB allow ASCII alone, but a stray byte is no reason to
+    refuse a supplier's invoice)."""
+    syntax = declared_syntax(data) or ""
     try:
-        return "UNOC", text.encode("latin-1")
-    except UnicodeEncodeError:
-        return None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if CHARSETS.get(syntax) == "utf-8":
+            raise EdiError(
+                f"not text: byte {exc.start} is not UTF-8, which {syntax} declares"
+            ) from None
+    charset = CHARSETS.get(syntax, "latin-1")
+    return data.decode("latin-1" if charset in ("ascii", "utf-8") else charset)
+
+
+def latin_1(text: str) -> bytes:
+    """Our interchange as the ISO 8859-1 its UNB declares (UNOC, which every partner reads): a
+    character it has not (a SKU with € or Ł) is an error naming the segment, not a garbled
+    value at the supplier."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        line = text[: exc.start].count("\n") + 1
+        raise EdiError(
+            f"{text[exc.start]!r} in segment {line} has no ISO 8859-1 (UNOC) code: give the item a"
+            " supplier SKU or a name without it"
+        ) from None

@@ -15,6 +15,7 @@ from pydifact.segmentcollection import Interchange, Message
 from pydifact.segments import Segment
 
 from connectors.edi_common import Exchange
+from connectors.edi_common.errors import EdiError
 from connectors.edifact import EdifactCodec, EdifactPartner, Party, edifact_exchange
 from schemas.envelope import Envelope
 from schemas.purchasing import (
@@ -434,19 +435,18 @@ async def test_an_ordrsp_dated_by_day_takes_the_time_its_interchange_was_sent(
 # --- character sets --------------------------------------------------------------------------
 
 
-def test_our_orders_are_latin_1_as_unb_declares_or_utf_8_declared_so(exchange: Exchange) -> None:
+def test_our_orders_are_latin_1_as_unb_declares(exchange: Exchange) -> None:
     """UNB says UNOC (ISO 8859-1): the bytes are Latin-1, so a supplier reads ÄRMEL, not ÃRMEL.
-    A SKU Latin-1 has no character for goes as UTF-8, declared UNOW."""
+    A SKU Latin-1 has no character for is an error naming it, not a garbled value."""
     line = PO.lines[1]
     latin = PO.model_copy(update={"lines": (line.model_copy(update={"sku": "ÄRMEL-ß"}),)})
     data = exchange.write_outbound(latin).read_bytes()
     assert data.count(b"UNB+UNOC:3+") == 1 and "ÄRMEL-ß".encode("latin-1") in data
-    assert [
-        s.elements[2][0] for s in pydifact_segments(data.decode("latin-1")) if s.tag == "LIN"
-    ] == ["ÄRMEL-ß"]
+    lins = [s for s in pydifact_segments(data.decode("latin-1")) if s.tag == "LIN"]
+    assert [s.elements[2][0] for s in lins] == ["ÄRMEL-ß"]
     wide = PO.model_copy(update={"lines": (line.model_copy(update={"sku": "ŁOŚ-€"}),)})
-    data = exchange.write_outbound(wide).read_bytes()
-    assert data.count(b"UNB+UNOW:3+") == 1 and "ŁOŚ-€".encode() in data
+    with pytest.raises(EdiError, match="has no ISO 8859-1"):
+        exchange.codec.render(wide)
 
 
 async def test_a_supplier_interchange_in_latin_1_is_read_by_its_declared_set(
@@ -466,3 +466,28 @@ async def test_a_supplier_interchange_in_latin_1_is_read_by_its_declared_set(
     assert result.processed == ["latin.edi"]
     [ack] = sink.messages
     assert ack.lines[0].sku == "MÜNCHEN-ÄRMEL"
+
+
+async def test_a_supplier_interchange_declared_latin_1_but_written_as_utf_8_is_read(
+    exchange: Exchange,
+) -> None:
+    body = [
+        Segment("LIN", "1", "3", ["MÜNCHEN-ÄRMEL", "IN"])
+        if s.tag == "LIN" and s.elements[0] == "1"
+        else s
+        for s in ORDRSP
+    ]
+    text = "\r\n" + supplier_interchange("ORDRSP", body)
+    (exchange.inbox / "utf8.edi").write_bytes(text.encode("utf-8"))
+    sink = Sink()
+    assert (await exchange.poll(sink)).processed == ["utf8.edi"]
+    [ack] = sink.messages
+    assert ack.lines[0].sku == "MÜNCHEN-ÄRMEL"
+
+
+def test_the_declared_syntax_is_read_past_a_bom_a_una_and_up_to_its_separator() -> None:
+    from connectors.edifact.syntax import declared_syntax
+
+    assert declared_syntax(b"\xef\xbb\xbfUNA:*.? 'UNB*UNOD:3*X'") == "UNOD"
+    assert declared_syntax(b"\r\nUNB+UNOC'UNH+1") == "UNOC"
+    assert declared_syntax(b"UNH+1+ORDERS") is None
