@@ -494,7 +494,11 @@ def dlq_replay(
             async def send_many(self, items: deadletters.Records) -> None:
                 if self.pub is None:
                     pub = KafkaPublisher(bootstrap, client=clients.client_kwargs(s))
-                    await pub.start()
+                    try:
+                        await pub.start()
+                    except BaseException:
+                        await pub.producer.stop()  # what the failed start opened
+                        raise
                     self.pub = pub
                 await self.pub.send_many(items)
 

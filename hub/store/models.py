@@ -60,8 +60,7 @@ class Stock(Base):
     reorder_point: Mapped[int | None] = mapped_column(Integer, default=None)
     max_stock: Mapped[int | None] = mapped_column(Integer, default=None)
     avg_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    # When the last count applied here was taken: a movement dated before it, journaled after
-    # it, is one the count saw (its units gone or there already), and is corrected back.
+    # When the last count applied here was taken: a count older than it changes nothing.
     counted_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
