@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -81,6 +81,30 @@ class KeyPartitioner:
         return all_partitions[self.hash(key) % len(all_partitions)]
 
 
+async def _all_or_first_failure(futures: list[asyncio.Future[Any]]) -> None:
+    """Wait for all of `futures`; at the first failure, or when cancelled (the send's time is
+    up), cancel the partitions' tasks still running, so that no later batch is handed over
+    after the caller gave up, and raise."""
+    if not futures:
+        return
+    try:
+        done, pending = await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        _stop(futures)
+        raise
+    failed = [f for f in done if not f.cancelled() and f.exception() is not None]
+    if failed:
+        _stop(pending)
+        raise failed[0].exception()  # type: ignore[misc]
+
+
+def _stop(futures: Iterable[asyncio.Future[Any]]) -> None:
+    for f in futures:
+        if isinstance(f, asyncio.Task):
+            f.cancel()
+        f.add_done_callback(_read_outcome)
+
+
 def _read_outcome(f: asyncio.Future[Any]) -> None:
     if not f.cancelled():
         f.exception()
@@ -126,7 +150,7 @@ class KafkaPublisher:
         self._trusted: tuple[int, int] | None = None  # (closes, breaks) when topics were listed
         self._listed: set[str] = set()
         self._trust_lock = asyncio.Lock()
-        self._batching = asyncio.Lock()
+        self._turns: dict[tuple[str, int], asyncio.Lock] = {}  # a partition's batch senders
         # Every connection the client makes reports its close here (the callback is read when
         # the connection is made, so it is wrapped before the first one).
         client_ = self.producer.client
@@ -206,7 +230,6 @@ class KafkaPublisher:
                 trusted = self._trusted
                 if trusted is None or not self._still_trusted(sent):
                     trusted = await self._trust(sent)
-                futures: list[Awaitable[Any]]
                 if not ordered and len(items) < BATCH_FROM:
                     futures = [
                         await self.producer.send(
@@ -218,15 +241,8 @@ class KafkaPublisher:
                         for topic, key, value, headers in items
                     ]
                 else:
-                    # One caller at a time hands over its first batches: the client lets a
-                    # batch wait for the partition's previous one to leave, and callers waiting
-                    # together on one partition can each run out of time while others go first.
-                    async with self._batching:
-                        futures = await self._send_batches(items)
-                # All awaited, each outcome retrieved, before a failure is raised.
-                for outcome in await asyncio.gather(*futures, return_exceptions=True):
-                    if isinstance(outcome, BaseException):
-                        raise outcome
+                    futures = await self._send_batches(items)
+                await _all_or_first_failure(futures)
                 if self._breaks != trusted[1]:
                     raise BrokerUnavailable("a connection to the broker broke during the send")
         except BrokerUnavailable:
@@ -238,9 +254,9 @@ class KafkaPublisher:
 
     async def _send_batches(
         self, items: Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]]
-    ) -> list[Awaitable[Any]]:
+    ) -> list[asyncio.Future[Any]]:
         """Queue the records as record batches, one per partition and 64 KB; per partition in
-        the order given (so per key: a key has one partition).
+        the order given (so per key: a key has one partition). One task a partition.
 
         A partition's next batch is handed over only once its previous one is acknowledged.
         Without an idempotent producer (the embedded broker has none) the client fails a batch
@@ -249,8 +265,10 @@ class KafkaPublisher:
         again by the caller's retry would land after it, and a key's messages out of order (a
         PO's cancellation before its issue). Held back, the next batch is never sent, and the
         retry sends both in order. The client sends one request per partition at a time anyway,
-        so the wait costs the time from an acknowledgement to the hand-over; the first batches
-        of all partitions go at once."""
+        so the wait costs the time from an acknowledgement to the hand-over. The partitions go
+        side by side; on one partition callers take turns (the client lets a batch wait for the
+        partition's previous one to leave, and callers waiting together could each run out of
+        time while others went first)."""
         producer = self.producer
         partitions: dict[str, list[int]] = {}
         groups: dict[tuple[str, int], list[tuple[bytes | None, bytes, Any]]] = {}
@@ -261,37 +279,26 @@ class KafkaPublisher:
             k = key.encode() if key is not None else None
             p = self.partitioner(k, parts, parts)
             groups.setdefault((topic, p), []).append((k, value, headers))
-        futures: list[asyncio.Future[Any]] = []
-        try:
-            for (topic, p), records in groups.items():
-                batches = [producer.create_batch()]
-                for k, value, headers in records:
-                    added = batches[-1].append(key=k, value=value, timestamp=None, headers=headers)
-                    if added is None:  # full: the record opens the next batch
-                        batches.append(producer.create_batch())
-                        batches[-1].append(key=k, value=value, timestamp=None, headers=headers)
-                first = await producer.send_batch(batches[0], topic, partition=p)
-                futures.append(
-                    first
-                    if len(batches) == 1
-                    else asyncio.ensure_future(self._after(first, batches[1:], topic, p))
-                )
-        except BaseException:
-            # Failed or timed out handing over: no partition's later batch goes after the
-            # caller gave up, and no outcome is left unread.
-            for f in futures:
-                f.cancel()
-                f.add_done_callback(_read_outcome)
-            raise
-        return list(futures)
+        return [
+            asyncio.ensure_future(self._partition(topic, p, records))
+            for (topic, p), records in groups.items()
+        ]
 
-    async def _after(
-        self, previous: Awaitable[Any], batches: list[Any], topic: str, p: int
+    async def _partition(
+        self, topic: str, p: int, records: list[tuple[bytes | None, bytes, Any]]
     ) -> None:
-        """Hand `batches` over one by one, each once the one before it is acknowledged."""
-        await previous
-        for batch in batches:
-            await (await self.producer.send_batch(batch, topic, partition=p))
+        """A partition's records as batches, each handed over once the one before it is
+        acknowledged; one caller's at a time."""
+        producer = self.producer
+        turn = self._turns.setdefault((topic, p), asyncio.Lock())
+        async with turn:
+            batch = producer.create_batch()
+            for k, value, headers in records:
+                if batch.append(key=k, value=value, timestamp=None, headers=headers) is None:
+                    await (await producer.send_batch(batch, topic, partition=p))  # full: it goes
+                    batch = producer.create_batch()  # and the record opens the next
+                    batch.append(key=k, value=value, timestamp=None, headers=headers)
+            await (await producer.send_batch(batch, topic, partition=p))
 
     def suspect(self) -> None:
         """Verify topics before the next send (e.g. when a watcher saw the broker restart)."""

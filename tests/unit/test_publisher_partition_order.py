@@ -71,21 +71,20 @@ async def test_a_failed_batch_is_not_overtaken_by_its_partitions_next() -> None:
     await _settle()
     # Each partition's first batch at once; no second one before the first is acknowledged.
     assert [(t, v[0]) for t, v, _ in client.handed] == [("a", b"a0"), ("b", b"b0")]
-    client.handed[0][2].set_exception(KafkaTimeoutError())
     client.handed[1][2].set_result(None)
     await _settle()
-    # Partition b goes on; partition a's next batch is never handed over.
-    assert [v[0] for t, v, _ in client.handed if t == "a"] == [b"a0"]
     assert [v[0] for t, v, _ in client.handed if t == "b"] == [b"b0", b"b3"]
-    while not send.done():
-        for _, _, fut in client.handed:
-            if not fut.done():
-                fut.set_result(None)
-        await _settle()
+    client.handed[0][2].set_exception(KafkaTimeoutError())
+    await _settle()
+    # The send fails at once; partition a's next batch is never handed over, nor b's third.
     with pytest.raises(BrokerUnavailable):
         send.result()
+    for _, _, fut in client.handed:
+        if not fut.done():
+            fut.set_result(None)
+    await _settle()
     assert [v[0] for t, v, _ in client.handed if t == "a"] == [b"a0"]
-    assert len([1 for t, _, _ in client.handed if t == "b"]) == 11  # 32 records, 3 a batch
+    assert [v[0] for t, v, _ in client.handed if t == "b"] == [b"b0", b"b3"]
 
 
 async def test_acknowledged_batches_hand_over_the_next_until_all_are_sent() -> None:
@@ -133,6 +132,19 @@ async def test_a_hand_over_that_fails_leaves_no_partition_sending_later() -> Non
     client.send_batch = send_batch  # type: ignore[method-assign]
     with pytest.raises(BrokerUnavailable):
         await pub.send_many(_items("a", 7) + _items("b", 30))
-    client.handed[0][2].set_result(None)
+    if not client.handed[0][2].done():
+        client.handed[0][2].set_result(None)
     await _settle()
     assert [v[0] for _, v, _ in client.handed] == [b"a0"]
+
+
+async def test_a_send_out_of_time_hands_nothing_over_afterwards() -> None:
+    pub, client = _publisher()
+    pub.timeout = 0.05
+    with pytest.raises(BrokerUnavailable):
+        await pub.send_in_order(_items("a", 7))
+    assert not client.handed[0][2].done() or client.handed[0][2].cancelled()
+    if not client.handed[0][2].done():
+        client.handed[0][2].set_result(None)
+    await _settle()
+    assert len(client.handed) == 1
