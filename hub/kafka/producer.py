@@ -92,10 +92,12 @@ async def _all_or_first_failure(futures: list[asyncio.Future[Any]]) -> None:
     except BaseException:
         _stop(futures)
         raise
-    failed = [f for f in done if not f.cancelled() and f.exception() is not None]
-    if failed:
-        _stop(pending)
-        raise failed[0].exception()  # type: ignore[misc]
+    for f in done:
+        if f.cancelled() or f.exception() is not None:  # cancelled by the client: not sent
+            _stop(pending)
+            if f.cancelled():
+                raise BrokerUnavailable("a send was cancelled")
+            raise f.exception()  # type: ignore[misc]
 
 
 def _stop(futures: Iterable[asyncio.Future[Any]]) -> None:
@@ -231,17 +233,9 @@ class KafkaPublisher:
                 if trusted is None or not self._still_trusted(sent):
                     trusted = await self._trust(sent)
                 if not ordered and len(items) < BATCH_FROM:
-                    futures = [
-                        await self.producer.send(
-                            topic,
-                            value=value,
-                            key=key.encode() if key is not None else None,
-                            headers=headers,
-                        )
-                        for topic, key, value, headers in items
-                    ]
+                    futures = await self._send_records(items)
                 else:
-                    futures = await self._send_batches(items)
+                    futures = await self._send_batches(items, ordered=ordered)
                 await _all_or_first_failure(futures)
                 if self._breaks != trusted[1]:
                     raise BrokerUnavailable("a connection to the broker broke during the send")
@@ -252,13 +246,32 @@ class KafkaPublisher:
             self._suspect = self.verify is not None
             raise BrokerUnavailable(f"broker did not acknowledge: {exc!r}") from exc
 
-    async def _send_batches(
+    async def _send_records(
         self, items: Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]]
+    ) -> list[asyncio.Future[Any]]:
+        """Add the records one by one (concurrent callers' records share batches); a failure
+        part way leaves no queued record's outcome unread."""
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for topic, key, value, headers in items:
+                k = key.encode() if key is not None else None
+                futures.append(await self.producer.send(topic, value=value, key=k, headers=headers))
+        except BaseException:
+            _stop(futures)
+            raise
+        return futures
+
+    async def _send_batches(
+        self,
+        items: Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]],
+        *,
+        ordered: bool,
     ) -> list[asyncio.Future[Any]]:
         """Queue the records as record batches, one per partition and 64 KB; per partition in
         the order given (so per key: a key has one partition). One task a partition.
 
-        A partition's next batch is handed over only once its previous one is acknowledged.
+        `ordered`: a partition's next batch is handed over only once its previous one is
+        acknowledged.
         Without an idempotent producer (the embedded broker has none) the client fails a batch
         that outlived its request timeout after a retryable error, such as a leader failover,
         and would then send the partition's next batch: that one stored, the failed one sent
@@ -266,9 +279,9 @@ class KafkaPublisher:
         PO's cancellation before its issue). Held back, the next batch is never sent, and the
         retry sends both in order. The client sends one request per partition at a time anyway,
         so the wait costs the time from an acknowledgement to the hand-over. The partitions go
-        side by side; on one partition callers take turns (the client lets a batch wait for the
-        partition's previous one to leave, and callers waiting together could each run out of
-        time while others went first)."""
+        side by side; on one partition callers take turns handing over (the client lets a batch
+        wait for the partition's previous one to leave, and callers waiting together could each
+        run out of time while others went first), not waiting for acknowledgements."""
         producer = self.producer
         partitions: dict[str, list[int]] = {}
         groups: dict[tuple[str, int], list[tuple[bytes | None, bytes, Any]]] = {}
@@ -280,25 +293,33 @@ class KafkaPublisher:
             p = self.partitioner(k, parts, parts)
             groups.setdefault((topic, p), []).append((k, value, headers))
         return [
-            asyncio.ensure_future(self._partition(topic, p, records))
+            asyncio.ensure_future(self._partition(topic, p, records, ordered))
             for (topic, p), records in groups.items()
         ]
 
     async def _partition(
-        self, topic: str, p: int, records: list[tuple[bytes | None, bytes, Any]]
+        self, topic: str, p: int, records: list[tuple[bytes | None, bytes, Any]], ordered: bool
     ) -> None:
-        """A partition's records as batches, each handed over once the one before it is
-        acknowledged; one caller's at a time."""
+        """A partition's records as batches; `ordered`, each handed over once the one before it
+        is acknowledged."""
         producer = self.producer
+        batches = [producer.create_batch()]
+        for k, value, headers in records:
+            if batches[-1].append(key=k, value=value, timestamp=None, headers=headers) is None:
+                batches.append(producer.create_batch())  # full: the record opens the next
+                batches[-1].append(key=k, value=value, timestamp=None, headers=headers)
         turn = self._turns.setdefault((topic, p), asyncio.Lock())
-        async with turn:
-            batch = producer.create_batch()
-            for k, value, headers in records:
-                if batch.append(key=k, value=value, timestamp=None, headers=headers) is None:
-                    await (await producer.send_batch(batch, topic, partition=p))  # full: it goes
-                    batch = producer.create_batch()  # and the record opens the next
-                    batch.append(key=k, value=value, timestamp=None, headers=headers)
-            await (await producer.send_batch(batch, topic, partition=p))
+        sent: list[asyncio.Future[Any]] = []
+        try:
+            for batch in batches:
+                async with turn:
+                    sent.append(await producer.send_batch(batch, topic, partition=p))
+                if ordered:
+                    await sent[-1]
+        except BaseException:
+            _stop(sent)
+            raise
+        await _all_or_first_failure(sent)
 
     def suspect(self) -> None:
         """Verify topics before the next send (e.g. when a watcher saw the broker restart)."""

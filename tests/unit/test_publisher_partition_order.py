@@ -67,7 +67,7 @@ async def _settle() -> None:
 
 async def test_a_failed_batch_is_not_overtaken_by_its_partitions_next() -> None:
     pub, client = _publisher()
-    send = asyncio.create_task(pub.send_many(_items("a", 7) + _items("b", 32)))
+    send = asyncio.create_task(pub.send_in_order(_items("a", 7) + _items("b", 32)))
     await _settle()
     # Each partition's first batch at once; no second one before the first is acknowledged.
     assert [(t, v[0]) for t, v, _ in client.handed] == [("a", b"a0"), ("b", b"b0")]
@@ -89,7 +89,7 @@ async def test_a_failed_batch_is_not_overtaken_by_its_partitions_next() -> None:
 
 async def test_acknowledged_batches_hand_over_the_next_until_all_are_sent() -> None:
     pub, client = _publisher()
-    send = asyncio.create_task(pub.send_many(_items("a", 40)))
+    send = asyncio.create_task(pub.send_in_order(_items("a", 40)))
     acked: list[bytes] = []
     while not send.done():
         await _settle()
@@ -131,7 +131,7 @@ async def test_a_hand_over_that_fails_leaves_no_partition_sending_later() -> Non
 
     client.send_batch = send_batch  # type: ignore[method-assign]
     with pytest.raises(BrokerUnavailable):
-        await pub.send_many(_items("a", 7) + _items("b", 30))
+        await pub.send_in_order(_items("a", 7) + _items("b", 30))
     if not client.handed[0][2].done():
         client.handed[0][2].set_result(None)
     await _settle()
@@ -148,3 +148,25 @@ async def test_a_send_out_of_time_hands_nothing_over_afterwards() -> None:
         client.handed[0][2].set_result(None)
     await _settle()
     assert len(client.handed) == 1
+
+
+async def test_records_in_no_particular_order_are_handed_over_without_waiting() -> None:
+    """Many records from a caller that keeps no order between sends (a load generator): every
+    batch goes to the client at once, none waits for another's acknowledgement."""
+    pub, client = _publisher()
+    send = asyncio.create_task(pub.send_many(_items("a", 40)))
+    await _settle()
+    assert len(client.handed) == 14  # 40 records, 3 a batch
+    for _, _, fut in client.handed:
+        fut.set_result(None)
+    await send
+
+
+async def test_a_batch_the_client_cancelled_is_a_failed_send() -> None:
+    pub, client = _publisher()
+    send = asyncio.create_task(pub.send_in_order(_items("a", 2)))
+    await _settle()
+    client.handed[0][2].cancel()  # the client stopped with the batch queued
+    await _settle()
+    with pytest.raises(BrokerUnavailable, match="cancelled"):
+        send.result()
