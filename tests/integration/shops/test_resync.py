@@ -35,7 +35,7 @@ async def test_resync_publishes_every_order_once_and_a_repeat_publishes_the_same
     shopify.add_product("A-1", 500)
     for n in range(120):  # three pages of 50
         shopify.make_order(5000 + n, [("A-1", 1, "9.50")], created_at=T0 + timedelta(minutes=n))
-    shopify.orders[5007]["line_items"][0]["sku"] = "bad;sku"  # refused by the mapping
+    shopify.orders[5007]["line_items"][0]["sku"] = "bad\x07sku"  # refused: a control character
 
     first = RecordingPublisher()
     report = await resync(
