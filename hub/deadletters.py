@@ -13,10 +13,10 @@ Replaying: send them back to their topic with their original bytes, mark them re
 it, in one transaction per part (shared by `hub dlq replay` and `POST /api/dlq/replay`). Parts
 are small enough to be acknowledged within one send's time limit, so an outage's backlog of
 thousands of letters is replayed part by part: one part failing leaves the parts before it
-replayed and marked, and a retry goes on from there instead of sending everything again. A stock level
-older than the level since published for its SKU and channel is not sent: a push worker that
-restarted has forgotten the newer one and would push the stale count. It is marked replayed as
-superseded."""
+replayed and marked, and a retry goes on from there instead of sending everything again. A
+stock level older than the level since published for its SKU and channel is not sent: a push
+worker that restarted has forgotten the newer one and would push the stale count. It is marked
+replayed as superseded."""
 
 from __future__ import annotations
 
@@ -149,6 +149,14 @@ class PartlyReplayed(Exception):
             f" {remaining} not replayed: {cause}"
         )
         self.done, self.remaining, self.cause = done, remaining, cause
+
+    def as_json(self, error: str | None = None) -> dict[str, Any]:
+        """The parts replayed, how many letters were not, and why (`error` in its place)."""
+        return {
+            **self.done.as_json(),
+            "error": str(self.cause) if error is None else error,
+            "not_replayed": self.remaining,
+        }
 
 
 async def replay_parts(

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.access import AccessDenied, Role, Tokens, command_role
 from hub.config import ConfigError, Settings
@@ -83,13 +83,19 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 @asynccontextmanager
-async def db_session(s: Settings) -> AsyncIterator[AsyncSession]:
+async def db_sessions(s: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions of the configured database, for a command that opens several."""
     engine = make_engine(s.db_url)
     try:
-        async with session_factory(engine)() as session:
-            yield session
+        yield session_factory(engine)
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def db_session(s: Settings) -> AsyncIterator[AsyncSession]:
+    async with db_sessions(s) as sessions, sessions() as session:
+        yield session
 
 
 # --- access ---------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ Exit codes: 0 done; 1 the run failed or left drift (`reconcile`), or some SKUs w
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Coroutine
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -18,7 +18,17 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.cli.common import caller, console, fail, out, plain, print_json, run, settings
+from hub.cli.common import (
+    caller,
+    console,
+    db_sessions,
+    fail,
+    out,
+    plain,
+    print_json,
+    run,
+    settings,
+)
 from hub.config import ConfigError, Settings
 
 T = TypeVar("T")
@@ -27,17 +37,6 @@ app = typer.Typer(help="Connected shops: list, resync, push stock.", no_args_is_
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 AccountArg = Annotated[str, typer.Argument(help="Account name (a key under [accounts]).")]
-
-
-@asynccontextmanager
-async def _sessions(s: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    from hub.store.db import make_engine, session_factory
-
-    engine = make_engine(s.db_url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -95,7 +94,7 @@ def list_accounts(
     async def go() -> list[dict[str, Any]]:
         names = sorted(s.hub.accounts)
         try:
-            async with _sessions(s) as sessions:
+            async with db_sessions(s) as sessions:
                 synced = await sync_state(sessions)
         except SQLAlchemyError as exc:  # the accounts are still worth listing
             first = str(exc).splitlines()[0][:200]
@@ -182,7 +181,7 @@ def resync_cmd(
             raise fail(str(exc)) from None
 
     async def go() -> ResyncReport:
-        async with _sessions(s) as sessions:
+        async with db_sessions(s) as sessions:
             before = await _sync_of(sessions, account, what)
             try:
                 report = await pull(sessions)
@@ -293,7 +292,7 @@ def push_stock_cmd(
     _check_account(s, account)
 
     async def go() -> PushReport:
-        async with _sessions(s) as sessions:
+        async with db_sessions(s) as sessions:
             try:
                 report = await push_stock(s, account, all_skus=all_, sessions=sessions)
             except Exception as exc:
@@ -340,7 +339,7 @@ def reconcile_cmd(
     _check_account(s, account)
 
     async def go() -> ReconcileReport:
-        async with _sessions(s) as sessions:
+        async with db_sessions(s) as sessions:
             return await reconcile(s, account, fix=fix, sessions=sessions, actor=actor)
 
     report = _run(go)

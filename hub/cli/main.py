@@ -15,6 +15,7 @@ from hub.cli.common import (
     console,
     counted_progress,
     db_session,
+    db_sessions,
     fail,
     guarded,
     out,
@@ -475,7 +476,6 @@ def dlq_replay(
     from hub import deadletters
     from hub.kafka import clients
     from hub.kafka.producer import KafkaPublisher
-    from hub.store.db import make_engine, session_factory
 
     if not ids and not all_:
         raise fail("give dead letter ids or --all", 2)
@@ -486,8 +486,6 @@ def dlq_replay(
         raise fail(str(exc)) from None
 
     async def go() -> deadletters.Replayed:
-        engine = make_engine(s.db_url)
-
         class Sender:  # the broker is reached only if there is something to send
             pub: KafkaPublisher | None = None
 
@@ -504,28 +502,26 @@ def dlq_replay(
 
         sender = Sender()
         try:
-            with counted_progress("replaying", quiet=as_json) as progress:
-                task = progress.add_task("replay", total=None)
-                return await deadletters.replay_parts(
-                    session_factory(engine),
-                    ids,
-                    sender,
-                    actor,
-                    on_total=lambda n: progress.update(task, total=n),
-                    on_part=lambda n: progress.advance(task, n),
-                )
+            async with db_sessions(s) as sessions:
+                with counted_progress("replaying", quiet=as_json) as progress:
+                    task = progress.add_task("replay", total=None)
+                    return await deadletters.replay_parts(
+                        sessions,
+                        ids,
+                        sender,
+                        actor,
+                        on_total=lambda n: progress.update(task, total=n),
+                        on_part=lambda n: progress.advance(task, n),
+                    )
         finally:
             if sender.pub is not None:
                 await sender.pub.stop()
-            await engine.dispose()
 
     try:
         done = run(go())
     except deadletters.PartlyReplayed as exc:
         if as_json:
-            print_json(
-                {**exc.done.as_json(), "error": str(exc.cause), "not_replayed": exc.remaining}
-            )
+            print_json(exc.as_json())
         raise fail(str(exc)) from None
     if as_json:
         print_json(done.as_json())

@@ -110,11 +110,10 @@ def ops_routes(runtime: Any, guard: Any = None) -> list[Route]:
             )
         except deadletters.PartlyReplayed as exc:
             # The parts before the failure are replayed and marked; a retry goes on from there.
-            body = {**exc.done.as_json(), "not_replayed": exc.remaining}
             if isinstance(exc.cause, BrokerUnavailable):
-                return JSONResponse({**body, "error": str(exc.cause)}, status_code=503)
+                return JSONResponse(exc.as_json(), status_code=503)
             log.error("dead letter replay failed", exc_info=exc.cause)
-            return JSONResponse({**body, "error": "replay failed; see the log"}, status_code=500)
+            return JSONResponse(exc.as_json("replay failed; see the log"), status_code=500)
         return JSONResponse(done.as_json())
 
     async def api_audit(request: Request) -> Response:
