@@ -293,17 +293,16 @@ def render_interchange(
     control: str,
     at: datetime,
     d: Delimiters = Delimiters(),
-    syntax: str = "UNOC",
 ) -> str:
-    """`messages` are (UNH01 reference, UNH02 identifier, body segments); `syntax` is the
-    character set UNB declares (`CHARSETS`), which the text must be encoded in."""
+    """`messages` are (UNH01 reference, UNH02 identifier, body segments); the text is to be
+    encoded as the ISO 8859-1 its UNB declares (`latin_1`)."""
     at = at.astimezone(UTC)
     out = [d.una() + "\n"]
     out.append(
         render_segment(
             "UNB",
             [
-                [syntax, "3"],
+                ["UNOC", "3"],
                 [sender.id, sender.qualifier],
                 [recipient.id, recipient.qualifier],
                 [at.strftime("%y%m%d"), at.strftime("%H%M")],
@@ -369,8 +368,8 @@ def decoded(data: bytes) -> str:
             raise EdiError(
                 f"not text: byte {exc.start} is not UTF-8, which {syntax} declares"
             ) from None
-    charset = CHARSETS.get(syntax, "latin-1")
-    return data.decode("latin-1" if charset in ("ascii", "utf-8") else charset)
+    charset = CHARSETS.get(syntax, "latin-1")  # (a declared UTF-8 raised above)
+    return data.decode("latin-1" if charset == "ascii" else charset)
 
 
 def latin_1(text: str) -> bytes:
@@ -380,8 +379,8 @@ def latin_1(text: str) -> bytes:
     try:
         return text.encode("latin-1")
     except UnicodeEncodeError as exc:
-        line = text[: exc.start].count("\n") + 1
+        segment = text[: exc.start].count("\n")  # a segment a line, after UNA's: UNB is 1
         raise EdiError(
-            f"{text[exc.start]!r} in segment {line} has no ISO 8859-1 (UNOC) code: give the item a"
+            f"{text[exc.start]!r} in segment {segment} has no ISO 8859-1 (UNOC) code: give the item a"
             " supplier SKU or a name without it"
         ) from None
