@@ -54,6 +54,10 @@ def parse(text: str) -> list[CountLine]:
             problems.append(f"line {n}: quantity {quantity} is negative")
             continue
         location = location or "main"
+        if sku and not sku.strip("."):
+            # A shop's stock URL would read it as a directory ("/stock/.." is "/").
+            problems.append(f"line {n}: SKU {sku!r} is only dots, which no shop can name")
+            continue
         if (sku, location) in seen:
             problems.append(
                 f"line {n}: {sku}@{location} already counted on line {seen[(sku, location)]}"

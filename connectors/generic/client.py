@@ -51,7 +51,10 @@ class GenericClient:
 
     def _url(self, sku: str) -> str:
         assert self.settings.stock_url is not None
-        return self.settings.stock_url.format(sku=quote(sku, safe=""))
+        segment = quote(sku, safe="")
+        if not segment.strip("."):  # "." and ".." are dot segments: the client would drop them
+            segment = segment.replace(".", "%2E")
+        return self.settings.stock_url.format(sku=segment)
 
     async def list_orders(self, *, since: datetime | None, cursor: str | None) -> OrderPage:
         raise ConnectorError("the generic connector cannot list orders", retryable=False)

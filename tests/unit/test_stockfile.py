@@ -52,3 +52,11 @@ def test_the_counting_time_is_the_one_given():
     at = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
     [env] = count_envelopes("sku,location,quantity\nA,main,5\n", "count-8", at)[1]
     assert env.data.counted_at == at  # type: ignore[attr-defined]
+
+
+def test_a_sku_of_dots_alone_is_refused_with_its_line():
+    """A shop's stock URL would read ".." as a directory; dots inside a SKU are fine."""
+    with pytest.raises(StockFileError) as info:
+        parse("sku,location,quantity\nA.1,main,1\n..,main,2\n . ,main,3\n")
+    assert [p[:7] for p in info.value.problems] == ["line 3:", "line 4:"]
+    assert "only dots" in info.value.problems[0]

@@ -178,3 +178,18 @@ async def test_rest_stock_push_uses_the_url_template():
     with pytest.raises(ConnectorError):
         await client.list_orders(since=None, cursor=None)
     await client.aclose()
+
+
+async def test_a_sku_of_dots_reaches_its_own_url():
+    """A SKU that is a dot segment ("..", ".") stays in the path: sent as is, the HTTP client
+    resolves it and pushes to another resource (".." is the stock collection's parent)."""
+    store = {"..": 1, ".": 2, "A.B": 3}
+    client = GenericClient(
+        account(),
+        transport=httpx.ASGITransport(app=_stock_app(store, [])),
+        policy=RetryPolicy(attempts=1, initial_wait=0.01),
+    )
+    result = await client.set_stock({"..": 7, ".": 8, "A.B": 9})
+    assert result.updated == {"..": 7, ".": 8, "A.B": 9} and not result.failed
+    assert store == {"..": 7, ".": 8, "A.B": 9}
+    await client.aclose()
