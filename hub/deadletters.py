@@ -45,9 +45,9 @@ RECORDER_GROUP = "hub-dead-letters"
 PART_LETTERS = 500
 PART_BYTES = 4 * 1024 * 1024
 log = structlog.get_logger(__name__)
-# A letter's identity: where it came from, and its payload (positions start over when the
-# embedded broker restarts, and the database keeps the letters of before).
-_ORIGIN = ["consumer", "topic", "partition", "offset", "digest"]
+# A letter's identity: where it came from, its payload and its time (positions start over when
+# the embedded broker restarts, and the database keeps the letters of before).
+_ORIGIN = ["consumer", "topic", "partition", "offset", "digest", "timestamp_ms"]
 
 
 Records = Sequence[tuple[str, str | None, bytes, list[tuple[str, bytes]]]]
@@ -256,6 +256,7 @@ def poison_letter(
         ("dlq_topic", record.topic.encode()),
         ("dlq_partition", str(record.partition).encode()),
         ("dlq_offset", str(record.offset).encode()),
+        ("dlq_timestamp", str(_stamp(record)).encode()),
         ("dlq_consumer", consumer.encode()),
     ]
     key = record.key.decode("utf-8", "replace") if record.key else None
@@ -267,8 +268,9 @@ def letter_row(r: Any) -> dict[str, Any]:
     came from and why; the other headers are the original message's, sent back on replay).
 
     A letter with no single origin (a push of coalesced stock levels) is keyed by its place in
-    the dead-letter topic, as partition `-1 - p`: never the origin of another letter. Values the
-    table cannot hold are cut to fit, so that one odd record never stops the recorder."""
+    the dead-letter topic, as partition `-1 - p`, and its time there: never the origin of
+    another letter. Values the table cannot hold are cut to fit, so that one odd record never
+    stops the recorder."""
     headers = stored_headers(r.headers or ())
     dlq = {k: v for k, v in headers if k.startswith("dlq_")}
     try:
@@ -277,12 +279,20 @@ def letter_row(r: Any) -> dict[str, Any]:
             raise ValueError("out of range")
     except (KeyError, ValueError):
         partition, offset = -1 - r.partition, r.offset  # no single origin: its place here
+        stamp = _stamp(r)
+    else:
+        try:  # the origin's time; letters published before it was sent have none (-1)
+            stamp = int(dlq.get("dlq_timestamp", "-1"))
+        except ValueError:
+            stamp = -1
+        stamp = stamp if 0 <= stamp < 2**63 else -1
     return {
         "consumer": (dlq.get("dlq_consumer") or "unknown")[:64],
         "topic": (dlq.get("dlq_topic") or r.topic)[:128],
         "partition": partition,
         "offset": offset,
         "digest": payload_digest(r.value),
+        "timestamp_ms": stamp,
         "key": r.key,
         "headers": [h for h in headers if not h[0].startswith("dlq_")],
         "payload": r.value,
@@ -334,6 +344,12 @@ async def record_letters(
                     error=str(exc)[:300],
                 )
     return len(rows)
+
+
+def _stamp(record: Any) -> int:
+    """A consumed record's time (ms since the epoch), -1 when it has none."""
+    stamp = getattr(record, "timestamp", None)
+    return stamp if isinstance(stamp, int) and 0 <= stamp < 2**63 else -1
 
 
 def _since(record: Any, since_ms: int) -> bool:

@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 import structlog
-from sqlalchemy import case, func, insert, select, text
+from sqlalchemy import case, func, insert, or_, select, text
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -295,6 +295,7 @@ def dead_letter_outbox_row(info: DeadLetterInfo, consumer: str) -> dict[str, Any
         ["dlq_topic", r.topic],
         ["dlq_partition", str(r.partition)],
         ["dlq_offset", str(r.offset)],
+        ["dlq_timestamp", str(r.timestamp_ms)],
         ["dlq_consumer", consumer],
     ]
     return {
@@ -969,6 +970,9 @@ class CoreProcessor:
                 t.c.partition == r.partition,
                 t.c.offset == r.offset,
                 t.c.digest == digest,  # the position's record, not one before a broker restart
+                # nor the same bytes replayed to it; a letter stored before times were kept
+                # is taken for the record read again
+                or_(t.c.timestamp_ms == r.timestamp_ms, t.c.timestamp_ms == -1),
             )
         )
         if exists.first() is not None:
@@ -980,6 +984,7 @@ class CoreProcessor:
                 partition=r.partition,
                 offset=r.offset,
                 digest=digest,
+                timestamp_ms=r.timestamp_ms,
                 key=r.key,
                 headers=stored_headers(r.headers),
                 payload=r.value,

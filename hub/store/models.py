@@ -194,6 +194,7 @@ class DeadLetter(Base):
             "partition",
             "offset",
             "digest",
+            "timestamp_ms",
             unique=True,
         ),
     )
@@ -206,6 +207,10 @@ class DeadLetter(Base):
     # SHA-256 of the payload: a position's offsets start over when the embedded broker restarts
     # (its topics are in memory), so a position alone does not tell two letters apart.
     digest: Mapped[str] = mapped_column(String(64), server_default="")
+    # The record's own time (its Kafka timestamp, ms since the epoch; -1: not known, as for
+    # letters stored before it was kept): a letter replayed after a restart to the very position
+    # it came from, failing again, is a letter of its own, though its bytes are the same.
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger, server_default="-1")
     key: Mapped[bytes | None] = mapped_column(LargeBinary)
     headers: Mapped[list[Any]] = mapped_column(JSON)
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -106,3 +106,33 @@ async def test_a_letter_at_a_position_used_before_a_broker_restart_is_recorded(s
     async with sessions() as s:
         rows = (await s.execute(select(DeadLetter).order_by(DeadLetter.id))).scalars().all()
     assert [(r.offset, r.error) for r in rows] == [(5, "bad voucher"), (5, "another bad voucher")]
+
+
+async def test_a_letter_replayed_to_its_own_position_is_recorded_by_its_time(sessions):
+    """A letter replayed after a restart to the very position it came from, failing again, has
+    the same bytes: the origin's time (`dlq_timestamp`) tells it apart, and a record without
+    one (published before it was sent) is the letter of before. A letter with no single origin
+    is told apart by its own time in the dead-letter topic."""
+    origin = dict(
+        dlq_error="bad voucher",
+        dlq_topic="hub.vouchers.v1",
+        dlq_partition="0",
+        dlq_offset="6",
+        dlq_consumer="hub-finance",
+    )
+    undated = dlq_record(30, **origin)
+    first = dlq_record(31, dlq_timestamp="1000", **origin)
+    replayed = dlq_record(32, dlq_timestamp="9000", **origin)
+    pushed = dlq_record(33, timestamp=2_000, dlq_error="acme: down", dlq_consumer="pushers")
+    pushed_again = dlq_record(33, timestamp=8_000, dlq_error="acme: down", dlq_consumer="pushers")
+    await record_letters(sessions, [undated, first, pushed])
+    await record_letters(sessions, [undated, first, replayed, pushed, pushed_again])
+    async with sessions() as s:
+        rows = (await s.execute(select(DeadLetter).order_by(DeadLetter.id))).scalars().all()
+    assert [(r.offset, r.timestamp_ms) for r in rows] == [
+        (6, -1),
+        (6, 1_000),
+        (33, 2_000),
+        (6, 9_000),
+        (33, 8_000),
+    ]

@@ -19,6 +19,7 @@ from hub.core.batch import CoreProcessor
 from hub.domain.allocation import Rule
 from hub.queries import invariant_problems, stock_view
 from hub.store import locks
+from hub.store.db import payload_digest
 from hub.store.models import DeadLetter, Movement, Order, OutboxRow, ProcessedMessage, Stock
 from schemas import topics
 from schemas.envelope import CAUSES_HEADER, CORRELATION_HEADER, Envelope, message_id
@@ -510,6 +511,55 @@ async def test_a_poison_record_at_a_position_used_before_a_broker_restart_is_dea
         published = dlq.scalars().all()
     assert [(d.offset, d.payload) for d in letters] == [(9004, b"not json"), (9004, after.value)]
     assert published == [b"not json", after.value]
+
+
+async def test_a_letter_replayed_to_its_own_position_after_a_restart_fails_as_a_new_letter(
+    sessions,
+):
+    """Replayed after the embedded broker restarted, a letter can land at the very position it
+    came from, with the same bytes: its record's time tells it from the letter replayed, so
+    failing again it is recorded and published again, not skipped with its offset committed.
+    Read again, it is still one letter."""
+    p = CoreProcessor(sessions, RULES)
+    good = record(place("s:1", [("A", 1)]))
+    Rec = type(good)
+    first = Rec(good.topic, 0, 9005, b"s:2", b"not json", good.headers, 1_000)
+    replayed = Rec(good.topic, 0, 9005, b"s:2", b"not json", good.headers, 9_000)
+    await p.process([first])
+    await p.process([replayed])
+    await p.process([replayed])  # read again: still two letters
+    async with sessions() as s:
+        letters = (await s.execute(select(DeadLetter).order_by(DeadLetter.id))).scalars().all()
+        dlq = await s.execute(select(OutboxRow.headers).where(OutboxRow.topic == topics.DLQ))
+        published = [dict(map(tuple, h)) for h in dlq.scalars().all()]
+    assert [(d.offset, d.timestamp_ms) for d in letters] == [(9005, 1_000), (9005, 9_000)]
+    assert [h["dlq_timestamp"] for h in published] == ["1000", "9000"]
+
+
+async def test_a_letter_stored_before_times_were_kept_is_the_record_read_again(sessions):
+    """A letter stored without its record's time (before the upgrade that keeps it) is taken
+    for the same record read again, as it was before."""
+    good = record(place("s:1", [("A", 1)]))
+    Rec = type(good)
+    async with sessions() as s, s.begin():
+        s.add(
+            DeadLetter(
+                consumer=CoreProcessor(sessions, RULES).consumer,
+                topic=good.topic,
+                partition=0,
+                offset=9006,
+                digest=payload_digest(b"not json"),
+                headers=[],
+                payload=b"not json",
+                error="bad",
+            )
+        )
+    p = CoreProcessor(sessions, RULES)
+    await p.process([Rec(good.topic, 0, 9006, b"s:2", b"not json", good.headers, 5_000)])
+    async with sessions() as s:
+        letters = (await s.execute(select(DeadLetter.timestamp_ms))).scalars().all()
+        dlq = await s.execute(select(OutboxRow.id).where(OutboxRow.topic == topics.DLQ))
+        assert letters == [-1] and dlq.first() is None
 
 
 async def test_an_order_for_a_sql_looking_sku_is_rejected_as_unknown_and_stores_nothing_odd(
