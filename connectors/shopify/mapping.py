@@ -11,6 +11,7 @@ all produce the same ids:
 Every `orders/*` topic carries the complete order, so each is mapped as a snapshot: the order as
 placed, plus whatever else has already happened to it. The core's inbox drops what it has seen.
 Amounts are in the shop currency (`currency`); `presentment_currency` is what the buyer saw.
+Refund transactions are in the buyer's currency: they are converted at the refund's own rate.
 A line without a SKU (a custom item, a service) is billed as a charge and left out of the stock
 messages; gift cards are left out of both. An order of such lines only is placed without lines,
 and a fulfilment of them without lines, so that its charges are billed when it is fulfilled.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from connectors.base import (
@@ -38,7 +39,7 @@ from connectors.base import (
     timestamp,
 )
 from connectors.errors import MalformedPayload
-from schemas.base import CanonicalMessage
+from schemas.base import CanonicalMessage, minor_unit
 from schemas.envelope import Envelope, message_id
 from schemas.orders import (
     FulfilledLine,
@@ -321,19 +322,22 @@ def _refund(
                 shipped=SHIPPED_BY_RESTOCK_TYPE.get(str(restock_type)),
             )
         )
-    refunded = meant = Decimal(0)  # money back; and with what is still pending
-    comparable = True
+    # Money back per currency: with what is still pending, and what went.
+    meant_in: dict[str, Decimal] = {}
+    refunded_in: dict[str, Decimal] = {}
     gateway = ""
     for i, raw in enumerate(as_list(r.get("transactions"), f"{where}.transactions")):
         t = as_obj(raw, f"{where}.transactions[{i}]")
         if t.get("kind") != "refund" or t.get("status") not in ("success", "pending"):
             continue
         amount = money(t.get("amount"), f"{where}.transactions[{i}].amount")
-        meant += amount
-        comparable = comparable and t.get("currency") in (None, cur)
+        paid_in = str(t.get("currency") or cur).upper()
+        meant_in[paid_in] = meant_in.get(paid_in, ZERO) + amount
+        refunded_in.setdefault(paid_in, ZERO)
         if t.get("status") == "success":
-            refunded += amount
+            refunded_in[paid_in] += amount
             gateway = gateway or str(t.get("gateway") or "")[:64]
+    meant, refunded, comparable = _in_shop_money(r, cur, meant_in, refunded_in, where)
     goods = max(refund_for_lines, Decimal(0))
     # What goes back beyond the goods (charges, shipping, a goodwill refund) or short of them:
     # the credit note must match the money. A pending transaction counts, so that the same
@@ -371,12 +375,92 @@ def _refund(
     return out
 
 
+def _in_shop_money(
+    r: Json,
+    cur: str,
+    meant_in: Mapping[str, Decimal],
+    refunded_in: Mapping[str, Decimal],
+    where: str,
+) -> tuple[Decimal, Decimal, bool]:
+    """The money back (meant, with what is pending; and refunded) in the shop's currency, and
+    whether it could all be had in it. A multi-currency order's refund transactions are in the
+    buyer's currency: they are converted at the refund's own rate, from the amounts Shopify
+    gives in both currencies (`*_set`: the lines, their tax, shipping, adjustments). When the
+    money back is exactly the refund's lines and shipping, it is their shop amount, with no
+    rounding; otherwise it is rounded to the shop currency's minor unit. Money in a currency
+    the refund gives no amounts in is taken at its figure, as before, and not comparable."""
+    meant = refunded = ZERO
+    comparable = True
+    for paid_in, amount in meant_in.items():
+        went = refunded_in[paid_in]
+        if paid_in == cur:
+            meant, refunded = meant + amount, refunded + went
+            continue
+        totals = _both_currencies(r, cur, paid_in, where)
+        if totals is None:
+            comparable = False
+            meant, refunded = meant + amount, refunded + went
+            continue
+        exact_shop, exact_paid, shop, paid = totals
+        rate = shop / paid
+
+        def converted(x: Decimal, rate: Decimal = rate) -> Decimal:
+            return (x * rate).quantize(minor_unit(cur), rounding=ROUND_HALF_UP)
+
+        in_shop = exact_shop if amount == exact_paid else converted(amount)
+        meant += in_shop
+        refunded += in_shop if went == amount else converted(went)
+    return meant, refunded, comparable
+
+
+def _both_currencies(
+    r: Json, shop_currency: str, paid_in: str, where: str
+) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
+    """Sums of the refund's amounts given in the shop's currency and in `paid_in`: (shop and
+    paid sums of its lines, their tax and its shipping lines; shop and paid sums of every
+    amount, adjustments too, by size), or None if it gives no amount in `paid_in`."""
+    exact_shop = exact_paid = shop = paid = ZERO
+
+    def pairs(items: Any, fields: tuple[str, ...], exact: bool, part: str) -> None:
+        nonlocal exact_shop, exact_paid, shop, paid
+        for i, raw in enumerate(as_list(items, f"{where}.{part}")):
+            if not isinstance(raw, Mapping):
+                continue
+            for field in fields:
+                both = raw.get(field)
+                if not isinstance(both, Mapping):
+                    continue
+                s, p = both.get("shop_money"), both.get("presentment_money")
+                if not (isinstance(s, Mapping) and isinstance(p, Mapping)):
+                    continue
+                if s.get("currency_code") != shop_currency or p.get("currency_code") != paid_in:
+                    continue
+                fw = f"{where}.{part}[{i}].{field}"
+                s_amount = money(s.get("amount"), f"{fw}.shop_money.amount")
+                p_amount = money(p.get("amount"), f"{fw}.presentment_money.amount")
+                shop, paid = shop + abs(s_amount), paid + abs(p_amount)
+                if exact:
+                    exact_shop, exact_paid = exact_shop + s_amount, exact_paid + p_amount
+
+    pairs(r.get("refund_line_items"), ("subtotal_set", "total_tax_set"), True, "refund_line_items")
+    pairs(r.get("refund_shipping_lines"), ("subtotal_amount_set",), True, "refund_shipping_lines")
+    pairs(r.get("order_adjustments"), ("amount_set", "tax_amount_set"), False, "order_adjustments")
+    return (exact_shop, exact_paid, shop, paid) if paid > 0 and shop > 0 else None
+
+
 def _refund_currency(r: Json, where: str) -> str:
-    for raw in as_list(r.get("refund_line_items"), f"{where}.refund_line_items"):
-        s = raw.get("subtotal_set") if isinstance(raw, Mapping) else None
-        shop = s.get("shop_money") if isinstance(s, Mapping) else None
-        if isinstance(shop, Mapping) and shop.get("currency_code"):
-            return currency(shop["currency_code"], f"{where}.subtotal_set.currency_code")
+    """The shop's currency, from the first amount the refund gives in it (its lines, shipping
+    lines or adjustments), else its transactions' (a refund of a shop in one currency)."""
+    for part, field in (
+        ("refund_line_items", "subtotal_set"),
+        ("refund_shipping_lines", "subtotal_amount_set"),
+        ("order_adjustments", "amount_set"),
+    ):
+        for raw in as_list(r.get(part), f"{where}.{part}"):
+            s = raw.get(field) if isinstance(raw, Mapping) else None
+            shop = s.get("shop_money") if isinstance(s, Mapping) else None
+            if isinstance(shop, Mapping) and shop.get("currency_code"):
+                return currency(shop["currency_code"], f"{where}.{part}.{field}.currency_code")
     for raw in as_list(r.get("transactions"), f"{where}.transactions"):
         if isinstance(raw, Mapping) and raw.get("currency"):
             return currency(raw["currency"], f"{where}.transactions.currency")

@@ -159,10 +159,60 @@ def test_a_refund_seen_pending_then_settled_gives_the_same_credit(load, shopify_
     assert (failed.data.refund, failed.data.adjustment) == (Decimal("48.06"), 0)
 
 
-def test_money_back_in_another_currency_is_not_compared_with_the_lines(load, shopify_account):
+@pytest.mark.parametrize(
+    ("back", "in_shop_money"),
+    [
+        ("44.22", "48.06"),  # the line and its tax, as the refund gives them in both currencies
+        ("52.00", "56.52"),  # more: at the refund's rate, 48.06 / 44.22, to the cent
+        ("20.00", "21.74"),  # less
+    ],
+)
+def test_money_back_in_the_buyers_currency_is_booked_in_the_shops(
+    load, shopify_account, back, in_shop_money
+):
+    """A multi-currency order is refunded in the buyer's currency (EUR here, the shop's is
+    USD): the money back is converted at the refund's own amounts in both, so the credit note
+    and the cash out are in one currency and match. Settled or pending, the same credit."""
+    refund = load("shopify", "refunds_create")
+    _money_back(refund, back)
+    refund["transactions"][0]["currency"] = "EUR"
+    returned, refunded = (e.data for e in map_webhook("refunds/create", refund, shopify_account))
+    assert isinstance(refunded, PaymentRefunded) and refunded.currency == "USD"
+    assert refunded.amount == Decimal(in_shop_money)
+    assert returned.currency == "USD" and returned.refund == Decimal("48.06")
+    assert returned.refund + returned.adjustment == Decimal(in_shop_money)
+    refund["transactions"][0]["status"] = "pending"
+    [pending] = map_webhook("refunds/create", refund, shopify_account)
+    assert pending.data == returned
+
+
+def test_a_refund_of_shipping_alone_in_the_buyers_currency_is_in_the_shops(load, shopify_account):
+    """Without lines, the shop's currency and the rate come from the shipping line refunded."""
+    refund = load("shopify", "refunds_create")
+    refund["refund_line_items"] = []
+    refund["refund_shipping_lines"] = [
+        {
+            "id": 1,
+            "shipping_line_id": 2,
+            "subtotal_amount_set": {
+                "shop_money": {"amount": "10.00", "currency_code": "USD"},
+                "presentment_money": {"amount": "9.20", "currency_code": "EUR"},
+            },
+        }
+    ]
+    _money_back(refund, "9.20")
+    refund["transactions"][0]["currency"] = "EUR"
+    returned, refunded = (e.data for e in map_webhook("refunds/create", refund, shopify_account))
+    assert (refunded.amount, refunded.currency) == (Decimal("10.00"), "USD")
+    assert (returned.refund, returned.adjustment, returned.currency) == (0, Decimal("10.00"), "USD")
+
+
+def test_money_back_in_a_currency_the_refund_gives_no_amounts_in_is_not_compared(
+    load, shopify_account
+):
     refund = load("shopify", "refunds_create")
     _money_back(refund, "52.00")
-    refund["transactions"][0]["currency"] = "EUR"  # the buyer's, not the shop's USD
+    refund["transactions"][0]["currency"] = "GBP"  # neither the shop's nor the lines' other
     returned = map_webhook("refunds/create", refund, shopify_account)[0].data
     assert (returned.refund, returned.adjustment) == (Decimal("48.06"), 0)
 
@@ -278,6 +328,35 @@ def test_refund_inside_an_order_resync_gets_the_same_ids_as_the_refund_webhook(
     from_resync = {e.id for e in map_order(order, shopify_account)}
     from_webhook = {e.id for e in map_webhook("refunds/create", refund, shopify_account)}
     assert from_webhook <= from_resync
+
+
+@pytest.mark.parametrize("lines", [True, False])
+def test_a_refund_in_the_buyers_currency_is_the_same_from_a_resync_and_its_webhook(
+    load, shopify_account, lines
+):
+    """The webhook finds the shop's currency in the refund's own amounts, a resync in its
+    order: the same messages either way, with lines or with shipping alone."""
+    order = load("shopify", "orders_paid")
+    refund = load("shopify", "refunds_create")
+    refund["transactions"][0].update(currency="EUR", amount="50.00")
+    if not lines:
+        refund["refund_line_items"] = []
+        refund["order_adjustments"] = [
+            {
+                "id": 3,
+                "kind": "shipping_refund",
+                "amount": "-10.00",
+                "amount_set": {
+                    "shop_money": {"amount": "-10.00", "currency_code": order["currency"]},
+                    "presentment_money": {"amount": "-9.20", "currency_code": "EUR"},
+                },
+            }
+        ]
+    order["refunds"] = [refund]
+    from_resync = {e.id: e.data for e in map_order(order, shopify_account)}
+    from_webhook = map_webhook("refunds/create", refund, shopify_account)
+    assert from_webhook and all(from_resync[e.id] == e.data for e in from_webhook)
+    assert {e.data.currency for e in from_webhook} == {order["currency"]}
 
 
 def test_message_ids_do_not_depend_on_the_delivery(load, shopify_account):
