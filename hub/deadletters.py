@@ -256,7 +256,7 @@ def poison_letter(
         ("dlq_topic", record.topic.encode()),
         ("dlq_partition", str(record.partition).encode()),
         ("dlq_offset", str(record.offset).encode()),
-        ("dlq_timestamp", str(_stamp(record)).encode()),
+        ("dlq_timestamp", str(record_ms(record)).encode()),
         ("dlq_consumer", consumer.encode()),
     ]
     key = record.key.decode("utf-8", "replace") if record.key else None
@@ -279,7 +279,7 @@ def letter_row(r: Any) -> dict[str, Any]:
             raise ValueError("out of range")
     except (KeyError, ValueError):
         partition, offset = -1 - r.partition, r.offset  # no single origin: its place here
-        stamp = _stamp(r)
+        stamp = record_ms(r)
     else:
         try:  # the origin's time; letters published before it was sent have none (-1)
             stamp = int(dlq.get("dlq_timestamp", "-1"))
@@ -346,7 +346,7 @@ async def record_letters(
     return len(rows)
 
 
-def _stamp(record: Any) -> int:
+def record_ms(record: Any) -> int:
     """A consumed record's time (ms since the epoch), -1 when it has none."""
     stamp = getattr(record, "timestamp", None)
     return stamp if isinstance(stamp, int) and 0 <= stamp < 2**63 else -1

@@ -22,7 +22,7 @@ from connectors.errors import ConnectorError
 from hub import metrics
 from hub.config import Settings
 from hub.core.consumer import raw_body
-from hub.deadletters import poison_letter
+from hub.deadletters import poison_letter, record_ms
 from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
 from hub.observe import bound_consumer_record
@@ -82,7 +82,7 @@ class VoucherWorker:
         voucher: VoucherIssued,
         raw: bytes,
         headers: Sequence[tuple[str, bytes]] = (),
-        origin: tuple[int, int] | None = None,
+        origin: tuple[int, int, int] | None = None,
     ) -> None:
         for attempt in range(1, self.attempts + 1):
             try:
@@ -169,7 +169,7 @@ class VoucherWorker:
                             voucher,
                             r.value,
                             tuple(r.headers or ()),
-                            (r.partition, r.offset),
+                            (r.partition, r.offset, record_ms(r)),
                         )
 
     async def _poison(self, record: Any, reason: str) -> None:
@@ -187,10 +187,16 @@ class VoucherWorker:
                     await close()
 
 
-def _origin_headers(origin: tuple[int, int] | None) -> list[tuple[str, bytes]]:
+def _origin_headers(origin: tuple[int, int, int] | None) -> list[tuple[str, bytes]]:
+    """Where the voucher was read: partition, offset and the record's time."""
     if origin is None:
         return []
-    return [("dlq_partition", str(origin[0]).encode()), ("dlq_offset", str(origin[1]).encode())]
+    return [
+        (name, str(value).encode())
+        for name, value in zip(
+            ("dlq_partition", "dlq_offset", "dlq_timestamp"), origin, strict=True
+        )
+    ]
 
 
 def _dead_letter_headers(

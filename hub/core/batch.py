@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 import structlog
-from sqlalchemy import case, func, insert, or_, select, text
+from sqlalchemy import case, func, insert, select, text
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -970,9 +970,7 @@ class CoreProcessor:
                 t.c.partition == r.partition,
                 t.c.offset == r.offset,
                 t.c.digest == digest,  # the position's record, not one before a broker restart
-                # nor the same bytes replayed to it; a letter stored before times were kept
-                # is taken for the record read again
-                or_(t.c.timestamp_ms == r.timestamp_ms, t.c.timestamp_ms == -1),
+                t.c.timestamp_ms == r.timestamp_ms,  # nor the same bytes replayed to it
             )
         )
         if exists.first() is not None:

@@ -200,6 +200,7 @@ async def test_malformed_message_goes_to_dlq_with_error_and_bytes_and_consumer_g
         assert b"invalid hub.order.placed.v1 body" in h["dlq_error"]
         assert h["dlq_topic"] == topics.ORDERS.encode()
         assert int(h["dlq_offset"]) >= 0
+        assert int(h["dlq_timestamp"]) > 0  # the original record's time, part of its identity
         assert b"schema version" in dict(by_id[b"bad-2"].headers)["dlq_error"]
     finally:
         await producer.stop()

@@ -77,6 +77,17 @@ async def test_a_refusal_is_dead_lettered_and_a_letter_that_cannot_go_re_reads(t
         await worker(tmp_path, Letters(broken=True))._deliver("books", Failing(False), v, b"{}")
 
 
+async def test_a_refusal_names_where_and_when_its_record_was_read(tmp_path):
+    """Partition, offset and the record's time: a replay that lands at the same position after
+    the embedded broker restarted, refused again, is another letter."""
+    letters, v = Letters(), voucher()
+    await worker(tmp_path, letters)._deliver("books", Failing(False), v, b"{}", (), (2, 7, 1234))
+    [(_, _, _, headers)] = letters.sent
+    fields = dict(headers)
+    assert (fields["dlq_partition"], fields["dlq_offset"]) == (b"2", b"7")
+    assert fields["dlq_timestamp"] == b"1234"
+
+
 async def _no_wait(_: float) -> None:
     return None
 

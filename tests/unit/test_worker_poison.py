@@ -54,7 +54,7 @@ async def test_a_record_that_is_no_stock_level_is_dead_lettered_and_the_rest_pus
     assert fields["dlq_topic"] == topics.STOCK_LEVELS.encode()
     assert fields["dlq_consumer"] == b"hub-connectors"
     assert b"not a stock level" in fields["dlq_error"]
-    assert {"dlq_partition", "dlq_offset"} <= set(fields)
+    assert {"dlq_partition", "dlq_offset", "dlq_timestamp"} <= set(fields)
 
 
 async def test_a_record_that_is_no_voucher_is_dead_lettered(tmp_path):
@@ -71,4 +71,4 @@ async def test_a_record_that_is_no_voucher_is_dead_lettered(tmp_path):
     assert topic == topics.DLQ and body == b"[1, 2]"
     assert fields["dlq_topic"] == topics.VOUCHERS.encode()
     assert b"not a voucher" in fields["dlq_error"]
-    assert {"dlq_partition", "dlq_offset"} <= set(fields)
+    assert {"dlq_partition", "dlq_offset", "dlq_timestamp"} <= set(fields)

@@ -6,8 +6,12 @@ position it came from, failing again, was taken for the old letter (same bytes) 
 without a record, its offset committed. The record's own time (its Kafka timestamp) joins the
 identity; the dead-letter topic's records carry it as `dlq_timestamp`.
 
-Letters stored before this upgrade have no time (-1). The core takes such a letter for the same
-record read again, whatever its time, as before the upgrade.
+Letters stored before this upgrade have no time (-1), and match only records without one. The
+upgrade restarts the embedded broker, whose records are then all new; on Apache Kafka a record
+lettered just before the upgrade and read again after it (its offset not yet committed) is
+recorded a second time, which is harmless: replayed twice, it is applied once (every consumer
+drops a message it applied before). Taking -1 for any time instead would skip, without a record,
+the replay of an old letter that fails again.
 
 Revision ID: 0017_dead_letter_time
 Revises: 0016_stock_counted_at
