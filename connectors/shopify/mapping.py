@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from connectors.base import (
@@ -402,22 +402,30 @@ def _in_shop_money(
             meant, refunded = meant + amount, refunded + went
             continue
         exact_shop, exact_paid, shop, paid = totals
-        rate = shop / paid
-
-        def converted(x: Decimal, rate: Decimal = rate) -> Decimal:
-            return (x * rate).quantize(minor_unit(cur), rounding=ROUND_HALF_UP)
-
-        in_shop = exact_shop if amount == exact_paid else converted(amount)
+        rate = (shop, paid, cur, paid_in)
+        in_shop = exact_shop if amount == exact_paid else _converted(amount, rate, where)
         meant += in_shop
-        refunded += in_shop if went == amount else converted(went)
+        refunded += in_shop if went == amount else _converted(went, rate, where)
     return meant, refunded, comparable
+
+
+def _converted(x: Decimal, rate: tuple[Decimal, Decimal, str, str], where: str) -> Decimal:
+    """`x` in the shop's currency, at the rate of (shop amount, paid amount, shop currency,
+    paid currency), to the shop currency's minor unit."""
+    shop, paid, cur, paid_in = rate
+    try:
+        return (x * shop / paid).quantize(minor_unit(cur), rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # amounts so far apart that the result has more digits than kept
+        raise MalformedPayload(
+            f"{where}: its amounts in {cur} and {paid_in} give no usable exchange rate"
+        ) from None
 
 
 def _both_currencies(
     r: Json, shop_currency: str, paid_in: str, where: str
 ) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
     """Sums of the refund's amounts given in the shop's currency and in `paid_in`: (shop and
-    paid sums of its lines, their tax and its shipping lines; shop and paid sums of every
+    paid sums of its lines and its shipping lines, with their tax; shop and paid sums of every
     amount, adjustments too, by size), or None if it gives no amount in `paid_in`."""
     exact_shop = exact_paid = shop = paid = ZERO
 
@@ -443,7 +451,8 @@ def _both_currencies(
                     exact_shop, exact_paid = exact_shop + s_amount, exact_paid + p_amount
 
     pairs(r.get("refund_line_items"), ("subtotal_set", "total_tax_set"), True, "refund_line_items")
-    pairs(r.get("refund_shipping_lines"), ("subtotal_amount_set",), True, "refund_shipping_lines")
+    shipping = ("subtotal_amount_set", "tax_amount_set")
+    pairs(r.get("refund_shipping_lines"), shipping, True, "refund_shipping_lines")
     pairs(r.get("order_adjustments"), ("amount_set", "tax_amount_set"), False, "order_adjustments")
     return (exact_shop, exact_paid, shop, paid) if paid > 0 and shop > 0 else None
 

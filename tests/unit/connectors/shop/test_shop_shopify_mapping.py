@@ -198,13 +198,29 @@ def test_a_refund_of_shipping_alone_in_the_buyers_currency_is_in_the_shops(load,
                 "shop_money": {"amount": "10.00", "currency_code": "USD"},
                 "presentment_money": {"amount": "9.20", "currency_code": "EUR"},
             },
+            "tax_amount_set": {
+                "shop_money": {"amount": "0.80", "currency_code": "USD"},
+                "presentment_money": {"amount": "0.74", "currency_code": "EUR"},
+            },
         }
     ]
-    _money_back(refund, "9.20")
+    _money_back(refund, "9.94")  # the shipping and its tax: their shop amounts exactly
     refund["transactions"][0]["currency"] = "EUR"
     returned, refunded = (e.data for e in map_webhook("refunds/create", refund, shopify_account))
-    assert (refunded.amount, refunded.currency) == (Decimal("10.00"), "USD")
-    assert (returned.refund, returned.adjustment, returned.currency) == (0, Decimal("10.00"), "USD")
+    assert (refunded.amount, refunded.currency) == (Decimal("10.80"), "USD")
+    assert (returned.refund, returned.adjustment, returned.currency) == (0, Decimal("10.80"), "USD")
+
+
+def test_amounts_too_far_apart_for_a_rate_are_a_malformed_refund(load, shopify_account):
+    refund = load("shopify", "refunds_create")
+    line = refund["refund_line_items"][0]
+    line["subtotal_set"]["shop_money"]["amount"] = "99999999999999"
+    line["subtotal_set"]["presentment_money"]["amount"] = "0.000001"
+    line["total_tax_set"]["presentment_money"]["amount"] = "0"
+    line["total_tax_set"]["shop_money"]["amount"] = "0"
+    refund["transactions"][0].update(currency="EUR", amount="99999999999")
+    with pytest.raises(MalformedPayload, match="no usable exchange rate"):
+        map_webhook("refunds/create", refund, shopify_account)
 
 
 def test_money_back_in_a_currency_the_refund_gives_no_amounts_in_is_not_compared(
