@@ -31,6 +31,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit import record
+from hub.core.records import record_ms
 from hub.finance.ledger import insert
 from hub.store import locks
 from hub.store.db import payload_digest, stored_headers
@@ -344,12 +345,6 @@ async def record_letters(
                     error=str(exc)[:300],
                 )
     return len(rows)
-
-
-def record_ms(record: Any) -> int:
-    """A consumed record's time (ms since the epoch), -1 when it has none."""
-    stamp = getattr(record, "timestamp", None)
-    return stamp if isinstance(stamp, int) and 0 <= stamp < 2**63 else -1
 
 
 def _since(record: Any, since_ms: int) -> bool:

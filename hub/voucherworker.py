@@ -22,7 +22,8 @@ from connectors.errors import ConnectorError
 from hub import metrics
 from hub.config import Settings
 from hub.core.consumer import raw_body
-from hub.deadletters import poison_letter, record_ms
+from hub.core.records import record_ms
+from hub.deadletters import poison_letter
 from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
 from hub.observe import bound_consumer_record

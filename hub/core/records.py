@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+
+def record_ms(record: Any) -> int:
+    """A consumed record's time (its Kafka timestamp, ms since the epoch), -1 when it has none
+    or one out of range: part of a dead letter's identity, the same wherever it is read."""
+    stamp = getattr(record, "timestamp", None)
+    return stamp if isinstance(stamp, int) and 0 <= stamp < 2**63 else -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,7 +21,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
-    timestamp_ms: int = 0
+    timestamp_ms: int = -1
 
     @classmethod
     def from_consumer_record(cls, r: object) -> Record:
@@ -24,7 +32,7 @@ class Record:
             key=r.key,  # type: ignore[attr-defined]
             value=r.value,  # type: ignore[attr-defined]
             headers=tuple(r.headers or ()),  # type: ignore[attr-defined]
-            timestamp_ms=r.timestamp or 0,  # type: ignore[attr-defined]
+            timestamp_ms=record_ms(r),
         )
 
     @property
