@@ -358,7 +358,10 @@ def timestamp(value: Any, where: str, *, naive_is_utc: bool = False) -> datetime
         if not naive_is_utc:
             raise MalformedPayload(f"{where} has no timezone")
         t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC)
+    try:
+        return t.astimezone(UTC)
+    except OverflowError:  # an offset that takes it past the calendar's first or last day
+        raise MalformedPayload(f"{where} is out of range: {value[:40]!r}") from None
 
 
 def build(model: type[M], where: str, **fields: Any) -> M:

@@ -11,10 +11,13 @@ the order's own identities, so duplicates and resync pulls give the same ids:
 `Envelope.time` is `date_modified_gmt`, the staleness clock. Statuses: pending, processing,
 on-hold, completed → placed (completed also fulfilled); cancelled, failed → placed + cancelled;
 refunded → placed + refunds, and cancelled too if it never shipped (no `date_completed_gmt`);
-trash, checkout-draft → nothing (WooCommerce holds no stock for them). A pending, processing or
-on-hold order modified since it was created is also reopened (the core reserves it again if it
-had it cancelled: a failed payment paid on a retry, a cancelled order restored); a cancellation
-and a reopening have one id per modification time, so an order can close and open again.
+trash → as cancelled, or as completed if it shipped; checkout-draft → nothing (WooCommerce holds
+no stock for it). An order moved to the trash or deleted (`order.deleted`, whose body is only
+`{"id": …}`) is cancelled as of the delivery's arrival, so that what it held goes back on sale;
+restored (`order.restored`), it is reopened. A pending, processing or on-hold order modified
+since it was created is also reopened (the core reserves it again if it had it cancelled: a
+failed payment paid on a retry, a cancelled order restored); a cancellation and a reopening have
+one id per modification time, so an order can close and open again.
 
 A line without a SKU (a product kept without one) and the order's fees are billed as charges;
 the other lines are reserved as usual. An order of charges only is placed without lines, and
@@ -27,7 +30,7 @@ the refund form) decides.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -60,11 +63,12 @@ from schemas.orders import (
 )
 from schemas.payments import PaymentCaptured, PaymentRefunded
 
-TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
+TOPICS = frozenset({"order.created", "order.updated", "order.restored", "order.deleted"})
 OPEN_STATUSES = frozenset({"pending", "processing", "on-hold", "completed", "refunded"})
 # Closed without shipping: what the order held goes back on sale. `failed` is a payment the
-# gateway declined; the customer may pay it on a retry, which opens it again.
-CLOSED_STATUSES = frozenset({"cancelled", "failed"})
+# gateway declined; the customer may pay it on a retry, which opens it again. `trash`: moved to
+# the trash (unless it shipped), from where it may be restored.
+CLOSED_STATUSES = frozenset({"cancelled", "failed", "trash"})
 # Statuses an order may come back to after it was closed, still to ship.
 REOPEN_STATUSES = frozenset({"pending", "processing", "on-hold"})
 MAX_LINES = 500
@@ -72,10 +76,22 @@ _SIX = Decimal("0.000001")
 Json = Mapping[str, Any]
 
 
-def map_webhook(topic: str, payload: Any, account: Account) -> list[Envelope]:
+def map_webhook(
+    topic: str, payload: Any, account: Account, now: datetime | None = None
+) -> list[Envelope]:
+    """Envelopes for one delivery; `now`, when it arrived (the time of a deletion, whose body
+    says nothing else)."""
     if topic not in TOPICS:
         return []
-    return map_order(as_obj(payload, "body"), account)
+    body = as_obj(payload, "body")
+    if topic == "order.deleted" and "status" not in body:
+        order_id = as_id(req(body, "id", "order"), "order.id")
+        if now is None:
+            raise MalformedPayload("a deleted order needs the time its delivery arrived")
+        at = now.astimezone(UTC)
+        closed = {"cancelled_at": at, "reason": "deleted"}
+        return [_open_change(OrderCancelled, "cancelled", order_id, account, at, **closed)]
+    return map_order(body, account)
 
 
 def modified_at(order: Json) -> datetime:
@@ -88,8 +104,12 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
     order = as_obj(order, "order")
     order_id = as_id(req(order, "id", "order"), "order.id")
     status = req(order, "status", "order")
+    if not isinstance(status, str):
+        raise MalformedPayload("order.status is not a string")
     if status not in CLOSED_STATUSES and status not in OPEN_STATUSES:
         return []
+    if status == "trash" and order.get("date_completed_gmt"):
+        status = "completed"  # shipped before it went to the trash: nothing left to release
     cur = currency(req(order, "currency", "order"), "order.currency")
     updated = modified_at(order)
     key = account.order_key(order_id)

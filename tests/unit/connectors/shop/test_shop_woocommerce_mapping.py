@@ -171,11 +171,45 @@ def test_refund_resource_without_restock_when_the_account_says_so(load, woo_acco
     assert [ln.restock for ln in env.data.lines] == [False]
 
 
-def test_draft_and_trashed_orders_map_to_nothing(load, woo_account):
+def test_a_draft_maps_to_nothing(load, woo_account):
     order = load("woocommerce", "order_pending")
-    for status in ("checkout-draft", "trash"):
-        order["status"] = status
-        assert map_webhook("order.updated", order, woo_account) == []
+    order["status"] = "checkout-draft"
+    assert map_webhook("order.updated", order, woo_account) == []
+
+
+def test_an_order_in_the_trash_is_cancelled_unless_it_shipped(load, woo_account):
+    order = load("woocommerce", "order_processing")
+    order.update(status="trash", date_modified_gmt="2026-11-21T09:00:00")
+    envs = map_webhook("order.updated", order, woo_account)
+    assert _types(envs) == ["OrderPlaced", "PaymentCaptured", "OrderCancelled"]
+    assert envs[-1].data.reason == "trash"
+    shipped = load("woocommerce", "order_completed")
+    shipped["status"] = "trash"
+    kinds = _types(map_webhook("order.updated", shipped, woo_account))
+    assert "OrderFulfilled" in kinds and "OrderCancelled" not in kinds
+
+
+def test_a_deleted_order_is_cancelled_when_the_delivery_came_and_reopened_when_restored(
+    load, woo_account
+):
+    """`order.deleted` carries only the order's id: its reservation goes back on sale as of
+    the delivery's arrival (the same delivery, the same id), and `order.restored` later
+    reserves it again."""
+    from datetime import UTC, datetime
+
+    arrived = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
+    [deleted] = map_webhook("order.deleted", {"id": 727}, woo_account, arrived)
+    assert isinstance(deleted.data, OrderCancelled)
+    assert deleted.data.order_key == "corner:727" and deleted.data.reason == "deleted"
+    assert deleted.data.cancelled_at == arrived
+    assert map_webhook("order.deleted", {"id": 727}, woo_account, arrived)[0].id == deleted.id
+    order = load("woocommerce", "order_processing")
+    order["date_modified_gmt"] = "2026-11-21T10:00:00"  # restored after
+    restored = map_webhook("order.restored", order, woo_account)
+    [reopened] = [e.data for e in restored if isinstance(e.data, OrderReopened)]
+    assert reopened.reopened_at > deleted.data.cancelled_at
+    with pytest.raises(MalformedPayload, match="id"):
+        map_webhook("order.deleted", {"name": "no id"}, woo_account, arrived)
 
 
 def test_a_failed_payment_releases_the_order_and_a_paid_retry_opens_it_again(load, woo_account):
@@ -250,3 +284,56 @@ def test_order_refunded_after_it_shipped_is_not_cancelled(load, woo_account):
     order = load("woocommerce", "order_refunded")
     order["status"] = "refunded"
     assert "OrderCancelled" not in _types(map_webhook("order.updated", order, woo_account))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda o: o.update(status=["processing"]), "status is not a string"),
+        (lambda o: o.update(date_modified_gmt="0001-01-01T00:00:00+01:00"), "out of range"),
+        (lambda o: o.update(date_paid_gmt="9999-12-31T23:59:59-01:00"), "out of range"),
+    ],
+)
+def test_odd_values_are_a_malformed_order_not_a_crash(load, woo_account, mutate, reason):
+    """A resync takes a malformed order aside and goes on; anything else stops its page."""
+    order = load("woocommerce", "order_processing")
+    mutate(order)
+    with pytest.raises(MalformedPayload, match=reason):
+        map_webhook("order.updated", order, woo_account)
+
+
+def test_a_deleted_order_gives_its_units_back_and_a_restored_one_holds_them_again(
+    load, woo_account
+):
+    """Through the stock book: placed (held), deleted (back on sale), restored (held again)."""
+    from datetime import UTC, datetime
+
+    from hub.domain.stockbook import OrderRow, StockBook, StockRow
+
+    order = load("woocommerce", "order_processing")
+    placed = map_webhook("order.created", order, woo_account)[0]
+    keys = {(ln.sku, ln.location) for ln in placed.data.lines}
+    book = StockBook(
+        {k: StockRow(k[0], k[1], on_hand=10) for k in keys},
+        {placed.data.order_key: OrderRow(placed.data.order_key)},
+        bump_loaded={k[0] for k in keys},
+    )
+
+    def held() -> int:
+        return sum(r.reserved for r in book.stock.values())
+
+    book.apply_placed(placed.data, placed.id)
+    ordered = sum(ln.quantity for ln in placed.data.lines)
+    assert held() == ordered > 0
+    arrived = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
+    [deleted] = map_webhook("order.deleted", {"id": order["id"]}, woo_account, arrived)
+    book.apply_cancelled(deleted.data, deleted.id)
+    assert held() == 0
+    order["date_modified_gmt"] = "2026-11-21T10:00:00"
+    [reopened] = [
+        e
+        for e in map_webhook("order.restored", order, woo_account)
+        if e.type.endswith("reopened.v1")
+    ]
+    book.apply_reopened(reopened.data, reopened.id)
+    assert held() == ordered
