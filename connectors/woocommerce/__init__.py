@@ -32,7 +32,7 @@ class WooCommerceConnector:
             raise MalformedPayload("X-WC-Webhook-Topic header is missing")
         if topic not in mapping.TOPICS:
             return []
-        return mapping.map_webhook(topic, parse_json(body), account, now)
+        return mapping.map_webhook(topic, parse_json(body), account)
 
     def client(
         self, account: Account, *, transport: httpx.AsyncBaseTransport | None = None

@@ -11,13 +11,13 @@ the order's own identities, so duplicates and resync pulls give the same ids:
 `Envelope.time` is `date_modified_gmt`, the staleness clock. Statuses: pending, processing,
 on-hold, completed → placed (completed also fulfilled); cancelled, failed → placed + cancelled;
 refunded → placed + refunds, and cancelled too if it never shipped (no `date_completed_gmt`);
-trash → as cancelled, or as completed if it shipped; checkout-draft → nothing (WooCommerce holds
-no stock for it). An order moved to the trash or deleted (`order.deleted`, whose body is only
-`{"id": …}`) is cancelled as of the delivery's arrival, so that what it held goes back on sale;
-restored (`order.restored`), it is reopened. A pending, processing or on-hold order modified
+trash → as cancelled at its modification time, or as completed if it shipped; checkout-draft →
+nothing (WooCommerce holds no stock for it). A pending, processing or on-hold order modified
 since it was created is also reopened (the core reserves it again if it had it cancelled: a
-failed payment paid on a retry, a cancelled order restored); a cancellation and a reopening have
-one id per modification time, so an order can close and open again.
+failed payment paid on a retry, an order restored from the trash); a cancellation and a
+reopening have one id per modification time, so an order can close and open again.
+`order.deleted` carries only the order's id, and no time to order it against a restore: it is
+not taken (an order's trash snapshot is).
 
 A line without a SKU (a product kept without one) and the order's fees are billed as charges;
 the other lines are reserved as usual. An order of charges only is placed without lines, and
@@ -30,7 +30,7 @@ the refund form) decides.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -63,7 +63,7 @@ from schemas.orders import (
 )
 from schemas.payments import PaymentCaptured, PaymentRefunded
 
-TOPICS = frozenset({"order.created", "order.updated", "order.restored", "order.deleted"})
+TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
 OPEN_STATUSES = frozenset({"pending", "processing", "on-hold", "completed", "refunded"})
 # Closed without shipping: what the order held goes back on sale. `failed` is a payment the
 # gateway declined; the customer may pay it on a retry, which opens it again. `trash`: moved to
@@ -76,22 +76,10 @@ _SIX = Decimal("0.000001")
 Json = Mapping[str, Any]
 
 
-def map_webhook(
-    topic: str, payload: Any, account: Account, now: datetime | None = None
-) -> list[Envelope]:
-    """Envelopes for one delivery; `now`, when it arrived (the time of a deletion, whose body
-    says nothing else)."""
+def map_webhook(topic: str, payload: Any, account: Account) -> list[Envelope]:
     if topic not in TOPICS:
         return []
-    body = as_obj(payload, "body")
-    if topic == "order.deleted" and "status" not in body:
-        order_id = as_id(req(body, "id", "order"), "order.id")
-        if now is None:
-            raise MalformedPayload("a deleted order needs the time its delivery arrived")
-        at = now.astimezone(UTC)
-        closed = {"cancelled_at": at, "reason": "deleted"}
-        return [_open_change(OrderCancelled, "cancelled", order_id, account, at, **closed)]
-    return map_order(body, account)
+    return map_order(as_obj(payload, "body"), account)
 
 
 def modified_at(order: Json) -> datetime:

@@ -41,21 +41,6 @@ async def test_valid_woocommerce_order_is_published(client, publisher):
     ]
 
 
-async def test_a_deleted_woocommerce_order_is_cancelled_as_of_its_arrival(client, publisher):
-    """`order.deleted` carries only the id; the gateway's time of arrival dates the cancel."""
-    from datetime import UTC, datetime, timedelta
-
-    body = b'{"id": 727}'
-    before = datetime.now(UTC)
-    r = await client.post(
-        "/webhooks/woocommerce/corner", content=body, headers=woo_headers(body, "order.deleted")
-    )
-    assert r.status_code == 200
-    [env] = publisher.published
-    assert env.type == "hub.order.cancelled.v1" and env.data.reason == "deleted"
-    assert before - timedelta(seconds=1) <= env.data.cancelled_at <= datetime.now(UTC)
-
-
 async def test_bad_signature_is_401_and_nothing_is_published(client, publisher):
     body = _body(fixture("shopify", "orders_create"))
     headers = shopify_headers(body)
