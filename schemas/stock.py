@@ -98,7 +98,11 @@ class GoodsReceived(_StockMessage):
         default=Decimal(0), ge=0, description="Cost per unit", examples=["12.50"]
     )
     currency: Currency = "CNY"
-    receipt_id: Reference = Field(description="Receipt (GRN) id", examples=["GRN-1001"])
+    receipt_id: Reference = Field(
+        description="Receipt (GRN) id. A receipt line is its receipt id, SKU, location and PO: "
+        "another message with the same four is that line sent again, and counts once",
+        examples=["GRN-1001"],
+    )
     po_number: PlatformId | None = Field(
         default=None,
         description="Purchase order the goods fill, if any",

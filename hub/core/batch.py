@@ -511,6 +511,12 @@ class CoreProcessor:
         # writing the same one at the same time fails this transaction (unique key), which is
         # then retried and finds it.
         done = await self._applied_before(session, [env.id for _, env in good])
+        # Receipt lines journaled before, under another message id (a warehouse that sends a
+        # receipt again with a new id): the stock book, like purchasing, takes a receipt line
+        # (receipt, SKU, location, PO) once. Looked up holding the locks, as the inbox.
+        receipt_lines = await _received_before(
+            session, [e.data for _, e in good if isinstance(e.data, GoodsReceived)]
+        )
 
         book = StockBook(
             stock={
@@ -581,6 +587,14 @@ class CoreProcessor:
             if env.id in done:
                 result.duplicates += 1
                 continue
+            if isinstance(env.data, GoodsReceived):
+                d = env.data
+                line = (d.receipt_id, d.sku, d.location, d.po_number or "")
+                if line in receipt_lines:
+                    log.warning("receipt line taken before; not counted again", cause=env.id)
+                    result.duplicates += 1
+                    continue
+                receipt_lines.add(line)
             costs = (
                 await self._book(session, book, env, ledger_queue)
                 if self.chart and env.id not in priced
@@ -991,6 +1005,25 @@ class CoreProcessor:
         )
         log.warning("dead-lettered", origin=r.origin, error=info.error)
         return True
+
+
+async def _received_before(
+    session: AsyncSession, receipts: Sequence[GoodsReceived]
+) -> set[tuple[str, str, str, str]]:
+    """(receipt id, SKU, location, PO or "") of the receipt lines of these receipts the journal
+    holds: taken before. On the journal's partial index of receipts. (A receipt journaled before
+    its PO was kept has "", and is not matched by a copy naming its PO.)"""
+    m = table(Movement)
+    found: set[tuple[str, str, str, str]] = set()
+    refs = sorted({r.receipt_id for r in receipts})
+    for part in locks.chunks(refs):
+        rows = await session.execute(
+            select(m.c.ref, m.c.sku, m.c.location, m.c.reason).where(
+                m.c.kind == "receipt", locks.one_of(session, m.c.ref, part)
+            )
+        )
+        found.update((ref, sku, loc, po) for ref, sku, loc, po in rows.all())
+    return found
 
 
 async def _since_counts(

@@ -856,6 +856,7 @@ class StockBook:
             msg.receipt_id,
             cause,
             msg.received_at,
+            reason=msg.po_number or "",  # with the receipt id, SKU and location: its line
             unit_cost=unit_cost,
         )
         self._fill_backorders(row, cause)

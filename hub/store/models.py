@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -113,7 +114,19 @@ class Movement(Base):
     """Append-only journal: every change of on_hand, with its cause. on_hand = Σ delta."""
 
     __tablename__ = "movements"
-    __table_args__ = (Index("ix_movements_stock", "sku", "location"),)
+    __table_args__ = (
+        Index("ix_movements_stock", "sku", "location"),
+        # A receipt line (receipt id, SKU, location, PO in `reason`) is taken once, whatever its
+        # message id.
+        Index(
+            "ix_movements_receipt",
+            "ref",
+            "sku",
+            "location",
+            postgresql_where=text("kind = 'receipt'"),
+            sqlite_where=text("kind = 'receipt'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     sku: Mapped[str] = mapped_column(String(128))

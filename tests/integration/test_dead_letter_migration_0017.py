@@ -40,6 +40,10 @@ async def test_letters_stored_before_have_no_time_and_a_replay_blocks_the_downgr
     async with sessions() as s, s.begin():
         assert (await s.execute(select(DeadLetter.timestamp_ms))).scalars().all() == [-1]
         s.add(_letter(9_000))  # the same bytes replayed to the same position, failed again
-    with pytest.raises(RuntimeError, match="cannot be told apart"):
-        await downgrade(engine, "0016_stock_counted_at")
+    try:
+        with pytest.raises(RuntimeError, match="cannot be told apart"):
+            await downgrade(engine, "0016_stock_counted_at")
+        assert await current(engine) != "0016_stock_counted_at"
+    finally:
+        await upgrade(engine)  # the migrations after 0017 may have gone down before it refused
     assert await current(engine) == head()

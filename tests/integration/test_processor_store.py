@@ -32,6 +32,7 @@ from tests.builders import (
     counted,
     fulfil,
     place,
+    received,
     record,
     records,
     reopen,
@@ -576,3 +577,47 @@ async def test_an_order_for_a_sql_looking_sku_is_rejected_as_unknown_and_stores_
         statuses = dict((await s.execute(select(Order.order_key, Order.status))).all())
     assert stock == {"A": 5, odd: 3}
     assert statuses == {"s:1": "rejected", "s:2": "reserved"}
+
+
+async def test_a_receipt_line_sent_again_under_another_id_is_counted_once(sessions):
+    """A warehouse that sends a receipt again with a new message id: the line (receipt, SKU,
+    location) adds its units once, in the batch after and in the same batch; another SKU of
+    the same receipt, and another receipt of the same SKU, count."""
+    p = CoreProcessor(sessions, RULES)
+    first = received("A", 10, "2.00", "GRN-1")
+    again = replace(first, id="resent-1")
+    await p.process([record(first)])
+    result = await p.process(
+        [
+            record(again),
+            record(replace(first, id="resent-2")),
+            record(received("B", 4, "1.00", "GRN-1")),
+            record(received("A", 5, "2.00", "GRN-2")),
+        ]
+    )
+    third = received("C", 3, "1.00", "GRN-3")
+    await p.process([record(third), record(replace(third, id="resent-3"))])
+    # One receipt filling two POs of a SKU: two lines, each counted once.
+    for_po = [
+        replace(received("D", n, "1.00", "GRN-4"), id=f"grn-4-{po}")
+        for n, po in ((10, "PO-1"), (5, "PO-2"))
+    ]
+    for_po = [replace(e, data=e.data.model_copy(update={"po_number": e.id[6:]})) for e in for_po]
+    await p.process([record(e) for e in for_po])
+    await p.process([record(replace(for_po[1], id="resent-4"))])
+    async with sessions() as s:
+        stock = dict((await s.execute(select(Stock.sku, Stock.on_hand))).all())
+        journal = await s.execute(
+            select(Movement.ref, Movement.sku, Movement.reason).where(Movement.kind == "receipt")
+        )
+        lines = sorted(journal.all())
+    assert stock == {"A": 15, "B": 4, "C": 3, "D": 15}
+    assert lines == [
+        ("GRN-1", "A", ""),
+        ("GRN-1", "B", ""),
+        ("GRN-2", "A", ""),
+        ("GRN-3", "C", ""),
+        ("GRN-4", "D", "PO-1"),
+        ("GRN-4", "D", "PO-2"),
+    ]
+    assert result.duplicates == 2
