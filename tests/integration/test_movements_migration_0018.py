@@ -1,13 +1,19 @@
-"""Migration 0018 indexes the journal's receipts by receipt line, on both databases."""
+"""Migration 0018 indexes the journal's receipts by receipt line, on both databases, and gives
+receipts journaled before it their PO where one PO alone took the line."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import inspect
+from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy import inspect, select
+
+from hub.purchasing.tables import PoReceiptRow
 from hub.store.migrate import current, downgrade, head, upgrade
+from hub.store.models import Movement
 
 pytestmark = pytest.mark.integration
+AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 async def _indexes(engine) -> set[str]:
@@ -16,7 +22,34 @@ async def _indexes(engine) -> set[str]:
     return {i["name"] for i in found}
 
 
-async def test_the_receipt_index_comes_and_goes_with_the_migration(engine):
+async def test_the_receipt_index_comes_and_goes_and_old_receipts_get_their_po(engine, sessions):
+    async with sessions() as s, s.begin():
+        for ref, sku in (("GRN-1", "A"), ("GRN-2", "A"), ("GRN-3", "B")):
+            s.add(
+                Movement(
+                    sku=sku,
+                    location="main",
+                    delta=5,
+                    kind="receipt",
+                    reason="",
+                    ref=ref,
+                    cause=f"m-{ref}",
+                    at=AT,
+                )
+            )
+        # GRN-1's line went to PO-1 alone; GRN-2's to two POs; GRN-3 to none.
+        for po, ref in (("PO-1", "GRN-1"), ("PO-2", "GRN-2"), ("PO-3", "GRN-2")):
+            s.add(
+                PoReceiptRow(
+                    po_number=po,
+                    receipt_id=ref,
+                    sku="A",
+                    location="main",
+                    quantity=5,
+                    applied=[],
+                    received_at=AT,
+                )
+            )
     assert "ix_movements_receipt" in await _indexes(engine)
     try:
         await downgrade(engine, "0017_dead_letter_time")
@@ -25,3 +58,6 @@ async def test_the_receipt_index_comes_and_goes_with_the_migration(engine):
         await upgrade(engine)  # back to head: the PostgreSQL database is shared by later tests
     assert await current(engine) == head()
     assert "ix_movements_receipt" in await _indexes(engine)
+    async with sessions() as s:
+        rows = await s.execute(select(Movement.ref, Movement.reason).order_by(Movement.ref))
+    assert rows.all() == [("GRN-1", "PO-1"), ("GRN-2", ""), ("GRN-3", "")]

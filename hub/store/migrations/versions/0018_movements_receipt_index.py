@@ -4,7 +4,11 @@ A receipt line (receipt id, SKU, location, PO) is taken once: purchasing already
 while the stock book added a receipt sent again under another message id a second time. The
 core now looks its batch's receipt lines up in the journal (the PO in a receipt's `reason`), on
 this partial index of the journal's receipts. On PostgreSQL it is built concurrently: the
-journal is the largest table, and a plain build would hold up every core commit.
+journal is the largest table, and a plain build would hold up every core commit; an invalid
+index a failed build left behind is built again.
+
+Receipts journaled before keep their PO from purchasing's record of them (`po_receipts`),
+where one PO alone took the line: a copy sent again after the upgrade is then known.
 
 Revision ID: 0018_movements_receipt_index
 Revises: 0017_dead_letter_time
@@ -22,14 +26,43 @@ branch_labels = None
 depends_on = None
 
 
+# A receipt line's PO, where one PO alone took it.
+_ONE_PO = (
+    "SELECT receipt_id, sku, location, min(po_number) AS po FROM po_receipts"
+    " GROUP BY receipt_id, sku, location HAVING count(*) = 1"
+)
+
+
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        op.execute(
+            f"UPDATE movements AS m SET reason = one.po FROM ({_ONE_PO}) AS one"
+            " WHERE m.kind = 'receipt' AND m.reason = '' AND m.ref = one.receipt_id"
+            " AND m.sku = one.sku AND m.location = one.location"
+        )
         with op.get_context().autocommit_block():
+            invalid = bind.execute(
+                sa.text(
+                    "SELECT 1 FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid"
+                    " WHERE c.relname = 'ix_movements_receipt' AND NOT i.indisvalid"
+                )
+            ).first()
+            if invalid is not None:  # left by a build that failed or was cancelled
+                op.execute("DROP INDEX CONCURRENTLY ix_movements_receipt")
             op.execute(
                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_movements_receipt"
                 " ON movements (ref, sku, location) WHERE kind = 'receipt'"
             )
         return
+    op.execute(
+        f"UPDATE movements SET reason = (SELECT one.po FROM ({_ONE_PO}) AS one"
+        " WHERE one.receipt_id = movements.ref AND one.sku = movements.sku"
+        " AND one.location = movements.location)"
+        f" WHERE kind = 'receipt' AND reason = '' AND EXISTS (SELECT 1 FROM ({_ONE_PO}) AS one"
+        " WHERE one.receipt_id = movements.ref AND one.sku = movements.sku"
+        " AND one.location = movements.location)"
+    )
     op.create_index(
         "ix_movements_receipt",
         "movements",
