@@ -16,8 +16,11 @@ nothing (WooCommerce holds no stock for it). A pending, processing or on-hold or
 since it was created is also reopened (the core reserves it again if it had it cancelled: a
 failed payment paid on a retry, an order restored from the trash); a cancellation and a
 reopening have one id per modification time, so an order can close and open again.
-`order.deleted` carries only the order's id, and no time to order it against a restore: it is
-not taken (an order's trash snapshot is).
+WooCommerce tells of an order moved to the trash only by `order.deleted`, whose body is the
+order's id alone: it is not taken, and the order's reservation stays until it is cancelled or
+restored. Cancelled at the delivery's arrival, it could be newer than a restore WooCommerce dated
+earlier (its deliveries queue), and it would put back on sale the goods of an order that shipped
+while its completion was lost. A trash snapshot (the order read from the REST API) is taken.
 
 A line without a SKU (a product kept without one) and the order's fees are billed as charges;
 the other lines are reserved as usual. An order of charges only is placed without lines, and
