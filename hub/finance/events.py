@@ -166,6 +166,7 @@ async def vouchers_for(
                 receipt_id=msg.receipt_id,
                 sku=msg.sku,
                 location=msg.location,
+                po_number=msg.po_number,
                 at=msg.received_at,
                 currency=msg.currency,
                 quantity=msg.quantity,
@@ -240,7 +241,8 @@ def _cause_id(msg: CanonicalMessage) -> str | None:
         case PaymentRefunded():
             return rules.voucher_id("payment_refunded", f"{msg.order_key}:{msg.refund_id}")
         case GoodsReceived():
-            return rules.voucher_id("goods_received", f"{msg.receipt_id}:{msg.sku}:{msg.location}")
+            ref = rules.receipt_ref(msg.receipt_id, msg.sku, msg.location, msg.po_number)
+            return rules.voucher_id("goods_received", ref)
         case StockCounted():
             return rules.voucher_id(
                 "stock_counted",

@@ -74,6 +74,13 @@ def voucher_id(cause_type: str, cause_ref: str) -> str:
     return message_id("voucher", cause_type, cause_ref)
 
 
+def receipt_ref(receipt_id: str, sku: str, location: str, po_number: str | None) -> str:
+    """A receipt line's reference: its receipt, SKU and location, and the PO it fills where it
+    names one (one receipt filling two POs of a SKU is two lines, as in purchasing)."""
+    line = f"{receipt_id}:{sku}:{location}"
+    return f"{line}:{po_number}" if po_number else line
+
+
 def accounting_date(at: datetime, tz: ZoneInfo) -> date:
     if at.tzinfo is None:
         raise ValueError("event times are timezone-aware")
@@ -323,6 +330,7 @@ def goods_received(
     on_hand: int,
     avg_cost: Decimal,
     tz: str | ZoneInfo | None = None,
+    po_number: str | None = None,
 ) -> VoucherIssued | None:
     """Dr inventory (change of value) / Cr goods received not invoiced (quantity × unit cost);
     the difference (rounding of the new average, or units issued before they arrived) goes to
@@ -336,7 +344,8 @@ def goods_received(
     v.post(Role.INVENTORY, inventory, memo, sku=sku, location=location)
     v.post(Role.PRICE_VARIANCE, grni - inventory, f"rounding/variance {receipt_id}", sku=sku)
     v.post(Role.GRNI, -grni, memo, sku=sku)
-    return v.issue("goods_received", f"{receipt_id}:{sku}:{location}", at, tz, memo)
+    ref = receipt_ref(receipt_id, sku, location, po_number)
+    return v.issue("goods_received", ref, at, tz, memo)
 
 
 def supplier_invoice(

@@ -73,3 +73,23 @@ async def test_invoices_clear_grni_at_receipt_cost_and_book_the_variance(
     assert tb["222101"] == D("1.37")
     assert tb["640102"] == D("0.50")  # 10.50 invoiced for goods booked at 10.00
     assert sum(tb.values()) == 0
+
+
+async def test_one_receipt_filling_two_pos_of_a_sku_books_both_lines(engine: AsyncEngine) -> None:
+    """One delivery (GRN-9) brings TEE for PO-7 and PO-8: two receipt lines, as purchasing and
+    the stock journal count them, so the inventory holds the value of both; each line booked
+    again is a duplicate."""
+    first = receipt("GRN-9", 2, "3.00")
+    second = first.model_copy(update={"po_number": "PO-8", "quantity": 1})
+    async with session_factory(engine)() as s, s.begin():
+        stock = {("TEE", "main"): (0, D(0))}
+        posted = []
+        for msg, after in ((first, (2, D("3.00"))), (second, (3, D("3.00"))), (second, None)):
+            for v in await events.vouchers_for(s, CHART, msg, stock):
+                posted.append(await ledger.post(s, v))
+            if after:
+                stock = {("TEE", "main"): after}
+        tb = {r.account: r.balance for r in await ledger.trial_balance(s)}
+    assert posted.count(True) == 2
+    assert tb["220201"] == D("-9.00")  # GRNI: 6.00 for PO-7 and 3.00 for PO-8
+    assert sum(tb.values()) == 0
