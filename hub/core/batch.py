@@ -589,12 +589,15 @@ class CoreProcessor:
                 continue
             if isinstance(env.data, GoodsReceived):
                 d = env.data
-                line = (d.receipt_id, d.sku, d.location, d.po_number or "")
-                if line in receipt_lines:
+                line, po = (d.receipt_id, d.sku, d.location), d.po_number or ""
+                pos = receipt_lines[line]
+                # A line without a PO (or journaled before POs were kept) is the same line as
+                # one naming a PO: a missing PO is not another PO.
+                if po in pos or (pos and ("" in pos or not po)):
                     log.warning("receipt line taken before; not counted again", cause=env.id)
                     result.duplicates += 1
                     continue
-                receipt_lines.add(line)
+                pos.add(po)
             costs = (
                 await self._book(session, book, env, ledger_queue)
                 if self.chart and env.id not in priced
@@ -1009,12 +1012,12 @@ class CoreProcessor:
 
 async def _received_before(
     session: AsyncSession, receipts: Sequence[GoodsReceived]
-) -> set[tuple[str, str, str, str]]:
-    """(receipt id, SKU, location, PO or "") of the receipt lines of these receipts the journal
-    holds: taken before. On the journal's partial index of receipts. (A receipt journaled before
-    its PO was kept has "", and is not matched by a copy naming its PO.)"""
+) -> defaultdict[tuple[str, str, str], set[str]]:
+    """The POs ("" for none, or journaled before POs were kept) of each (receipt id, SKU,
+    location) of these receipts the journal holds: lines taken before. On the journal's partial
+    index of receipts."""
     m = table(Movement)
-    found: set[tuple[str, str, str, str]] = set()
+    found: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
     refs = sorted({r.receipt_id for r in receipts})
     for part in locks.chunks(refs):
         rows = await session.execute(
@@ -1022,7 +1025,8 @@ async def _received_before(
                 m.c.kind == "receipt", locks.one_of(session, m.c.ref, part)
             )
         )
-        found.update((ref, sku, loc, po) for ref, sku, loc, po in rows.all())
+        for ref, sku, loc, po in rows.all():
+            found[(ref, sku, loc)].add(po)
     return found
 
 

@@ -605,13 +605,22 @@ async def test_a_receipt_line_sent_again_under_another_id_is_counted_once(sessio
     for_po = [replace(e, data=e.data.model_copy(update={"po_number": e.id[6:]})) for e in for_po]
     await p.process([record(e) for e in for_po])
     await p.process([record(replace(for_po[1], id="resent-4"))])
+    # A missing PO is not another PO: a copy without one of a line that named one, and a copy
+    # naming one of a line journaled without (as before POs were kept), are that line again.
+    await p.process(
+        [record(replace(for_po[0], id="resent-5", data=received("D", 10, "1.00", "GRN-4").data))]
+    )
+    no_po = received("E", 6, "1.00", "GRN-5")
+    await p.process([record(no_po)])
+    named = replace(no_po, id="resent-6", data=no_po.data.model_copy(update={"po_number": "PO-9"}))
+    await p.process([record(named)])
     async with sessions() as s:
         stock = dict((await s.execute(select(Stock.sku, Stock.on_hand))).all())
         journal = await s.execute(
             select(Movement.ref, Movement.sku, Movement.reason).where(Movement.kind == "receipt")
         )
         lines = sorted(journal.all())
-    assert stock == {"A": 15, "B": 4, "C": 3, "D": 15}
+    assert stock == {"A": 15, "B": 4, "C": 3, "D": 15, "E": 6}
     assert lines == [
         ("GRN-1", "A", ""),
         ("GRN-1", "B", ""),
@@ -619,5 +628,6 @@ async def test_a_receipt_line_sent_again_under_another_id_is_counted_once(sessio
         ("GRN-3", "C", ""),
         ("GRN-4", "D", "PO-1"),
         ("GRN-4", "D", "PO-2"),
+        ("GRN-5", "E", ""),
     ]
     assert result.duplicates == 2

@@ -153,8 +153,9 @@ def test_receipt_books_inventory_against_grni_with_rounding_to_variance() -> Non
 
 
 def test_the_longest_reference_the_rules_make_fits_a_voucher() -> None:
-    """A 128-character receipt id and SKU at a 64-character location: 322 characters."""
-    receipt_id, sku = "R" * 128, "S" * 128
+    """A 128-character receipt id and SKU at a 64-character location, for a 64-character PO:
+    387 characters (the column holds 400)."""
+    receipt_id, sku, po = "R" * 128, "S" * 128, "P" * 64
     v = assert_balanced(
         rules.goods_received(
             CHART,
@@ -167,9 +168,10 @@ def test_the_longest_reference_the_rules_make_fits_a_voucher() -> None:
             unit_cost=D("1"),
             on_hand=0,
             avg_cost=D("0"),
+            po_number=po,
         )
     )
-    assert v.cause_ref == f"{receipt_id}:{sku}:{'x' * 64}"
+    assert v.cause_ref == f"{receipt_id}:{sku}:{'x' * 64}:{po}" and len(v.cause_ref) == 387
     env = Envelope(id=v.voucher_id, source="t", data=v)
     assert decode(env.headers(), env.body()).data == v
 

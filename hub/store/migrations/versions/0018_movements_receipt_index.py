@@ -7,8 +7,10 @@ this partial index of the journal's receipts. On PostgreSQL it is built concurre
 journal is the largest table, and a plain build would hold up every core commit; an invalid
 index a failed build left behind is built again.
 
-Receipts journaled before keep their PO from purchasing's record of them (`po_receipts`),
-where one PO alone took the line: a copy sent again after the upgrade is then known.
+Receipts journaled before take their PO from purchasing's record of them (`po_receipts`),
+where one PO alone took the line. The others keep none, which the core takes for any PO: a copy
+sent again after the upgrade is known either way, and a line of another PO counts on its own
+where the PO was filled in.
 
 Revision ID: 0018_movements_receipt_index
 Revises: 0017_dead_letter_time
