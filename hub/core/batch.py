@@ -39,7 +39,14 @@ from hub.domain.allocation import (
     presale_available,
     presale_target,
 )
-from hub.domain.stockbook import NeedsBumpData, OrderRow, ResLine, StockBook, StockRow
+from hub.domain.stockbook import (
+    NeedsBumpData,
+    OrderRow,
+    ResLine,
+    StockBook,
+    StockRow,
+    receipt_po,
+)
 from hub.finance import billing
 from hub.finance import events as finance_events
 from hub.finance.chart import Chart, chart_from_config
@@ -589,11 +596,10 @@ class CoreProcessor:
                 continue
             if isinstance(env.data, GoodsReceived):
                 d = env.data
-                line, po = (d.receipt_id, d.sku, d.location), d.po_number or ""
+                line, po = (d.receipt_id, d.sku, d.location), receipt_po(d.po_number)
                 pos = receipt_lines[line]
-                # A line without a PO (or journaled before POs were kept) is the same line as
-                # one naming a PO: a missing PO is not another PO.
-                if po in pos or (pos and ("" in pos or not po)):
+                # A line journaled before POs were kept ("") may have been any of them.
+                if po in pos or "" in pos:
                     log.warning("receipt line taken before; not counted again", cause=env.id)
                     result.duplicates += 1
                     continue
@@ -1013,9 +1019,9 @@ class CoreProcessor:
 async def _received_before(
     session: AsyncSession, receipts: Sequence[GoodsReceived]
 ) -> defaultdict[tuple[str, str, str], set[str]]:
-    """The POs ("" for none, or journaled before POs were kept) of each (receipt id, SKU,
-    location) of these receipts the journal holds: lines taken before. On the journal's partial
-    index of receipts."""
+    """The POs (`receipt_po`; "" for a line journaled before POs were kept) of each (receipt id,
+    SKU, location) of these receipts the journal holds: lines taken before. On the journal's
+    partial index of receipts."""
     m = table(Movement)
     found: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
     refs = sorted({r.receipt_id for r in receipts})

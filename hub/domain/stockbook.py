@@ -155,6 +155,15 @@ def _next_seq() -> int:
     return time.time_ns() // 1000 * 1000 + next(_seq) % 1000
 
 
+NO_PO = "-"
+
+
+def receipt_po(po_number: str | None) -> str:
+    """What a receipt's movement keeps of its PO (in `reason`): the PO, or `NO_PO`. A receipt
+    journaled before POs were kept has "", which may have been any."""
+    return po_number or NO_PO
+
+
 class StockBook:
     def __init__(
         self,
@@ -856,7 +865,7 @@ class StockBook:
             msg.receipt_id,
             cause,
             msg.received_at,
-            reason=msg.po_number or "",  # with the receipt id, SKU and location: its line
+            reason=receipt_po(msg.po_number),  # with the receipt id, SKU and location: its line
             unit_cost=unit_cost,
         )
         self._fill_backorders(row, cause)

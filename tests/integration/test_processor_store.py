@@ -605,13 +605,15 @@ async def test_a_receipt_line_sent_again_under_another_id_is_counted_once(sessio
     for_po = [replace(e, data=e.data.model_copy(update={"po_number": e.id[6:]})) for e in for_po]
     await p.process([record(e) for e in for_po])
     await p.process([record(replace(for_po[1], id="resent-4"))])
-    # A missing PO is not another PO: a copy without one of a line that named one, and a copy
-    # naming one of a line journaled without (as before POs were kept), are that line again.
+    # The same SKU under one receipt without a PO (an unplanned line) is a line of its own; a
+    # line journaled before POs were kept ("") may have been any, and a copy naming one is it.
     await p.process(
-        [record(replace(for_po[0], id="resent-5", data=received("D", 10, "1.00", "GRN-4").data))]
+        [record(replace(for_po[0], id="grn-4-none", data=received("D", 2, "1.00", "GRN-4").data))]
     )
     no_po = received("E", 6, "1.00", "GRN-5")
     await p.process([record(no_po)])
+    async with sessions() as s, s.begin():
+        await s.execute(text("UPDATE movements SET reason = '' WHERE ref = 'GRN-5'"))
     named = replace(no_po, id="resent-6", data=no_po.data.model_copy(update={"po_number": "PO-9"}))
     await p.process([record(named)])
     async with sessions() as s:
@@ -620,12 +622,13 @@ async def test_a_receipt_line_sent_again_under_another_id_is_counted_once(sessio
             select(Movement.ref, Movement.sku, Movement.reason).where(Movement.kind == "receipt")
         )
         lines = sorted(journal.all())
-    assert stock == {"A": 15, "B": 4, "C": 3, "D": 15, "E": 6}
+    assert stock == {"A": 15, "B": 4, "C": 3, "D": 17, "E": 6}
     assert lines == [
-        ("GRN-1", "A", ""),
-        ("GRN-1", "B", ""),
-        ("GRN-2", "A", ""),
-        ("GRN-3", "C", ""),
+        ("GRN-1", "A", "-"),
+        ("GRN-1", "B", "-"),
+        ("GRN-2", "A", "-"),
+        ("GRN-3", "C", "-"),
+        ("GRN-4", "D", "-"),
         ("GRN-4", "D", "PO-1"),
         ("GRN-4", "D", "PO-2"),
         ("GRN-5", "E", ""),

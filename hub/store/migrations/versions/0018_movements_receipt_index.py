@@ -8,9 +8,10 @@ journal is the largest table, and a plain build would hold up every core commit;
 index a failed build left behind is built again.
 
 Receipts journaled before take their PO from purchasing's record of them (`po_receipts`),
-where one PO alone took the line. The others keep none, which the core takes for any PO: a copy
-sent again after the upgrade is known either way, and a line of another PO counts on its own
-where the PO was filled in.
+where one PO alone took the line and the journal holds it once. The others keep "", which the
+core takes for any PO: a copy sent again after the upgrade is known either way, and a line of
+another PO counts on its own where the PO was filled in. (Receipts journaled from now on keep
+their PO, or "-" for none.)
 
 Revision ID: 0018_movements_receipt_index
 Revises: 0017_dead_letter_time
@@ -28,10 +29,15 @@ branch_labels = None
 depends_on = None
 
 
-# A receipt line's PO, where one PO alone took it.
+# A receipt line's PO, where one PO alone took it (purchasing keeps no row of a PO it does not
+# know, so the journal must hold the line once too).
 _ONE_PO = (
     "SELECT receipt_id, sku, location, min(po_number) AS po FROM po_receipts"
     " GROUP BY receipt_id, sku, location HAVING count(*) = 1"
+)
+_ONCE = (
+    "(SELECT count(*) FROM movements AS j WHERE j.kind = 'receipt' AND j.ref = {t}.ref"
+    " AND j.sku = {t}.sku AND j.location = {t}.location) = 1"
 )
 
 
@@ -41,7 +47,7 @@ def upgrade() -> None:
         op.execute(
             f"UPDATE movements AS m SET reason = one.po FROM ({_ONE_PO}) AS one"
             " WHERE m.kind = 'receipt' AND m.reason = '' AND m.ref = one.receipt_id"
-            " AND m.sku = one.sku AND m.location = one.location"
+            " AND m.sku = one.sku AND m.location = one.location AND " + _ONCE.format(t="m")
         )
         with op.get_context().autocommit_block():
             invalid = bind.execute(
@@ -63,7 +69,7 @@ def upgrade() -> None:
         " AND one.location = movements.location)"
         f" WHERE kind = 'receipt' AND reason = '' AND EXISTS (SELECT 1 FROM ({_ONE_PO}) AS one"
         " WHERE one.receipt_id = movements.ref AND one.sku = movements.sku"
-        " AND one.location = movements.location)"
+        " AND one.location = movements.location) AND " + _ONCE.format(t="movements")
     )
     op.create_index(
         "ix_movements_receipt",
