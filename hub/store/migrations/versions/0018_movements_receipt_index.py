@@ -29,15 +29,15 @@ branch_labels = None
 depends_on = None
 
 
-# A receipt line's PO, where one PO alone took it (purchasing keeps no row of a PO it does not
-# know, so the journal must hold the line once too).
+# A receipt line's PO, where one PO alone took it and the journal holds the line once
+# (purchasing keeps no row of a PO it does not know). One pass over each table, grouped: a
+# lookup per receipt would read every movement of its stock, sales too.
 _ONE_PO = (
-    "SELECT receipt_id, sku, location, min(po_number) AS po FROM po_receipts"
-    " GROUP BY receipt_id, sku, location HAVING count(*) = 1"
-)
-_ONCE = (
-    "(SELECT count(*) FROM movements AS j WHERE j.kind = 'receipt' AND j.ref = {t}.ref"
-    " AND j.sku = {t}.sku AND j.location = {t}.location) = 1"
+    "SELECT p.receipt_id, p.sku, p.location, min(p.po_number) AS po FROM po_receipts AS p"
+    " JOIN (SELECT ref, sku, location FROM movements WHERE kind = 'receipt'"
+    " GROUP BY ref, sku, location HAVING count(*) = 1) AS once"
+    " ON once.ref = p.receipt_id AND once.sku = p.sku AND once.location = p.location"
+    " GROUP BY p.receipt_id, p.sku, p.location HAVING count(*) = 1"
 )
 
 
@@ -47,7 +47,7 @@ def upgrade() -> None:
         op.execute(
             f"UPDATE movements AS m SET reason = one.po FROM ({_ONE_PO}) AS one"
             " WHERE m.kind = 'receipt' AND m.reason = '' AND m.ref = one.receipt_id"
-            " AND m.sku = one.sku AND m.location = one.location AND " + _ONCE.format(t="m")
+            " AND m.sku = one.sku AND m.location = one.location"
         )
         with op.get_context().autocommit_block():
             invalid = bind.execute(
@@ -69,7 +69,7 @@ def upgrade() -> None:
         " AND one.location = movements.location)"
         f" WHERE kind = 'receipt' AND reason = '' AND EXISTS (SELECT 1 FROM ({_ONE_PO}) AS one"
         " WHERE one.receipt_id = movements.ref AND one.sku = movements.sku"
-        " AND one.location = movements.location) AND " + _ONCE.format(t="movements")
+        " AND one.location = movements.location)"
     )
     op.create_index(
         "ix_movements_receipt",
