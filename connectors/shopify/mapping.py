@@ -359,7 +359,10 @@ def _refund(
             currency=cur,
         )
         out.append(_env(account, (order_id, "returned", rid), msg, at))
-    if refunded > 0:
+    # The cash goes out once, whole: with a transaction still pending, the refund's money is
+    # booked when a later copy (a resync, an order topic) shows it settled. Booked part way, the
+    # rest would come under the same id, which the core drops as a repeat.
+    if refunded > 0 and refunded == meant:
         refund_msg = build(
             PaymentRefunded,
             where,

@@ -159,6 +159,24 @@ def test_a_refund_seen_pending_then_settled_gives_the_same_credit(load, shopify_
     assert (failed.data.refund, failed.data.adjustment) == (Decimal("48.06"), 0)
 
 
+def test_a_refund_partly_settled_books_its_cash_once_all_of_it_has(load, shopify_account):
+    """Split over two transactions, one settled and one pending: the cash is booked when both
+    have settled, whole. Booked part way, the rest would come under the same id, a repeat."""
+    refund = load("shopify", "refunds_create")
+    second = dict(refund["transactions"][0], id=179259970, amount="28.06", status="pending")
+    refund["transactions"][0]["amount"] = "30.00"
+    refund["transactions"].append(second)
+    part = map_webhook("refunds/create", refund, shopify_account)
+    assert [type(e.data) for e in part] == [OrderReturned]
+    second["status"] = "success"
+    returned, refunded = map_webhook("refunds/create", refund, shopify_account)
+    assert returned.id == part[0].id and returned.data == part[0].data
+    assert isinstance(refunded.data, PaymentRefunded) and refunded.data.amount == Decimal("58.06")
+    second["status"] = "failure"  # the gateway declined the second: the first alone went back
+    [_, alone] = map_webhook("refunds/create", refund, shopify_account)
+    assert alone.data.amount == Decimal("30.00")
+
+
 @pytest.mark.parametrize(
     ("back", "in_shop_money"),
     [
