@@ -31,7 +31,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.audit import record
-from hub.core.records import record_ms
+from hub.core.records import record_ms, time_ms
 from hub.finance.ledger import insert
 from hub.store import locks
 from hub.store.db import payload_digest, stored_headers
@@ -255,13 +255,22 @@ def poison_letter(
     headers += [
         ("dlq_error", reason[:2000].encode()),
         ("dlq_topic", record.topic.encode()),
-        ("dlq_partition", str(record.partition).encode()),
-        ("dlq_offset", str(record.offset).encode()),
-        ("dlq_timestamp", str(record_ms(record)).encode()),
+        *origin_headers(record),
         ("dlq_consumer", consumer.encode()),
     ]
     key = record.key.decode("utf-8", "replace") if record.key else None
     return topics.DLQ, key, record.value or b"", headers
+
+
+def origin_headers(record: Any) -> list[tuple[str, bytes]]:
+    """Where in its topic a consumed record was read, and its time, as a letter's `dlq_*`
+    headers: with its topic and payload, the letter's identity (`letter_row`). A record read
+    again gives the same letter."""
+    return [
+        ("dlq_partition", str(record.partition).encode()),
+        ("dlq_offset", str(record.offset).encode()),
+        ("dlq_timestamp", str(record_ms(record)).encode()),
+    ]
 
 
 def letter_row(r: Any) -> dict[str, Any]:
@@ -281,12 +290,8 @@ def letter_row(r: Any) -> dict[str, Any]:
     except (KeyError, ValueError):
         partition, offset = -1 - r.partition, r.offset  # no single origin: its place here
         stamp = record_ms(r)
-    else:
-        try:  # the origin's time; letters published before it was sent have none (-1)
-            stamp = int(dlq.get("dlq_timestamp", "-1"))
-        except ValueError:
-            stamp = -1
-        stamp = stamp if 0 <= stamp < 2**63 else -1
+    else:  # the origin's time; letters published before it was sent have none (-1)
+        stamp = time_ms(dlq.get("dlq_timestamp"))
     return {
         "consumer": (dlq.get("dlq_consumer") or "unknown")[:64],
         "topic": (dlq.get("dlq_topic") or r.topic)[:128],

@@ -22,8 +22,7 @@ from connectors.errors import ConnectorError
 from hub import metrics
 from hub.config import Settings
 from hub.core.consumer import raw_body
-from hub.core.records import record_ms
-from hub.deadletters import poison_letter
+from hub.deadletters import origin_headers, poison_letter
 from hub.kafka.clients import fetch_max_wait_ms
 from hub.kafka.producer import KafkaPublisher
 from hub.observe import bound_consumer_record
@@ -83,7 +82,7 @@ class VoucherWorker:
         voucher: VoucherIssued,
         raw: bytes,
         headers: Sequence[tuple[str, bytes]] = (),
-        origin: tuple[int, int, int] | None = None,
+        record: Any = None,
     ) -> None:
         for attempt in range(1, self.attempts + 1):
             try:
@@ -134,7 +133,7 @@ class VoucherWorker:
                                     ("dlq_consumer", self.group.encode()),
                                     # its origin: a batch read again dead-letters it again, as the
                                     # same letter
-                                    *_origin_headers(origin),
+                                    *(origin_headers(record) if record is not None else ()),
                                 ],
                             ),
                         )
@@ -170,7 +169,7 @@ class VoucherWorker:
                             voucher,
                             r.value,
                             tuple(r.headers or ()),
-                            (r.partition, r.offset, record_ms(r)),
+                            r,
                         )
 
     async def _poison(self, record: Any, reason: str) -> None:
@@ -186,18 +185,6 @@ class VoucherWorker:
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
-
-
-def _origin_headers(origin: tuple[int, int, int] | None) -> list[tuple[str, bytes]]:
-    """Where the voucher was read: partition, offset and the record's time."""
-    if origin is None:
-        return []
-    return [
-        (name, str(value).encode())
-        for name, value in zip(
-            ("dlq_partition", "dlq_offset", "dlq_timestamp"), origin, strict=True
-        )
-    ]
 
 
 def _dead_letter_headers(

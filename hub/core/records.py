@@ -6,11 +6,20 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def record_ms(record: Any) -> int:
-    """A consumed record's time (its Kafka timestamp, ms since the epoch), -1 when it has none
-    or one out of range: part of a dead letter's identity, the same wherever it is read."""
-    stamp = getattr(record, "timestamp", None)
+def time_ms(stamp: object) -> int:
+    """A record's time in ms since the epoch, as an int or its text; -1 for none, one out of
+    range or not a number: part of a dead letter's identity, the same wherever it is read."""
+    if isinstance(stamp, str):
+        try:
+            stamp = int(stamp)
+        except ValueError:
+            return -1
     return stamp if isinstance(stamp, int) and 0 <= stamp < 2**63 else -1
+
+
+def record_ms(record: Any) -> int:
+    """A consumed record's time (its Kafka timestamp): `time_ms`."""
+    return time_ms(getattr(record, "timestamp", None))
 
 
 @dataclass(frozen=True, slots=True)

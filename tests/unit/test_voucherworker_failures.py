@@ -81,7 +81,10 @@ async def test_a_refusal_names_where_and_when_its_record_was_read(tmp_path):
     """Partition, offset and the record's time: a replay that lands at the same position after
     the embedded broker restarted, refused again, is another letter."""
     letters, v = Letters(), voucher()
-    await worker(tmp_path, letters)._deliver("books", Failing(False), v, b"{}", (), (2, 7, 1234))
+    from types import SimpleNamespace
+
+    read = SimpleNamespace(partition=2, offset=7, timestamp=1234)
+    await worker(tmp_path, letters)._deliver("books", Failing(False), v, b"{}", (), read)
     [(_, _, _, headers)] = letters.sent
     fields = dict(headers)
     assert (fields["dlq_partition"], fields["dlq_offset"]) == (b"2", b"7")
