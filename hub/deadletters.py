@@ -359,5 +359,15 @@ def _since(record: Any, since_ms: int) -> bool:
 
 async def _insert(sessions: async_sessionmaker[AsyncSession], rows: list[dict[str, Any]]) -> None:
     async with sessions() as session, session.begin():
-        stmt = insert(session, DeadLetter).on_conflict_do_nothing(index_elements=_ORIGIN)
-        await session.execute(stmt, rows)
+        await session.execute(_new_letters(session), rows)
+
+
+async def insert_letter(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """Store one letter (a `letter_row`'s fields) in the caller's transaction; False if it was
+    stored before (its identity, `_ORIGIN`)."""
+    result = await session.execute(_new_letters(session).values(row).returning(DeadLetter.id))
+    return result.first() is not None
+
+
+def _new_letters(session: AsyncSession) -> Any:
+    return insert(session, DeadLetter).on_conflict_do_nothing(index_elements=_ORIGIN)

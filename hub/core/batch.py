@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 import structlog
-from sqlalchemy import case, func, insert, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -30,6 +30,7 @@ from sqlalchemy.exc import DisconnectionError as Disconnected
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hub import deadletters
 from hub.core.records import Record
 from hub.domain.allocation import (
     PRESALE,
@@ -58,7 +59,6 @@ from hub.store.db import payload_digest, stored_headers, stored_text, stored_utc
 from hub.store.models import (
     OUTBOX_KEY_LENGTH,
     ChannelLevel,
-    DeadLetter,
     Movement,
     Order,
     OutboxRow,
@@ -983,35 +983,24 @@ class CoreProcessor:
         await bulk.insert(session, table(ProcessedMessage), inbox)
 
     async def _dead_letter(self, session: AsyncSession, info: DeadLetterInfo) -> bool:
+        """Store the letter unless it was stored before: by its identity (position, payload
+        digest and time; `deadletters`), so a record read again is one letter, and a new one
+        at a position used before a broker restart, or the same bytes replayed to it, another."""
         r = info.record
-        t = DeadLetter.__table__
-        digest = payload_digest(r.value)
-        exists = await session.execute(
-            select(t.c.id).where(
-                t.c.consumer == self.consumer,
-                t.c.topic == r.topic,
-                t.c.partition == r.partition,
-                t.c.offset == r.offset,
-                t.c.digest == digest,  # the position's record, not one before a broker restart
-                t.c.timestamp_ms == r.timestamp_ms,  # nor the same bytes replayed to it
-            )
-        )
-        if exists.first() is not None:
+        row = {
+            "consumer": self.consumer,
+            "topic": r.topic,
+            "partition": r.partition,
+            "offset": r.offset,
+            "digest": payload_digest(r.value),
+            "timestamp_ms": r.timestamp_ms,
+            "key": r.key,
+            "headers": stored_headers(r.headers),
+            "payload": r.value,
+            "error": stored_text(info.error),
+        }
+        if not await deadletters.insert_letter(session, row):
             return False
-        await session.execute(
-            insert(DeadLetter).values(
-                consumer=self.consumer,
-                topic=r.topic,
-                partition=r.partition,
-                offset=r.offset,
-                digest=digest,
-                timestamp_ms=r.timestamp_ms,
-                key=r.key,
-                headers=stored_headers(r.headers),
-                payload=r.value,
-                error=stored_text(info.error),
-            )
-        )
         log.warning("dead-lettered", origin=r.origin, error=info.error)
         return True
 
