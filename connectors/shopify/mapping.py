@@ -19,7 +19,7 @@ and a fulfilment of them without lines, so that its charges are billed when it i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -424,6 +424,28 @@ def _converted(x: Decimal, rate: tuple[Decimal, Decimal, str, str], where: str) 
         ) from None
 
 
+# A refund's amounts Shopify gives in both currencies (`*_set`): (part, fields, whether money
+# back that is exactly their sum takes their shop amount). Adjustments set the rate only.
+_MONEY_SETS = (
+    ("refund_line_items", ("subtotal_set", "total_tax_set"), True),
+    ("refund_shipping_lines", ("subtotal_amount_set", "tax_amount_set"), True),
+    ("order_adjustments", ("amount_set", "tax_amount_set"), False),
+)
+
+
+def _money_sets(r: Json, where: str) -> Iterator[tuple[str, Json, Json | None, bool]]:
+    """(where, shop money, presentment money if given, exact) of each such amount."""
+    for part, fields, exact in _MONEY_SETS:
+        for i, raw in enumerate(as_list(r.get(part), f"{where}.{part}")):
+            for field in fields:
+                both = raw.get(field) if isinstance(raw, Mapping) else None
+                s = both.get("shop_money") if isinstance(both, Mapping) else None
+                p = both.get("presentment_money") if isinstance(both, Mapping) else None
+                if isinstance(s, Mapping):
+                    presented = p if isinstance(p, Mapping) else None
+                    yield f"{where}.{part}[{i}].{field}", s, presented, exact
+
+
 def _both_currencies(
     r: Json, shop_currency: str, paid_in: str, where: str
 ) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
@@ -431,48 +453,25 @@ def _both_currencies(
     paid sums of its lines and its shipping lines, with their tax; shop and paid sums of every
     amount, adjustments too, by size), or None if it gives no amount in `paid_in`."""
     exact_shop = exact_paid = shop = paid = ZERO
-
-    def pairs(items: Any, fields: tuple[str, ...], exact: bool, part: str) -> None:
-        nonlocal exact_shop, exact_paid, shop, paid
-        for i, raw in enumerate(as_list(items, f"{where}.{part}")):
-            if not isinstance(raw, Mapping):
-                continue
-            for field in fields:
-                both = raw.get(field)
-                if not isinstance(both, Mapping):
-                    continue
-                s, p = both.get("shop_money"), both.get("presentment_money")
-                if not (isinstance(s, Mapping) and isinstance(p, Mapping)):
-                    continue
-                if s.get("currency_code") != shop_currency or p.get("currency_code") != paid_in:
-                    continue
-                fw = f"{where}.{part}[{i}].{field}"
-                s_amount = money(s.get("amount"), f"{fw}.shop_money.amount")
-                p_amount = money(p.get("amount"), f"{fw}.presentment_money.amount")
-                shop, paid = shop + abs(s_amount), paid + abs(p_amount)
-                if exact:
-                    exact_shop, exact_paid = exact_shop + s_amount, exact_paid + p_amount
-
-    pairs(r.get("refund_line_items"), ("subtotal_set", "total_tax_set"), True, "refund_line_items")
-    shipping = ("subtotal_amount_set", "tax_amount_set")
-    pairs(r.get("refund_shipping_lines"), shipping, True, "refund_shipping_lines")
-    pairs(r.get("order_adjustments"), ("amount_set", "tax_amount_set"), False, "order_adjustments")
+    for fw, s, p, exact in _money_sets(r, where):
+        if p is None or s.get("currency_code") != shop_currency:
+            continue
+        if p.get("currency_code") != paid_in:
+            continue
+        s_amount = money(s.get("amount"), f"{fw}.shop_money.amount")
+        p_amount = money(p.get("amount"), f"{fw}.presentment_money.amount")
+        shop, paid = shop + abs(s_amount), paid + abs(p_amount)
+        if exact:
+            exact_shop, exact_paid = exact_shop + s_amount, exact_paid + p_amount
     return (exact_shop, exact_paid, shop, paid) if paid > 0 and shop > 0 else None
 
 
 def _refund_currency(r: Json, where: str) -> str:
     """The shop's currency, from the first amount the refund gives in it (its lines, shipping
     lines or adjustments), else its transactions' (a refund of a shop in one currency)."""
-    for part, field in (
-        ("refund_line_items", "subtotal_set"),
-        ("refund_shipping_lines", "subtotal_amount_set"),
-        ("order_adjustments", "amount_set"),
-    ):
-        for raw in as_list(r.get(part), f"{where}.{part}"):
-            s = raw.get(field) if isinstance(raw, Mapping) else None
-            shop = s.get("shop_money") if isinstance(s, Mapping) else None
-            if isinstance(shop, Mapping) and shop.get("currency_code"):
-                return currency(shop["currency_code"], f"{where}.{part}.{field}.currency_code")
+    for fw, s, _, _ in _money_sets(r, where):
+        if s.get("currency_code"):
+            return currency(s["currency_code"], f"{fw}.shop_money.currency_code")
     for raw in as_list(r.get("transactions"), f"{where}.transactions"):
         if isinstance(raw, Mapping) and raw.get("currency"):
             return currency(raw["currency"], f"{where}.transactions.currency")
