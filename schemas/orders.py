@@ -176,6 +176,13 @@ class OrderFulfilled(_OrderMessage):
         max_length=500,
         description="Lines of the hub's goods shipped by this fulfilment (none: charges only)",
     )
+    as_placed: bool = Field(
+        default=False,
+        description="The lines are the order's lines as placed, not counted at shipping: units "
+        "refunded before it shipped are among them and did not ship (WooCommerce's completion). "
+        "The hub ships the lines less the units such refunds released.",
+        examples=[False],
+    )
 
 
 class ReturnedLine(CanonicalMessage):

@@ -24,10 +24,12 @@ while its completion was lost. A trash snapshot (the order read from the REST AP
 
 A line without a SKU (a product kept without one) and the order's fees are billed as charges;
 the other lines are reserved as usual. An order of charges only is placed without lines, and
-billed when it completes. The order JSON lists refunds only as `{id, reason, total}`; the lines come from the order-refunds
-resource (`/orders/{id}/refunds`), mapped by `map_refund`. WooCommerce does not record whether a
-refund restocked, so the account's `restock_refunds` (default true, WooCommerce's own default in
-the refund form) decides.
+billed when it completes. The order JSON lists refunds only as `{id, reason, total}`; the lines
+come from the order-refunds resource (`/orders/{id}/refunds`), mapped by `map_refund`.
+WooCommerce does not record whether a refund restocked, so the account's `restock_refunds`
+(default true, WooCommerce's own default in the refund form) decides. Nor does the order say
+which units a refund took back before shipping: its completion names the order's lines as
+placed (`as_placed`), and the core leaves out the units such refunds released.
 """
 
 from __future__ import annotations
@@ -146,6 +148,8 @@ def map_order(order: Json, account: Account) -> list[Envelope]:
             fulfilment_id=f"{order_id}-completed",
             fulfilled_at=timestamp(at, "date_completed_gmt", naive_is_utc=True),
             lines=lines,
+            # The order's lines, refunded units among them: the core ships the rest.
+            as_placed=True,
         )
         out.append(_env(account, (order_id, "fulfilled", "completed"), fulfilled, updated))
     for i, raw in enumerate(as_list(order.get("refunds"), "order.refunds")):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
@@ -573,6 +573,7 @@ class CoreProcessor:
                 r.released,
                 r.seq,
                 r.cancelled,
+                r.refunded,
             )
         counts = [e.data for _, e in good if isinstance(e.data, StockCounted) and e.id not in done]
         if counts:
@@ -604,6 +605,9 @@ class CoreProcessor:
                     result.duplicates += 1
                     continue
                 pos.add(po)
+            if isinstance(env.data, OrderFulfilled) and env.data.as_placed:
+                # The order's lines as placed: the stock and the books take what shipped.
+                env = replace(env, data=book.as_shipped(env.data))
             costs = (
                 await self._book(session, book, env, ledger_queue)
                 if self.chart and env.id not in priced
@@ -956,6 +960,7 @@ class CoreProcessor:
                     "released": line.released,
                     "seq": line.seq,
                     "cancelled": line.cancelled,
+                    "refunded": line.refunded,
                 }
                 (new_lines if line.new else changed_lines).append(row)
         await bulk.insert(session, table(Reservation), new_lines)

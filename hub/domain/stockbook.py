@@ -99,6 +99,7 @@ class ResLine:
     released: int = 0
     seq: int = 0
     cancelled: int = 0  # units the order's cancellation released: a reopening takes them again
+    refunded: int = 0  # units a refund took off before they shipped (`as_shipped`)
     new: bool = False
     dirty: bool = False
 
@@ -641,6 +642,27 @@ class StockBook:
                 left -= take
         return own, takes, left
 
+    def as_shipped(self, msg: OrderFulfilled) -> OrderFulfilled:
+        """`msg` as it shipped. A fulfilment of the order's lines as placed (`as_placed`:
+        WooCommerce's completion) names the units refunded before they shipped too: they
+        stayed on the shelf (the refund released them), so its lines lose them, SKU by SKU,
+        and a line left with none goes."""
+        order = self.orders.get(msg.order_key)
+        if not msg.as_placed or order is None:
+            return msg
+        refunded: dict[str, int] = defaultdict(int)
+        for ln in order.lines.values():
+            refunded[ln.sku] += ln.refunded
+        if not any(refunded.values()):
+            return msg
+        lines = []
+        for fl in msg.lines:
+            take = min(fl.quantity, refunded[fl.sku])
+            refunded[fl.sku] -= take
+            if take < fl.quantity:
+                lines.append(fl.model_copy(update={"quantity": fl.quantity - take}) if take else fl)
+        return msg.model_copy(update={"lines": tuple(lines)})
+
     def dropshipped(self, msg: OrderFulfilled) -> dict[StockKey, int]:
         """Units of each fulfilled line the supplier ships from its own stock (taken from a
         dropship reservation, as `apply_fulfilled` will take them): they leave none of the
@@ -727,6 +749,11 @@ class StockBook:
         for rl, back, never in self.return_parts(msg):
             key = (rl.sku, rl.location)
             if never:
+                # Refunded before they shipped: a fulfilment of the lines as placed leaves
+                # them out (`as_shipped`).
+                line = self._line(order, *key)
+                line.refunded += never
+                line.dirty = order.dirty = True
                 never = self._release_units(order, key, never, released)
             if never:
                 # Refunded while its cancellation's units were not held again: a reopening

@@ -107,6 +107,9 @@ class Reservation(Base):
     seq: Mapped[int] = mapped_column(BigInteger, default=0)  # decision order, newest bumped first
     # Units the order's cancellation released: reserved again if the shop reopens the order.
     cancelled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Units a refund took off the line before they shipped: a fulfilment of the order's lines
+    # as placed (`OrderFulfilled.as_placed`) does not ship them.
+    refunded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

@@ -223,6 +223,41 @@ def test_refund_before_shipping_releases_the_reservation_and_adds_no_stock(resto
     assert state(b) == {"A": (10, 0)}
 
 
+@pytest.mark.parametrize(
+    "refund_first", [True, False], ids=["refund, complete", "complete, refund"]
+)
+def test_a_completion_of_the_lines_as_placed_ships_none_of_the_units_refunded_before(refund_first):
+    """WooCommerce completes an order with its lines as placed (`as_placed`), the unit refunded
+    before shipping among them: 1 of the 3 A never left, whichever reached the hub first."""
+    b = book({"A": 10, "B": 10}, "s:1")
+    complete = fulfil("s:1", [("A", 3), ("B", 1)]).data.model_copy(update={"as_placed": True})
+    refund = ret("s:1", [("A", 1, True)])
+    apply(b, place("s:1", [("A", 3), ("B", 1)]))
+    if refund_first:
+        apply(b, refund)
+    b.apply_fulfilled(b.as_shipped(complete), "F1")
+    if not refund_first:
+        apply(b, refund)
+    assert state(b) == {"A": (8, 0), "B": (9, 0)}
+    line = b.orders["s:1"].lines[("A", "main")]
+    assert line.shipped - line.returned == 2
+    assert b.orders["s:1"].status == "fulfilled"
+
+
+def test_only_a_completion_as_placed_leaves_out_refunded_units():
+    """A platform's fulfilment names what shipped (Shopify): after a refund before shipping it
+    ships as it says; a stock loss's release is no refund, so the order's completion ships all."""
+    b = book({"A": 10}, "s:1")
+    apply(b, place("s:1", [("A", 3)]), ret("s:1", [("A", 1, True)]))
+    shipped = fulfil("s:1", [("A", 2)]).data
+    assert b.as_shipped(shipped) is shipped
+    bumped = book({"A": 3}, "s:2")
+    apply(bumped, place("s:2", [("A", 3)]), counted("A", 0))
+    assert bumped.orders["s:2"].status == "bumped"
+    complete = fulfil("s:2", [("A", 3)]).data.model_copy(update={"as_placed": True})
+    assert bumped.as_shipped(complete).lines == complete.lines
+
+
 def test_refund_of_more_than_shipped_restocks_the_shipped_units_and_releases_the_rest():
     b = book({"A": 10}, "s:1")
     apply(

@@ -723,6 +723,49 @@ async def test_a_refund_before_shipping_puts_back_no_stock_and_no_inventory(
     assert tb["1122"] == D("8.00")
 
 
+@pytest.mark.parametrize(
+    "refund_first", [True, False], ids=["refund, complete", "complete, refund"]
+)
+async def test_a_completion_as_placed_ships_and_bills_none_of_a_unit_refunded_before(
+    engine: AsyncEngine, refund_first: bool
+) -> None:
+    """WooCommerce: 1 of the 3 TEE refunded (33.90) before the order shipped, then the order
+    completed with its lines as placed (`as_placed`). 2 TEE and the MUG left, whichever reached
+    the hub first: the stock and the inventory account agree on 8 TEE, and the receivable
+    closes on the 93.80 kept."""
+    from hub.core.batch import CoreProcessor
+    from tests.builders import records
+
+    complete = SHIP_1.model_copy(
+        update={
+            "lines": (FulfilledLine(sku="TEE", quantity=3), FulfilledLine(sku="MUG", quantity=1)),
+            "as_placed": True,
+        }
+    )
+    receipt = GoodsReceived(
+        sku="MUG", quantity=5, unit_cost=D(4), receipt_id="GRN-M", received_at=T
+    )
+    core = CoreProcessor(session_factory(engine), {}, chart=CHART)
+    await core.process(
+        records(env(RECEIPT_1, "r"), env(receipt, "m"), env(PLACED, "p"), env(PAID, "P1"))
+    )
+    refund = [env(RETURNED, "R1"), env(refunded(D("33.90"), "R1"), "R1")]
+    for part in (
+        [refund, [env(complete, "F1")]] if refund_first else [[env(complete, "F1")], refund]
+    ):
+        await core.process(records(*part))
+    async with session_factory(engine)() as s:
+        tee = await s.get(Stock, ("TEE", "main"))
+        mug = await s.get(Stock, ("MUG", "main"))
+        assert tee is not None and (tee.on_hand, tee.reserved) == (8, 0)
+        assert mug is not None and (mug.on_hand, mug.reserved) == (4, 0)
+    tb = await balances(engine)
+    assert tb["1405"] == D("96.00")  # 8 TEE at 10.00 and 4 MUG at 4.00
+    assert tb["6401"] == D("24.00")  # 2 TEE and 1 MUG sold
+    assert tb["6001"] + tb["222102"] == D("-93.80")
+    assert tb["1122"] == 0
+
+
 async def test_the_core_books_the_cost_of_a_fulfilment_that_arrives_before_its_order(
     engine: AsyncEngine,
 ) -> None:

@@ -117,6 +117,8 @@ def test_completed_order_is_fulfilled(load, woo_account):
     fulfilled = envs[-1].data
     assert isinstance(fulfilled, OrderFulfilled)
     assert [(ln.sku, ln.quantity) for ln in fulfilled.lines] == [("TEE-RED-M", 2), ("MUG-BLUE", 1)]
+    # The order's lines as placed: the core leaves out units refunded before it shipped.
+    assert fulfilled.as_placed
 
 
 def test_cancelled_order_is_cancelled(load, woo_account):
