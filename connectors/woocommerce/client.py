@@ -87,10 +87,18 @@ class WooCommerceClient:
         read. Pages are read by `offset` and overlap by a tenth, so that orders trashed or
         deleted meanwhile do not skip the ones that move up in their place (the ids dedupe the
         repeats); a page that starts after the last order read shows more went, and is read
-        again from further back."""
+        again from further back.
+
+        WooCommerce lists no trashed order unless asked (`status=trash`), and tells of one
+        moved to the trash only by `order.deleted`, whose body is its id alone: a second pass
+        reads the trash (cursors `t…`), so that an open order trashed releases its stock,
+        dated by WooCommerce's own modification time."""
         offset, last, after = 0, 0, since.astimezone(UTC).isoformat() if since else ""
+        trash = False
         if cursor:
             head, _, after = cursor.partition("|")
+            trash = head.startswith("t")
+            head = head.removeprefix("t")
             try:
                 if head.startswith("o"):  # "o{offset}:{last id read}"
                     at, _, seen = head[1:].partition(":")
@@ -100,6 +108,8 @@ class WooCommerceClient:
             except ValueError:
                 raise ConnectorError(f"bad resync cursor {cursor!r}", retryable=False) from None
         params: dict[str, Any] = {"per_page": self.page_size, "orderby": "id", "order": "asc"}
+        if trash:
+            params["status"] = "trash"
         if after:
             params["modified_after"] = after
             params["dates_are_gmt"] = "true"
@@ -130,7 +140,10 @@ class WooCommerceClient:
         overlap = self.page_size // 10 if len(orders) > self.page_size // 10 else 0
         # The next page starts on orders this one read, unless more went than it overlaps.
         last = max(_order_id(o) for o in orders) if orders and overlap else 0
-        nxt = f"o{read - overlap}:{last}|{after}" if orders and more else None
+        mark = "t" if trash else ""
+        nxt = f"{mark}o{read - overlap}:{last}|{after}" if orders and more else None
+        if nxt is None and not trash:
+            nxt = f"to0:0|{after}"  # the trash's pass, from its start
         return OrderPage(envelopes, nxt, rejected, newest)
 
     async def _returns(self, order: Mapping[str, Any]) -> list[Any]:

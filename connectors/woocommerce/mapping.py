@@ -20,7 +20,9 @@ WooCommerce tells of an order moved to the trash only by `order.deleted`, whose 
 order's id alone: it is not taken, and the order's reservation stays until it is cancelled or
 restored. Cancelled at the delivery's arrival, it could be newer than a restore WooCommerce dated
 earlier (its deliveries queue), and it would put back on sale the goods of an order that shipped
-while its completion was lost. A trash snapshot (the order read from the REST API) is taken.
+while its completion was lost. A trash snapshot (the order read from the REST API) is taken:
+the resync reads the trash after the orders (`status=trash`, which WooCommerce lists only when
+asked), so an open order moved there is cancelled by the next resync.
 
 A line without a SKU (a product kept without one) and the order's fees are billed as charges;
 the other lines are reserved as usual. An order of charges only is placed without lines, and

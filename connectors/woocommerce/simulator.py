@@ -1,7 +1,9 @@
 """A WooCommerce REST v3 simulator: the API subset the hub uses, as a Starlette app.
 
 Basic auth with the consumer key and secret (401 otherwise), orders filtered by `modified_after`
-and sorted by `orderby` (date, modified or id) and `order`, with `page`/`per_page` and `X-WP-Total`/`X-WP-TotalPages`, an order's refunds, products with their
+and `status` (`any`, the default, leaves out the trash) and sorted by `orderby` (date, modified
+or id) and `order`, with `page`/`per_page`/`offset` and `X-WP-Total`/`X-WP-TotalPages`, an
+order's refunds, products with their
 `stock_quantity`, `products/batch` updates (at most 100 items, per-item errors for unknown ids),
 variable products with their variations (`/products/{id}/variations` and its batch),
 an optional rate limit (WooCommerce core has none; hosts and plugins add one: 429 +
@@ -43,6 +45,12 @@ _ORDER_KEYS: dict[str, Any] = {
     "modified": lambda o: (o["date_modified_gmt"], o["id"]),
     "id": lambda o: o["id"],
 }
+
+
+_STATUSES = frozenset(
+    {"any", "trash", "pending", "processing", "on-hold", "completed", "cancelled", "refunded"}
+    | {"failed", "checkout-draft"}
+)
 
 
 class WooCommerceSimulator:
@@ -288,6 +296,15 @@ class WooCommerceSimulator:
         order["date_modified_gmt"] = _gmt(when)
         return copy.deepcopy(order)
 
+    def trash_order(self, order_id: int, *, at: datetime | None = None) -> dict[str, Any]:
+        """Move an order to the trash, as the admin's "Move to Trash" does: its stock stays as
+        it is (only a cancellation puts it back), and `order.deleted` carries its id alone.
+        Returns that body."""
+        order = self.orders[order_id]
+        order["status"] = "trash"
+        order["date_modified_gmt"] = _gmt(at or datetime.now(UTC))
+        return {"id": order_id}
+
     def refund_order(
         self,
         order_id: int,
@@ -459,6 +476,13 @@ class WooCommerceSimulator:
             key=_ORDER_KEYS[orderby],
             reverse=request.query_params.get("order", "desc") != "asc",
         )
+        # `any` (the default) lists every status but the trash, as WordPress does.
+        wanted = request.query_params.get("status", "any")
+        if wanted not in _STATUSES:
+            return _error("rest_invalid_param", "Invalid parameter(s): status", 400)
+        orders = [o for o in orders if (o["status"] != "trash") == (wanted == "any")]
+        if wanted not in ("any", "trash"):
+            orders = [o for o in orders if o["status"] == wanted]
         after = request.query_params.get("modified_after")
         if after:
             try:

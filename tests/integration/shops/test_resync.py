@@ -111,7 +111,7 @@ async def test_an_interrupted_resync_resumes_from_the_stored_cursor(
         transport=transports["corner"],
     )
     assert report.resumed_from == stored.page
-    assert (report.pages, report.finished) == (2, True)
+    assert (report.pages, report.finished) == (3, True)  # the trash's page too
     first_orders = {e.data.order_key for e in broken.sent if isinstance(e.data, OrderPlaced)}
     rest_orders = set(_placed_keys(rest))
     # Page 1 was not fetched again: the resumed run starts 5 orders before its end (pages
@@ -252,6 +252,37 @@ async def test_orders_modified_while_a_resync_reads_are_neither_skipped_nor_lost
     assert cancelled == ["corner:700"]
 
 
+async def test_an_open_order_moved_to_the_trash_is_cancelled_by_the_next_resync(
+    settings, sessions, woo, transports
+):
+    """WooCommerce tells of the trash only by `order.deleted` (the id alone), and lists no
+    trashed order unless asked: the incremental resync after it reads the trash, and cancels
+    the order at WooCommerce's time of it. A shipped order in the trash stays shipped."""
+    start = datetime.now(UTC) - timedelta(hours=2)
+    await _read_all(settings, sessions, woo, transports["corner"], start)
+    last = await last_order_sync(sessions, "corner")
+    assert last is not None
+    trashed_at = datetime.now(UTC).replace(microsecond=0)
+    woo.trash_order(705, at=trashed_at)
+    woo.update_order(706, status="completed", at=trashed_at - timedelta(minutes=1))
+    woo.trash_order(706, at=trashed_at)
+    pub = RecordingPublisher()
+    report = await resync(
+        settings,
+        "corner",
+        what="orders",
+        since=last - RESYNC_OVERLAP,
+        publisher=pub,
+        sessions=sessions,
+        transport=transports["corner"],
+    )
+    assert report.finished
+    cancelled = [e.data for e in pub.sent if isinstance(e.data, OrderCancelled)]
+    assert [(c.order_key, c.reason, c.cancelled_at) for c in cancelled] == [
+        ("corner:705", "trash", trashed_at)
+    ]
+
+
 @pytest.mark.parametrize("trashed", [3, 12, 30])
 async def test_orders_deleted_while_a_resync_reads_skip_none_of_the_others(
     trashed, settings, sessions, woo, transports
@@ -283,7 +314,7 @@ async def test_without_totals_a_resync_reads_until_a_page_is_not_full(
     settings, sessions, woo, transports
 ):
     report = await _read_all(settings, sessions, woo, NoTotals(transports["corner"]), T0)
-    assert report.pages == 3
+    assert report.pages == 4  # 50, 50, 10, and the trash's, empty
 
 
 def test_a_cursor_stored_before_the_synced_time_was_kept_resumes_from_its_newest_time():

@@ -182,8 +182,31 @@ async def test_woocommerce_resync_pages_with_total_pages(woo_sim, woo_client):
     for n in range(7):
         woo_sim.make_order(700 + n, [("A", 1, "10.00")], created_at=T0 + timedelta(minutes=n))
     envelopes, pages = await _all_orders(woo_client)
-    assert pages == 3
+    assert pages == 4  # three of orders, then the trash's (empty)
     assert len([e for e in envelopes if e.type == "hub.order.placed.v1"]) == 7
+
+
+async def test_woocommerce_resync_reads_the_trash_after_the_orders(woo_sim, woo_client):
+    """WooCommerce lists no trashed order unless asked: the resync's second pass reads them,
+    and an open order moved to the trash is cancelled at WooCommerce's time of it, on a page
+    of its own that a stored cursor resumes."""
+    woo_sim.add_product("A", 50)
+    for n in range(6):
+        woo_sim.make_order(800 + n, [("A", 1, "10.00")], created_at=T0 + timedelta(minutes=n))
+    trashed_at = T0 + timedelta(hours=1)
+    assert woo_sim.trash_order(801, at=trashed_at) == {"id": 801}
+    for oid in (802, 803, 805):
+        woo_sim.trash_order(oid, at=trashed_at)
+    pages = [await woo_client.list_orders(since=None, cursor=None)]
+    while pages[-1].cursor is not None:
+        pages.append(await woo_client.list_orders(since=None, cursor=pages[-1].cursor))
+    assert [p.cursor[:2] if p.cursor else None for p in pages] == ["to", "to", None]
+    key = woo_client.account.order_key
+    assert {e.data.order_key for e in pages[0].envelopes} == {key("800"), key("804")}
+    cancelled = [e.data for p in pages[1:] for e in p.envelopes if e.type.endswith("cancelled.v1")]
+    assert [(c.order_key, c.reason, c.cancelled_at) for c in cancelled] == [
+        (key(str(oid)), "trash", trashed_at) for oid in (801, 802, 803, 805)
+    ]
 
 
 async def test_woocommerce_resync_includes_refund_lines(woo_sim, woo_client, load):
@@ -302,7 +325,8 @@ async def test_resync_resumes_from_a_stored_cursor(woo_sim, woo_client):
         if e.type.endswith("placed.v1")
     ]
     assert keys == [f"corner:{900 + n}" for n in range(7)]
-    assert rest[-1].newest == T0 + timedelta(minutes=6)
+    assert rest[-1].newest is None  # the trash's page, empty
+    assert max(p.newest for p in [first, *rest] if p.newest) == T0 + timedelta(minutes=6)
 
 
 def test_registry_builds_the_client_for_each_shop_connector(shopify_account, woo_account):
