@@ -258,7 +258,8 @@ def approve(
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Issue a suggested purchase order: it goes to the supplier and counts as inbound."""
+    """Issue a suggested purchase order: it goes to the supplier and counts as inbound.
+    Exits 1, issuing nothing, when one of its SKUs is on order in another PO since."""
     s = settings()
     who = actor or getpass.getuser()
 
@@ -273,7 +274,7 @@ def approve(
         result = run(go())
     except service.UnknownPurchaseOrder as exc:
         raise fail(str(exc), 2) from None
-    except service.NotAwaitingApproval as exc:
+    except (service.NotAwaitingApproval, service.AlreadyOnOrder) as exc:
         raise fail(str(exc), 1) from None
     if as_json:
         print_json(result)
@@ -365,8 +366,9 @@ def accept_invoice(
 @app.command()
 def exceptions(as_json: JsonOpt = False) -> None:
     """Held supplier invoices with their reasons; over-, under- and partial deliveries;
-    suggested orders waiting for approval. Exits 1 when an invoice is held or a delivery is
-    off (a suggestion waiting is no exception)."""
+    suggested orders waiting for approval; SKUs on order in two POs. Exits 1 when an invoice
+    is held, a delivery is off or a SKU is on order twice (a suggestion waiting is no
+    exception)."""
     s = settings()
 
     async def go() -> dict[str, list[dict[str, Any]]]:
@@ -374,6 +376,7 @@ def exceptions(as_json: JsonOpt = False) -> None:
             return await service.exceptions(session)
 
     found = run(go())
+    off = found["held_invoices"] or found["deliveries"] or found["on_order_twice"]
     if as_json:
         print_json(found)
     else:
@@ -393,7 +396,15 @@ def exceptions(as_json: JsonOpt = False) -> None:
                 f"suggested: {plain(p['po_number'])} ({plain(p['supplier'])}), "
                 "to approve or discard"
             )
-        if not found["held_invoices"] and not found["deliveries"]:
+        for t in found["on_order_twice"]:
+            orders = ", ".join(
+                f"{plain(o['po_number'])} ({plain(o['status'])}, {o['units']} units)"
+                for o in t["orders"]
+            )
+            out.print(
+                f"[red]on order twice[/]: {plain(t['sku'])} at {plain(t['location'])} in {orders}"
+            )
+        if not off:
             out.print("nothing held, every delivery as ordered")
     # Suggestions are listed but are no exception: a supplier in approve mode makes them daily.
-    raise typer.Exit(1 if found["held_invoices"] or found["deliveries"] else 0)
+    raise typer.Exit(1 if off else 0)

@@ -110,6 +110,16 @@ class NotAwaitingApproval(PurchasingError):
         self.status = status
 
 
+class AlreadyOnOrder(PurchasingError):
+    """A suggestion whose SKU is on order in another PO since it was made (a supplier's
+    revised answer took back its refusal): approving it would order the units twice."""
+
+    def __init__(self, po_number: str, clashes: Sequence[tuple[str, str, str]]) -> None:
+        named = "; ".join(f"{sku} at {loc} is on order in {other}" for sku, loc, other in clashes)
+        super().__init__(f"purchase order {po_number} not approved: {named}; discard it")
+        self.po_number, self.clashes = po_number, list(clashes)
+
+
 class UnknownInvoice(PurchasingError):
     def __init__(self, supplier: str, invoice_number: str) -> None:
         super().__init__(f"unknown supplier invoice {invoice_number!r} of {supplier!r}")
@@ -556,6 +566,36 @@ def issued_envelope(po: PurchaseOrderRow, lines: Sequence[PurchaseOrderLineRow])
 # --- approval --------------------------------------------------------------------------------
 
 
+# A PO whose open lines are no order (yet, or any more).
+_NOT_ORDERED = ("cancelled", "rejected")
+
+
+async def _on_order(
+    session: AsyncSession, keys: set[StockKey] | None = None
+) -> list[tuple[StockKey, list[tuple[str, str, int]]]]:
+    """Per (SKU, location) of `keys` (all when None), the POs with an open line of it:
+    (PO number, its status, open units), in PO order."""
+    lt, pt = PurchaseOrderLineRow, PurchaseOrderRow
+    q = (
+        select(lt.sku, lt.location, pt.po_number, pt.status, lt.confirmed, lt.received)
+        .join(pt, pt.po_number == lt.po_number)
+        .where(lt.open.is_(True), pt.status.not_in(_NOT_ORDERED))
+        .order_by(lt.sku, lt.location, pt.po_number)
+    )
+    found: dict[StockKey, list[tuple[str, str, int]]] = defaultdict(list)
+    if keys is None:
+        rows = (await session.execute(q)).all()
+    else:
+        rows = []
+        for part in locks.chunks(sorted({sku for sku, _ in keys})):
+            rows += (await session.execute(q.where(locks.one_of(session, lt.sku, part)))).all()
+    for r in rows:
+        if keys is None or (r.sku, r.location) in keys:
+            units = max(0, r.confirmed - r.received)
+            found[(r.sku, r.location)].append((r.po_number, r.status, units))
+    return sorted(found.items())
+
+
 async def approve(session: AsyncSession, po_number: str, actor: str) -> Envelope:
     """Issue a suggested PO: its lines' open units become inbound (less what a receipt brought
     before the approval), its message goes to the outbox."""
@@ -572,6 +612,14 @@ async def approve(session: AsyncSession, po_number: str, actor: str) -> Envelope
         raise UnknownPurchaseOrder(po_number)
     if po.status != "suggested":
         raise NotAwaitingApproval(po_number, po.status)
+    clashes = [
+        (sku, loc, other)
+        for (sku, loc), pos in (await _on_order(session, {(ln.sku, ln.location) for ln in lines}))
+        for other, status, _ in pos
+        if other != po_number and status != "suggested"
+    ]
+    if clashes:
+        raise AlreadyOnOrder(po_number, clashes)
     now = now_utc()
     for ln in lines:
         await session.execute(
@@ -1224,4 +1272,21 @@ async def exceptions(session: AsyncSession) -> dict[str, list[dict[str, Any]]]:
         }
         for p in waiting
     ]
-    return {"held_invoices": invoices, "deliveries": deliveries, "suggested": suggested}
+    # A SKU on order in two POs: a supplier's revised answer took back its refusal after the
+    # replacement was suggested or sent. A person discards the suggestion, or cancels one
+    # order with its supplier.
+    twice = [
+        {
+            "sku": sku,
+            "location": loc,
+            "orders": [{"po_number": n, "status": st, "units": u} for n, st, u in pos],
+        }
+        for (sku, loc), pos in await _on_order(session)
+        if len(pos) > 1
+    ]
+    return {
+        "held_invoices": invoices,
+        "deliveries": deliveries,
+        "suggested": suggested,
+        "on_order_twice": twice,
+    }

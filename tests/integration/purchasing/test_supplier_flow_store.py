@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -177,6 +177,56 @@ async def test_a_sku_the_supplier_refused_is_suggested_again_with_nothing_sellin
     await replenish_step(sessions, {"TEE"})
     fresh = [ln for ln in await lines_of(sessions, "TEE") if ln.open]
     assert len(fresh) == 1 and (await po(sessions, fresh[0].po_number)).status == "issued"
+
+
+@pytest.mark.parametrize("approved_first", [False, True], ids=["suggested", "approved"])
+async def test_a_revision_taking_back_a_refusal_is_not_ordered_twice(
+    sessions, policy_for, cli, approved_first
+):
+    """The supplier refuses the PO of TEE, so a new one is suggested; then it revises its
+    answer to accept after all. Approving the suggestion now would order the 36 units twice:
+    it is refused, naming the PO that has them. Approved before the revision, both orders are
+    out, and the exceptions name them for a person to cancel one."""
+    from schemas.purchasing import PurchaseOrderAcknowledged
+
+    number = await _ordered(sessions, policy_for)
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(ack(number, "TEE", 0, LineAckStatus.REJECTED)))
+    (suggestion,) = [
+        ln.po_number for ln in await lines_of(sessions, "TEE") if ln.po_number != number
+    ]
+    if approved_first:
+        assert (await cli("approve", suggestion)).exit_code == 0
+    refusal = ack(number, "TEE", 36, LineAckStatus.ACCEPTED)
+    assert isinstance(refusal.data, PurchaseOrderAcknowledged)
+    later = refusal.data.acknowledged_at + timedelta(hours=2)
+    revised = refusal.data.model_copy(update={"acknowledged_at": later})
+    await core.process(records(dataclasses.replace(refusal, id="ack-revised", data=revised)))
+    assert (await po(sessions, number)).status == "acknowledged"
+    assert (await stock_of(sessions, "TEE")).inbound == (72 if approved_first else 36)
+
+    listed = await cli("exceptions", "--json")
+    assert listed.exit_code == 1
+    (twice,) = json.loads(listed.stdout)["on_order_twice"]
+    status = "issued" if approved_first else "suggested"
+    assert twice == {
+        "sku": "TEE",
+        "location": "main",
+        "orders": [
+            {"po_number": number, "status": "acknowledged", "units": 36},
+            {"po_number": suggestion, "status": status, "units": 36},
+        ],
+    }
+    if approved_first:
+        return
+    refused = await cli("approve", suggestion)
+    assert refused.exit_code == 1
+    assert f"TEE at main is on order in {number}" in " ".join(refused.output.split())
+    assert (await po(sessions, suggestion)).status == "suggested"
+    assert (await stock_of(sessions, "TEE")).inbound == 36
+    assert (await cli("discard", suggestion)).exit_code == 0
+    cleared = await cli("exceptions", "--json")
+    assert json.loads(cleared.stdout)["on_order_twice"] == [] and cleared.exit_code == 0
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
