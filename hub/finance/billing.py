@@ -362,8 +362,9 @@ async def refund_split(
 ) -> tuple[Decimal, Decimal]:
     """(net, tax) of the credit note of a refund, at the tax rate of the returned lines (of the
     order if unknown). Units in `unshipped` never left (refunded before fulfilment): they were
-    never billed, so their share of the refund, by the order's line prices, is no credit note;
-    the payment's refund alone settles it. The refund's `adjustment` (shipping, goodwill, or
+    never billed, so the refund settles their price, by the order's line prices, with no credit
+    note, and what it falls short of that is revenue kept (a cancellation fee); without prices,
+    their share of the refund by units. The refund's `adjustment` (shipping, goodwill, or
     less refunded than the lines' amount) is credited whole, at the whole order's rate; before
     anything of the order was billed, it lowers the charges its first fulfilment bills instead.
     """
@@ -387,7 +388,13 @@ async def refund_split(
 
         whole = sum((worth(k, n) for k, n in returned.items()), ZERO)
         never = sum((worth(k, n) for k, n in unshipped.items()), ZERO)
-        refund = refund * (whole - never) / whole if whole > 0 else ZERO
+        if by_price:
+            # The units never shipped are never billed: the refund settles their price first,
+            # and what it falls short of that is money kept, revenue now (a negative credit),
+            # so the receivable closes whichever came first, the refund or the shipment.
+            refund = refund - never
+        else:
+            refund = refund * (whole - never) / whole if whole > 0 else ZERO
         keys = {k for k, n in returned.items() if n > unshipped.get(k, 0)}  # what is credited
     every = [r for r in rows.values() if r.priced]
     cur = msg.currency

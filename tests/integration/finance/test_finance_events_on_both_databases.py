@@ -726,13 +726,14 @@ async def test_a_refund_before_shipping_puts_back_no_stock_and_no_inventory(
 @pytest.mark.parametrize(
     "refund_first", [True, False], ids=["refund, complete", "complete, refund"]
 )
+@pytest.mark.parametrize("back", [D("33.90"), D("30.00")], ids=["its price", "less"])
 async def test_a_completion_as_placed_ships_and_bills_none_of_a_unit_refunded_before(
-    engine: AsyncEngine, refund_first: bool
+    engine: AsyncEngine, refund_first: bool, back: Decimal
 ) -> None:
-    """WooCommerce: 1 of the 3 TEE refunded (33.90) before the order shipped, then the order
-    completed with its lines as placed (`as_placed`). 2 TEE and the MUG left, whichever reached
-    the hub first: the stock and the inventory account agree on 8 TEE, and the receivable
-    closes on the 93.80 kept."""
+    """WooCommerce: 1 of the 3 TEE refunded before the order shipped, at its price (33.90) or
+    for less (30.00, 3.90 kept), then the order completed with its lines as placed
+    (`as_placed`). 2 TEE and the MUG left, whichever reached the hub first: the stock and the
+    inventory account agree on 8 TEE, and the receivable closes on the money kept, revenue."""
     from hub.core.batch import CoreProcessor
     from tests.builders import records
 
@@ -749,7 +750,8 @@ async def test_a_completion_as_placed_ships_and_bills_none_of_a_unit_refunded_be
     await core.process(
         records(env(RECEIPT_1, "r"), env(receipt, "m"), env(PLACED, "p"), env(PAID, "P1"))
     )
-    refund = [env(RETURNED, "R1"), env(refunded(D("33.90"), "R1"), "R1")]
+    returned = RETURNED.model_copy(update={"refund": back})
+    refund = [env(returned, "R1"), env(refunded(back, "R1"), "R1")]
     for part in (
         [refund, [env(complete, "F1")]] if refund_first else [[env(complete, "F1")], refund]
     ):
@@ -762,7 +764,7 @@ async def test_a_completion_as_placed_ships_and_bills_none_of_a_unit_refunded_be
     tb = await balances(engine)
     assert tb["1405"] == D("96.00")  # 8 TEE at 10.00 and 4 MUG at 4.00
     assert tb["6401"] == D("24.00")  # 2 TEE and 1 MUG sold
-    assert tb["6001"] + tb["222102"] == D("-93.80")
+    assert tb["6001"] + tb["222102"] == back - D("127.70")
     assert tb["1122"] == 0
 
 
