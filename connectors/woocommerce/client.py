@@ -23,6 +23,7 @@ from connectors.base import Account, OrderPage, StockPushResult, Unlisted, parse
 from connectors.errors import ConnectorError, MalformedPayload
 from connectors.http import HttpApi, RateLimiter, RetryPolicy
 from connectors.woocommerce import mapping
+from schemas.envelope import Envelope
 
 API = "/wp-json/wc/v3"
 log = structlog.get_logger("connectors.woocommerce")
@@ -121,14 +122,17 @@ class WooCommerceClient:
             if not (orders and last and offset > 0 and _order_id(orders[0]) > last):
                 break
             offset -= max(1, self.page_size // 2)
-        envelopes, rejected = [], []
+        envelopes: list[Envelope] = []
+        rejected: list[tuple[str, str]] = []
         newest: datetime | None = None
         for raw in orders:
             oid = str(raw.get("id")) if isinstance(raw, dict) else "?"
             try:
                 envelopes.extend(mapping.map_order(raw, self.account))
                 if raw.get("refunds"):
-                    envelopes.extend(await self._returns(raw))
+                    returns, bad = await self._returns(raw)
+                    envelopes.extend(returns)
+                    rejected.extend((oid, reason) for reason in bad)
                 modified = mapping.modified_at(raw)
                 newest = modified if newest is None or modified > newest else newest
             except MalformedPayload as exc:
@@ -146,12 +150,22 @@ class WooCommerceClient:
             nxt = f"to0:0|{after}"  # the trash's pass, from its start
         return OrderPage(envelopes, nxt, rejected, newest)
 
-    async def _returns(self, order: Mapping[str, Any]) -> list[Any]:
+    async def _returns(self, order: Mapping[str, Any]) -> tuple[list[Envelope], list[str]]:
+        """The order's refunds as returns, and why each refund that cannot be mapped was left
+        out: one malformed refund loses none of the order's others (the order itself is
+        published with them)."""
         oid = str(order["id"])
-        out = []
+        out: list[Envelope] = []
+        bad: list[str] = []
         async for refund in self._pages(f"{API}/orders/{oid}/refunds"):  # ten a page by default
-            out.extend(mapping.map_refund(refund, oid, str(order.get("currency")), self.account))
-        return out
+            try:
+                out.extend(
+                    mapping.map_refund(refund, oid, str(order.get("currency")), self.account)
+                )
+            except MalformedPayload as exc:
+                rid = refund.get("id") if isinstance(refund, dict) else None
+                bad.append(f"refund {rid if rid is not None else '?'}: {exc.reason}")
+        return out, bad
 
     async def revive_webhooks(self) -> tuple[list[str], list[str]]:
         """Switch on again the hub's webhooks WooCommerce switched off. WooCommerce never

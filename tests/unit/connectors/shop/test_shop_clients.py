@@ -229,6 +229,24 @@ async def test_woocommerce_resync_reads_every_refund_of_an_order(woo_sim, woo_cl
     assert sorted(returns, key=int) == [str(726 + n) for n in range(12)]
 
 
+async def test_a_malformed_refund_in_a_resync_loses_none_of_the_orders_others(
+    woo_sim, woo_client, load
+):
+    """Of three refunds, the second names a line without a quantity: the order and the other
+    two refunds are published, and the page's rejections name the order and that refund."""
+    woo_sim.add_product("TEE-RED-M", 5)
+    woo_sim.orders[727] = load("woocommerce", "order_refunded")
+    first = load("woocommerce", "order_refund_726")
+    bad = {**first, "id": 801, "line_items": [{**first["line_items"][0], "quantity": None}]}
+    woo_sim.refunds[727] = [first, bad, {**first, "id": 802}]
+    page = await woo_client.list_orders(since=None, cursor=None)
+    returns = [e.data.return_id for e in page.envelopes if e.type == "hub.order.returned.v1"]
+    assert returns == ["726", "802"]
+    assert any(e.type == "hub.order.placed.v1" for e in page.envelopes)
+    [(oid, reason)] = page.rejected
+    assert oid == "727" and reason.startswith("refund 801: ") and "quantity" in reason
+
+
 async def test_woocommerce_429_and_5xx_then_success(woo_sim, woo_client):
     woo_sim.add_product("A", 5)
     woo_sim.faults.throttle_next(1, retry_after=0)
