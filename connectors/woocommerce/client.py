@@ -24,6 +24,7 @@ from connectors.errors import ConnectorError, MalformedPayload
 from connectors.http import HttpApi, RateLimiter, RetryPolicy
 from connectors.woocommerce import mapping
 from schemas.envelope import Envelope
+from schemas.orders import OrderCancelled
 
 API = "/wp-json/wc/v3"
 log = structlog.get_logger("connectors.woocommerce")
@@ -93,7 +94,9 @@ class WooCommerceClient:
         WooCommerce lists no trashed order unless asked (`status=trash`), and tells of one
         moved to the trash only by `order.deleted`, whose body is its id alone: a second pass
         reads the trash (cursors `t…`), so that an open order trashed releases its stock,
-        dated by WooCommerce's own modification time."""
+        dated by WooCommerce's own modification time. It publishes those cancellations alone:
+        trashing dates an order anew, and one the hub never saw (older than its first resync)
+        must not be placed, paid or shipped now."""
         offset, last, after = 0, 0, since.astimezone(UTC).isoformat() if since else ""
         trash = False
         if cursor:
@@ -119,7 +122,10 @@ class WooCommerceClient:
                 "GET", f"{API}/orders", params={**params, "offset": max(offset, 0)}
             )
             orders = _list(response)
-            if not (orders and last and offset > 0 and _order_id(orders[0]) > last):
+            # A page past the last order read, or an empty one where the last page promised
+            # more: orders before it went (trashed, restored, deleted), so read from further
+            # back.
+            if not (last and offset > 0 and (not orders or _order_id(orders[0]) > last)):
                 break
             offset -= max(1, self.page_size // 2)
         envelopes: list[Envelope] = []
@@ -128,8 +134,15 @@ class WooCommerceClient:
         for raw in orders:
             oid = str(raw.get("id")) if isinstance(raw, dict) else "?"
             try:
-                envelopes.extend(mapping.map_order(raw, self.account))
-                if raw.get("refunds"):
+                mapped = mapping.map_order(raw, self.account)
+                if trash:
+                    # Only what the trash tells: an open order's cancellation. An order the
+                    # hub never saw (placed before it ran, trashed years later) is not placed,
+                    # paid or shipped now; one that shipped has nothing to release.
+                    envelopes.extend(e for e in mapped if isinstance(e.data, OrderCancelled))
+                else:
+                    envelopes.extend(mapped)
+                if raw.get("refunds") and not trash:
                     returns, bad = await self._returns(raw)
                     envelopes.extend(returns)
                     rejected.extend((oid, reason) for reason in bad)

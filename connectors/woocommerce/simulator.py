@@ -480,8 +480,9 @@ class WooCommerceSimulator:
         wanted = request.query_params.get("status", "any")
         if wanted not in _STATUSES:
             return _error("rest_invalid_param", "Invalid parameter(s): status", 400)
-        orders = [o for o in orders if (o["status"] != "trash") == (wanted == "any")]
-        if wanted not in ("any", "trash"):
+        if wanted == "any":
+            orders = [o for o in orders if o["status"] != "trash"]
+        else:
             orders = [o for o in orders if o["status"] == wanted]
         after = request.query_params.get("modified_after")
         if after:

@@ -187,16 +187,17 @@ async def test_a_page_stored_before_runs_kept_their_start_is_not_resumed(
 
 
 class ModifiedWhileRead(httpx.AsyncBaseTransport):
-    """After the first page of orders is read, the shop changes its orders (`modify`)."""
+    """After the first page of orders (or page `after`) is read, the shop changes its orders
+    (`modify`)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, modify) -> None:
-        self.inner, self.modify, self.reads = inner, modify, 0
+    def __init__(self, inner: httpx.AsyncBaseTransport, modify, after: int = 1) -> None:
+        self.inner, self.modify, self.reads, self.after = inner, modify, 0, after
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
         if request.method == "GET" and request.url.path.endswith("/orders"):
             self.reads += 1
-            if self.reads == 1:
+            if self.reads == self.after:
                 self.modify()
         return response
 
@@ -295,6 +296,21 @@ async def test_orders_deleted_while_a_resync_reads_skip_none_of_the_others(
             del woo.orders[oid]
 
     await _read_all(settings, sessions, woo, ModifiedWhileRead(transports["corner"], trash), T0)
+
+
+async def test_orders_deleted_past_the_next_page_s_start_are_read_again_from_further_back(
+    settings, sessions, woo, transports
+):
+    """Pages of 50 with an overlap of 5: the next page starts at offset 90. Before it is read,
+    25 orders on the pages read go, so 85 are left and offset 90 is past the end. The empty
+    page shows orders went: the resync reads from further back, and none of 795–809 is
+    skipped."""
+
+    def delete() -> None:
+        for oid in range(701, 726):
+            del woo.orders[oid]
+
+    await _read_all(settings, sessions, woo, ModifiedWhileRead(transports["corner"], delete, 2), T0)
 
 
 class NoTotals(httpx.AsyncBaseTransport):

@@ -203,9 +203,27 @@ async def test_woocommerce_resync_reads_the_trash_after_the_orders(woo_sim, woo_
     assert [p.cursor[:2] if p.cursor else None for p in pages] == ["to", "to", None]
     key = woo_client.account.order_key
     assert {e.data.order_key for e in pages[0].envelopes} == {key("800"), key("804")}
-    cancelled = [e.data for p in pages[1:] for e in p.envelopes if e.type.endswith("cancelled.v1")]
+    cancelled = [e.data for p in pages[1:] for e in p.envelopes]
     assert [(c.order_key, c.reason, c.cancelled_at) for c in cancelled] == [
         (key(str(oid)), "trash", trashed_at) for oid in (801, 802, 803, 805)
+    ]
+
+
+async def test_the_trash_pass_places_pays_and_ships_nothing(woo_sim, woo_client):
+    """Trashing dates an order anew, so the trash pass reads orders of any age, the hub's
+    first resync long after them too: it publishes an open order's cancellation alone, and
+    nothing of one that shipped, so no old sale is taken from stock or booked again."""
+    woo_sim.add_product("A", 50)
+    woo_sim.make_order(900, [("A", 2, "10.00")], created_at=T0, status="completed")
+    woo_sim.make_order(901, [("A", 1, "10.00")], created_at=T0, status="processing")
+    for oid in (900, 901):
+        woo_sim.trash_order(oid, at=T0 + timedelta(days=400))
+    since = T0 + timedelta(days=399)
+    page = await woo_client.list_orders(since=since, cursor=None)
+    assert page.envelopes == [] and page.cursor is not None
+    trash = await woo_client.list_orders(since=since, cursor=page.cursor)
+    assert [(e.type, e.data.order_key) for e in trash.envelopes] == [
+        ("hub.order.cancelled.v1", woo_client.account.order_key("901"))
     ]
 
 
