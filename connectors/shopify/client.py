@@ -3,7 +3,9 @@
 Stock is pushed with GraphQL `inventorySetQuantities` and `compareQuantity` (compare-and-set):
 the client remembers the quantity it last set or read per inventory item and sends it as the
 expected value. A SKU listed more than once (the same goods in two products) has an item per
-listing, and every one of them is set to the SKU's level.
+listing, each with a count of its own that Shopify sells from: the SKU's level is split among
+them (the first listings take the remainder), so that all of them together never offer more
+than the hub has.
 If the shop's count moved meanwhile (`COMPARE_QUANTITY_STALE`: usually a sale whose webhook has
 not reached the hub yet), the client reads the shop's count and sets `min(target, shop count)`
 with that count as the new expectation. So a push never raises what the shop may sell above what
@@ -143,7 +145,7 @@ class ShopifyClient:
     async def inventory_items(self, *, refresh: bool = False) -> Items:
         """SKU → the inventory items of every variant with that SKU, from the product catalogue
         (cached). The same goods listed more than once (two products, a variant copied) are one
-        SKU to the hub, and every listing of it is kept at the SKU's level."""
+        SKU to the hub, and its level is split among its listings (`_shares`)."""
         if self._items and not refresh:
             return self._items
         found: dict[str, list[int]] = {}
@@ -169,8 +171,8 @@ class ShopifyClient:
         return items
 
     async def get_stock(self, skus: Sequence[str] | None = None) -> dict[str, int]:
-        """The shop's available count per SKU; for a SKU listed more than once, the most any of
-        its listings offers (what could be oversold, so what a reconcile must see)."""
+        """The shop's available count per SKU; for a SKU listed more than once, what all its
+        listings offer together (what the shop may sell of it, so what a reconcile must see)."""
         items = await self.inventory_items(refresh=True)
         wanted = list(skus) if skus is not None else list(items)
         counts = await self._levels(items, wanted)
@@ -178,7 +180,7 @@ class ShopifyClient:
         for sku in wanted:
             got = [counts[iid] for iid in items.get(sku, ()) if iid in counts]
             if got:
-                out[sku] = max(got)
+                out[sku] = sum(got)
         return out
 
     async def _levels(self, items: Items, skus: Iterable[str]) -> dict[int, int]:
@@ -265,13 +267,14 @@ class ShopifyClient:
         for _ in range(CAS_ROUNDS):
             if not pending:
                 return
+            shares = {sku: _shares(pending[sku], items[sku]) for sku in pending}
             order = [(sku, iid) for sku in pending for iid in items[sku]]
             quantities = []
             for sku, iid in order:
                 q: dict[str, Any] = {
                     "inventoryItemId": f"gid://shopify/InventoryItem/{iid}",
                     "locationId": f"gid://shopify/Location/{location}",
-                    "quantity": pending[sku],
+                    "quantity": shares[sku][iid],
                 }
                 if not force:
                     q["compareQuantity"] = self._known.get(iid, 0)
@@ -286,7 +289,7 @@ class ShopifyClient:
             if not errors:
                 for sku, qty in pending.items():
                     result.updated[sku] = qty
-                    self._known.update(dict.fromkeys(items[sku], qty))
+                    self._known.update(shares[sku])
                 return
             stale: dict[str, list[int]] = {}
             gone: dict[str, str] = {}
@@ -317,12 +320,13 @@ class ShopifyClient:
                 current = await self._levels(items, [*stale, *moved])
                 for sku in moved:  # new items: their counts say nothing of sales
                     self._known.update({iid: current[iid] for iid in items[sku] if iid in current})
-                for sku, ids in stale.items():
-                    counts = [current[iid] for iid in ids if iid in current]
-                    self._known.update({iid: current[iid] for iid in ids if iid in current})
+                for sku in stale:
+                    counts = {iid: current[iid] for iid in items[sku] if iid in current}
+                    self._known.update(counts)
                     if counts:
-                        # a sale the hub has not seen yet: never offer more than the shop has left
-                        pending[sku] = max(0, min(pending[sku], *counts))
+                        # a sale the hub has not seen yet: never offer more than the shop has
+                        # left (of all its listings together)
+                        pending[sku] = max(0, min(pending[sku], sum(counts.values())))
         if not pending:  # the last round's errors settled every SKU left
             return
         raise CompareAndSetLost(
@@ -406,6 +410,13 @@ def _graphql_check(response: httpx.Response) -> None:
         # Shopify's stand-in for a 500: nothing was changed, and the same call may succeed.
         raise TransientError(f"GraphQL error: {str(top)[:300]}", status=200, retry_after=None)
     raise ConnectorError(f"GraphQL error: {str(top)[:300]}", retryable=False, status=200)
+
+
+def _shares(level: int, ids: Sequence[int]) -> dict[int, int]:
+    """A SKU's level split among its listings (inventory items), the first ones taking the
+    remainder: together they offer the level, never more."""
+    whole, rest = divmod(level, len(ids)) if ids else (0, 0)
+    return {iid: whole + (1 if n < rest else 0) for n, iid in enumerate(ids)}
 
 
 def _stocked(items: Items, skus: Sequence[str], counts: Mapping[int, int]) -> Items:

@@ -106,23 +106,27 @@ async def test_every_variant_re_imported_with_the_one_pushed_is_set_to_its_targe
     assert [shopify_sim.stock(s) for s in ("B1", "B2", "B3")] == [7, 7, 4]
 
 
-async def test_every_listing_of_a_sku_is_kept_at_its_level(shopify_sim, shopify_client):
+async def test_the_listings_of_a_sku_together_offer_its_level(shopify_sim, shopify_client):
+    """Shopify sells each listing from its own count: set each to the level, two listings of
+    a SKU the hub has 7 of would sell 14. The level is split among them, the first taking the
+    remainder, and a reconcile sees what they offer together."""
     shopify_sim.add_product("A", 0)
     shopify_sim.list_again("A", 3)  # the same goods in a second product
     shopify_sim.add_product("B", 0)
-    result = await shopify_client.set_stock({"A": 6, "B": 2})
-    assert result.updated == {"A": 6, "B": 2} and shopify_sim.stocks("A") == [6, 6]
-    # A sale on the second listing the hub has not heard of: neither listing offers more than
-    # the shop has left, and a reconcile sees the most any listing offers.
+    result = await shopify_client.set_stock({"A": 7, "B": 2})
+    assert result.updated == {"A": 7, "B": 2} and shopify_sim.stocks("A") == [4, 3]
+    assert await shopify_client.get_stock(["A"]) == {"A": 7}
+    # A sale of 2 on the second listing the hub has not heard of: together they offer no more
+    # than the shop has left.
     copy = shopify_sim.more_listings["A"][0]["inventory_item_id"]
     shopify_sim.available[copy] -= 2
-    assert await shopify_client.get_stock(["A"]) == {"A": 6}
-    assert (await shopify_client.set_stock({"A": 6})).updated == {"A": 4}
-    assert shopify_sim.stocks("A") == [4, 4]
+    assert await shopify_client.get_stock(["A"]) == {"A": 5}
+    assert (await shopify_client.set_stock({"A": 7})).updated == {"A": 5}
+    assert shopify_sim.stocks("A") == [3, 2]
     shopify_sim.available[copy] = 9  # edited behind the hub's back: a reconcile finds it
-    assert await shopify_client.get_stock(["A"]) == {"A": 9}
+    assert await shopify_client.get_stock(["A"]) == {"A": 12}
     assert (await shopify_client.set_stock({"A": 4}, force=True)).updated == {"A": 4}
-    assert shopify_sim.stocks("A") == [4, 4]
+    assert shopify_sim.stocks("A") == [2, 2]
 
 
 async def test_a_new_listing_does_not_hide_a_sale_on_the_known_one(shopify_sim, shopify_client):
@@ -132,7 +136,7 @@ async def test_a_new_listing_does_not_hide_a_sale_on_the_known_one(shopify_sim, 
     shopify_sim.make_order(1, [("A", 1, "5.00")])  # a sale the hub has not heard of yet
     shopify_client.catalogue_ttl = 0  # the catalogue is read again before this push
     result = await shopify_client.set_stock({"A": 5})
-    assert result.updated == {"A": 4} and shopify_sim.stocks("A") == [4, 4]
+    assert result.updated == {"A": 4} and shopify_sim.stocks("A") == [2, 2]
 
 
 async def test_a_listing_not_stocked_at_the_location_does_not_fail_the_others(
