@@ -258,17 +258,26 @@ def approve(
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Issue a suggested purchase order: it goes to the supplier and counts as inbound.
-    Exits 1, issuing nothing, when one of its SKUs is on order in another PO since."""
+    """Issue a suggested purchase order: it goes to the supplier and counts as inbound. A line
+    whose SKU is on order in another PO since is left out (and named); with nothing left,
+    exits 1 and issues nothing."""
     s = settings()
     who = actor or getpass.getuser()
 
     async def go() -> dict[str, Any]:
         async with db_session(s) as session:
             async with session.begin():
-                env = await service.approve(session, po_number, who)
+                done = await service.approve(session, po_number, who)
             await announce(session.bind)  # the PO is in the outbox: wake the relay
-            return {"po_number": po_number, "status": "issued", "message_id": env.id}
+            return {
+                "po_number": po_number,
+                "status": "issued",
+                "message_id": done.envelope.id,
+                "left_out": [
+                    {"sku": sku, "location": loc, "on_order_in": other}
+                    for sku, loc, other in done.left_out
+                ],
+            }
 
     try:
         result = run(go())
@@ -280,6 +289,11 @@ def approve(
         print_json(result)
     else:
         out.print(f"{plain(po_number)} issued (approved by {plain(who)})")
+        for line in result["left_out"]:
+            out.print(
+                f"  left out: {plain(line['sku'])} at {plain(line['location'])}, "
+                f"on order in {plain(line['on_order_in'])}"
+            )
 
 
 @app.command()

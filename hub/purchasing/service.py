@@ -14,7 +14,8 @@ purchase order rows (here), so the core and `approve` never wait on each other i
 - `on_receipt(session, msg)`: a `GoodsReceived` with a `po_number` fills the PO's open lines and
   returns the inbound that goes: what it filled, and with a `final` one what the lines will not
   bring. An over-delivery, or a receipt on a closed PO, was never inbound and lowers nothing.
-- `approve(session, po_number, actor)`: a suggestion becomes an issued PO (inbound, outbox, audit).
+- `approve(session, po_number, actor)`: a suggestion becomes an issued PO (inbound, outbox, audit),
+  less the lines whose SKU is on order in another PO since.
 - Dropship: `handle` of a `SupplierStockReported` for a SKU marked dropship for that supplier
   (`set_dropship`) and newer than the last report applied returns the quantity for the core to
   set at `dropship.{supplier}` (`Handled.supplier_stock`); other reports are ignored and logged.
@@ -571,34 +572,64 @@ _NOT_ORDERED = ("cancelled", "rejected")
 
 
 async def _on_order(
-    session: AsyncSession, keys: set[StockKey] | None = None
+    session: AsyncSession, keys: set[StockKey] | None = None, *, reordered: bool = False
 ) -> list[tuple[StockKey, list[tuple[str, str, int]]]]:
     """Per (SKU, location) of `keys` (all when None), the POs with an open line of it:
-    (PO number, its status, open units), in PO order."""
+    (PO number, its status, open units), in PO order. With `reordered`, also the POs of it
+    made after the first of those, closed ones too (0 units open): a later order of goods
+    still on order, which replenishment never makes, so a supplier's revision reopened a
+    refused line after its replacement went out, or came in."""
     lt, pt = PurchaseOrderLineRow, PurchaseOrderRow
+    cols = (lt.sku, lt.location, pt.po_number, pt.status, pt.created_at, lt.confirmed, lt.received)
     q = (
-        select(lt.sku, lt.location, pt.po_number, pt.status, lt.confirmed, lt.received)
+        select(*cols)
         .join(pt, pt.po_number == lt.po_number)
-        .where(lt.open.is_(True), pt.status.not_in(_NOT_ORDERED))
+        .where(pt.status.not_in(_NOT_ORDERED))
         .order_by(lt.sku, lt.location, pt.po_number)
     )
-    found: dict[StockKey, list[tuple[str, str, int]]] = defaultdict(list)
-    if keys is None:
-        rows = (await session.execute(q)).all()
-    else:
-        rows = []
-        for part in locks.chunks(sorted({sku for sku, _ in keys})):
-            rows += (await session.execute(q.where(locks.one_of(session, lt.sku, part)))).all()
-    for r in rows:
-        if keys is None or (r.sku, r.location) in keys:
-            units = max(0, r.confirmed - r.received)
-            found[(r.sku, r.location)].append((r.po_number, r.status, units))
-    return sorted(found.items())
+
+    async def read(stmt: Any, skus: Iterable[str] | None) -> list[Any]:
+        if skus is None:
+            return list((await session.execute(stmt)).all())
+        rows: list[Any] = []
+        for part in locks.chunks(sorted(set(skus))):
+            rows += (await session.execute(stmt.where(locks.one_of(session, lt.sku, part)))).all()
+        return rows
+
+    found: dict[StockKey, dict[str, tuple[str, int]]] = defaultdict(dict)
+    first: dict[StockKey, datetime] = {}
+    skus = None if keys is None else {sku for sku, _ in keys}
+    for r in await read(q.where(lt.open.is_(True)), skus):
+        key = (r.sku, r.location)
+        if keys is None or key in keys:
+            found[key][r.po_number] = (r.status, max(0, r.confirmed - r.received))
+            at = stored_utc(r.created_at)
+            first[key] = min(first.get(key, at), at)
+    if reordered and first:
+        # (A line refused, or left out of a suggestion when approved, ordered nothing.)
+        closed = q.where(lt.open.is_(False), (lt.confirmed > 0) | (lt.received > 0))
+        for r in await read(closed, {sku for sku, _ in first}):
+            key = (r.sku, r.location)
+            if key in first and stored_utc(r.created_at) > first[key]:
+                found[key].setdefault(r.po_number, (r.status, 0))
+    return [
+        (key, [(n, st, units) for n, (st, units) in sorted(pos.items())])
+        for key, pos in sorted(found.items())
+    ]
 
 
-async def approve(session: AsyncSession, po_number: str, actor: str) -> Envelope:
+@dataclass(frozen=True, slots=True)
+class Approval:
+    envelope: Envelope  # the PO as issued, in the outbox
+    left_out: list[tuple[str, str, str]]  # (SKU, location, the PO it is on order in)
+
+
+async def approve(session: AsyncSession, po_number: str, actor: str) -> Approval:
     """Issue a suggested PO: its lines' open units become inbound (less what a receipt brought
-    before the approval), its message goes to the outbox."""
+    before the approval), its message goes to the outbox. A line whose SKU is on order in
+    another PO since the suggestion was made (a supplier's revision took back its refusal) is
+    left out, closed having ordered nothing, and the rest goes; with nothing left, it is
+    refused (`AlreadyOnOrder`) and stays a suggestion."""
     lt = PurchaseOrderLineRow.__table__
     keys = (
         await session.execute(select(lt.c.sku, lt.c.location).where(lt.c.po_number == po_number))
@@ -618,33 +649,39 @@ async def approve(session: AsyncSession, po_number: str, actor: str) -> Envelope
         for other, status, _ in pos
         if other != po_number and status != "suggested"
     ]
-    if clashes:
+    clashing = {(sku, loc) for sku, loc, _ in clashes}
+    issued = [ln for ln in lines if (ln.sku, ln.location) not in clashing]
+    if not issued:
         raise AlreadyOnOrder(po_number, clashes)
     now = now_utc()
     for ln in lines:
+        if (ln.sku, ln.location) in clashing:  # left out: ordered nothing
+            line = _po_line(ln)
+            _store_line(
+                ln, replace(line, confirmed=min(line.confirmed, line.received), closed=True)
+            )
+            continue
         await session.execute(
             update(Stock)
             .where(Stock.sku == ln.sku, Stock.location == ln.location)
             .values(inbound=Stock.inbound + _po_line(ln).open_quantity, updated_at=now)
         )
     po.status, po.issued_at, po.approved_by, po.updated_at = "issued", now, actor, now
-    env = issued_envelope(po, lines)
+    env = issued_envelope(po, issued)
     from hub.core.batch import outbox_row
 
     await session.execute(insert(OutboxRow), [outbox_row(env)])
+    after: dict[str, Any] = {
+        "status": "issued",
+        "lines": [{"sku": ln.sku, "quantity": ln.ordered} for ln in issued],
+    }
+    if clashes:
+        after["left_out"] = [{"sku": s, "location": loc, "on_order_in": o} for s, loc, o in clashes]
     await audit.record(
-        session,
-        actor,
-        "po.approve",
-        po_number,
-        before={"status": "suggested"},
-        after={
-            "status": "issued",
-            "lines": [{"sku": ln.sku, "quantity": ln.ordered} for ln in lines],
-        },
+        session, actor, "po.approve", po_number, before={"status": "suggested"}, after=after
     )
     await session.flush()
-    return env
+    return Approval(env, clashes)
 
 
 # --- supplier messages -----------------------------------------------------------------------
@@ -1273,15 +1310,15 @@ async def exceptions(session: AsyncSession) -> dict[str, list[dict[str, Any]]]:
         for p in waiting
     ]
     # A SKU on order in two POs: a supplier's revised answer took back its refusal after the
-    # replacement was suggested or sent. A person discards the suggestion, or cancels one
-    # order with its supplier.
+    # replacement was suggested, sent or even received. A person discards the suggestion, or
+    # cancels one order with its supplier.
     twice = [
         {
             "sku": sku,
             "location": loc,
             "orders": [{"po_number": n, "status": st, "units": u} for n, st, u in pos],
         }
-        for (sku, loc), pos in await _on_order(session)
+        for (sku, loc), pos in await _on_order(session, reordered=True)
         if len(pos) > 1
     ]
     return {

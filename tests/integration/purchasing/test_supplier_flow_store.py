@@ -229,6 +229,90 @@ async def test_a_revision_taking_back_a_refusal_is_not_ordered_twice(
     assert json.loads(cleared.stdout)["on_order_twice"] == [] and cleared.exit_code == 0
 
 
+async def test_a_replacement_received_before_the_revision_is_still_named_as_ordered_twice(
+    sessions, policy_for, cli
+):
+    """The refused PO's replacement is approved and received in full (closed) before the
+    supplier's revision accepts the refused PO after all: only one PO is open, yet 36 more
+    units come. The exceptions name both."""
+    number = await _ordered(sessions, policy_for)
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(ack(number, "TEE", 0, LineAckStatus.REJECTED)))
+    (again,) = [ln.po_number for ln in await lines_of(sessions, "TEE") if ln.po_number != number]
+    assert (await cli("approve", again)).exit_code == 0
+    await receipt_step(sessions, receipt(again, "TEE", 36))
+    assert (await po(sessions, again)).status == "closed"
+    assert json.loads((await cli("exceptions", "--json")).stdout)["on_order_twice"] == []
+    accepted = ack(number, "TEE", 36, LineAckStatus.ACCEPTED)
+    later = accepted.data.acknowledged_at + timedelta(hours=2)  # type: ignore[attr-defined]
+    revised = accepted.data.model_copy(update={"acknowledged_at": later})
+    await core.process(records(dataclasses.replace(accepted, id="ack-revised", data=revised)))
+    listed = await cli("exceptions", "--json")
+    assert listed.exit_code == 1
+    (twice,) = json.loads(listed.stdout)["on_order_twice"]
+    assert twice["orders"] == [
+        {"po_number": number, "status": "acknowledged", "units": 36},
+        {"po_number": again, "status": "closed", "units": 0},
+    ]
+
+
+async def test_approving_leaves_out_only_the_lines_on_order_again(sessions, policy_for, cli):
+    """TEE and MUG refused on one PO, so both are suggested on one; the supplier's revision
+    then accepts TEE after all. Approving the suggestion sends MUG alone and names TEE as left
+    out; nothing is on order twice."""
+    from schemas.purchasing import AcknowledgedLine, AckStatus, PurchaseOrderAcknowledged
+
+    await policy_for("TEE")
+    await policy_for("MUG")
+    envs = [counted("TEE", 20, cid="seed-tee"), counted("MUG", 20, cid="seed-mug")]
+    for i in range(12):
+        for sku in ("TEE", "MUG"):
+            envs += [place(f"shop:{sku}{i}", [(sku, 1)]), fulfil(f"shop:{sku}{i}", [(sku, 1)])]
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(*envs))
+    (tee,), (mug,) = await lines_of(sessions, "TEE"), await lines_of(sessions, "MUG")
+    number = tee.po_number
+
+    def answer(tee_status: LineAckStatus, hour: int) -> Envelope:
+        def line(row, status: LineAckStatus) -> AcknowledgedLine:
+            quantity = 0 if status is LineAckStatus.REJECTED else row.ordered
+            return AcknowledgedLine(
+                line_number=row.line_number, sku=row.sku, status=status, quantity=quantity
+            )
+
+        msg = PurchaseOrderAcknowledged(
+            po_number=number,
+            supplier="acme-supply",
+            acknowledgement_id="SO-1",
+            acknowledged_at=datetime(2026, 11, 23, hour, tzinfo=UTC),
+            status=AckStatus.ACCEPTED_WITH_CHANGES,
+            lines=(line(tee, tee_status), line(mug, LineAckStatus.REJECTED)),
+        )
+        return Envelope(id=f"ack-{hour}", source="test/supplier", data=msg)
+
+    await core.process(records(answer(LineAckStatus.REJECTED, 9)))
+    suggested = {
+        ln.sku: ln.po_number
+        for sku in ("TEE", "MUG")
+        for ln in await lines_of(sessions, sku)
+        if ln.po_number != number
+    }
+    assert suggested["TEE"] == suggested["MUG"]
+    again = suggested["TEE"]
+    await core.process(records(answer(LineAckStatus.ACCEPTED, 10)))
+    result = await cli("approve", again, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["left_out"] == [
+        {"sku": "TEE", "location": "main", "on_order_in": number}
+    ]
+    issued_po = [env for env in await issued(sessions) if env.po_number == again]
+    assert [ln.sku for ln in issued_po[0].lines] == ["MUG"]
+    assert (await stock_of(sessions, "TEE")).inbound == tee.ordered  # the first PO's alone
+    assert (await stock_of(sessions, "MUG")).inbound == mug.ordered
+    listed = await cli("exceptions", "--json")
+    assert json.loads(listed.stdout)["on_order_twice"] == []
+
+
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_an_approved_po_wakes_the_relay(engine, sessions, policy_for, cli):
     """The PO `hub po approve` writes to the outbox is announced once committed, as the core's
