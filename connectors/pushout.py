@@ -92,6 +92,7 @@ class _Account:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     landed: asyncio.Event = field(default_factory=asyncio.Event)  # nothing in flight
+    retrying: bool = False  # its last push failed: it waits out a backoff
     task: asyncio.Task[None] | None = None
 
 
@@ -120,6 +121,7 @@ class StockPushOut:
         self.backoff_max = backoff_max
         self._closed = False
         self._epochs: dict[Hashable, int] = {}
+        self._failed = asyncio.Event()  # a push failed since `calm` looked
 
     # --- feeding ----------------------------------------------------------------------------------
 
@@ -264,6 +266,30 @@ class StockPushOut:
         for name, state in self._accounts.items():
             self._ensure_worker(name, state)
 
+    async def calm(self, accounts: Iterable[str]) -> None:
+        """Wait until each of the accounts has nothing pending or in flight, or is retrying
+        after a failed push: one retrying (a shop down, or answering 429) would hold up whoever
+        waits on it for its whole backoff. Bound it with `asyncio.timeout`, as `drain`."""
+        names = list(accounts)
+        while True:
+            self._failed.clear()
+            waiting = [
+                s for n in names if not (s := self._accounts[n]).retrying and not s.idle.is_set()
+            ]
+            if not waiting:
+                return
+            waits = [asyncio.ensure_future(s.idle.wait()) for s in waiting]
+            waits.append(asyncio.ensure_future(self._failed.wait()))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    def settled(self, accounts: Iterable[str]) -> bool:
+        """Whether the accounts have nothing pending or in flight."""
+        return all(self._accounts[n].idle.is_set() for n in accounts)
+
     async def drain(self, *accounts: str) -> None:
         """Wait until the accounts (default: all) have nothing pending or in flight.
 
@@ -354,6 +380,7 @@ class StockPushOut:
         if unreported:
             reason = RuntimeError("the refusal could not be reported")
             return await self._requeue(name, state, unreported, reason, backoff)
+        state.retrying = False
         return self.backoff_initial
 
     async def _refused(
@@ -400,6 +427,8 @@ class StockPushOut:
                 state.pending[sku] = q
         state.inflight = {}  # what is still owed waits in `pending` through the backoff
         state.landed.set()
+        state.retrying = True
+        self._failed.set()
         log.warning(
             "stock_push.retry",
             account=name,

@@ -1,6 +1,7 @@
 """The connector-worker role: consume `hub.stock-levels.v1` and push available-to-sell to shops.
 
-After each batch has reached every shop, or after a bounded wait, offsets are committed up to the
+After each batch has reached every shop, or after a bounded wait (not for a shop retrying after
+a failure, which would set how fast the others are fed), offsets are committed up to the
 earliest level still owed to a shop, never past it: a shop that keeps failing keeps being retried
 in memory (newest version only), and a worker that stops or crashes meanwhile leaves it to the
 next reader of the partition, which pushes it. When a partition moves to another worker, this
@@ -169,12 +170,13 @@ class PushWorker:
             try:
                 offered = await self._offer(message.raw_message, owned, generation)
                 if offered:
-                    try:
+                    # Wait for the shops that take their levels, not for one retrying after a
+                    # failure: it would set how fast every other shop is fed.
+                    with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self.drain_timeout):
-                            await self.pushout.drain(*offered)
-                    except TimeoutError:
-                        if kafka is not None:
-                            self._commit_when_settled(kafka)
+                            await self.pushout.calm(offered)
+                    if kafka is not None and not self.pushout.settled(offered):
+                        self._commit_when_settled(kafka)
             except Exception:
                 if kafka is not None and self._generation == generation:
                     with contextlib.suppress(Exception):

@@ -162,3 +162,62 @@ async def test_a_level_the_shop_has_not_taken_is_pushed_by_the_next_reader(kafka
             await second.stop()
     finally:
         await rt.stop()
+
+
+async def test_a_shop_retrying_after_failures_does_not_hold_up_the_others(kafka, tmp_path):
+    """Two shops on one channel, one of them down: every batch hands it levels, and it fails
+    them again and again. The shop that is up gets each level as it comes, not after the
+    worker's whole wait (30 s here) for the one that is down."""
+    s = Settings(
+        kafka_bootstrap=kafka.bootstrap,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+        var_dir=tmp_path / "var",
+        consumer_session_timeout_ms=6000,
+    )
+    tag = uuid.uuid4().hex[:8]
+    channel = f"web{tag}"
+
+    def account() -> AccountConfig:
+        return AccountConfig(
+            connector="generic",
+            channel=channel,
+            api_url="http://market.test",
+            stock_url="/api/stock/{sku}",
+            mapping={
+                "event": "type",
+                "order_id": "id",
+                "lines": "items",
+                "line_sku": "sku",
+                "line_quantity": "qty",
+                "events": {"created": "placed"},
+            },
+        )
+
+    up_name, down_name = f"up{tag}", f"down{tag}"
+    s.__dict__["hub"] = HubConfig(accounts={up_name: account(), down_name: account()})
+    up, down = Shop(up=True), Shop(up=False)
+    rt = Runtime(s)
+    await rt.start({"relay"})
+    try:
+        assert rt.publisher is not None
+        pushes = PushWorker(
+            s,
+            rt.publisher,
+            transports={up_name: up.transport(), down_name: down.transport()},
+            drain_timeout=30.0,
+        )
+        pushes.pushout.backoff_initial = pushes.pushout.backoff_max = 0.2
+        broker = KafkaBroker(s.kafka_bootstrap, logger=None)
+        pushes.subscribe(broker)
+        await pushes.start()
+        await broker.start()
+        try:
+            for n, sku in enumerate((f"A{tag}", f"B{tag}", f"C{tag}"), start=1):
+                await _publish(rt, sku, n, channel)
+                await _until(lambda sku=sku, n=n: up.stock.get(sku) == n, limit=15.0)
+            assert down.calls >= 3 and down.stock == {}
+        finally:
+            await broker.stop()
+            await pushes.stop()
+    finally:
+        await rt.stop()
