@@ -81,6 +81,24 @@ async def _where(bootstrap: str, key: str) -> tuple[TopicPartition, int]:
         await consumer.stop()
 
 
+def _market(channel: str) -> AccountConfig:
+    """A generic REST shop selling on `channel`, its stock set at `/api/stock/{sku}`."""
+    return AccountConfig(
+        connector="generic",
+        channel=channel,
+        api_url="http://market.test",
+        stock_url="/api/stock/{sku}",
+        mapping={
+            "event": "type",
+            "order_id": "id",
+            "lines": "items",
+            "line_sku": "sku",
+            "line_quantity": "qty",
+            "events": {"created": "placed"},
+        },
+    )
+
+
 async def _publish(rt: Runtime, sku: str, available: int, channel: str) -> str:
     level = stock_level(sku, available, 1, channel=channel)
     assert rt.publisher is not None
@@ -99,21 +117,7 @@ async def test_a_level_the_shop_has_not_taken_is_pushed_by_the_next_reader(kafka
     )
     # Names of this test's own, so that a broker shared with other tests changes nothing.
     name, channel = f"market{uuid.uuid4().hex[:8]}", f"web{uuid.uuid4().hex[:8]}"
-    market = AccountConfig(
-        connector="generic",
-        channel=channel,
-        api_url="http://market.test",
-        stock_url="/api/stock/{sku}",
-        mapping={
-            "event": "type",
-            "order_id": "id",
-            "lines": "items",
-            "line_sku": "sku",
-            "line_quantity": "qty",
-            "events": {"created": "placed"},
-        },
-    )
-    s.__dict__["hub"] = HubConfig(accounts={name: market})
+    s.__dict__["hub"] = HubConfig(accounts={name: _market(channel)})
     group = group_for(name)
 
     async def worker(shop: Shop) -> tuple[PushWorker, KafkaBroker]:
@@ -176,25 +180,8 @@ async def test_a_shop_retrying_after_failures_does_not_hold_up_the_others(kafka,
     )
     tag = uuid.uuid4().hex[:8]
     channel = f"web{tag}"
-
-    def account() -> AccountConfig:
-        return AccountConfig(
-            connector="generic",
-            channel=channel,
-            api_url="http://market.test",
-            stock_url="/api/stock/{sku}",
-            mapping={
-                "event": "type",
-                "order_id": "id",
-                "lines": "items",
-                "line_sku": "sku",
-                "line_quantity": "qty",
-                "events": {"created": "placed"},
-            },
-        )
-
     up_name, down_name = f"up{tag}", f"down{tag}"
-    s.__dict__["hub"] = HubConfig(accounts={up_name: account(), down_name: account()})
+    s.__dict__["hub"] = HubConfig(accounts={up_name: _market(channel), down_name: _market(channel)})
     up, down = Shop(up=True), Shop(up=False)
     rt = Runtime(s)
     await rt.start({"relay"})
