@@ -361,89 +361,53 @@ async def refund_split(
     unshipped: Mapping[tuple[str, str], int] | None = None,
 ) -> tuple[Decimal, Decimal]:
     """(net, tax) of the credit note of a refund, at the tax rate of the returned lines (of the
-    order if unknown). Units in `unshipped` never left (refunded before fulfilment): they are
-    never billed, so the refund settles their price first, by the order's line prices and
-    rounded as billing would have billed them, with no credit note; the credit note is what
-    it gives back beyond that, and what it falls short of is money kept, revenue (at their
-    rate). Without the order's prices, their share of the refund by units is no credit note.
-    The refund's `adjustment` (shipping, goodwill) is at the whole order's rate. Before
-    anything of the order shipped (`_before_shipping`), money back beyond those units' price
-    first takes back money kept before and lowers the charges the first fulfilment bills with
-    the rest; money kept is revenue at once.
+    order if unknown). Units in `unshipped` never left (refunded before fulfilment): they were
+    never billed, so their share of the refund, by the order's line prices, is no credit note;
+    the payment's refund alone settles it. The refund's `adjustment` (shipping, goodwill, or
+    less refunded than the lines' amount) is credited whole, at the whole order's rate; before
+    anything of the order was billed, it lowers the charges its first fulfilment bills instead.
     """
     rows = await _rows(session, msg.order_key)
     keys = {(line.sku, line.location) for line in msg.lines}
     refund = msg.refund
-    cur = msg.currency
-    every = [r for r in rows.values() if r.priced]
-    kept_at: list[OrderLinePrice] = []  # the rate of money kept on units never shipped
     if unshipped and any(unshipped.values()):
         returned: dict[tuple[str, str], int] = defaultdict(int)
         for line in msg.lines:
             returned[(line.sku, line.location)] += line.quantity
-        if all((r := rows.get(k)) is not None and r.priced and r.ordered > 0 for k in returned):
-            never = [(rows[k], n) for k, n in unshipped.items() if n]
-            refund -= sum((_unbilled(row, n, cur) for row, n in never), ZERO)
-            kept_at = [row for row, _ in never]
-        else:
-            whole, gone = sum(returned.values()), sum(unshipped.values())
-            refund = refund * (whole - gone) / whole if whole > 0 else ZERO
+        # By the order's line prices where every line has one, else by units.
+        by_price = all(
+            (r := rows.get(k)) is not None and r.priced and r.ordered > 0 for k in returned
+        )
+
+        def worth(key: tuple[str, str], units: int) -> Decimal:
+            row = rows[key] if by_price else None
+            if row is None:
+                return Decimal(units)
+            return (Decimal(row.net) + Decimal(row.tax)) * units / row.ordered
+
+        whole = sum((worth(k, n) for k, n in returned.items()), ZERO)
+        never = sum((worth(k, n) for k, n in unshipped.items()), ZERO)
+        refund = refund * (whole - never) / whole if whole > 0 else ZERO
         keys = {k for k, n in returned.items() if n > unshipped.get(k, 0)}  # what is credited
-    credited = [r for k, r in rows.items() if r.priced and k in keys] or every
-    goods = _split(refund, kept_at if refund < 0 and kept_at else credited, cur)
-    more = _split(msg.adjustment, every, cur) if msg.adjustment else (ZERO, ZERO)
-    if every and not _shipped_any(rows):
-        net, tax = await _before_shipping(session, rows, msg, [goods, more])
-    else:
-        net, tax = goods[0] + more[0], goods[1] + more[1]
-    return costing.round_amount(net, cur), costing.round_amount(tax, cur)
-
-
-def _unbilled(row: OrderLinePrice, units: int, currency: str) -> Decimal:
-    """What `units` of a line that never ship leave unbilled, tax included: the line's whole
-    amount less what billing bills for the rest of its units (rounded as it rounds)."""
-    n = min(units, row.ordered)
-    whole_net, whole_tax = _share(row, row.ordered, currency)
-    rest_net, rest_tax = _share(row, row.ordered - n, currency)
-    return whole_net + whole_tax - rest_net - rest_tax
-
-
-async def _before_shipping(
-    session: AsyncSession,
-    rows: dict[tuple[str, str], OrderLinePrice],
-    msg: OrderReturned,
-    parts: Sequence[tuple[Decimal, Decimal]],
-) -> tuple[Decimal, Decimal]:
-    """The credit note of a refund of an order nothing of which has shipped (so nothing was
-    billed but money kept), from its parts' (net, tax). Money kept (a part below zero) is
-    revenue now, shipped or not. Money back (a part above zero) first takes back what was kept,
-    by earlier refunds or this one, as a credit note; the rest lowers the charges its first
-    fulfilment bills (shipping and charges go with it), so an order refunded and cancelled
-    before it ships bills nothing and credits nothing."""
+    every = [r for r in rows.values() if r.priced]
     cur = msg.currency
-    fin = await session.get(OrderFinance, msg.order_key)
-    room = max(ZERO, from_minor(fin.billed_minor, cur)) if fin is not None else ZERO
-    room -= sum((n + t for n, t in parts if n + t < 0), ZERO)
-    net = tax = lower_net = lower_tax = ZERO
-    for part_net, part_tax in parts:
-        gross = part_net + part_tax
-        if gross <= 0:
-            net, tax = net + part_net, tax + part_tax
-            continue
-        take = min(gross, room)
-        room -= take
-        back_net = part_net * take / gross
-        back_tax = part_tax * take / gross
-        net, tax = net + back_net, tax + back_tax
-        lower_net, lower_tax = lower_net + part_net - back_net, lower_tax + part_tax - back_tax
-    if lower_net or lower_tax:
-        row = _row(rows, session, msg.order_key, CHARGES)
-        if not row.priced:
-            row.priced, row.currency, row.ordered = True, cur, 1
-        row.net = Decimal(row.net) - costing.round_amount(lower_net, cur)
-        row.tax = Decimal(row.tax) - costing.round_amount(lower_tax, cur)
-        await session.flush()
-    return net, tax
+    net, tax = _split(refund, [r for k, r in rows.items() if r.priced and k in keys] or every, cur)
+    if msg.adjustment:  # shipping, goodwill: at the rate of the whole order
+        more_net, more_tax = _split(msg.adjustment, every, cur)
+        if msg.adjustment > 0 and every and not _shipped_any(rows):
+            # Money back before anything was billed: shipping and charges go with the first
+            # fulfilment, so it lowers what that bills. An order cancelled before it ships then
+            # bills nothing and credits nothing. (Money kept, a negative adjustment, is revenue
+            # now, shipped or not.)
+            row = _row(rows, session, msg.order_key, CHARGES)
+            if not row.priced:
+                row.priced, row.currency, row.ordered = True, cur, 1
+            row.net = Decimal(row.net) - more_net
+            row.tax = Decimal(row.tax) - more_tax
+            await session.flush()
+        else:
+            net, tax = net + more_net, tax + more_tax
+    return costing.round_amount(net, msg.currency), costing.round_amount(tax, msg.currency)
 
 
 def _split(

@@ -48,8 +48,7 @@ async def vouchers_for(
     """The vouchers `msg` books ([] for messages without a financial effect, and for a cause
     handled before: finance records each cause in the inbox table, so it is idempotent on its
     own, besides the ledger refusing a known voucher id). `unshipped`: for a return, the units
-    of its lines that never left (the refund settles their price first, with no credit note;
-    see `billing.refund_split`).
+    of its lines that never left (no credit note for them; see `billing.refund_split`).
     `dropshipped`: for a fulfilment, the units of its lines the supplier ships (no cost of
     sales from the hub's inventory for them). `moved_since_count`: for a stocktake, the units
     journaled after it was counted (`StockBook.moved_since_count`), None when a later count
