@@ -572,15 +572,30 @@ _NOT_ORDERED = ("cancelled", "rejected")
 
 
 async def _on_order(
-    session: AsyncSession, keys: set[StockKey] | None = None, *, reordered: bool = False
+    session: AsyncSession,
+    keys: set[StockKey] | None = None,
+    *,
+    reordered: bool = False,
+    since: datetime | None = None,
 ) -> list[tuple[StockKey, list[tuple[str, str, int]]]]:
     """Per (SKU, location) of `keys` (all when None), the POs with an open line of it:
     (PO number, its status, open units), in PO order. With `reordered`, also the POs of it
     made after the first of those, closed ones too (0 units open): a later order of goods
     still on order, which replenishment never makes, so a supplier's revision reopened a
-    refused line after its replacement went out, or came in."""
+    refused line after its replacement went out, or came in. With `since`, also the POs of
+    `keys` made or answered by their supplier after it, closed ones too: a refused PO a
+    revision reopened, whose goods may have come in already."""
     lt, pt = PurchaseOrderLineRow, PurchaseOrderRow
-    cols = (lt.sku, lt.location, pt.po_number, pt.status, pt.created_at, lt.confirmed, lt.received)
+    cols = (
+        lt.sku,
+        lt.location,
+        pt.po_number,
+        pt.status,
+        pt.created_at,
+        pt.acknowledged_at,
+        lt.confirmed,
+        lt.received,
+    )
     q = (
         select(*cols)
         .join(pt, pt.po_number == lt.po_number)
@@ -605,12 +620,20 @@ async def _on_order(
             found[key][r.po_number] = (r.status, max(0, r.confirmed - r.received))
             at = stored_utc(r.created_at)
             first[key] = min(first.get(key, at), at)
-    if reordered and first:
+    after = dict(first) if reordered else {}
+    if since is not None and keys:
+        after.update({k: since for k in keys})
+    if after:
         # (A line refused, or left out of a suggestion when approved, ordered nothing.)
         closed = q.where(lt.open.is_(False), (lt.confirmed > 0) | (lt.received > 0))
-        for r in await read(closed, {sku for sku, _ in first}):
+        for r in await read(closed, {sku for sku, _ in after}):
             key = (r.sku, r.location)
-            if key in first and stored_utc(r.created_at) > first[key]:
+            if key not in after:
+                continue
+            made, answered = stored_utc(r.created_at), r.acknowledged_at
+            if made > after[key] or (
+                since is not None and answered is not None and stored_utc(answered) > since
+            ):
                 found[key].setdefault(r.po_number, (r.status, 0))
     return [
         (key, [(n, st, units) for n, (st, units) in sorted(pos.items())])
@@ -643,9 +666,12 @@ async def approve(session: AsyncSession, po_number: str, actor: str) -> Approval
         raise UnknownPurchaseOrder(po_number)
     if po.status != "suggested":
         raise NotAwaitingApproval(po_number, po.status)
+    made = stored_utc(po.created_at)
     clashes = [
         (sku, loc, other)
-        for (sku, loc), pos in (await _on_order(session, {(ln.sku, ln.location) for ln in lines}))
+        for (sku, loc), pos in await _on_order(
+            session, {(ln.sku, ln.location) for ln in lines}, since=made
+        )
         for other, status, _ in pos
         if other != po_number and status != "suggested"
     ]
@@ -657,6 +683,7 @@ async def approve(session: AsyncSession, po_number: str, actor: str) -> Approval
     for ln in lines:
         if (ln.sku, ln.location) in clashing:  # left out: ordered nothing
             line = _po_line(ln)
+            ln.ordered = line.received  # so no supplier's answer can confirm it again
             _store_line(
                 ln, replace(line, confirmed=min(line.confirmed, line.received), closed=True)
             )

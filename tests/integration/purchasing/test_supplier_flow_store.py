@@ -311,6 +311,41 @@ async def test_approving_leaves_out_only_the_lines_on_order_again(sessions, poli
     assert (await stock_of(sessions, "MUG")).inbound == mug.ordered
     listed = await cli("exceptions", "--json")
     assert json.loads(listed.stdout)["on_order_twice"] == []
+    # The supplier accepts the PO it was sent as it stands: the line left out stays out.
+    accepted = PurchaseOrderAcknowledged(
+        po_number=again,
+        supplier="acme-supply",
+        acknowledgement_id="SO-2",
+        acknowledged_at=datetime(2026, 11, 23, 11, tzinfo=UTC),
+        status=AckStatus.ACCEPTED,
+        lines=(),
+    )
+    await core.process(records(Envelope(id="ack-2", source="test/supplier", data=accepted)))
+    (left,) = [ln for ln in await lines_of(sessions, "TEE") if ln.po_number == again]
+    assert (left.ordered, left.confirmed, left.open) == (0, 0, False)
+    assert (await stock_of(sessions, "TEE")).inbound == tee.ordered
+
+
+async def test_a_refused_po_reopened_and_received_keeps_its_replacement_from_going_out(
+    sessions, policy_for, cli
+):
+    """The supplier refuses the PO, so a new one is suggested; its revision then accepts the
+    first after all, and the goods come in, closing it. Nothing is open, but the suggestion
+    would order them again: approving it is refused, naming the first PO."""
+    number = await _ordered(sessions, policy_for)
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(ack(number, "TEE", 0, LineAckStatus.REJECTED)))
+    (again,) = [ln.po_number for ln in await lines_of(sessions, "TEE") if ln.po_number != number]
+    accepted = ack(number, "TEE", 36, LineAckStatus.ACCEPTED)
+    now = datetime.now(UTC)  # answered after the suggestion was made
+    revised = accepted.data.model_copy(update={"acknowledged_at": now})
+    await core.process(records(dataclasses.replace(accepted, id="ack-revised", data=revised)))
+    await receipt_step(sessions, receipt(number, "TEE", 36))
+    assert (await po(sessions, number)).status == "closed"
+    refused = await cli("approve", again)
+    assert refused.exit_code == 1
+    assert f"TEE at main is on order in {number}" in " ".join(refused.output.split())
+    assert (await po(sessions, again)).status == "suggested"
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
