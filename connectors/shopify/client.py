@@ -4,8 +4,9 @@ Stock is pushed with GraphQL `inventorySetQuantities` and `compareQuantity` (com
 the client remembers the quantity it last set or read per inventory item and sends it as the
 expected value. A SKU listed more than once (the same goods in two products) has an item per
 listing, each with a count of its own that Shopify sells from: the SKU's level is split among
-them (the first listings take the remainder), so that all of them together never offer more
-than the hub has.
+its listings on sale (products `active`; a draft copy or an archived original gets 0, unless
+none is on sale), the first ones taking the remainder, so that all of them together never
+offer more than the hub has.
 If the shop's count moved meanwhile (`COMPARE_QUANTITY_STALE`: usually a sale whose webhook has
 not reached the hub yet), the client reads the shop's count and sets `min(target, shop count)`
 with that count as the new expectation. So a push never raises what the shop may sell above what
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -92,6 +93,7 @@ class ShopifyClient:
         # of a product) is then kept at its level too, not only after a restart.
         self.catalogue_ttl = float(extra.get("catalogue_ttl_seconds", 600))
         self._known: dict[int, int] = {}  # the shop's quantity as last set or read, per item
+        self._off_sale: set[int] = set()  # items of products not on sale (draft, archived)
         self._unlisted = Unlisted(float(extra.get("unlisted_ttl_seconds", 60)))
         client = httpx.AsyncClient(
             base_url=cfg.api_url.rstrip("/"),
@@ -149,15 +151,19 @@ class ShopifyClient:
         if self._items and not refresh:
             return self._items
         found: dict[str, list[int]] = {}
-        params: dict[str, Any] = {"limit": 250, "fields": "id,variants"}
+        off_sale: set[int] = set()
+        params: dict[str, Any] = {"limit": 250, "fields": "id,status,variants"}
         while True:
             response = await self.api.request("GET", f"{API}/products.json", params=params)
             for product in _field(response, "products"):
                 for variant in product.get("variants") or []:
                     if variant.get("sku") and variant.get("inventory_item_id"):
+                        iid = int(variant["inventory_item_id"])
                         ids = found.setdefault(str(variant["sku"]), [])
-                        if int(variant["inventory_item_id"]) not in ids:
-                            ids.append(int(variant["inventory_item_id"]))
+                        if iid not in ids:
+                            ids.append(iid)
+                        if product.get("status", "active") != "active":
+                            off_sale.add(iid)
             cursor = next_page_info(response)
             if cursor is None:
                 break
@@ -168,6 +174,7 @@ class ShopifyClient:
         # Counts are per item: a variant made again is a new item, with no count known yet.
         self._known = {iid: n for iid, n in self._known.items() if iid in live}
         self._items = items
+        self._off_sale = off_sale
         return items
 
     async def get_stock(self, skus: Sequence[str] | None = None) -> dict[str, int]:
@@ -267,7 +274,7 @@ class ShopifyClient:
         for _ in range(CAS_ROUNDS):
             if not pending:
                 return
-            shares = {sku: _shares(pending[sku], items[sku]) for sku in pending}
+            shares = {sku: _shares(pending[sku], items[sku], self._off_sale) for sku in pending}
             order = [(sku, iid) for sku in pending for iid in items[sku]]
             quantities = []
             for sku, iid in order:
@@ -412,11 +419,16 @@ def _graphql_check(response: httpx.Response) -> None:
     raise ConnectorError(f"GraphQL error: {str(top)[:300]}", retryable=False, status=200)
 
 
-def _shares(level: int, ids: Sequence[int]) -> dict[int, int]:
-    """A SKU's level split among its listings (inventory items), the first ones taking the
-    remainder: together they offer the level, never more."""
-    whole, rest = divmod(level, len(ids)) if ids else (0, 0)
-    return {iid: whole + (1 if n < rest else 0) for n, iid in enumerate(ids)}
+def _shares(level: int, ids: Sequence[int], off_sale: Collection[int] = ()) -> dict[int, int]:
+    """A SKU's level split among its listings (inventory items) on sale, the first ones taking
+    the remainder, and 0 for those not on sale (all of them share when none is): together they
+    offer the level, never more."""
+    selling = [iid for iid in ids if iid not in off_sale] or list(ids)
+    whole, rest = divmod(level, len(selling)) if selling else (0, 0)
+    out = dict.fromkeys(ids, 0)
+    for n, iid in enumerate(selling):
+        out[iid] = whole + (1 if n < rest else 0)
+    return out
 
 
 def _stocked(items: Items, skus: Sequence[str], counts: Mapping[int, int]) -> Items:

@@ -62,6 +62,7 @@ class ShopifySimulator:
         self.faults = Faults()
         self.products: dict[str, dict[str, int]] = {}  # sku → product/variant/inventory item ids
         self.more_listings: dict[str, list[dict[str, int]]] = {}  # the same SKU listed again
+        self.product_status: dict[int, str] = {}  # product id → status, when not `active`
         self.available: dict[int, int] = {}  # inventory item id → available at the location
         self.orders: dict[int, dict[str, Any]] = {}
         self.set_calls = 0
@@ -105,13 +106,16 @@ class ShopifySimulator:
         del self.available[self.products.pop(sku)["inventory_item_id"]]
         self.add_product(sku, available)
 
-    def list_again(self, sku: str, available: int = 0) -> int:
+    def list_again(self, sku: str, available: int = 0, *, status: str = "active") -> int:
         """List the SKU's goods once more, as another product (a copy for another collection):
-        its own variant and inventory item, the same SKU. Returns the new inventory item id."""
+        its own variant and inventory item, the same SKU; `status` as Shopify's (`draft`: a
+        product duplicated in the admin, not on sale yet; `archived`). Returns the new
+        inventory item id."""
         pid, vid, iid = next(self._ids), next(self._ids), next(self._ids)
         self.more_listings.setdefault(sku, []).append(
             {"product_id": pid, "variant_id": vid, "inventory_item_id": iid}
         )
+        self.product_status[pid] = status
         self.available[iid] = available
         return iid
 
@@ -440,6 +444,7 @@ class ShopifySimulator:
             {
                 "id": ids["product_id"],
                 "title": sku,
+                "status": self.product_status.get(ids["product_id"], "active"),
                 "variants": [
                     {
                         "id": ids["variant_id"],
