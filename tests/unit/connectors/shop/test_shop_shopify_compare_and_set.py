@@ -130,16 +130,22 @@ async def test_the_listings_of_a_sku_together_offer_its_level(shopify_sim, shopi
 
 
 async def test_a_listing_not_on_sale_takes_no_share_of_the_level(shopify_sim, shopify_client):
-    """A product duplicated in the Shopify admin is a draft until published: its listing takes
-    nothing, so the last unit stays on the listing that sells. Published, it shares."""
+    """The original product archived and a copy on sale (or a copy duplicated in the Shopify
+    admin, a draft until published): only the listing on sale offers the level, the last unit
+    too. Back on sale, the original shares again."""
     shopify_sim.add_product("A", 0)
-    copy = shopify_sim.list_again("A", 0, status="draft")
+    original = shopify_sim.products["A"]["product_id"]
+    shopify_sim.product_status[original] = "archived"
+    shopify_sim.list_again("A", 0)
+    shopify_sim.list_again("A", 0, status="draft")
     assert (await shopify_client.set_stock({"A": 1})).updated == {"A": 1}
-    assert shopify_sim.stocks("A") == [1, 0]
-    shopify_sim.product_status[shopify_sim.more_listings["A"][0]["product_id"]] = "active"
+    assert shopify_sim.stocks("A") == [0, 1, 0]
+    assert (await shopify_client.set_stock({"A": 4})).updated == {"A": 4}
+    assert shopify_sim.stocks("A") == [0, 4, 0]
+    shopify_sim.product_status[original] = "active"
     shopify_client.catalogue_ttl = 0  # the catalogue is read again before this push
     assert (await shopify_client.set_stock({"A": 5})).updated == {"A": 5}
-    assert shopify_sim.stocks("A") == [3, 2] and shopify_sim.available[copy] == 2
+    assert shopify_sim.stocks("A") == [3, 2, 0]
 
 
 async def test_a_new_listing_does_not_hide_a_sale_on_the_known_one(shopify_sim, shopify_client):
