@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jmespath
+from jmespath import functions
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
@@ -65,6 +66,20 @@ OPTIONAL = (
 )
 
 
+class _Functions(functions.Functions):
+    """JMESPath's functions, taking as numbers the `Decimal` amounts `parse_json` gives (they
+    accept only int and float): `sum(items[].amount)` adds them exactly."""
+
+    def _get_allowed_pytypes(self, types: Any) -> Any:
+        allowed, subtypes = super()._get_allowed_pytypes(types)
+        if "float" in allowed:
+            allowed = [*allowed, "Decimal"]
+        return allowed, [(*sub, "Decimal") if "float" in sub else sub for sub in subtypes]
+
+
+_OPTIONS = jmespath.Options(custom_functions=_Functions())
+
+
 @dataclass(frozen=True)
 class GenericSettings:
     signature_header: str
@@ -79,8 +94,16 @@ class GenericSettings:
     default_currency: str = "CNY"
 
     def search(self, name: str, data: Any) -> Any:
+        """`mapping.NAME` applied to a payload. An expression that fails on it (a function
+        given a type it does not take) is the account's mapping at fault, not the delivery:
+        `ConfigError`, which the gateway answers 503, so the shop sends it again once fixed."""
         expr = self.expressions.get(name)
-        return None if expr is None else expr.search(data)
+        if expr is None:
+            return None
+        try:
+            return expr.search(data, options=_OPTIONS)
+        except JMESPathError as exc:
+            raise ConfigError(f"mapping.{name} failed on this payload: {exc}") from None
 
 
 _cache: dict[int, tuple[Any, GenericSettings]] = {}

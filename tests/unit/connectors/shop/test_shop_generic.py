@@ -149,6 +149,29 @@ def test_bad_mapping_is_a_config_error():
         CONNECTOR.parse(order_event(), {}, account(mapping={**MAPPING, "lines": "data.[["}), NOW)
 
 
+def test_jmespath_number_functions_take_the_decimal_amounts():
+    """JSON numbers with a fraction are read as `Decimal`, which JMESPath's own functions do
+    not take: `sum` over the lines' amounts would refuse every real order."""
+    mapping = {**MAPPING, "total": "sum(data.items[].amount)", "shipping": "abs(data.ship)"}
+    body = (
+        b'{"type": "order.created", "data": {"id": "M-7", "currency": "EUR", "ship": -4.50,'
+        b' "created_at": "2026-11-22T03:00:00Z", "items": [{"sku": "TEE", "qty": 1,'
+        b' "price": "19.90", "amount": 19.90}, {"sku": "MUG", "qty": 2, "price": "9.95",'
+        b' "amount": 19.90}]}}'
+    )
+    [env] = CONNECTOR.parse(body, {}, account(mapping=mapping), NOW)
+    assert isinstance(env.data, OrderPlaced)
+    assert (env.data.total, env.data.shipping) == (Decimal("39.80"), Decimal("4.50"))
+
+
+def test_an_expression_failing_on_a_payload_is_the_account_s_fault_not_the_delivery_s():
+    """Answered 400, the shop would drop the order for good; a mapping at fault is a
+    `ConfigError` (503: sent again once the mapping is fixed)."""
+    mapping = {**MAPPING, "total": "abs(data.currency)"}
+    with pytest.raises(ConfigError, match=r"mapping\.total failed"):
+        CONNECTOR.parse(order_event(), {}, account(mapping=mapping), NOW)
+
+
 def _stock_app(store: dict[str, int], seen: list[tuple[str, str]]):
     async def stock(request: Request):
         sku = request.path_params["sku"]
