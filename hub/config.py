@@ -73,11 +73,12 @@ class AccountConfig(BaseModel):
     def webhook_secrets(self, now: datetime) -> list[str]:
         """The current secret, plus the previous one while its rotation window is open."""
         secrets = [s for s in [self.secret("webhook_secret")] if s]
-        previous = self.secret("previous_webhook_secret")
-        if previous and (
-            self.previous_secret_valid_until is None or now < self.previous_secret_valid_until
-        ):
-            secrets.append(previous)
+        until = self.previous_secret_valid_until
+        # The window first: a secret rotated out is not read, so its variable may go.
+        if until is None or now < until:
+            previous = self.secret("previous_webhook_secret")
+            if previous:
+                secrets.append(previous)
         return secrets
 
 

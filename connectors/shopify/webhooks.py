@@ -8,15 +8,18 @@ account config; 0 turns the check off). Clock skew of 5 minutes into the future 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from connectors.base import Account, header, sign, timestamp, verify_hmac
 from connectors.errors import MalformedPayload, SignatureInvalid
+from hub.config import ConfigError
 
 SIGNATURE_HEADER = "X-Shopify-Hmac-Sha256"
 DEFAULT_REPLAY_WINDOW = timedelta(hours=6)
 FUTURE_SKEW = timedelta(minutes=5)
+MAX_REPLAY_WINDOW = timedelta(days=3650)
 
 
 def verify(body: bytes, headers: Mapping[str, str], account: Account, now: datetime) -> None:
@@ -42,11 +45,25 @@ def check_replay_window(headers: Mapping[str, str], account: Account, now: datet
 
 
 def replay_window(account: Account) -> timedelta | None:
+    """`replay_window_seconds` (0 or less: no window). A value that is no number of seconds a
+    window can span is the account's configuration at fault (`ConfigError`, answered 503), not
+    a forged delivery."""
     raw = account.config.extra.get("replay_window_seconds")
     if raw is None:
         return DEFAULT_REPLAY_WINDOW
-    seconds = float(raw)
-    return timedelta(seconds=seconds) if seconds > 0 else None
+    try:
+        seconds = float(raw)
+        if not math.isfinite(seconds):
+            raise ValueError(raw)
+        window = timedelta(seconds=seconds) if seconds > 0 else None
+        if window is not None and window > MAX_REPLAY_WINDOW:
+            raise OverflowError
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(
+            f"account {account.name}: replay_window_seconds {raw!r} is not a number of seconds"
+            f" up to {int(MAX_REPLAY_WINDOW.total_seconds())}"
+        ) from None
+    return window
 
 
 def signed_headers(

@@ -8,7 +8,7 @@ from connectors.base import Account, sign
 from connectors.errors import SignatureInvalid
 from connectors.shopify import webhooks as shopify
 from connectors.woocommerce import webhooks as woo
-from hub.config import AccountConfig
+from hub.config import AccountConfig, ConfigError
 
 NOW = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
 BODY = b'{"id": 450789469}'
@@ -111,3 +111,33 @@ def test_secret_references_resolve_from_the_environment(monkeypatch):
 def test_shopify_nanosecond_trigger_times_are_understood():
     at = (NOW - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.877041743Z")
     shopify.verify(BODY, _headers("new-secret", **{"X-Shopify-Triggered-At": at}), _rotating(), NOW)
+
+
+def test_a_secret_rotated_out_is_not_read_so_its_variable_may_go(monkeypatch):
+    """The last step of a rotation removes the old secret's variable: past its window it is
+    never read, and deliveries signed with the new one are taken (they were answered 503)."""
+    monkeypatch.setenv("ACME_NEW", "new-secret")
+    monkeypatch.delenv("ACME_OLD", raising=False)
+    account = Account(
+        "acme",
+        AccountConfig(
+            connector="shopify",
+            webhook_secret="env:ACME_NEW",
+            previous_webhook_secret="env:ACME_OLD",
+            previous_secret_valid_until=NOW - timedelta(minutes=1),
+        ),
+    )
+    shopify.verify(BODY, _headers("new-secret"), account, NOW)
+    with pytest.raises(ConfigError, match="ACME_OLD"):  # inside the window it is still needed
+        shopify.verify(BODY, _headers("new-secret"), account, NOW - timedelta(hours=1))
+
+
+@pytest.mark.parametrize("window", ["6h", 1e300, "nan"])
+def test_a_replay_window_that_is_no_number_of_seconds_is_the_account_s_fault(window):
+    """Past the signature, a bad `replay_window_seconds` raised `ValueError` (or overflowed),
+    which the gateway answered 401: every genuine delivery refused as forged."""
+    triggered = {"X-Shopify-Triggered-At": NOW.isoformat()}
+    with pytest.raises(ConfigError, match="replay_window_seconds"):
+        shopify.verify(
+            BODY, _headers("new-secret", **triggered), _rotating(replay_window_seconds=window), NOW
+        )
