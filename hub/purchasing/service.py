@@ -572,30 +572,15 @@ _NOT_ORDERED = ("cancelled", "rejected")
 
 
 async def _on_order(
-    session: AsyncSession,
-    keys: set[StockKey] | None = None,
-    *,
-    reordered: bool = False,
-    since: datetime | None = None,
+    session: AsyncSession, keys: set[StockKey] | None = None, *, reordered: bool = False
 ) -> list[tuple[StockKey, list[tuple[str, str, int]]]]:
     """Per (SKU, location) of `keys` (all when None), the POs with an open line of it:
     (PO number, its status, open units), in PO order. With `reordered`, also the POs of it
     made after the first of those, closed ones too (0 units open): a later order of goods
     still on order, which replenishment never makes, so a supplier's revision reopened a
-    refused line after its replacement went out, or came in. With `since`, also the POs of
-    `keys` made or answered by their supplier after it, closed ones too: a refused PO a
-    revision reopened, whose goods may have come in already."""
+    refused line after its replacement went out, or came in."""
     lt, pt = PurchaseOrderLineRow, PurchaseOrderRow
-    cols = (
-        lt.sku,
-        lt.location,
-        pt.po_number,
-        pt.status,
-        pt.created_at,
-        pt.acknowledged_at,
-        lt.confirmed,
-        lt.received,
-    )
+    cols = (lt.sku, lt.location, pt.po_number, pt.status, pt.created_at, lt.confirmed, lt.received)
     q = (
         select(*cols)
         .join(pt, pt.po_number == lt.po_number)
@@ -620,25 +605,35 @@ async def _on_order(
             found[key][r.po_number] = (r.status, max(0, r.confirmed - r.received))
             at = stored_utc(r.created_at)
             first[key] = min(first.get(key, at), at)
-    after = dict(first) if reordered else {}
-    if since is not None and keys:
-        after.update({k: since for k in keys})
-    if after:
+    if reordered and first:
         # (A line refused, or left out of a suggestion when approved, ordered nothing.)
         closed = q.where(lt.open.is_(False), (lt.confirmed > 0) | (lt.received > 0))
-        for r in await read(closed, {sku for sku, _ in after}):
+        for r in await read(closed, {sku for sku, _ in first}):
             key = (r.sku, r.location)
-            if key not in after:
-                continue
-            made, answered = stored_utc(r.created_at), r.acknowledged_at
-            if made > after[key] or (
-                since is not None and answered is not None and stored_utc(answered) > since
-            ):
+            if key in first and stored_utc(r.created_at) > first[key]:
                 found[key].setdefault(r.po_number, (r.status, 0))
     return [
         (key, [(n, st, units) for n, (st, units) in sorted(pos.items())])
         for key, pos in sorted(found.items())
     ]
+
+
+async def _received_since(
+    session: AsyncSession, keys: set[StockKey], since: datetime, po_number: str
+) -> list[tuple[str, str, str]]:
+    """(SKU, location, PO) of goods of `keys` received on another PO's lines after `since`: a
+    refused PO the supplier's revision reopened, whose goods came in and closed it, so no line
+    of it is open, yet a suggestion made before would order them again."""
+    rt = PoReceiptRow
+    found: set[tuple[str, str, str]] = set()
+    for part in locks.chunks(sorted({sku for sku, _ in keys})):
+        q = select(rt.sku, rt.location, rt.po_number, rt.received_at, rt.applied).where(
+            locks.one_of(session, rt.sku, part), rt.po_number != po_number
+        )
+        for r in (await session.execute(q)).all():
+            if (r.sku, r.location) in keys and r.applied and stored_utc(r.received_at) > since:
+                found.add((r.sku, r.location, r.po_number))
+    return sorted(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -666,15 +661,14 @@ async def approve(session: AsyncSession, po_number: str, actor: str) -> Approval
         raise UnknownPurchaseOrder(po_number)
     if po.status != "suggested":
         raise NotAwaitingApproval(po_number, po.status)
-    made = stored_utc(po.created_at)
+    keys_of = {(ln.sku, ln.location) for ln in lines}
     clashes = [
         (sku, loc, other)
-        for (sku, loc), pos in await _on_order(
-            session, {(ln.sku, ln.location) for ln in lines}, since=made
-        )
+        for (sku, loc), pos in await _on_order(session, keys_of)
         for other, status, _ in pos
         if other != po_number and status != "suggested"
     ]
+    clashes += await _received_since(session, keys_of, stored_utc(po.created_at), po_number)
     clashing = {(sku, loc) for sku, loc, _ in clashes}
     issued = [ln for ln in lines if (ln.sku, ln.location) not in clashing]
     if not issued:
@@ -683,10 +677,12 @@ async def approve(session: AsyncSession, po_number: str, actor: str) -> Approval
     for ln in lines:
         if (ln.sku, ln.location) in clashing:  # left out: ordered nothing
             line = _po_line(ln)
-            ln.ordered = line.received  # so no supplier's answer can confirm it again
-            _store_line(
-                ln, replace(line, confirmed=min(line.confirmed, line.received), closed=True)
-            )
+            if not line.received:
+                await session.delete(ln)  # never sent: no answer of the supplier names it
+                continue
+            # What arrived before the approval is all it brings: no answer confirms more.
+            ln.ordered = line.received
+            _store_line(ln, replace(line, confirmed=line.received, closed=True))
             continue
         await session.execute(
             update(Stock)

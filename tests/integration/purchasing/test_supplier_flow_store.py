@@ -321,9 +321,13 @@ async def test_approving_leaves_out_only_the_lines_on_order_again(sessions, poli
         lines=(),
     )
     await core.process(records(Envelope(id="ack-2", source="test/supplier", data=accepted)))
-    (left,) = [ln for ln in await lines_of(sessions, "TEE") if ln.po_number == again]
-    assert (left.ordered, left.confirmed, left.open) == (0, 0, False)
+    assert [ln.po_number for ln in await lines_of(sessions, "TEE")] == [number]  # never sent
     assert (await stock_of(sessions, "TEE")).inbound == tee.ordered
+    # The supplier invoices the MUG it sent: matched against the PO as issued.
+    (sent,) = [ln for ln in await lines_of(sessions, "MUG") if ln.po_number == again]
+    await receipt_step(sessions, receipt(again, "MUG", sent.ordered, rid="GRN-M"))
+    await handle_step(sessions, invoice(again, "MUG", sent.ordered, "8.50", "INV-M"))
+    assert (await invoice_row(sessions, "INV-M")).status == "matched"
 
 
 async def test_a_refused_po_reopened_and_received_keeps_its_replacement_from_going_out(
@@ -337,10 +341,13 @@ async def test_a_refused_po_reopened_and_received_keeps_its_replacement_from_goi
     await core.process(records(ack(number, "TEE", 0, LineAckStatus.REJECTED)))
     (again,) = [ln.po_number for ln in await lines_of(sessions, "TEE") if ln.po_number != number]
     accepted = ack(number, "TEE", 36, LineAckStatus.ACCEPTED)
-    now = datetime.now(UTC)  # answered after the suggestion was made
-    revised = accepted.data.model_copy(update={"acknowledged_at": now})
+    later = accepted.data.acknowledged_at + timedelta(hours=2)  # type: ignore[attr-defined]
+    revised = accepted.data.model_copy(update={"acknowledged_at": later})
     await core.process(records(dataclasses.replace(accepted, id="ack-revised", data=revised)))
-    await receipt_step(sessions, receipt(number, "TEE", 36))
+    goods = receipt(number, "TEE", 36)
+    now = datetime.now(UTC)  # received after the suggestion was made
+    goods = dataclasses.replace(goods, data=goods.data.model_copy(update={"received_at": now}))
+    await receipt_step(sessions, goods)
     assert (await po(sessions, number)).status == "closed"
     refused = await cli("approve", again)
     assert refused.exit_code == 1
