@@ -330,10 +330,14 @@ class ShopifyClient:
                 for sku in stale:
                     counts = {iid: current[iid] for iid in items[sku] if iid in current}
                     self._known.update(counts)
+                    # What the listings on sale hold (all, when none is): units a draft copy
+                    # holds are not the ones the level goes to.
+                    selling = [n for iid, n in counts.items() if iid not in self._off_sale]
                     if counts:
                         # a sale the hub has not seen yet: never offer more than the shop has
-                        # left (of all its listings together)
-                        pending[sku] = max(0, min(pending[sku], sum(counts.values())))
+                        # left (of its listings together)
+                        left = sum(selling) if selling else sum(counts.values())
+                        pending[sku] = max(0, min(pending[sku], left))
         if not pending:  # the last round's errors settled every SKU left
             return
         raise CompareAndSetLost(

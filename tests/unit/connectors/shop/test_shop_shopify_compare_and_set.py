@@ -142,6 +142,12 @@ async def test_a_listing_not_on_sale_takes_no_share_of_the_level(shopify_sim, sh
     assert shopify_sim.stocks("A") == [0, 1, 0]
     assert (await shopify_client.set_stock({"A": 4})).updated == {"A": 4}
     assert shopify_sim.stocks("A") == [0, 4, 0]
+    # A sale on the listing on sale the hub has not heard of, while the draft holds units the
+    # hub never put there: the level is capped at what the listing on sale has left.
+    shopify_sim.available[shopify_sim.more_listings["A"][0]["inventory_item_id"]] -= 1
+    shopify_sim.available[shopify_sim.more_listings["A"][1]["inventory_item_id"]] = 2
+    assert (await shopify_client.set_stock({"A": 4})).updated == {"A": 3}
+    assert shopify_sim.stocks("A") == [0, 3, 0]
     shopify_sim.product_status[original] = "active"
     shopify_client.catalogue_ttl = 0  # the catalogue is read again before this push
     assert (await shopify_client.set_stock({"A": 5})).updated == {"A": 5}
