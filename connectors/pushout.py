@@ -93,6 +93,7 @@ class _Account:
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     landed: asyncio.Event = field(default_factory=asyncio.Event)  # nothing in flight
     retrying: bool = False  # its last push failed: it waits out a backoff
+    pushing_since: float = float("inf")  # when its push in flight began (monotonic)
     task: asyncio.Task[None] | None = None
 
 
@@ -266,22 +267,30 @@ class StockPushOut:
         for name, state in self._accounts.items():
             self._ensure_worker(name, state)
 
-    async def calm(self, accounts: Iterable[str]) -> None:
-        """Wait until each of the accounts has nothing pending or in flight, or is retrying
-        after a failed push: one retrying (a shop down, or answering 429) would hold up whoever
-        waits on it for its whole backoff. Bound it with `asyncio.timeout`, as `drain`."""
+    async def calm(self, accounts: Iterable[str], *, patience: float = 2.0) -> None:
+        """Wait until each of the accounts has nothing pending or in flight, is retrying after
+        a failed push, or has had one push in flight for `patience` seconds: one retrying (a
+        shop down) or slow (answering 429 while the client honours its Retry-After) would hold
+        up whoever waits on it for its whole backoff. Bound it with `asyncio.timeout`."""
         names = list(accounts)
         while True:
             self._failed.clear()
+            now = time.monotonic()
             waiting = [
-                s for n in names if not (s := self._accounts[n]).retrying and not s.idle.is_set()
+                s
+                for n in names
+                if not (s := self._accounts[n]).retrying
+                and not s.idle.is_set()
+                and now - s.pushing_since < patience
             ]
             if not waiting:
                 return
             waits = [asyncio.ensure_future(s.idle.wait()) for s in waiting]
             waits.append(asyncio.ensure_future(self._failed.wait()))
+            first = min(s.pushing_since for s in waiting) + patience - now
+            timeout = max(first, 0.0) if first != float("inf") else None
             try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for w in waits:
                     w.cancel()
@@ -330,6 +339,7 @@ class StockPushOut:
             batch = {sku: state.pending.pop(sku) for sku in skus}
             state.inflight = batch
             state.landed.clear()
+            state.pushing_since = time.monotonic()
             try:
                 backoff = await self._push(name, state, batch, backoff)
             except asyncio.CancelledError:
@@ -340,6 +350,7 @@ class StockPushOut:
             finally:
                 state.inflight = {}
                 state.landed.set()
+                state.pushing_since = float("inf")
 
     async def _push(
         self, name: str, state: _Account, batch: dict[str, _Queued], backoff: float
