@@ -621,17 +621,20 @@ async def _on_order(
 async def _received_since(
     session: AsyncSession, keys: set[StockKey], since: datetime, po_number: str
 ) -> list[tuple[str, str, str]]:
-    """(SKU, location, PO) of goods of `keys` received on another PO's lines after `since`: a
-    refused PO the supplier's revision reopened, whose goods came in and closed it, so no line
-    of it is open, yet a suggestion made before would order them again."""
+    """(SKU, location, PO) of goods of `keys` received on another PO's lines after `since`,
+    filling what they expected: a refused PO the supplier's revision reopened, whose goods
+    came in and closed it, so no line of it is open, yet a suggestion made before would order
+    them again. Units beyond the lines (a late carton on a PO cut and closed) fill nothing a
+    suggestion was made for."""
     rt = PoReceiptRow
     found: set[tuple[str, str, str]] = set()
     for part in locks.chunks(sorted({sku for sku, _ in keys})):
-        q = select(rt.sku, rt.location, rt.po_number, rt.received_at, rt.applied).where(
-            locks.one_of(session, rt.sku, part), rt.po_number != po_number
-        )
+        q = select(
+            rt.sku, rt.location, rt.po_number, rt.received_at, rt.quantity, rt.over_delivered
+        ).where(locks.one_of(session, rt.sku, part), rt.po_number != po_number)
         for r in (await session.execute(q)).all():
-            if (r.sku, r.location) in keys and r.applied and stored_utc(r.received_at) > since:
+            filled = r.quantity > r.over_delivered
+            if (r.sku, r.location) in keys and filled and stored_utc(r.received_at) > since:
                 found.add((r.sku, r.location, r.po_number))
     return sorted(found)
 

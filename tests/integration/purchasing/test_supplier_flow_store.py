@@ -355,6 +355,25 @@ async def test_a_refused_po_reopened_and_received_keeps_its_replacement_from_goi
     assert (await po(sessions, again)).status == "suggested"
 
 
+async def test_a_late_carton_on_a_refused_po_does_not_block_its_replacement(
+    sessions, policy_for, cli
+):
+    """The supplier refuses the PO, so a new one is suggested; then 5 units turn up on the
+    refused PO anyway. They fill no line (an over-delivery), so the suggestion is still what
+    the SKU needs, and approving it sends it."""
+    number = await _ordered(sessions, policy_for)
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(ack(number, "TEE", 0, LineAckStatus.REJECTED)))
+    (again,) = [ln.po_number for ln in await lines_of(sessions, "TEE") if ln.po_number != number]
+    goods = receipt(number, "TEE", 5)
+    now = datetime.now(UTC)  # received after the suggestion was made
+    goods = dataclasses.replace(goods, data=goods.data.model_copy(update={"received_at": now}))
+    await receipt_step(sessions, goods)
+    result = await cli("approve", again, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["left_out"] == []
+
+
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_an_approved_po_wakes_the_relay(engine, sessions, policy_for, cli):
     """The PO `hub po approve` writes to the outbox is announced once committed, as the core's
