@@ -288,7 +288,8 @@ class StockPushOut:
             waits = [asyncio.ensure_future(s.idle.wait()) for s in waiting]
             waits.append(asyncio.ensure_future(self._failed.wait()))
             first = min(s.pushing_since for s in waiting) + patience - now
-            timeout = max(first, 0.0) if first != float("inf") else None
+            # (A push not started yet has no time: look again after `patience`.)
+            timeout = max(first, 0.0) if first != float("inf") else patience
             try:
                 await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:

@@ -180,7 +180,8 @@ async def test_a_shop_retrying_after_failures_does_not_hold_up_the_others(
     """Two shops on one channel, one of them down (or throttling, its client waiting out a
     40 s Retry-After inside one push): every batch hands it levels, and it does not take them.
     The shop that is up gets each level as it comes, not after the worker's whole wait (30 s
-    here) for the other."""
+    here) for the other. A first batch for the failing shop alone (a SKU only it sells, on a
+    channel of its own) holds up nothing either."""
     s = Settings(
         kafka_bootstrap=kafka.bootstrap,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
@@ -188,9 +189,11 @@ async def test_a_shop_retrying_after_failures_does_not_hold_up_the_others(
         consumer_session_timeout_ms=6000,
     )
     tag = uuid.uuid4().hex[:8]
-    channel = f"web{tag}"
-    up_name, down_name = f"up{tag}", f"down{tag}"
-    s.__dict__["hub"] = HubConfig(accounts={up_name: _market(channel), down_name: _market(channel)})
+    channel, alone = f"web{tag}", f"own{tag}"
+    up_name, down_name, also = f"up{tag}", f"down{tag}", f"also{tag}"
+    s.__dict__["hub"] = HubConfig(
+        accounts={up_name: _market(channel), down_name: _market(channel), also: _market(alone)}
+    )
     up, down = Shop(up=True), Shop(up=False, throttled=throttled)
     rt = Runtime(s)
     await rt.start({"relay"})
@@ -199,7 +202,11 @@ async def test_a_shop_retrying_after_failures_does_not_hold_up_the_others(
         pushes = PushWorker(
             s,
             rt.publisher,
-            transports={up_name: up.transport(), down_name: down.transport()},
+            transports={
+                up_name: up.transport(),
+                down_name: down.transport(),
+                also: down.transport(),
+            },
             drain_timeout=30.0,
         )
         pushes.pushout.backoff_initial = pushes.pushout.backoff_max = 0.2
@@ -208,6 +215,8 @@ async def test_a_shop_retrying_after_failures_does_not_hold_up_the_others(
         await pushes.start()
         await broker.start()
         try:
+            await _publish(rt, f"Z{tag}", 9, alone)
+            await _until(lambda: down.calls >= 1, limit=15.0)
             for n, sku in enumerate((f"A{tag}", f"B{tag}", f"C{tag}"), start=1):
                 await _publish(rt, sku, n, channel)
                 await _until(lambda sku=sku, n=n: up.stock.get(sku) == n, limit=15.0)
