@@ -82,20 +82,16 @@ class StockPushResult:
 class Unlisted:
     """SKUs a read of the shop's catalogue did not find. A push of such a SKU reads the whole
     catalogue again (a product may have been made since), but not before `ttl` seconds after
-    the read that missed it, nor within `ttl` of the last read a missing SKU made: a SKU the
-    shop does not sell, whose level changes with every sale on another channel's shop, would
-    otherwise spend the shop's rate limit on catalogue reads and hold up the pushes behind
-    it, and many of them, each new, would read the catalogue at every push."""
+    the read that missed it: a SKU the shop does not sell, whose level changes with every sale
+    on another channel's shop, would otherwise spend the shop's rate limit on catalogue reads
+    and hold up the pushes behind it."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._at: dict[str, float] = {}
-        self._last = -ttl - 1.0  # the last read a missing SKU made (monotonic)
 
     def worth_a_read(self, missing: Iterable[str]) -> bool:
         now = time.monotonic()
-        if now - self._last <= self.ttl:
-            return False
         return any(now - self._at.get(sku, -self.ttl - 1.0) > self.ttl for sku in missing)
 
     def read(self, missing: Iterable[str], listed: Iterable[str] = ()) -> None:
@@ -104,7 +100,6 @@ class Unlisted:
         for sku in listed:
             self._at.pop(sku, None)
         self._at.update((sku, now) for sku in missing)
-        self._last = now
 
 
 @runtime_checkable
