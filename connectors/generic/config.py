@@ -37,6 +37,7 @@ line_unit_price = "price"
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import jmespath
@@ -68,13 +69,37 @@ OPTIONAL = (
 
 class _Functions(functions.Functions):
     """JMESPath's functions, taking as numbers the `Decimal` amounts `parse_json` gives (they
-    accept only int and float): `sum(items[].amount)` adds them exactly."""
+    accept only int and float): `sum(items[].amount)` adds them exactly, `sort_by`, `min_by`
+    and `max_by` order by them, `type()` names them, and `to_number` keeps a decimal string's
+    cents exact (a float would be refused as money)."""
 
     def _get_allowed_pytypes(self, types: Any) -> Any:
         allowed, subtypes = super()._get_allowed_pytypes(types)
         if "float" in allowed:
             allowed = [*allowed, "Decimal"]
         return allowed, [(*sub, "Decimal") if "float" in sub else sub for sub in subtypes]
+
+    def _convert_to_jmespath_type(self, pyobject: Any) -> Any:
+        return "number" if pyobject == "Decimal" else super()._convert_to_jmespath_type(pyobject)
+
+    @functions.signature({"types": []})
+    def _func_type(self, arg: Any) -> Any:
+        return "number" if isinstance(arg, Decimal) else super()._func_type(arg)
+
+    @functions.signature({"types": []})
+    def _func_to_number(self, arg: Any) -> Any:
+        if isinstance(arg, Decimal):
+            return arg
+        if isinstance(arg, str):
+            try:
+                return int(arg)
+            except ValueError:
+                try:
+                    number = Decimal(arg.strip())
+                except ArithmeticError:
+                    return None
+                return number if number.is_finite() else None
+        return super()._func_to_number(arg)
 
 
 _OPTIONS = jmespath.Options(custom_functions=_Functions())

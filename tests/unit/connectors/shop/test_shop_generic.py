@@ -164,6 +164,22 @@ def test_jmespath_number_functions_take_the_decimal_amounts():
     assert (env.data.total, env.data.shipping) == (Decimal("39.80"), Decimal("4.50"))
 
 
+def test_to_number_keeps_the_cents_and_max_by_orders_decimal_amounts():
+    """`to_number("59.70")` was a float, which money refuses, and `max_by` refused `Decimal`
+    keys: both refused every real order."""
+    mapping = {
+        **MAPPING,
+        "total": "to_number(data.total)",
+        "shipping": "max_by(data.rates, &amount).amount",
+    }
+    event = json.loads(order_event())
+    event["data"]["rates"] = [{"amount": 4.5}, {"amount": 12}, {"amount": 7.25}]
+    body = json.dumps(event).encode()
+    [env] = CONNECTOR.parse(body, {}, account(mapping=mapping), NOW)
+    assert isinstance(env.data, OrderPlaced)
+    assert (env.data.total, env.data.shipping) == (Decimal("59.70"), Decimal("12"))
+
+
 def test_an_expression_failing_on_a_payload_is_the_account_s_fault_not_the_delivery_s():
     """Answered 400, the shop would drop the order for good; a mapping at fault is a
     `ConfigError` (503: sent again once the mapping is fixed)."""
