@@ -9,6 +9,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -65,6 +66,21 @@ async def _ordered(sessions, policy_for, sku: str = "TEE", mode: str = "auto") -
     await replenish_step(sessions, {sku})
     (line,) = await lines_of(sessions, sku)
     return line.po_number
+
+
+async def _tee_and_mug_ordered(sessions, policy_for) -> tuple[CoreProcessor, Any, Any]:
+    """TEE and MUG sold down to their reorder points: one PO orders both. The core, and the
+    PO's TEE and MUG lines."""
+    await policy_for("TEE")
+    await policy_for("MUG")
+    envs = [counted("TEE", 20, cid="seed-tee"), counted("MUG", 20, cid="seed-mug")]
+    for i in range(12):
+        for sku in ("TEE", "MUG"):
+            envs += [place(f"shop:{sku}{i}", [(sku, 1)]), fulfil(f"shop:{sku}{i}", [(sku, 1)])]
+    core = CoreProcessor(sessions, RULES)
+    await core.process(records(*envs))
+    (tee,), (mug,) = await lines_of(sessions, "TEE"), await lines_of(sessions, "MUG")
+    return core, tee, mug
 
 
 async def test_partial_delivery_and_price_mismatch_end_held_and_listed(sessions, policy_for, cli):
@@ -262,15 +278,7 @@ async def test_approving_leaves_out_only_the_lines_on_order_again(sessions, poli
     out; nothing is on order twice."""
     from schemas.purchasing import AcknowledgedLine, AckStatus, PurchaseOrderAcknowledged
 
-    await policy_for("TEE")
-    await policy_for("MUG")
-    envs = [counted("TEE", 20, cid="seed-tee"), counted("MUG", 20, cid="seed-mug")]
-    for i in range(12):
-        for sku in ("TEE", "MUG"):
-            envs += [place(f"shop:{sku}{i}", [(sku, 1)]), fulfil(f"shop:{sku}{i}", [(sku, 1)])]
-    core = CoreProcessor(sessions, RULES)
-    await core.process(records(*envs))
-    (tee,), (mug,) = await lines_of(sessions, "TEE"), await lines_of(sessions, "MUG")
+    core, tee, mug = await _tee_and_mug_ordered(sessions, policy_for)
     number = tee.po_number
 
     def answer(tee_status: LineAckStatus, hour: int) -> Envelope:
@@ -822,15 +830,7 @@ async def test_a_revision_reopening_a_line_of_a_closed_po_opens_the_po(sessions,
     then revises its answer to accept MUG after all: MUG is expected again, and so is the PO."""
     from schemas.purchasing import AcknowledgedLine, AckStatus, PurchaseOrderAcknowledged
 
-    await policy_for("TEE")
-    await policy_for("MUG")
-    envs = [counted("TEE", 20, cid="seed-tee"), counted("MUG", 20, cid="seed-mug")]
-    for i in range(12):
-        for sku in ("TEE", "MUG"):
-            envs += [place(f"shop:{sku}{i}", [(sku, 1)]), fulfil(f"shop:{sku}{i}", [(sku, 1)])]
-    core = CoreProcessor(sessions, RULES)
-    await core.process(records(*envs))
-    (tee,), (mug,) = await lines_of(sessions, "TEE"), await lines_of(sessions, "MUG")
+    core, tee, mug = await _tee_and_mug_ordered(sessions, policy_for)
     number = tee.po_number
 
     def answer(mug_status: LineAckStatus, hour: int) -> Envelope:
