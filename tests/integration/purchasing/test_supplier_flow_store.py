@@ -744,14 +744,7 @@ async def test_a_ship_notice_numbered_by_the_supplier_ships_the_lines_of_its_sku
 ):
     """One PO for two SKUs; the notice numbers its items itself, so that its line 1 is the
     PO's other SKU: each item is shipped on the line of its SKU."""
-    await policy_for("TEE")
-    await policy_for("MUG")
-    envs = [counted("TEE", 20, cid="seed-tee"), counted("MUG", 20, cid="seed-mug")]
-    for i in range(12):
-        for sku in ("TEE", "MUG"):
-            envs += [place(f"shop:{sku}{i}", [(sku, 1)]), fulfil(f"shop:{sku}{i}", [(sku, 1)])]
-    await CoreProcessor(sessions, RULES).process(records(*envs))
-    (tee,), (mug,) = await lines_of(sessions, "TEE"), await lines_of(sessions, "MUG")
+    _, tee, mug = await _tee_and_mug_ordered(sessions, policy_for)
     assert tee.po_number == mug.po_number and tee.line_number != mug.line_number
     notice = ShipmentNotified(
         po_number=tee.po_number,
